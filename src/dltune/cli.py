@@ -1,0 +1,289 @@
+"""The command line: thin, it parses options and calls the library.
+
+Heavy modules (torch, optuna) are imported inside the commands that need them, so that
+`dltune --help` and `dltune space --show` start fast. A DLTuneError is printed as one clear line
+and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import DLTuneError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STORAGE_HELP = "Optuna storage URL (sqlite:///FILE.db, postgresql://...)."
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def user_errors(func: F) -> F:
+    """Turn dltune's own errors into a message and exit status 2 (no traceback)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DLTuneError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dltune")
+def main() -> None:
+    """Tune the hyperparameters of dense neural networks, and explain the result."""
+
+
+def _storage_option(func: F) -> F:
+    from .storage import DEFAULT_STORAGE
+
+    return click.option(
+        "--storage", default=DEFAULT_STORAGE, show_default=True, help=STORAGE_HELP
+    )(func)
+
+
+@main.command()
+@click.argument("space", required=False, type=click.Path(dir_okay=False))
+@click.option("--data", "data", default="digits", show_default=True,
+              help="digits, mnist, a folder of IDX files, or a .csv/.parquet/.npz file.")
+@click.option("--target", help="The target column of a .csv or .parquet file.")
+@click.option("--task", type=click.Choice(["classification", "regression"]),
+              help="Override the task told from the target.")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Where local copies of downloadable data live (or DLTUNE_DATA_DIR).")
+@_storage_option
+@click.option("--study", "study_name", help="Study name [default: SPACE's name and the data's].")
+@click.option("--trials", type=click.IntRange(min=1), help="Run N more trials [default: 50].")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Stop starting trials after S seconds.")
+@click.option("--seed", type=int, help="Seed of the sampler and of the trials' weights.")
+@click.option("--sampler", type=click.Choice(["tpe", "random", "grid", "gp"]), default="tpe",
+              show_default=True)
+@click.option("--schedule", type=click.Choice(["asha", "median", "none"]), default="asha",
+              show_default=True, help="How weak trials are stopped early.")
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu or cuda.")
+@user_errors
+def run(
+    space: str | None,
+    data: str,
+    target: str | None,
+    task: str | None,
+    data_dir: str | None,
+    storage: str,
+    study_name: str | None,
+    trials: int | None,
+    timeout: float | None,
+    seed: int | None,
+    sampler: str,
+    schedule: str,
+    device: str,
+) -> None:
+    """Run (or continue) a study: SPACE is a YAML search space [default: the built-in one]."""
+    import optuna
+
+    from .cli_display import best_table, make_progress
+    from .tuner import tune
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    console = _console()
+    result = tune(
+        space,
+        data,
+        storage=storage,
+        study_name=study_name,
+        trials=trials,
+        timeout=timeout,
+        seed=seed,
+        sampler=sampler,
+        schedule=schedule,
+        device=device,
+        target=target,
+        task=task,
+        data_dir=data_dir,
+        progress=make_progress(console),
+    )
+    from .records import state_counts
+
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(state_counts(result.study).items()))
+    console.print(
+        f"\n{result.trials_run} trials in {result.seconds:.0f}s this run; "
+        f"study {result.study.study_name!r} now holds {len(result.study.trials)} ({counts})."
+    )
+    for note in result.notes:
+        console.print(f"note: {note}")
+    if result.best is None:
+        console.print("No trial completed yet: there is no best configuration.")
+    else:
+        console.print(best_table(result.best, f"Best configuration ({result.data.describe()})"))
+    console.print(f"Stored in {result.storage} as study {result.study.study_name!r}.")
+    console.print(
+        f"See it again: dltune best --storage {result.storage} --study {result.study.study_name}"
+    )
+    if result.interrupted:
+        console.print("Interrupted: finished trials are kept; run the same command to continue.")
+        sys.exit(130)
+
+
+def _load_study(storage: str, study_name: str | None) -> Any:
+    """A study from storage; without a name, the only one or the most recently used."""
+    import optuna
+
+    from .errors import StudyError
+    from .storage import normalize_url, open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = normalize_url(storage)
+    backend = open_storage(url)
+    summaries = optuna.get_all_study_summaries(backend, include_best_trial=False)
+    names = [s.study_name for s in summaries]
+    if not names:
+        raise StudyError(f"storage {url} holds no study yet; run `dltune run` first")
+    if study_name is None:
+        latest = max(summaries, key=lambda s: (s.datetime_start is not None, s.datetime_start))
+        study_name = latest.study_name
+    elif study_name not in names:
+        from .errors import did_you_mean
+
+        raise StudyError(
+            f"study {study_name!r} is not in {url};{did_you_mean(study_name, names)} "
+            f"It holds: {', '.join(names)}"
+        )
+    return optuna.load_study(study_name=study_name, storage=backend)
+
+
+@main.command()
+@_storage_option
+@click.option("--study", "study_name", help="Study name [default: the most recent].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@user_errors
+def best(storage: str, study_name: str | None, as_json: bool) -> None:
+    """The best trial of a study."""
+    from .cli_display import best_table
+    from .errors import StudyError
+    from .records import best_record
+
+    study = _load_study(storage, study_name)
+    record = best_record(study)
+    if record is None:
+        raise StudyError(f"study {study.study_name!r} has no complete trial yet")
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+    else:
+        _console().print(best_table(record, f"Best of study {study.study_name!r}"))
+
+
+@main.command()
+@_storage_option
+@click.option("--study", "study_name", help="Study name [default: the most recent].")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@user_errors
+def trials(storage: str, study_name: str | None, as_json: bool) -> None:
+    """One row per trial of a study."""
+    from rich.table import Table
+
+    from .cli_display import config_text
+    from .records import trial_records
+
+    study = _load_study(storage, study_name)
+    records = trial_records(study)
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    table = Table(title=f"Trials of study {study.study_name!r}", title_justify="left")
+    for column in ("trial", "state", "value", "epochs", "best epoch", "seconds", "configuration"):
+        table.add_column(column, justify="right" if column != "configuration" else "left")
+    for r in records:
+        table.add_row(
+            str(r["trial"]),
+            r["state"],
+            "-" if r["value"] is None else f"{r['value']:.4f}",
+            str(r["epochs"]),
+            "-" if r["best_epoch"] is None else str(r["best_epoch"]),
+            "-" if r["seconds"] is None else f"{r['seconds']:.1f}",
+            config_text(r["params"]),
+        )
+    _console().print(table)
+
+
+@main.command()
+@_storage_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@user_errors
+def studies(storage: str, as_json: bool) -> None:
+    """The studies in a storage."""
+    import optuna
+    from rich.table import Table
+
+    from .storage import normalize_url, open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = normalize_url(storage)
+    summaries = optuna.get_all_study_summaries(open_storage(url), include_best_trial=True)
+    rows = [
+        {
+            "study": s.study_name,
+            "trials": s.n_trials,
+            "direction": s.direction.name.lower(),
+            "best": s.best_trial.value if s.best_trial else None,
+            "metric": (s.user_attrs.get("dltune") or {}).get("metric"),
+            "started": s.datetime_start.isoformat(timespec="seconds") if s.datetime_start else None,
+        }
+        for s in summaries
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"{url} holds no study yet.")
+        return
+    table = Table(title=f"Studies in {url}", title_justify="left")
+    for column in ("study", "trials", "metric", "best", "started"):
+        table.add_column(column)
+    for row in rows:
+        best_value = "-" if row["best"] is None else f"{row['best']:.4f}"
+        table.add_row(
+            row["study"], str(row["trials"]), str(row["metric"] or "-"), best_value,
+            str(row["started"] or "-"),
+        )
+    _console().print(table)
+
+
+@main.command()
+@click.option("--show", "show", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Print the parsed space of FILE.")
+@click.option("--yaml", "as_yaml", is_flag=True, help="Print the canonical YAML.")
+@user_errors
+def space(show: str | None, as_yaml: bool) -> None:
+    """Show a search space as dltune reads it [default: the built-in space]."""
+    from rich.table import Table
+
+    from .space import SearchSpace
+
+    parsed = SearchSpace.from_file(show) if show else SearchSpace.default()
+    if as_yaml:
+        click.echo(parsed.to_yaml(), nl=False)
+        return
+    table = Table(title=f"Search space {parsed.name!r} ({parsed.source})", title_justify="left")
+    table.add_column("key", style="bold")
+    table.add_column("values")
+    for key, description in parsed.describe():
+        table.add_row(key, description)
+    _console().print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

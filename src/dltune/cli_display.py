@@ -1,0 +1,211 @@
+"""What the command line shows while a study runs and when it ends (rich, or plain lines).
+
+A live display when output is a terminal; one plain line per trial when it is not (logs, CI).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from .config import Config
+from .engine.result import EpochReport
+from .progress import ProgressListener
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _fmt_value(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def config_text(params: dict[str, Any]) -> str:
+    try:
+        return Config.from_dict(params).short()
+    except (KeyError, TypeError, ValueError):
+        return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+class _Tracker(ProgressListener):
+    """Counts shared by both displays."""
+
+    def __init__(self) -> None:
+        self.info: dict[str, Any] = {}
+        self.started = time.perf_counter()
+        self.done = 0
+        self.counts: dict[str, int] = {}
+        self.best: dict[str, Any] | None = None
+        self.current: tuple[int, Config] | None = None
+        self.last_epoch: EpochReport | None = None
+
+    def study_started(self, info: dict[str, Any]) -> None:
+        self.info = info
+        self.started = time.perf_counter()
+
+    def trial_started(self, number: int, config: Config) -> None:
+        self.current, self.last_epoch = (number, config), None
+
+    def epoch_done(self, number: int, report: EpochReport) -> None:
+        self.last_epoch = report
+
+    def trial_finished(self, record: dict[str, Any], best: dict[str, Any] | None) -> None:
+        self.done += 1
+        self.counts[record["state"]] = self.counts.get(record["state"], 0) + 1
+        self.best = best
+        self.current = None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def remaining(self) -> float | None:
+        timeout, budget = self.info.get("timeout"), self.info.get("trials")
+        left = []
+        if timeout:
+            left.append(timeout - self.elapsed())
+        if budget and self.done:
+            left.append(self.elapsed() / self.done * (budget - self.done))
+        return min(left) if left else None
+
+    def counts_text(self) -> str:
+        return ", ".join(f"{n} {state}" for state, n in sorted(self.counts.items()))
+
+
+class PlainProgress(_Tracker):
+    """One line per trial, for logs and pipes."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self.console = console
+
+    def study_started(self, info: dict[str, Any]) -> None:
+        super().study_started(info)
+        budget = info["trials"] if info["trials"] is not None else "until timeout"
+        self.console.print(
+            f"study {info['study']!r} in {info['storage']} · {info['data']} · "
+            f"metric {info['metric']} · {info['existing_trials']} trials so far · "
+            f"this run: {budget} trials"
+            + (f", timeout {info['timeout']:g}s" if info["timeout"] else ""),
+            highlight=False,
+        )
+        for note in info.get("notes", []):
+            self.console.print(f"note: {note}", highlight=False)
+
+    def trial_finished(self, record: dict[str, Any], best: dict[str, Any] | None) -> None:
+        super().trial_finished(record, best)
+        best_text = f"best {_fmt_value(best['value'])} (#{best['trial']})" if best else "no best"
+        self.console.print(
+            f"trial {record['trial']:>4} {record['state']:<9} "
+            f"{_fmt_value(record['value'])} after {record['epochs']} epochs "
+            f"in {record['seconds'] or 0:.1f}s · {best_text} · {config_text(record['params'])}",
+            highlight=False,
+        )
+
+
+class LiveProgress(_Tracker):
+    """A live panel on a terminal: trials done, the best so far, time elapsed and left."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self.console = console
+        self.live = Live(console=console, refresh_per_second=4, transient=False)
+
+    def _render(self) -> Group:
+        info = self.info
+        lines = [
+            Text.assemble(
+                ("study ", "dim"), (str(info.get("study")), "bold"),
+                ("  storage ", "dim"), str(info.get("storage")),
+            ),
+            Text.assemble(("data ", "dim"), str(info.get("data"))),
+        ]
+        budget = info.get("trials")
+        done = f"{self.done}/{budget}" if budget else str(self.done)
+        remaining = self.remaining()
+        lines.append(
+            Text.assemble(
+                ("trials ", "dim"), (done, "bold"),
+                f"  ({self.counts_text() or 'none yet'})",
+                ("  elapsed ", "dim"), _fmt_time(self.elapsed()),
+                ("  left ", "dim"), "~" + _fmt_time(remaining) if remaining is not None else "?",
+            )
+        )
+        if self.current is not None:
+            number, config = self.current
+            epoch = self.last_epoch
+            progress = (
+                f"epoch {epoch.epoch}/{config.epochs} {info.get('metric')} {epoch.val_metric:.4f}"
+                if epoch
+                else "starting"
+            )
+            lines.append(Text.assemble(("now ", "dim"), f"#{number} {progress}  {config.short()}"))
+        if self.best:
+            lines.append(
+                Text.assemble(
+                    ("best ", "dim"),
+                    (f"{self.best['metric']} {_fmt_value(self.best['value'])}", "bold green"),
+                    f" (#{self.best['trial']}, epoch {self.best['best_epoch']})  ",
+                    config_text(self.best["params"]),
+                )
+            )
+        return Group(*lines)
+
+    def study_started(self, info: dict[str, Any]) -> None:
+        super().study_started(info)
+        for note in info.get("notes", []):
+            self.console.print(f"note: {note}", highlight=False)
+        self.live.update(self._render())
+        self.live.start()
+
+    def trial_started(self, number: int, config: Config) -> None:
+        super().trial_started(number, config)
+        self.live.update(self._render())
+
+    def epoch_done(self, number: int, report: EpochReport) -> None:
+        super().epoch_done(number, report)
+        self.live.update(self._render())
+
+    def trial_finished(self, record: dict[str, Any], best: dict[str, Any] | None) -> None:
+        super().trial_finished(record, best)
+        self.live.update(self._render())
+
+    def study_finished(self) -> None:
+        self.current = None
+        self.live.update(self._render())
+        self.live.stop()
+
+
+def make_progress(console: Console) -> ProgressListener:
+    return LiveProgress(console) if console.is_terminal else PlainProgress(console)
+
+
+def best_table(best: dict[str, Any], title: str) -> Table:
+    """The best configuration and its metrics, as a two-column table."""
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="dim")
+    table.add_column()
+    metric = best.get("metric") or "value"
+    table.add_row("trial", f"#{best['trial']}")
+    table.add_row(f"validation {metric}", _fmt_value(best["value"]))
+    table.add_row(f"test {metric}", _fmt_value(best["test"]) if best["test"] is not None else "-")
+    table.add_row("best epoch", f"{best['best_epoch']} of {best['epochs']} run")
+    params = dict(best["params"])
+    for key in (
+        "layers", "units", "activation", "dropout", "loss", "optimizer",
+        "learning_rate", "weight_decay", "batch_size", "epochs",
+    ):
+        if key in params:
+            value = params.pop(key)
+            if isinstance(value, float):
+                value = f"{value:.4g}"
+            table.add_row(key, str(value))
+    for key, value in params.items():
+        table.add_row(key, str(value))
+    return table

@@ -1,0 +1,214 @@
+"""``from_arrays``: the path every loader goes through (checks, task, labels, split, scaling)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from dltune.errors import DataError
+
+from .checks import as_features, as_target
+from .dataset import Dataset, Task, digest_arrays
+from .split import split_one, split_three
+from .task import detect_task, encode_labels
+
+MIN_SAMPLES = 10  # in the training part, before validation/test are carved from it
+_CHUNK = 8192  # rows per chunk when computing feature statistics (bounds float64 temporaries)
+
+
+def feature_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std (ddof 0) of ``x`` as float32; a zero std is replaced by 1.
+
+    Accumulates in float64 over row chunks, so a large float32 array needs no float64 copy.
+    """
+    n, d = x.shape
+    total = np.zeros(d, dtype=np.float64)
+    for start in range(0, n, _CHUNK):
+        total += x[start : start + _CHUNK].sum(axis=0, dtype=np.float64)
+    mean = total / n
+    squares = np.zeros(d, dtype=np.float64)
+    for start in range(0, n, _CHUNK):
+        squares += ((x[start : start + _CHUNK] - mean) ** 2).sum(axis=0)
+    mean32 = mean.astype(np.float32)
+    std32 = np.sqrt(squares / n).astype(np.float32)
+    std32[std32 == 0] = 1.0  # a constant feature: centred, not scaled
+    return mean32, std32
+
+
+def standardize(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return ((x - mean) / std).astype(np.float32, copy=False)
+
+
+def _feature_names(names: Sequence[str] | None, n_features: int, where: str) -> list[str] | None:
+    if names is None:
+        return None
+    names = [str(n) for n in names]
+    if len(names) != n_features:
+        raise DataError(
+            f"{where}: {len(names)} feature names given for {n_features} feature columns."
+        )
+    return names
+
+
+def _pair(
+    x: Any, y: Any, label: str, where: str, names: Sequence[str] | None, n_features: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A given validation or test split, checked against the training part; None if absent."""
+    if x is None and y is None:
+        return None
+    if x is None or y is None:
+        given, missing = ("x", "y") if y is None else ("y", "x")
+        raise DataError(
+            f"{where}: {given}_{label} is given without {missing}_{label}; give both or neither."
+        )
+    xa = as_features(x, f"{where} (x_{label})", names)
+    ya = as_target(y, f"{where} (y_{label})")
+    if len(xa) != len(ya):
+        raise DataError(
+            f"{where}: x_{label} has {len(xa)} rows but y_{label} has {len(ya)}; "
+            f"they must match row for row."
+        )
+    if len(xa) == 0:
+        raise DataError(f"{where}: x_{label} and y_{label} are empty.")
+    if xa.shape[1] != n_features:
+        raise DataError(
+            f"{where}: x_{label} has {xa.shape[1]} features but x has {n_features}; "
+            f"every split needs the same feature columns."
+        )
+    return xa, ya
+
+
+def from_arrays(
+    x: Any,
+    y: Any,
+    *,
+    name: str = "arrays",
+    task: str | None = None,
+    seed: int = 0,
+    x_val: Any = None,
+    y_val: Any = None,
+    x_test: Any = None,
+    y_test: Any = None,
+    feature_names: Sequence[str] | None = None,
+    source: str | None = None,
+) -> Dataset:
+    """Build a :class:`Dataset` from arrays: check, detect the task, encode, split, standardize.
+
+    ``x`` is ``(n, n_features)`` (n-d inputs such as images are flattened), ``y`` one target per
+    row. Validation and test splits given as arrays are used as they are; a missing one is carved
+    from ``x`` (15%, stratified for classification, ``seed``); with neither, 70/15/15.
+    ``task`` ("classification"/"regression") overrides detection. ``source`` (default ``name``)
+    is what error messages and ``Dataset.source`` name.
+    """
+    where = source or name
+    xa = as_features(x, where, feature_names)
+    names = _feature_names(feature_names, xa.shape[1], where)
+    ya = as_target(y, f"{where} (target)")
+    if len(xa) != len(ya):
+        raise DataError(
+            f"{where}: x has {len(xa)} rows but y has {len(ya)}; they must match row for row."
+        )
+    if len(xa) < MIN_SAMPLES:
+        raise DataError(
+            f"{where}: only {len(xa)} sample(s) to train on; dltune needs at least {MIN_SAMPLES} "
+            f"(and far more to tune anything meaningful)."
+        )
+    val = _pair(x_val, y_val, "val", where, names, xa.shape[1])
+    test = _pair(x_test, y_test, "test", where, names, xa.shape[1])
+
+    ys = [ya] + [p[1] for p in (val, test) if p is not None]
+    if any(v.dtype.kind == "U" for v in ys):
+        ys = [v.astype(str) for v in ys]  # text labels in one split: compare all as text
+    detected, reason = detect_task(np.concatenate(ys), task, where)
+    classes: list[Any] | None = None
+    if detected == "classification":
+        ys, classes = encode_labels(ys)
+        _check_classes(ys[0], classes, where)
+        ys = [v.astype(np.int64) for v in ys]
+    else:
+        ys = [v.astype(np.float32) for v in ys]
+    rest = iter(ys[1:])
+    if val is not None:
+        val = (val[0], next(rest))
+    if test is not None:
+        test = (test[0], next(rest))
+
+    splits, how = _split(xa, ys[0], val, test, seed, classes)
+    x_train, y_train, x_val, y_val, x_test, y_test = splits
+    digest = digest_arrays(splits, classes)
+
+    mean, std = feature_stats(x_train)
+    target_mean = target_std = None
+    if classes is None:
+        target_mean, target_std = (
+            float(y_train.mean(dtype=np.float64)),
+            float(y_train.std(dtype=np.float64)),
+        )
+        if target_std == 0:
+            raise DataError(
+                f"{where}: the target is constant ({target_mean!r}) in the training split; "
+                f"there is nothing to learn."
+            )
+    final_task: Task = "classification" if classes is not None else "regression"
+    return Dataset(
+        name=name,
+        source=where,
+        task=final_task,
+        task_reason=reason,
+        x_train=standardize(x_train, mean, std),
+        y_train=y_train,
+        x_val=standardize(x_val, mean, std),
+        y_val=y_val,
+        x_test=standardize(x_test, mean, std),
+        y_test=y_test,
+        feature_names=names,
+        classes=classes,
+        x_mean=mean,
+        x_std=std,
+        target_mean=target_mean,
+        target_std=target_std,
+        split=how,
+        raw_digest=digest,
+    )
+
+
+Pair = tuple[np.ndarray, np.ndarray]
+
+
+def _split(
+    x: np.ndarray,
+    y: np.ndarray,
+    val: Pair | None,
+    test: Pair | None,
+    seed: int,
+    classes: list[Any] | None,
+) -> tuple[tuple[np.ndarray, ...], str]:
+    """(x_train, y_train, x_val, y_val, x_test, y_test) and how they were made: given splits
+    kept as they are, missing ones carved from (x, y)."""
+    labels = y if classes is not None else None  # stratify classification only
+    if val is None:
+        if test is None:
+            tr, va, te, how = split_three(len(x), labels, seed, classes)
+            return (x[tr], y[tr], x[va], y[va], x[te], y[te]), how
+        tr, va, how = split_one(len(x), labels, seed, "validation", classes)
+        return (x[tr], y[tr], x[va], y[va], *test), f"test given; {how}"
+    if test is None:
+        tr, te, how = split_one(len(x), labels, seed, "test", classes)
+        return (x[tr], y[tr], *val, x[te], y[te]), f"validation given; {how}"
+    return (x, y, *val, *test), "given"
+
+
+def _check_classes(y_train: np.ndarray, classes: list[Any], where: str) -> None:
+    if len(classes) < 2:
+        raise DataError(
+            f"{where}: the target has one class only ({classes[0]!r}); classification needs at "
+            f"least two. Check the target column, or use task 'regression' for a number."
+        )
+    present = np.unique(y_train)
+    if len(present) < 2:
+        raise DataError(
+            f"{where}: the training data has one class only ({classes[int(present[0])]!r}); "
+            f"classification needs at least two."
+        )

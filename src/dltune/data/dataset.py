@@ -1,0 +1,104 @@
+"""The :class:`Dataset` every engine trains on: three standardized splits and how they were made."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Task = Literal["classification", "regression"]
+TASKS: tuple[str, ...] = ("classification", "regression")
+
+
+def digest_arrays(arrays: Iterable[np.ndarray], classes: list[Any] | None = None) -> str:
+    """sha256 over arrays (dtype, shape and little-endian bytes) and the class labels, in order.
+
+    Independent of the machine's byte order and of memory layout, so two workers that load the
+    same data the same way agree on it.
+    """
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(a.tobytes())
+    h.update(repr(classes).encode())
+    return h.hexdigest()
+
+
+@dataclass(eq=False, repr=False)
+class Dataset:
+    """Train/validation/test splits, standardized with statistics of the training split alone.
+
+    ``x_*`` are float32 ``(n, n_features)``; ``y_*`` are int64 class indices ``0..K-1``
+    (classification; ``classes[k]`` is the original label of index k) or float32 targets in
+    their original units (regression; engines standardize them with ``target_mean`` and
+    ``target_std``).
+    """
+
+    name: str
+    source: str  # a built-in name ("digits", "mnist") or the path it was read from
+    task: Task
+    task_reason: str  # why this task, e.g. "target has 10 distinct integer values"
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    feature_names: list[str] | None
+    classes: list[Any] | None
+    x_mean: np.ndarray  # float32 (n_features,), of the training split
+    x_std: np.ndarray  # float32 (n_features,), of the training split; zeros replaced by 1
+    target_mean: float | None
+    target_std: float | None
+    split: str  # how it was split, e.g. "70/15/15 stratified, seed 0" or "given"
+    # sha256 of the split arrays before standardization, set by from_arrays; see fingerprint().
+    raw_digest: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"Dataset task must be one of {TASKS}. Got {self.task!r}.")
+
+    @property
+    def n_features(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def n_classes(self) -> int | None:
+        if self.task != "classification" or self.classes is None:
+            return None
+        return len(self.classes)
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        """(train, validation, test) sample counts."""
+        return (len(self.y_train), len(self.y_val), len(self.y_test))
+
+    def fingerprint(self) -> str:
+        """A stable sha256 hex digest of the data: same source, splits and seed, same digest.
+
+        It covers the raw (unstandardized) split arrays and the class labels, recorded when the
+        dataset was built; a Dataset built by hand hashes the arrays it holds instead.
+        """
+        if self.raw_digest:
+            return self.raw_digest
+        arrays = (self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test)
+        return digest_arrays(arrays, self.classes)
+
+    def describe(self) -> str:
+        """One line, e.g. 'digits: classification (10 classes), 64 features, 1257/270/270 ...'."""
+        task: str = self.task
+        if self.n_classes is not None:
+            task += f" ({self.n_classes} classes)"
+        n_train, n_val, n_test = self.sizes
+        return (
+            f"{self.name}: {task}, {self.n_features} features, "
+            f"{n_train}/{n_val}/{n_test} train/val/test"
+        )
+
+    def __repr__(self) -> str:
+        return f"<Dataset {self.describe()}; split {self.split}>"

@@ -1,0 +1,286 @@
+"""Readers for data files: .csv (csv module), .parquet (pyarrow, optional), .npz, IDX folders.
+
+Each reader turns a file into arrays, with errors naming the file, column and line, and hands
+them to :func:`from_arrays`.
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dltune.errors import DataError, did_you_mean
+
+from .arrays import from_arrays
+from .checks import check_finite
+from .dataset import Dataset
+from .idx import find_idx_pairs, read_pair, split_pairs
+
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})  # lower-cased, stripped
+
+
+def target_index(columns: Sequence[str], target: str | int | None, path: Path) -> int:
+    """The index of the target column: its name, or an integer position (negative from the end)."""
+    listed = ", ".join(repr(c) for c in columns)
+    if target is None:
+        raise DataError(
+            f"{path}: say which column is the target (--target COLUMN, or target= in Python). "
+            f"Columns: {listed}."
+        )
+    if str(target) in columns:
+        return list(columns).index(str(target))
+    try:
+        position = int(target)
+    except ValueError:
+        position = None
+    if position is not None and -len(columns) <= position < len(columns):
+        return position % len(columns)
+    raise DataError(
+        f"{path}: no column {str(target)!r}.{did_you_mean(target, columns)} Columns: {listed}."
+    )
+
+
+def _check_header(header: list[str], path: Path) -> list[str]:
+    names = [h.strip() for h in header]
+    for j, h in enumerate(names):
+        if not h:
+            raise DataError(f"{path}: column {j} has an empty name in the header row; name it.")
+    seen: set[str] = set()
+    for h in names:
+        if h in seen:
+            raise DataError(f"{path}: column name {h!r} appears twice in the header; rename one.")
+        seen.add(h)
+    if all(_is_number(h) for h in names):
+        raise DataError(
+            f"{path}: the first row ({', '.join(names[:5])}...) looks like data, not a header. "
+            f"Add a header row naming the columns."
+        )
+    return names
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_csv(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """(column names, rows of text cells, file line number of each row); blank lines skipped."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            first = f.readline()
+            f.seek(0)
+            if path.suffix.lower() == ".tsv":
+                delimiter = "\t"
+            else:  # the first separator found in the header row
+                delimiter = next((d for d in ",;\t|" if d in first), ",")
+            reader = csv.reader(f, delimiter=delimiter)
+            header: list[str] | None = None
+            rows: list[list[str]] = []
+            lines: list[int] = []
+            for row in reader:
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if header is None:
+                    header = _check_header(row, path)
+                    continue
+                if len(row) != len(header):
+                    raise DataError(
+                        f"{path}: line {reader.line_num} has {len(row)} fields but the header "
+                        f"has {len(header)}."
+                    )
+                rows.append(row)
+                lines.append(reader.line_num)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e}); save it as UTF-8 CSV.") from None
+    except csv.Error as e:
+        raise DataError(f"{path}: cannot parse as CSV: {e}.") from None
+    if header is None:
+        raise DataError(f"{path}: the file is empty; it needs a header row and data rows.")
+    if not rows:
+        raise DataError(f"{path}: the file has a header row but no data rows.")
+    return header, rows, lines
+
+
+def _parse_numbers(cells: list[str]) -> np.ndarray | None:
+    """The cells as float64 (missing tokens as NaN), or None if any cell is not a number."""
+    out = np.empty(len(cells), dtype=np.float64)
+    for i, c in enumerate(cells):
+        try:
+            out[i] = float(c)
+        except ValueError:
+            if c.strip().lower() in MISSING_TOKENS:
+                out[i] = np.nan
+            else:
+                return None
+    return out
+
+
+def load_csv(path: Path, target: str | int | None, task: str | None, seed: int) -> Dataset:
+    columns, rows, lines = read_csv(path)
+    t = target_index(columns, target, path)
+
+    def row_label(i: int) -> str:
+        return f"line {lines[i]}"
+
+    features: list[np.ndarray] = []
+    for j, name in enumerate(columns):
+        if j == t:
+            continue
+        values = _parse_numbers([r[j] for r in rows])
+        if values is None:
+            i, cell = next((i, r[j]) for i, r in enumerate(rows) if _parse_numbers([r[j]]) is None)
+            raise DataError(
+                f"{path}: feature column {name!r} is not numeric ({row_label(i)} holds {cell!r}). "
+                f"Encode it as numbers (e.g. one-hot) or drop the column."
+            )
+        features.append(values)
+    names = [c for j, c in enumerate(columns) if j != t]
+    if not names:
+        raise DataError(f"{path}: there is no feature column besides the target {columns[t]!r}.")
+    x = np.stack(features, axis=1)
+    check_finite(x, str(path), names, row_label)
+
+    cells = [r[t] for r in rows]
+    missing = [i for i, c in enumerate(cells) if c.strip().lower() in MISSING_TOKENS]
+    if missing:
+        raise DataError(
+            f"{path}: the target column {columns[t]!r} is empty or NaN at {row_label(missing[0])} "
+            f"({len(missing)} row(s) in all). Drop those rows or fill them in."
+        )
+    numbers = _parse_numbers(cells)
+    y: np.ndarray = numbers if numbers is not None else np.array([c.strip() for c in cells])
+    if numbers is not None and not np.isfinite(numbers).all():
+        i = int(np.argmin(np.isfinite(numbers)))
+        raise DataError(f"{path}: the target column {columns[t]!r} is infinite at {row_label(i)}.")
+    return from_arrays(
+        x, y, name=path.stem, task=task, seed=seed, feature_names=names, source=str(path)
+    )
+
+
+def load_parquet(path: Path, target: str | int | None, task: str | None, seed: int) -> Dataset:
+    try:  # optional: only .parquet files need it
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(
+            f"{path}: reading .parquet files needs pyarrow, which is not installed. "
+            f"Install it with: pip install 'dltune[parquet]'"
+        ) from None
+    try:
+        table = pq.read_table(path)
+    except (OSError, ValueError, pa.ArrowException) as e:
+        raise DataError(f"{path}: cannot read as Parquet: {e}") from None
+    columns = list(table.column_names)
+    t = target_index(columns, target, path)
+    if table.num_rows == 0:
+        raise DataError(f"{path}: the table has no rows.")
+    names = [c for j, c in enumerate(columns) if j != t]
+    if not names:
+        raise DataError(f"{path}: there is no feature column besides the target {columns[t]!r}.")
+    features = []
+    for name in names:
+        col = table.column(name)
+        kind = col.type
+        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+        if not (numeric or pa.types.is_boolean(kind) or pa.types.is_decimal(kind)):
+            raise DataError(
+                f"{path}: feature column {name!r} is not numeric (type {kind}). "
+                f"Encode it as numbers (e.g. one-hot) or drop the column."
+            )
+        features.append(col.cast(pa.float64()).to_numpy())  # nulls become NaN
+    x = np.stack(features, axis=1)
+    check_finite(x, str(path), names)
+
+    col = table.column(columns[t])
+    if col.null_count:
+        first = int(np.argmax(col.is_null().to_numpy()))
+        raise DataError(
+            f"{path}: the target column {columns[t]!r} is null at row {first} "
+            f"({col.null_count} row(s) in all). Drop those rows or fill them in."
+        )
+    kind = col.type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+        y = col.to_numpy()
+    else:  # strings, categories, dates...: labels
+        y = np.array([str(v) for v in col.to_pylist()])
+    return from_arrays(
+        x, y, name=path.stem, task=task, seed=seed, feature_names=names, source=str(path)
+    )
+
+
+NPZ_KEYS = ("x", "y", "x_val", "y_val", "x_test", "y_test", "feature_names")
+
+
+def load_npz(path: Path, task: str | None, seed: int) -> Dataset:
+    """Arrays x, y and optionally x_val, y_val, x_test, y_test, feature_names."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays: dict[str, Any] = {k: npz[k] for k in npz.files}
+    except ValueError as e:
+        raise DataError(
+            f"{path}: cannot read ({e}). Save plain number or string arrays with "
+            f"np.savez(path, x=..., y=...)."
+        ) from None
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz file ({e}).") from None
+    found = ", ".join(repr(k) for k in arrays) or "none"
+    for key in arrays:
+        if key not in NPZ_KEYS:
+            raise DataError(
+                f"{path}: unexpected array {key!r}.{did_you_mean(key, NPZ_KEYS)} "
+                f"Accepted names: {', '.join(NPZ_KEYS)}."
+            )
+    for key in ("x", "y"):
+        if key not in arrays:
+            raise DataError(
+                f"{path}: no array {key!r} (arrays in it: {found}). Save the features as x and "
+                f"the target as y: np.savez(path, x=..., y=...)."
+            )
+    names = arrays.pop("feature_names", None)
+    return from_arrays(
+        name=path.stem,
+        task=task,
+        seed=seed,
+        source=str(path),
+        feature_names=None if names is None else [str(n) for n in names],
+        **arrays,
+    )
+
+
+def load_idx_dir(directory: Path, task: str | None, seed: int) -> Dataset:
+    """A folder of IDX files: a train pair and a test pair, or one pair (split 70/15/15)."""
+    pairs, lonely = find_idx_pairs(directory)
+    if lonely:
+        raise DataError(
+            f"{directory}: {', '.join(lonely)} has no matching images/labels partner "
+            f"(e.g. train-images-idx3-ubyte.gz goes with train-labels-idx1-ubyte.gz)."
+        )
+    if not pairs:
+        raise DataError(
+            f"{directory}: no IDX files found. A data folder needs an images file and a labels "
+            f"file, e.g. train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz (and "
+            f"optionally a t10k- pair as the test split)."
+        )
+    train, test = split_pairs(pairs, directory)
+    x, y = read_pair(train)
+    x_test = y_test = None
+    if test is not None:
+        x_test, y_test = read_pair(test)
+    return from_arrays(
+        x,
+        y,
+        x_test=x_test,
+        y_test=y_test,
+        name=directory.name,
+        source=str(directory),
+        task=task,
+        seed=seed,
+    )

@@ -1,0 +1,37 @@
+"""What an engine reports about a trained configuration: plain data, no tensors but the weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    epoch: int  # 1-based
+    train_loss: float  # mean training loss over the epoch's batches
+    val_loss: float
+    val_metric: float
+    seconds: float  # wall time of this epoch, evaluation included
+
+
+@dataclass
+class TrainResult:
+    """The outcome of training one configuration.
+
+    status: "complete" (ran its epochs or stopped on a plateau), "pruned" (stopped by the
+    scheduler), "diverged" (the training loss became NaN or infinite).
+    """
+
+    status: str
+    history: list[EpochReport] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_value: float | None = None
+    diverged_epoch: int | None = None
+    stopped_early: bool = False  # stopped on a validation plateau (patience)
+    seconds: float = 0.0
+    best_state: dict[str, Any] | None = None  # weights at the best epoch, when asked for
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)

@@ -1,0 +1,160 @@
+"""The sequential trainer: one configuration at a time, epoch by epoch.
+
+It is the reference for every faster engine: a population member must reproduce its learning
+curve. Data order depends only on the shuffle seed and the epoch (not on the trial), so members
+that share a batch size can share batches.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..config import Config
+from ..models import DenseNet
+from ..vocabulary import DEFAULT_METRIC
+from .losses import Metric, loss_function, metric_named
+from .optim import make_optimizer
+from .result import EpochReport, TrainResult
+
+if TYPE_CHECKING:
+    from ..data import Dataset
+
+# How often (in steps) the training loss is checked for NaN/inf. Each check is a device sync,
+# so not every step; often enough that a diverged run stops within a few milliseconds of work.
+DIVERGENCE_CHECK_EVERY = 16
+EVAL_CHUNK = 8192
+
+EpochCallback = Callable[[EpochReport], bool]
+
+
+def epoch_order(n: int, shuffle_seed: int, epoch: int) -> np.ndarray:
+    """The order of the training rows in `epoch` (1-based): a function of the seed and epoch only."""
+    return np.random.default_rng([shuffle_seed, epoch]).permutation(n)
+
+
+class SequentialTrainer:
+    """Trains configurations one at a time on a dataset held on `device`."""
+
+    def __init__(
+        self,
+        data: Dataset,
+        *,
+        metric: str | None = None,
+        device: str | torch.device = "cpu",
+        shuffle_seed: int = 0,
+    ) -> None:
+        self.data = data
+        self.device = torch.device(device)
+        self.metric: Metric = metric_named(metric or DEFAULT_METRIC[data.task])
+        self.shuffle_seed = shuffle_seed
+        self.n_outputs: int = (data.n_classes or 1) if data.task == "classification" else 1
+        self.target_mean = float(data.target_mean or 0.0)
+        self.target_std = float(data.target_std or 1.0)
+        self.splits = {
+            name: (self._features(x), self._targets(y))
+            for name, x, y in (
+                ("train", data.x_train, data.y_train),
+                ("val", data.x_val, data.y_val),
+                ("test", data.x_test, data.y_test),
+            )
+        }
+
+    def _features(self, x: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=self.device)
+
+    def _targets(self, y: np.ndarray) -> torch.Tensor:
+        if self.data.task == "classification":
+            return torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device)
+        # Regression targets are standardized for training; metrics undo it.
+        scaled = (np.asarray(y, dtype=np.float32) - self.target_mean) / self.target_std
+        return torch.as_tensor(scaled, device=self.device)
+
+    def build_model(self, config: Config, seed: int) -> DenseNet:
+        return DenseNet(config, self.data.n_features, self.n_outputs, seed=seed, device=self.device)
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module, split: str, loss: str) -> tuple[float, float]:
+        """(mean loss, metric) of `model` on a split ("train", "val" or "test")."""
+        x, y = self.splits[split]
+        loss_fn = loss_function(loss, self.data.task, self.n_outputs)
+        was_training = model.training
+        model.eval()
+        outputs = torch.cat([model(x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)])
+        model.train(was_training)
+        value = self.metric.compute(
+            outputs, y, target_mean=self.target_mean, target_std=self.target_std
+        )
+        return float(loss_fn(outputs, y)), value
+
+    def train(
+        self,
+        config: Config,
+        *,
+        seed: int,
+        epochs: int | None = None,
+        patience: int | None = None,
+        on_epoch: EpochCallback | None = None,
+        keep_best_state: bool = False,
+    ) -> TrainResult:
+        """Train `config` for up to `epochs` (default config.epochs) and return its curve.
+
+        `on_epoch` is called after each epoch's validation; returning False stops the trial
+        (pruned). A NaN or infinite training loss ends it as diverged.
+        """
+        started = time.perf_counter()
+        model = self.build_model(config, seed)
+        optimizer = make_optimizer(
+            config.optimizer, model.parameters(), config.learning_rate, config.weight_decay
+        )
+        loss_fn = loss_function(config.loss, self.data.task, self.n_outputs)
+        x_train, y_train = self.splits["train"]
+        n = len(x_train)
+        result = TrainResult(status="complete")
+        for epoch in range(1, (epochs or config.epochs) + 1):
+            epoch_started = time.perf_counter()
+            model.train()
+            order = torch.as_tensor(epoch_order(n, self.shuffle_seed, epoch), device=self.device)
+            loss_sum = torch.zeros((), device=self.device)
+            for step, start in enumerate(range(0, n, config.batch_size), start=1):
+                batch = order[start : start + config.batch_size]
+                loss = loss_fn(model(x_train[batch]), y_train[batch])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach() * len(batch)
+                if step % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+                    break
+            train_loss = float(loss_sum) / n
+            val_loss, value = self.evaluate(model, "val", config.loss)
+            report = EpochReport(
+                epoch, train_loss, val_loss, value, time.perf_counter() - epoch_started
+            )
+            result.history.append(report)
+            if not math.isfinite(train_loss):
+                result.status, result.diverged_epoch = "diverged", epoch
+                break
+            if result.best_value is None or self.metric.worse_than(result.best_value, value):
+                result.best_value, result.best_epoch = value, epoch
+                if keep_best_state:
+                    result.best_state = {
+                        k: v.detach().clone() for k, v in model.state_dict().items()
+                    }
+            if on_epoch is not None and not on_epoch(report):
+                result.status = "pruned"
+                break
+            if patience is not None and epoch - (result.best_epoch or epoch) >= patience:
+                result.stopped_early = True
+                break
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def model_from_state(self, config: Config, state: dict[str, torch.Tensor]) -> DenseNet:
+        model = self.build_model(config, seed=0)
+        model.load_state_dict(state)
+        return model

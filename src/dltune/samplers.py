@@ -1,0 +1,47 @@
+"""Optuna samplers and pruners by name, as the command line offers them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import DLTuneError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from .space import SearchSpace
+
+SAMPLERS = ("tpe", "random", "grid", "gp")
+SCHEDULES = ("asha", "median", "none")
+
+
+def make_sampler(name: str, space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    if name == "tpe":
+        # multivariate + group: the per-layer widths exist only for deep enough networks, and
+        # TPE models such conditional parameters jointly only with group=True.
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, n_startup_trials=10, warn_independent_sampling=False
+        )
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    raise DLTuneError(f"--sampler {name!r} is not known; choose from {', '.join(SAMPLERS)}")
+
+
+def make_pruner(name: str) -> optuna.pruners.BasePruner:
+    """The epoch scheduler. 'asha': asynchronous successive halving over epochs, rungs at
+    1, 3, 9, 27 ... epochs, the top third promoted (its rung results live in storage)."""
+    import optuna
+
+    if name == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise DLTuneError(f"--schedule {name!r} is not known; choose from {', '.join(SCHEDULES)}")

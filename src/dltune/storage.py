@@ -1,0 +1,92 @@
+"""Opening an Optuna storage from a URL, with errors that say what to fix.
+
+Studies live in a real database through Optuna's RDB storage: SQLite by default (one process),
+PostgreSQL for many workers. Heartbeats let a later run tell a trial whose process was killed
+(no heartbeat for GRACE_PERIOD seconds) from one that is still running elsewhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import StudyError
+
+if TYPE_CHECKING:
+    import optuna
+
+HEARTBEAT_INTERVAL = 10  # seconds between heartbeats of a running trial
+GRACE_PERIOD = 30  # a running trial silent this long belongs to a dead process
+
+DEFAULT_STORAGE = "sqlite:///dltune.db"
+_DB_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def normalize_url(url: str) -> str:
+    """Accept a bare SQLite file name ('studies.db') as well as a URL."""
+    if "://" not in url and url.endswith(_DB_SUFFIXES):
+        return f"sqlite:///{url}"
+    return url
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna storage for `url`, or a StudyError naming the URL and the fix."""
+    import optuna
+    import sqlalchemy.exc
+
+    url = normalize_url(url)
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and path != ":memory:":
+            parent = Path(path).expanduser().parent
+            if not parent.is_dir():
+                raise StudyError(
+                    f"storage {url!r}: the folder {str(parent)!r} does not exist; "
+                    "create it or choose another path"
+                )
+        engine_kwargs = {"connect_args": {"timeout": 30}}
+    elif scheme.startswith("postgresql") or scheme.startswith("mysql"):
+        engine_kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+    else:
+        raise StudyError(
+            f"storage {url!r} is not a storage URL dltune can open; use e.g. "
+            f"{DEFAULT_STORAGE} (one process) or postgresql://USER:PASSWORD@HOST/DB (many workers)"
+        )
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=HEARTBEAT_INTERVAL,
+            grace_period=GRACE_PERIOD,
+        )
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StudyError(f"storage {url!r} cannot be opened: {first_line}") from exc
+
+
+class Heartbeat:
+    """Records a trial's heartbeat in a background thread while the trial runs."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int) -> None:
+        self._storage = storage
+        self._trial_id = trial_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="dltune-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_INTERVAL):
+            try:
+                self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
+            except Exception:  # a missed beat only delays stale detection
+                pass
+
+    def __enter__(self) -> Heartbeat:
+        self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=HEARTBEAT_INTERVAL)

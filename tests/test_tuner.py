@@ -1,0 +1,155 @@
+"""The study loop against a real SQLite storage: trials stored, resumed, interrupted, tested once."""
+
+from __future__ import annotations
+
+import pytest
+
+from dltune.errors import StudyError
+from dltune.progress import ProgressListener
+from dltune.records import best_record, trial_records
+from dltune.tuner import tune
+
+SMALL = {
+    "layers": [1, 2],
+    "units": [16, 32],
+    "activation": ["relu", "tanh"],
+    "optimizer": ["adam", "sgd"],
+    "loss": "categorical_crossentropy",
+    "learning_rate": {"low": 1e-3, "high": 0.3, "log": True},
+    "batch_size": [32, 64],
+    "epochs": 3,
+}
+
+
+def test_a_study_stores_each_trial_with_its_curve_and_the_best_with_its_test(blobs, storage_url):
+    result = tune(SMALL, blobs, storage=storage_url, trials=4, seed=0, schedule="none")
+    assert result.trials_run == 4
+    records = trial_records(result.study)
+    assert [r["state"] for r in records] == ["complete"] * 4
+    for record, trial in zip(records, result.study.trials):
+        assert record["epochs"] == 3
+        assert len(trial.user_attrs["train_loss"]) == 3
+        assert record["best_epoch"] in (1, 2, 3)
+        assert record["value"] == max(trial.intermediate_values.values())
+        assert set(record["params"]) >= {"layers", "units", "learning_rate", "batch_size"}
+    best = best_record(result.study)
+    assert best == result.best
+    assert best["value"] == max(r["value"] for r in records)
+    assert best["metric"] == "accuracy"
+    assert 0.9 < best["test"] <= 1.0
+
+
+def test_running_again_continues_the_same_study(blobs, storage_url):
+    first = tune(SMALL, blobs, storage=storage_url, trials=2, seed=1, schedule="none")
+    second = tune(SMALL, blobs, storage=storage_url, trials=3, seed=1, schedule="none")
+    assert second.study.study_name == first.study.study_name
+    assert len(second.study.trials) == 5
+    # a resumed study with the same seed does not propose the same configurations again
+    params = [r["params"] for r in trial_records(second.study)]
+    assert params[2:4] != params[0:2]
+
+
+def test_the_test_split_is_evaluated_once_per_best_trial(blobs, storage_url):
+    result = tune(SMALL, blobs, storage=storage_url, trials=2, seed=2, schedule="none")
+    key = f"test:{result.best['trial']}"
+    stored = result.study.user_attrs[key]
+    again = tune(SMALL, blobs, storage=storage_url, trials=1, seed=2, schedule="none")
+    if again.best["trial"] == result.best["trial"]:
+        assert again.study.user_attrs[key] == stored
+
+
+def test_a_test_for_a_best_trial_from_an_earlier_run_is_retrained_identically(blobs, storage_url):
+    from dltune.engine import SequentialTrainer
+    from dltune.tuner import evaluate_test
+
+    result = tune(SMALL, blobs, storage=storage_url, trials=2, seed=3, schedule="none")
+    key = f"test:{result.best['trial']}"
+    in_memory = result.study.user_attrs[key]
+    result.study.set_user_attr(key, None)  # forget it: the weights are not in this process
+    trainer = SequentialTrainer(blobs, shuffle_seed=3)
+    retrained = evaluate_test(result.study, trainer, kept=None)
+    assert retrained["how"].startswith("retrained")
+    assert retrained["value"] == in_memory["value"]
+
+
+def test_another_dataset_in_the_same_study_is_refused(blobs, linear_regression, storage_url):
+    tune(SMALL, blobs, storage=storage_url, study_name="s", trials=1, seed=0)
+    with pytest.raises(StudyError, match="--study NEW_NAME"):
+        tune(SMALL, linear_regression, storage=storage_url, study_name="s", trials=1)
+
+
+def test_another_space_in_the_same_study_is_refused(blobs, storage_url):
+    tune(SMALL, blobs, storage=storage_url, study_name="s", trials=1, seed=0)
+    with pytest.raises(StudyError, match="search space"):
+        tune({**SMALL, "epochs": 4}, blobs, storage=storage_url, study_name="s", trials=1)
+
+
+def test_a_diverging_trial_ends_as_diverged_and_the_study_goes_on(blobs, storage_url):
+    space = {**SMALL, "optimizer": "sgd", "learning_rate": [1e3, 0.1], "activation": "relu",
+             "units": 64, "layers": 2, "batch_size": 32, "epochs": 5}
+    result = tune(space, blobs, storage=storage_url, trials=6, seed=0, sampler="grid",
+                  schedule="none")
+    states = {r["params"]["learning_rate"]: r["state"] for r in trial_records(result.study)}
+    assert states == {1e3: "diverged", 0.1: "complete"}  # the grid is exhausted after two
+    diverged = next(r for r in trial_records(result.study) if r["state"] == "diverged")
+    assert diverged["diverged_epoch"] >= 1
+    assert result.best["params"]["learning_rate"] == 0.1
+
+
+class _InterruptAt(ProgressListener):
+    def __init__(self, trial: int) -> None:
+        self.trial = trial
+
+    def epoch_done(self, number, report):
+        if number == self.trial and report.epoch == 2:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_keeps_finished_trials_and_marks_the_running_one_interrupted(blobs, storage_url):
+    result = tune(SMALL, blobs, storage=storage_url, trials=10, seed=0, schedule="none",
+                  progress=_InterruptAt(trial=2))
+    assert result.interrupted
+    states = [r["state"] for r in trial_records(result.study)]
+    assert states == ["complete", "complete", "interrupted"]
+    resumed = tune(SMALL, blobs, storage=storage_url, trials=1, seed=0, schedule="none")
+    assert [r["state"] for r in trial_records(resumed.study)][:3] == states
+    assert len(resumed.study.trials) == 4
+
+
+def test_a_trial_left_running_by_a_dead_process_becomes_interrupted(
+    blobs, storage_url, monkeypatch
+):
+    import time
+
+    import optuna
+
+    from dltune import storage as storage_module
+
+    monkeypatch.setattr(storage_module, "GRACE_PERIOD", 1)
+    first = tune(SMALL, blobs, storage=storage_url, study_name="s", trials=1, seed=0)
+    # A process that asked for a trial, beat once, then died.
+    study = optuna.load_study(study_name="s", storage=storage_module.open_storage(storage_url))
+    orphan = study.ask()
+    study._storage.record_heartbeat(orphan._trial_id)
+    time.sleep(2.1)
+    resumed = tune(SMALL, blobs, storage=storage_url, study_name="s", trials=1, seed=0)
+    states = [r["state"] for r in trial_records(resumed.study)]
+    assert states == ["complete", "interrupted", "complete"]
+    assert first.best["trial"] == 0
+
+
+def test_grid_sampler_needs_lists(blobs, storage_url):
+    from dltune.errors import SpaceError
+
+    with pytest.raises(SpaceError, match="learning_rate"):
+        tune(SMALL, blobs, storage=storage_url, trials=1, sampler="grid")
+
+
+def test_a_regression_study_minimizes_rmse(linear_regression, storage_url):
+    space = {**SMALL, "loss": ["mean_squared_error", "categorical_crossentropy"],
+             "optimizer": "adam", "epochs": 5}
+    result = tune(space, linear_regression, storage=storage_url, trials=2, seed=0)
+    assert result.best["metric"] == "rmse"
+    assert result.study.direction.name == "MINIMIZE"
+    assert any("categorical_crossentropy" in note for note in result.notes)
+    assert all(r["params"]["loss"] == "mean_squared_error" for r in trial_records(result.study))
