@@ -30,7 +30,7 @@ def linear_regression():
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(500, 5)).astype(np.float32)
-    y = (x @ np.array([1.0, -2.0, 0.5, 3.0, 0.0]) * 10 + 100 + rng.normal(0, 1, 500))
+    y = x @ np.array([1.0, -2.0, 0.5, 3.0, 0.0]) * 10 + 100 + rng.normal(0, 1, 500)
     return from_arrays(x, y.astype(np.float32), name="linreg", task="regression", seed=0)
 
 

@@ -121,10 +121,20 @@ def _complete_trials(db: Path) -> int:
 
 def test_a_study_killed_between_trials_loses_nothing_and_continues(tmp_path, space_file):
     db = tmp_path / "dltune.db"
-    cmd = [sys.executable, "-m", "dltune.cli", "run", str(space_file), "--trials", "200",
-           "--seed", "0", "--schedule", "none"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    cmd = [
+        sys.executable,
+        "-m",
+        "dltune.cli",
+        "run",
+        str(space_file),
+        "--trials",
+        "200",
+        "--seed",
+        "0",
+        "--schedule",
+        "none",
+    ]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 90
     while _complete_trials(db) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)

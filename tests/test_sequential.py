@@ -66,7 +66,11 @@ def _combinations() -> list[tuple[str, str, str]]:
     """Every optimizer, every activation and every classification loss, each at least once."""
     n = max(len(OPTIMIZERS), len(ACTIVATIONS), len(LOSSES))
     return [
-        (OPTIMIZERS[i % len(OPTIMIZERS)], ACTIVATIONS[i % len(ACTIVATIONS)], list(LOSSES)[i % len(LOSSES)])
+        (
+            OPTIMIZERS[i % len(OPTIMIZERS)],
+            ACTIVATIONS[i % len(ACTIVATIONS)],
+            list(LOSSES)[i % len(LOSSES)],
+        )
         for i in range(n)
     ]
 
@@ -115,16 +119,15 @@ def test_best_state_holds_the_weights_of_the_best_epoch(blobs):
 def test_regression_reports_rmse_in_original_units(linear_regression):
     trainer = SequentialTrainer(linear_regression)
     assert trainer.metric.name == "rmse"
-    config = make_config(loss="mean_squared_error", activation="linear", epochs=30,
-                         learning_rate=0.01)
+    config = make_config(
+        loss="mean_squared_error", activation="linear", epochs=30, learning_rate=0.01
+    )
     result = trainer.train(config, seed=0, keep_best_state=True)
     model = trainer.model_from_state(config, result.best_state)
     x = torch.as_tensor(linear_regression.x_val)
     with torch.no_grad():
         predicted = model(x).squeeze(-1) * trainer.target_std + trainer.target_mean
-    manual_rmse = float(
-        (predicted - torch.as_tensor(linear_regression.y_val)).pow(2).mean().sqrt()
-    )
+    manual_rmse = float((predicted - torch.as_tensor(linear_regression.y_val)).pow(2).mean().sqrt())
     assert result.best_value == pytest.approx(manual_rmse, rel=1e-4)
     # the target's scale is ~35: a linear model recovers it to within the noise (~1) and a bit
     assert result.best_value < 3.0

@@ -1,4 +1,4 @@
-"""The study loop against a real SQLite storage: trials stored, resumed, interrupted, tested once."""
+"""The study loop on a real SQLite storage: trials stored, resumed, interrupted, tested once."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_a_study_stores_each_trial_with_its_curve_and_the_best_with_its_test(blo
     assert result.trials_run == 4
     records = trial_records(result.study)
     assert [r["state"] for r in records] == ["complete"] * 4
-    for record, trial in zip(records, result.study.trials):
+    for record, trial in zip(records, result.study.trials, strict=True):
         assert record["epochs"] == 3
         assert len(trial.user_attrs["train_loss"]) == 3
         assert record["best_epoch"] in (1, 2, 3)
@@ -85,10 +85,20 @@ def test_another_space_in_the_same_study_is_refused(blobs, storage_url):
 
 
 def test_a_diverging_trial_ends_as_diverged_and_the_study_goes_on(blobs, storage_url):
-    space = {**SMALL, "optimizer": "sgd", "learning_rate": [1e3, 0.1], "activation": "relu",
-             "units": 64, "layers": 2, "batch_size": 32, "epochs": 5}
-    result = tune(space, blobs, storage=storage_url, trials=6, seed=0, sampler="grid",
-                  schedule="none")
+    space = {
+        **SMALL,
+        "optimizer": "sgd",
+        "learning_rate": [1e3, 0.1],
+        "activation": "relu",
+        "dropout": 0.0,
+        "units": 64,
+        "layers": 2,
+        "batch_size": 32,
+        "epochs": 5,
+    }
+    result = tune(
+        space, blobs, storage=storage_url, trials=6, seed=0, sampler="grid", schedule="none"
+    )
     states = {r["params"]["learning_rate"]: r["state"] for r in trial_records(result.study)}
     assert states == {1e3: "diverged", 0.1: "complete"}  # the grid is exhausted after two
     diverged = next(r for r in trial_records(result.study) if r["state"] == "diverged")
@@ -106,8 +116,15 @@ class _InterruptAt(ProgressListener):
 
 
 def test_ctrl_c_keeps_finished_trials_and_marks_the_running_one_interrupted(blobs, storage_url):
-    result = tune(SMALL, blobs, storage=storage_url, trials=10, seed=0, schedule="none",
-                  progress=_InterruptAt(trial=2))
+    result = tune(
+        SMALL,
+        blobs,
+        storage=storage_url,
+        trials=10,
+        seed=0,
+        schedule="none",
+        progress=_InterruptAt(trial=2),
+    )
     assert result.interrupted
     states = [r["state"] for r in trial_records(result.study)]
     assert states == ["complete", "complete", "interrupted"]
@@ -146,8 +163,12 @@ def test_grid_sampler_needs_lists(blobs, storage_url):
 
 
 def test_a_regression_study_minimizes_rmse(linear_regression, storage_url):
-    space = {**SMALL, "loss": ["mean_squared_error", "categorical_crossentropy"],
-             "optimizer": "adam", "epochs": 5}
+    space = {
+        **SMALL,
+        "loss": ["mean_squared_error", "categorical_crossentropy"],
+        "optimizer": "adam",
+        "epochs": 5,
+    }
     result = tune(space, linear_regression, storage=storage_url, trials=2, seed=0)
     assert result.best["metric"] == "rmse"
     assert result.study.direction.name == "MINIMIZE"

@@ -25,7 +25,16 @@ _EXPORTS = {
     "DLTuneError": "dltune.errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "Config",
+    "DLTuneError",
+    "Dataset",
+    "SearchSpace",
+    "TuneResult",
+    "__version__",
+    "load_data",
+    "tune",
+]
 
 if TYPE_CHECKING:
     from .config import Config

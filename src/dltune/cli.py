@@ -26,7 +26,8 @@ STORAGE_HELP = "Optuna storage URL (sqlite:///FILE.db, postgresql://...)."
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    # soft_wrap: plain lines (logs, pipes) are not folded at 80 columns; tables still fit.
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def user_errors(func: F) -> F:
@@ -52,29 +53,51 @@ def main() -> None:
 def _storage_option(func: F) -> F:
     from .storage import DEFAULT_STORAGE
 
-    return click.option(
-        "--storage", default=DEFAULT_STORAGE, show_default=True, help=STORAGE_HELP
-    )(func)
+    return click.option("--storage", default=DEFAULT_STORAGE, show_default=True, help=STORAGE_HELP)(
+        func
+    )
 
 
 @main.command()
 @click.argument("space", required=False, type=click.Path(dir_okay=False))
-@click.option("--data", "data", default="digits", show_default=True,
-              help="digits, mnist, a folder of IDX files, or a .csv/.parquet/.npz file.")
+@click.option(
+    "--data",
+    "data",
+    default="digits",
+    show_default=True,
+    help="digits, mnist, a folder of IDX files, or a .csv/.parquet/.npz file.",
+)
 @click.option("--target", help="The target column of a .csv or .parquet file.")
-@click.option("--task", type=click.Choice(["classification", "regression"]),
-              help="Override the task told from the target.")
-@click.option("--data-dir", type=click.Path(file_okay=False),
-              help="Where local copies of downloadable data live (or DLTUNE_DATA_DIR).")
+@click.option(
+    "--task",
+    type=click.Choice(["classification", "regression"]),
+    help="Override the task told from the target.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="Where local copies of downloadable data live (or DLTUNE_DATA_DIR).",
+)
 @_storage_option
 @click.option("--study", "study_name", help="Study name [default: SPACE's name and the data's].")
 @click.option("--trials", type=click.IntRange(min=1), help="Run N more trials [default: 50].")
-@click.option("--timeout", type=click.FloatRange(min=0), help="Stop starting trials after S seconds.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0), help="Stop starting trials after S seconds."
+)
 @click.option("--seed", type=int, help="Seed of the sampler and of the trials' weights.")
-@click.option("--sampler", type=click.Choice(["tpe", "random", "grid", "gp"]), default="tpe",
-              show_default=True)
-@click.option("--schedule", type=click.Choice(["asha", "median", "none"]), default="asha",
-              show_default=True, help="How weak trials are stopped early.")
+@click.option(
+    "--sampler",
+    type=click.Choice(["tpe", "random", "grid", "gp"]),
+    default="tpe",
+    show_default=True,
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(["asha", "median", "none"]),
+    default="asha",
+    show_default=True,
+    help="How weak trials are stopped early.",
+)
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu or cuda.")
 @user_errors
 def run(
@@ -128,7 +151,8 @@ def run(
     if result.best is None:
         console.print("No trial completed yet: there is no best configuration.")
     else:
-        console.print(best_table(result.best, f"Best configuration ({result.data.describe()})"))
+        console.print(f"Data: {result.data.describe()}")
+        console.print(best_table(result.best, "Best configuration"))
     console.print(f"Stored in {result.storage} as study {result.study.study_name!r}.")
     console.print(
         f"See it again: dltune best --storage {result.storage} --study {result.study.study_name}"
@@ -256,15 +280,23 @@ def studies(storage: str, as_json: bool) -> None:
     for row in rows:
         best_value = "-" if row["best"] is None else f"{row['best']:.4f}"
         table.add_row(
-            row["study"], str(row["trials"]), str(row["metric"] or "-"), best_value,
+            str(row["study"]),
+            str(row["trials"]),
+            str(row["metric"] or "-"),
+            best_value,
             str(row["started"] or "-"),
         )
     _console().print(table)
 
 
 @main.command()
-@click.option("--show", "show", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Print the parsed space of FILE.")
+@click.option(
+    "--show",
+    "show",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Print the parsed space of FILE.",
+)
 @click.option("--yaml", "as_yaml", is_flag=True, help="Print the canonical YAML.")
 @user_errors
 def space(show: str | None, as_yaml: bool) -> None:

@@ -121,8 +121,10 @@ class LiveProgress(_Tracker):
         info = self.info
         lines = [
             Text.assemble(
-                ("study ", "dim"), (str(info.get("study")), "bold"),
-                ("  storage ", "dim"), str(info.get("storage")),
+                ("study ", "dim"),
+                (str(info.get("study")), "bold"),
+                ("  storage ", "dim"),
+                str(info.get("storage")),
             ),
             Text.assemble(("data ", "dim"), str(info.get("data"))),
         ]
@@ -131,10 +133,13 @@ class LiveProgress(_Tracker):
         remaining = self.remaining()
         lines.append(
             Text.assemble(
-                ("trials ", "dim"), (done, "bold"),
+                ("trials ", "dim"),
+                (done, "bold"),
                 f"  ({self.counts_text() or 'none yet'})",
-                ("  elapsed ", "dim"), _fmt_time(self.elapsed()),
-                ("  left ", "dim"), "~" + _fmt_time(remaining) if remaining is not None else "?",
+                ("  elapsed ", "dim"),
+                _fmt_time(self.elapsed()),
+                ("  left ", "dim"),
+                "~" + _fmt_time(remaining) if remaining is not None else "?",
             )
         )
         if self.current is not None:
@@ -198,8 +203,16 @@ def best_table(best: dict[str, Any], title: str) -> Table:
     table.add_row("best epoch", f"{best['best_epoch']} of {best['epochs']} run")
     params = dict(best["params"])
     for key in (
-        "layers", "units", "activation", "dropout", "loss", "optimizer",
-        "learning_rate", "weight_decay", "batch_size", "epochs",
+        "layers",
+        "units",
+        "activation",
+        "dropout",
+        "loss",
+        "optimizer",
+        "learning_rate",
+        "weight_decay",
+        "batch_size",
+        "epochs",
     ):
         if key in params:
             value = params.pop(key)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+import optuna
 
 from .errors import DLTuneError
 
 if TYPE_CHECKING:
-    import optuna
+    from optuna.trial import FrozenTrial, TrialState
 
     from .space import SearchSpace
 
@@ -15,19 +19,33 @@ SAMPLERS = ("tpe", "random", "grid", "gp")
 SCHEDULES = ("asha", "median", "none")
 
 
-def make_sampler(name: str, space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSampler:
-    import optuna
+class AskTellGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler without its stop() after the last grid point, which Optuna allows
+    only inside Study.optimize; dltune's ask/tell loop asks is_exhausted() instead."""
 
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        return None
+
+
+def make_sampler(name: str, space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         # multivariate + group: the per-layer widths exist only for deep enough networks, and
         # TPE models such conditional parameters jointly only with group=True.
-        return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, group=True, n_startup_trials=10, warn_independent_sampling=False
-        )
+        with warnings.catch_warnings():  # multivariate and group are "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, group=True, n_startup_trials=10
+            )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
-        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+        return AskTellGridSampler(space.grid(), seed=seed)
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed)
     raise DLTuneError(f"--sampler {name!r} is not known; choose from {', '.join(SAMPLERS)}")
@@ -36,8 +54,6 @@ def make_sampler(name: str, space: SearchSpace, seed: int | None) -> optuna.samp
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
     """The epoch scheduler. 'asha': asynchronous successive halving over epochs, rungs at
     1, 3, 9, 27 ... epochs, the top third promoted (its rung results live in storage)."""
-    import optuna
-
     if name == "asha":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if name == "median":

@@ -7,9 +7,11 @@ PostgreSQL for many workers. Heartbeats let a later run tell a trial whose proce
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import StudyError
 
@@ -46,7 +48,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
                     f"storage {url!r}: the folder {str(parent)!r} does not exist; "
                     "create it or choose another path"
                 )
-        engine_kwargs = {"connect_args": {"timeout": 30}}
+        engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 30}}
     elif scheme.startswith("postgresql") or scheme.startswith("mysql"):
         engine_kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
     else:
@@ -55,12 +57,14 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             f"{DEFAULT_STORAGE} (one process) or postgresql://USER:PASSWORD@HOST/DB (many workers)"
         )
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=HEARTBEAT_INTERVAL,
-            grace_period=GRACE_PERIOD,
-        )
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_INTERVAL,
+                grace_period=GRACE_PERIOD,
+            )
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StudyError(f"storage {url!r} cannot be opened: {first_line}") from exc
@@ -77,10 +81,9 @@ class Heartbeat:
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_INTERVAL):
-            try:
+            # A missed beat only delays stale detection; it must not end the trial.
+            with contextlib.suppress(Exception):
                 self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
-            except Exception:  # a missed beat only delays stale detection
-                pass
 
     def __enter__(self) -> Heartbeat:
         self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
@@ -90,3 +93,12 @@ class Heartbeat:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=HEARTBEAT_INTERVAL)
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Mark trials whose process died (no heartbeat within GRACE_PERIOD) as failed."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)

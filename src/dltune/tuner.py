@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import __version__
 from .config import Config
@@ -20,7 +21,13 @@ from .errors import DLTuneError, StudyError
 from .progress import ProgressListener
 from .records import STATE_ATTR, STUDY_META, TEST_PREFIX, best_record, best_trial, trial_record
 from .samplers import make_pruner, make_sampler
-from .storage import DEFAULT_STORAGE, Heartbeat, normalize_url, open_storage
+from .storage import (
+    DEFAULT_STORAGE,
+    Heartbeat,
+    fail_stale_trials,
+    normalize_url,
+    open_storage,
+)
 from .vocabulary import DEFAULT_METRIC, METRICS
 
 if TYPE_CHECKING:
@@ -86,8 +93,8 @@ def _study_meta(space: SearchSpace, data: Dataset, metric: str, seed: int) -> di
     }
 
 
-def _check_compatible(study: optuna.Study, new: dict[str, Any], storage: str) -> dict[str, Any]:
-    """The study's stored metadata; an error if this run would mix another space or data in."""
+def _check_same_data(study: optuna.Study, data: Dataset, storage: str) -> None:
+    """Refuse to mix another dataset into a stored study (checked before anything else)."""
     old = study.user_attrs.get(STUDY_META)
     if not isinstance(old, dict):
         if study.trials:
@@ -95,20 +102,33 @@ def _check_compatible(study: optuna.Study, new: dict[str, Any], storage: str) ->
                 f"study {study.study_name!r} in {storage} was not made by dltune; "
                 "choose another name with --study"
             )
-        study.set_user_attr(STUDY_META, new)
-        return new
-    fix = "use --study NEW_NAME to start a separate study"
-    if old["data"]["fingerprint"] != new["data"]["fingerprint"]:
+        return
+    if old["data"]["fingerprint"] != data.fingerprint():
         raise StudyError(
             f"study {study.study_name!r} in {storage} was run on data "
-            f"{old['data']['description']!r}, not {new['data']['description']!r}; {fix}"
+            f"{old['data']['description']!r}, not {data.describe()!r}; {_NEW_STUDY}"
         )
+
+
+def _check_same_space(study: optuna.Study, new: dict[str, Any], storage: str) -> dict[str, Any]:
+    """The study's stored metadata (written now if new); an error if the space or metric differ."""
+    old = study.user_attrs.get(STUDY_META)
+    if not isinstance(old, dict):
+        study.set_user_attr(STUDY_META, new)
+        return new
     if old["space"] != new["space"] or old["metric"] != new["metric"]:
         raise StudyError(
             f"study {study.study_name!r} in {storage} was run with another search space or "
-            f"metric; run it with the same space file, or {fix}"
+            f"metric; run it with the same space file, or {_NEW_STUDY}"
         )
     return old
+
+
+def _direction(metric: str) -> Literal["minimize", "maximize"]:
+    return "maximize" if METRICS[metric][1] == "maximize" else "minimize"
+
+
+_NEW_STUDY = "use --study NEW_NAME to start a separate study"
 
 
 def open_study(
@@ -120,32 +140,38 @@ def open_study(
     sampler: str,
     schedule: str,
     seed: int | None,
-) -> tuple[optuna.Study, dict[str, Any]]:
-    """Create the study, or load it to continue; its metadata checked against this run."""
+) -> tuple[optuna.Study, dict[str, Any], SearchSpace, list[str]]:
+    """Create the study, or load it to continue, checked against this run's data and space.
+
+    Returns the study, its stored metadata, the space restricted to the data's task and notes
+    on what that restriction dropped.
+    """
     import optuna
 
-    metric = space.metric or DEFAULT_METRIC[data.task]
-    direction = METRICS[metric][1]
     name = study_name or f"{space.name}-{data.name}"
     study = optuna.create_study(
         storage=open_storage(storage),
         study_name=name,
-        direction=direction,
+        direction=_direction(space.metric or DEFAULT_METRIC[data.task]),
         pruner=make_pruner(schedule),
         load_if_exists=True,
     )
+    _check_same_data(study, data, storage)
+    space, notes = space.for_task(data.task)
+    metric = space.metric or DEFAULT_METRIC[data.task]
+    direction = _direction(metric)
     if study.direction.name.lower() != direction:
         raise StudyError(
             f"study {name!r} in {storage} is to {study.direction.name.lower()} but the metric "
-            f"{metric!r} is to {direction}; use --study NEW_NAME"
+            f"{metric!r} is to {direction}; {_NEW_STUDY}"
         )
     base_seed = seed if seed is not None else random.randrange(2**31 - 1)
-    meta = _check_compatible(study, _study_meta(space, data, metric, base_seed), storage)
+    meta = _check_same_space(study, _study_meta(space, data, metric, base_seed), storage)
     # A resumed study keeps its seeds; the sampler's seed moves on with the trial count, so
     # that a resumed random search does not propose the first configurations again.
     sampler_seed = None if seed is None else seed + len(study.trials)
     study.sampler = make_sampler(sampler, space, sampler_seed)
-    return study, meta
+    return study, meta, space, notes
 
 
 class _TrialRunner:
@@ -298,9 +324,8 @@ def tune(
         if isinstance(data, Dataset)
         else load_data(data, target=target, task=task, data_dir=data_dir)
     )
-    space, notes = space.for_task(dataset.task)
     storage = normalize_url(storage)
-    study, meta = open_study(
+    study, meta, space, notes = open_study(
         space,
         dataset,
         storage=storage,
@@ -309,7 +334,7 @@ def tune(
         schedule=schedule,
         seed=seed,
     )
-    optuna.storages.fail_stale_trials(study)
+    fail_stale_trials(study)
     trainer = SequentialTrainer(
         dataset,
         metric=meta["metric"],
@@ -340,7 +365,7 @@ def tune(
             ):
                 notes.append("the grid is exhausted: every combination has been tried")
                 break
-            trial = study.ask()
+            trial = _ask(study)
             try:
                 runner.run(trial)
             except KeyboardInterrupt:
@@ -376,6 +401,14 @@ def tune(
         interrupted=interrupted,
         notes=notes,
     )
+
+
+def _ask(study: optuna.Study) -> optuna.Trial:
+    # Optuna warns that heartbeats are meant for Study.optimize; this loop records them itself
+    # (storage.Heartbeat), so the warning does not apply.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+        return study.ask()
 
 
 def _mark_failed(study: optuna.Study, trial: optuna.Trial, state: str, error: str) -> None:

@@ -80,4 +80,3 @@ class Metric:
 def metric_named(name: str) -> Metric:
     task, direction = METRICS[name]
     return Metric(name, direction, task)
-

@@ -34,7 +34,7 @@ EpochCallback = Callable[[EpochReport], bool]
 
 
 def epoch_order(n: int, shuffle_seed: int, epoch: int) -> np.ndarray:
-    """The order of the training rows in `epoch` (1-based): a function of the seed and epoch only."""
+    """The order of the training rows in `epoch` (1-based), from the seed and epoch alone."""
     return np.random.default_rng([shuffle_seed, epoch]).permutation(n)
 
 

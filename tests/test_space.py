@@ -1,0 +1,725 @@
+"""Tests for dltune.space: parsing, validation, sampling with real Optuna studies, round trips."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from dltune.config import Config
+from dltune.errors import SpaceError
+from dltune.space import (
+    Choice,
+    Fixed,
+    FloatRange,
+    IntRange,
+    PerLayer,
+    SearchSpace,
+)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+DEFAULT_PLAIN: dict[str, Any] = {
+    "name": "default",
+    "metric": None,
+    "layers": {"low": 1, "high": 3},
+    "units": {"low": 16, "high": 1024, "log": True},
+    "dropout": {"low": 0.0, "high": 0.5},
+    "activation": ["relu", "sigmoid", "tanh", "elu"],
+    "loss": ["categorical_crossentropy", "mean_squared_error"],
+    "optimizer": ["sgd", "adam", "rmsprop", "adagrad"],
+    "learning_rate": {"low": 1e-4, "high": 1.0, "log": True},
+    "weight_decay": 0.0,
+    "batch_size": [16, 32, 64, 128, 256],
+    "epochs": 27,
+    "patience": None,
+}
+
+# Everything fixed but what a test names: small grids, predictable configs.
+FIXED_REST: dict[str, Any] = {
+    "dropout": 0.1,
+    "loss": "mse",
+    "optimizer": "adam",
+    "lr": 0.01,
+    "weight_decay": 0.0,
+    "batch_size": 32,
+    "epochs": 5,
+}
+
+
+def study(sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+    return optuna.create_study(sampler=sampler or optuna.samplers.RandomSampler(seed=0))
+
+
+def write(tmp_path: Path, text: str, name: str = "bad_space.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Defaults and names
+# ---------------------------------------------------------------------------------------------
+
+
+def test_default_space_is_exactly_the_documented_defaults() -> None:
+    space = SearchSpace.default()
+    assert space.to_dict() == DEFAULT_PLAIN
+    assert space.params["layers"] == IntRange(1, 3)
+    assert space.params["units"] == IntRange(16, 1024, log=True)
+    assert space.params["dropout"] == FloatRange(0.0, 0.5)
+    assert space.params["activation"] == Choice(("relu", "sigmoid", "tanh", "elu"))
+    assert space.params["loss"] == Choice(("categorical_crossentropy", "mean_squared_error"))
+    assert space.params["optimizer"] == Choice(("sgd", "adam", "rmsprop", "adagrad"))
+    assert space.params["learning_rate"] == FloatRange(1e-4, 1.0, log=True)
+    assert space.params["weight_decay"] == Fixed(0.0)
+    assert space.params["batch_size"] == Choice((16, 32, 64, 128, 256))
+    assert (space.epochs, space.patience, space.metric) == (27, None, None)
+    assert space.max_layers == 3
+    assert space.source == "<default>"
+
+
+def test_missing_keys_take_the_defaults_and_names_follow_the_source(tmp_path: Path) -> None:
+    assert SearchSpace().name == "space"
+    assert SearchSpace.from_dict({}).name == "space"
+    assert SearchSpace.from_dict({}).source == "<dict>"
+    empty = SearchSpace.from_file(write(tmp_path, "", "empty.yaml"))
+    comments = SearchSpace.from_file(write(tmp_path, "# nothing here\n", "comments.yaml"))
+    assert (empty.name, comments.name) == ("empty", "comments")
+    for space in (SearchSpace(), empty, comments):
+        assert space.to_dict() == {**DEFAULT_PLAIN, "name": space.name}
+    partial = SearchSpace(dropout=0.3, name="mine")
+    assert partial.to_dict() == {**DEFAULT_PLAIN, "name": "mine", "dropout": 0.3}
+
+
+def test_example_space_file_is_the_default_space() -> None:
+    space = SearchSpace.from_file(EXAMPLES / "space.yaml")
+    assert space.name == "space"
+    assert space.to_dict() == {**DEFAULT_PLAIN, "name": "space"}
+
+
+def test_example_small_space_is_small() -> None:
+    space = SearchSpace.from_file(EXAMPLES / "small.yaml")
+    assert space.params["layers"] == IntRange(1, 2)
+    assert space.params["units"] == Choice((32, 64, 128))
+    assert space.params["activation"] == Choice(("relu", "tanh"))
+    assert space.params["optimizer"] == Choice(("adam", "sgd"))
+    assert space.params["learning_rate"] == FloatRange(1e-3, 1e-1, log=True)
+    assert space.params["batch_size"] == Choice((32, 64))
+    assert space.epochs == 8
+
+
+# ---------------------------------------------------------------------------------------------
+# Value forms, key by key
+# ---------------------------------------------------------------------------------------------
+
+FORMS = [
+    # layers (int)
+    ("layers", 2, Fixed(2)),
+    ("layers", 2.0, Fixed(2)),
+    ("layers", "3", Fixed(3)),
+    ("layers", [1, 3], Choice((1, 3))),
+    ("layers", {"choices": [2, 4]}, Choice((2, 4))),
+    ("layers", {"low": 1, "high": 4}, IntRange(1, 4)),
+    ("layers", {"low": 1, "high": 5, "step": 2}, IntRange(1, 5, step=2)),
+    # units (int)
+    ("units", 64, Fixed(64)),
+    ("units", [32, 64.0, "128"], Choice((32, 64, 128))),
+    ("units", {"choices": [8, 16]}, Choice((8, 16))),
+    ("units", {"low": 16, "high": 256, "log": True}, IntRange(16, 256, log=True)),
+    ("units", {"low": 32, "high": 256, "step": 32}, IntRange(32, 256, step=32)),
+    ("units", {"low": 16, "high": 64, "per_layer": False}, IntRange(16, 64)),
+    # dropout (float)
+    ("dropout", 0.2, Fixed(0.2)),
+    ("dropout", 0, Fixed(0.0)),
+    ("dropout", "5e-1", Fixed(0.5)),
+    ("dropout", [0, 0.25], Choice((0.0, 0.25))),
+    ("dropout", {"choices": [0.1]}, Choice((0.1,))),
+    ("dropout", {"low": 0, "high": 0.5}, FloatRange(0.0, 0.5)),
+    ("dropout", {"low": 0.0, "high": 0.5, "step": 0.1}, FloatRange(0.0, 0.5, step=0.1)),
+    ("dropout", {"low": 0.01, "high": 0.5, "log": True}, FloatRange(0.01, 0.5, log=True)),
+    # names
+    ("activation", "relu", Fixed("relu")),
+    ("activation", ["relu", "TANH"], Choice(("relu", "tanh"))),
+    ("activation", {"choices": ["gelu"]}, Choice(("gelu",))),
+    ("activation", "none", Fixed("linear")),
+    ("activation", ["silu", "Leaky-ReLU"], Choice(("swish", "leaky_relu"))),
+    ("loss", "mse", Fixed("mean_squared_error")),
+    (
+        "loss",
+        ["cce", "mae", "huber"],
+        Choice(("categorical_crossentropy", "mean_absolute_error", "huber")),
+    ),
+    ("loss", {"choices": ["bce"]}, Choice(("binary_crossentropy",))),
+    ("optimizer", "adam", Fixed("adam")),
+    ("optimizer", ["sgd", "AdamW"], Choice(("sgd", "adamw"))),
+    ("optimizer", {"choices": ["nesterov"]}, Choice(("nesterov",))),
+    # learning_rate (float > 0)
+    ("learning_rate", 0.01, Fixed(0.01)),
+    ("learning_rate", "1e-3", Fixed(0.001)),
+    ("learning_rate", [1e-3, "1e-2"], Choice((0.001, 0.01))),
+    ("learning_rate", {"choices": [0.1]}, Choice((0.1,))),
+    ("learning_rate", {"low": "1e-4", "high": 1, "log": True}, FloatRange(1e-4, 1.0, log=True)),
+    ("learning_rate", {"low": 0.1, "high": 0.5, "step": 0.1}, FloatRange(0.1, 0.5, step=0.1)),
+    # weight_decay (float >= 0)
+    ("weight_decay", 0, Fixed(0.0)),
+    ("weight_decay", [0, 1e-4], Choice((0.0, 1e-4))),
+    ("weight_decay", {"low": 1e-5, "high": 1e-2, "log": True}, FloatRange(1e-5, 1e-2, log=True)),
+    ("weight_decay", {"low": 0, "high": 0.01}, FloatRange(0.0, 0.01)),
+    # batch_size (int >= 1)
+    ("batch_size", 32, Fixed(32)),
+    ("batch_size", [32, 64], Choice((32, 64))),
+    ("batch_size", {"choices": [128]}, Choice((128,))),
+    ("batch_size", {"low": 16, "high": 128, "step": 16}, IntRange(16, 128, step=16)),
+    ("batch_size", {"low": 16, "high": 512, "log": True}, IntRange(16, 512, log=True)),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), FORMS)
+def test_every_value_form_of_every_key(key: str, value: Any, expected: Any) -> None:
+    param = SearchSpace(**{key: value}).params[key]
+    assert param == expected
+    # 2.0 and 2 compare equal: check the kinds too, since the engines rely on them
+    kinds: dict[str, type] = {"layers": int, "units": int, "batch_size": int}
+    kinds.update(activation=str, loss=str, optimizer=str)
+    if isinstance(param, Fixed | Choice):
+        values = param.values()
+    else:
+        assert isinstance(param, IntRange | FloatRange)
+        values = [param.low, param.high]
+    assert all(type(v) is kinds.get(key, float) for v in values)
+
+
+def test_lr_alias_and_canonical_names_in_to_dict() -> None:
+    space = SearchSpace(lr={"low": 1e-3, "high": 0.1, "log": True}, loss=["mse", "bce"])
+    plain = space.to_dict()
+    assert "lr" not in plain
+    assert plain["learning_rate"] == {"low": 0.001, "high": 0.1, "log": True}
+    assert plain["loss"] == ["mean_squared_error", "binary_crossentropy"]
+    assert space == SearchSpace(
+        learning_rate={"low": 1e-3, "high": 0.1, "log": True},
+        loss=["mean_squared_error", "binary_crossentropy"],
+    )
+
+
+def test_fixed_keys_epochs_patience_metric_name() -> None:
+    space = SearchSpace(epochs="40", patience=5, metric="RMSE", name=" quick ")
+    assert (space.epochs, space.patience, space.metric, space.name) == (40, 5, "rmse", "quick")
+    assert SearchSpace(epochs=3.0).epochs == 3
+    assert SearchSpace(patience=None).patience is None
+
+
+def test_numeric_strings_from_yaml_are_numbers(tmp_path: Path) -> None:
+    # PyYAML reads 1e-3 (no dot) as the string "1e-3"
+    path = write(
+        tmp_path, "lr: 1e-3\nweight_decay: [0, 1e-4]\ndropout: {low: 0, high: 5e-1}\n", "s.yaml"
+    )
+    space = SearchSpace.from_file(path)
+    assert space.params["learning_rate"] == Fixed(0.001)
+    assert space.params["weight_decay"] == Choice((0.0, 0.0001))
+    assert space.params["dropout"] == FloatRange(0.0, 0.5)
+
+
+def test_per_layer_forms_parse() -> None:
+    each = SearchSpace(units={"per_layer": True, "low": 16, "high": 128, "log": True})
+    assert each.params["units"] == PerLayer(each=IntRange(16, 128, log=True))
+    listed = SearchSpace(layers=[1, 2], units={"per_layer": True, "choices": [8, 16]})
+    assert listed.params["units"] == PerLayer(each=Choice((8, 16)))
+    specs = SearchSpace(layers=[1, 3], units={"per_layer": [64, [32, 64], {"low": 8, "high": 32}]})
+    assert specs.params["units"] == PerLayer(specs=(Fixed(64), Choice((32, 64)), IntRange(8, 32)))
+    # more entries than layers is fine: the extra ones are never used
+    assert SearchSpace(layers=1, units={"per_layer": [8, 16]}).max_layers == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling through real Optuna studies
+# ---------------------------------------------------------------------------------------------
+
+
+def test_suggest_names_and_fixed_values_are_not_suggested() -> None:
+    space = SearchSpace.default()
+    trial = study().ask()
+    config = space.suggest(trial)
+    assert isinstance(config, Config)
+    sampled = {"layers", "units", "dropout", "activation", "loss", "optimizer", "learning_rate"}
+    assert set(trial.params) == sampled | {"batch_size"}
+    assert config.weight_decay == 0.0 and config.epochs == 27
+    assert config.units == (trial.params["units"],) * config.layers
+    assert 1 <= config.layers <= 3 and 16 <= config.units[0] <= 1024
+    assert 1e-4 <= config.learning_rate <= 1.0 and 0.0 <= config.dropout <= 0.5
+
+
+def test_suggest_uses_the_distributions_the_space_describes() -> None:
+    space = SearchSpace(
+        layers=[1, 2],
+        units={"low": 16, "high": 1024, "log": True},
+        dropout={"low": 0.0, "high": 0.5, "step": 0.1},
+        learning_rate={"low": 1e-4, "high": 1.0, "log": True},
+        batch_size={"low": 16, "high": 64, "step": 16},
+    )
+    s = study()
+    space.suggest(s.ask())
+    dists = s.trials[-1].distributions
+    assert dists["layers"] == optuna.distributions.CategoricalDistribution([1, 2])
+    assert dists["units"] == optuna.distributions.IntDistribution(16, 1024, log=True)
+    assert dists["dropout"] == optuna.distributions.FloatDistribution(0.0, 0.5, step=0.1)
+    assert dists["learning_rate"] == optuna.distributions.FloatDistribution(1e-4, 1.0, log=True)
+    assert dists["batch_size"] == optuna.distributions.IntDistribution(16, 64, step=16)
+
+
+def test_all_fixed_space_touches_no_trial() -> None:
+    space = SearchSpace(layers=2, units=64, activation="relu", **FIXED_REST)
+    trial = study().ask()
+    config = space.suggest(trial)
+    assert trial.params == {}
+    assert config == Config(
+        2, (64, 64), 0.1, "relu", "mean_squared_error", "adam", 0.01, 0.0, 32, 5
+    )
+    assert Fixed(3).suggest(trial, "x") == 3 and trial.params == {}
+
+
+@pytest.mark.parametrize(
+    "units",
+    [
+        {"per_layer": True, "low": 8, "high": 64},
+        {"per_layer": True, "choices": [8, 16, 32]},
+        {"per_layer": [[8, 16], {"low": 4, "high": 32, "log": True}, 20]},
+    ],
+)
+def test_per_layer_units_are_suggested_only_for_existing_layers(units: dict[str, Any]) -> None:
+    space = SearchSpace(layers={"low": 1, "high": 3}, units=units)
+    s = study()
+    seen_layers = set()
+    for _ in range(40):
+        trial = s.ask()
+        config = space.suggest(trial)
+        seen_layers.add(config.layers)
+        assert "units" not in trial.params
+        assert len(config.units) == config.layers
+        for k in range(1, 4):
+            spec = space.params["units"].for_layer(k)  # type: ignore[union-attr]
+            sampled = k <= config.layers and not isinstance(spec, Fixed)
+            assert (f"units_{k}" in trial.params) == sampled
+            if sampled:
+                assert trial.params[f"units_{k}"] == config.units[k - 1]
+            if k <= config.layers:
+                width = config.units[k - 1]
+                assert (
+                    width in spec.values()
+                    if isinstance(spec, Fixed | Choice)
+                    else spec.low <= width <= spec.high
+                )
+    assert seen_layers == {1, 2, 3}
+
+
+@pytest.mark.parametrize(
+    "space",
+    [
+        SearchSpace.default(),
+        SearchSpace(
+            layers=[1, 2],
+            units={"per_layer": [[8, 16], 4]},
+            weight_decay={"low": 1e-5, "high": 1e-2, "log": True},
+        ),
+        SearchSpace(
+            units={"per_layer": True, "low": 8, "high": 64, "step": 8},
+            dropout=[0.0, 0.5],
+            lr="0.01",
+        ),
+    ],
+)
+def test_config_from_params_inverts_suggest(space: SearchSpace) -> None:
+    s = study()
+    for _ in range(15):
+        trial = s.ask()
+        config = space.suggest(trial)
+        assert space.config_from_params(trial.params) == config
+        # the params survive storage: a finished trial's params rebuild the same config
+        s.tell(trial, 0.0)
+        assert space.config_from_params(s.trials[-1].params) == config
+
+
+def test_config_from_params_names_a_missing_param() -> None:
+    with pytest.raises(SpaceError, match=r"<dict>: .*lack 'dropout'"):
+        SearchSpace().config_from_params({"layers": 1, "units": 16})
+
+
+# ---------------------------------------------------------------------------------------------
+# The grid
+# ---------------------------------------------------------------------------------------------
+
+
+def run_grid(space: SearchSpace) -> tuple[list[Config], int]:
+    s = optuna.create_study(sampler=optuna.samplers.GridSampler(space.grid(), seed=0))
+    configs: list[Config] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        configs.append(space.suggest(trial))
+        return 0.0
+
+    s.optimize(objective, n_trials=100)  # GridSampler stops the study when the grid is done
+    return configs, len(s.trials)
+
+
+def test_grid_enumerates_exactly_the_expected_configs() -> None:
+    space = SearchSpace(layers=[1, 2], units=[8, 16], activation=["relu", "tanh"], **FIXED_REST)
+    assert space.grid() == {"layers": [1, 2], "units": [8, 16], "activation": ["relu", "tanh"]}
+    configs, n_trials = run_grid(space)
+    expected = {
+        Config(n, (u,) * n, 0.1, a, "mean_squared_error", "adam", 0.01, 0.0, 32, 5)
+        for n, u, a in itertools.product([1, 2], [8, 16], ["relu", "tanh"])
+    }
+    assert n_trials == 8 and len(configs) == 8
+    assert set(configs) == expected
+
+
+def test_grid_with_per_layer_units() -> None:
+    space = SearchSpace(
+        layers=[1, 2], units={"per_layer": [[8, 16], [4, 32], 99]}, activation="relu", **FIXED_REST
+    )
+    assert space.grid() == {"layers": [1, 2], "units_1": [8, 16], "units_2": [4, 32]}
+    configs, n_trials = run_grid(space)
+    widths = {(8,), (16,)} | set(itertools.product([8, 16], [4, 32]))
+    expected = {
+        Config(len(w), w, 0.1, "relu", "mean_squared_error", "adam", 0.01, 0.0, 32, 5)
+        for w in widths
+    }
+    # GridSampler crosses every list, so one-layer configs repeat once per units_2 value
+    assert n_trials == 8
+    assert set(configs) == expected and len(expected) == 6
+
+
+def test_grid_skips_fixed_per_layer_entries_and_uses_each_for_every_layer() -> None:
+    space = SearchSpace(layers=[2, 3], units={"per_layer": True, "choices": [8, 16]}, **FIXED_REST)
+    grid = space.grid()
+    fixed_first = SearchSpace(
+        layers=2, units={"per_layer": [32, [8, 16]]}, activation="relu", **FIXED_REST
+    )
+    assert fixed_first.grid() == {"units_2": [8, 16]}
+    configs, _ = run_grid(fixed_first)
+    assert sorted(c.units for c in configs) == [(32, 8), (32, 16)]
+    widths = [8, 16]
+    activations = ["relu", "sigmoid", "tanh", "elu"]
+    assert grid == {
+        "layers": [2, 3],
+        "units_1": widths,
+        "units_2": widths,
+        "units_3": widths,
+        "activation": activations,
+    }
+
+
+def test_grid_refuses_ranges_naming_each_with_a_list_to_use(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "layers: 2\nunits: 32\ndropout: 0.1\nlr: {low: 1e-4, high: 1, log: true}\n",
+        "g.yaml",
+    )
+    with pytest.raises(SpaceError) as info:
+        SearchSpace.from_file(path).grid()
+    message = str(info.value)
+    assert message.startswith(
+        f"{path}: the grid sampler needs lists of values: key 'learning_rate'"
+    )
+    assert "log-uniform in [0.0001, 1]" in message
+    assert "[0.0001, 0.001, 0.01, 0.1, 1.0]" in message and "--sampler tpe" in message
+    with pytest.raises(SpaceError) as info:
+        SearchSpace.default().grid()
+    assert all(
+        f"key '{k}' is a range" in str(info.value)
+        for k in ("layers", "units", "dropout", "learning_rate")
+    )
+    assert "[1, 2, 3]" in str(info.value)
+    with pytest.raises(SpaceError, match=r"units.per_layer\[1\]' is a range"):
+        SearchSpace(layers=2, units={"per_layer": [8, {"low": 4, "high": 8}]}, **FIXED_REST).grid()
+
+
+def test_param_grid_values() -> None:
+    assert Fixed(1).grid_values("x") == [1]
+    assert Choice((1, 2)).grid_values("x") == [1, 2]
+    with pytest.raises(SpaceError, match="key 'units' is a range"):
+        IntRange(1, 4).grid_values("units")
+    with pytest.raises(SpaceError, match="key 'dropout' is a range"):
+        FloatRange(0.0, 0.5).grid_values("dropout")
+
+
+# ---------------------------------------------------------------------------------------------
+# Round trips, equality, description
+# ---------------------------------------------------------------------------------------------
+
+ROUND_TRIP_SPACES = [
+    {},
+    {"name": "x", "metric": "accuracy", "epochs": 3, "patience": 2},
+    {"layers": 2, "units": {"per_layer": [[8, 16], {"low": 4, "high": 64, "log": True}]}},
+    {"units": {"per_layer": True, "choices": [8, 16]}, "layers": [1, 4]},
+    {"units": {"per_layer": True, "low": 8, "high": 64, "step": 8}},
+    {"dropout": {"choices": [0.0, 0.3]}, "lr": "1e-3", "weight_decay": [0, 1e-5]},
+    {
+        "learning_rate": {"low": 1e-5, "high": 0.3, "log": True},
+        "batch_size": {"low": 8, "high": 64, "step": 8},
+    },
+    {"activation": "none", "loss": "mae", "optimizer": "momentum", "metric": "mae"},
+]
+
+
+@pytest.mark.parametrize("keys", ROUND_TRIP_SPACES)
+def test_round_trip_through_dict_json_and_yaml_file(keys: dict[str, Any], tmp_path: Path) -> None:
+    space = SearchSpace.from_dict(keys)
+    plain = space.to_dict()
+    assert list(plain) == list(SearchSpace.KEYS)
+    assert SearchSpace.from_dict(plain) == space
+    assert SearchSpace.from_dict(json.loads(json.dumps(plain))) == space
+    again = SearchSpace.from_file(write(tmp_path, space.to_yaml(), "trip.yaml"))
+    assert again == space and again.to_dict() == plain
+
+
+def test_pickles_and_copies_by_value() -> None:
+    space = SearchSpace.from_dict(
+        {"units": {"per_layer": True, "choices": [8, 16]}}, source="s.yaml"
+    )
+    for again in (pickle.loads(pickle.dumps(space)), copy.deepcopy(space)):
+        assert again == space and again.source == "s.yaml"
+
+
+def test_equality_is_by_value() -> None:
+    assert SearchSpace(lr=0.1) == SearchSpace.from_dict({"learning_rate": 0.1}, source="elsewhere")
+    assert SearchSpace(lr=0.1) != SearchSpace(lr=0.2)
+    assert SearchSpace(name="a") != SearchSpace(name="b")
+    assert SearchSpace() != "space"
+
+
+def test_describe_rows() -> None:
+    rows = dict(SearchSpace.default().describe())
+    assert [key for key, _ in SearchSpace.default().describe()] == list(SearchSpace.KEYS)
+    assert rows["learning_rate"] == "log-uniform in [0.0001, 1]"
+    assert rows["units"] == "log-uniform integers in [16, 1024]"
+    assert rows["layers"] == "integers in [1, 3]"
+    assert rows["weight_decay"] == "fixed 0.0"
+    assert rows["activation"] == "one of relu, sigmoid, tanh, elu"
+    assert "27" in rows["epochs"] and rows["patience"] == "off"
+    per_layer = dict(SearchSpace(layers=2, units={"per_layer": [8, [16, 32]]}).describe())
+    assert per_layer["units"] == "layer 1: fixed 8; layer 2: one of 16, 32"
+    assert (
+        dict(SearchSpace(dropout={"low": 0, "high": 0.5, "step": 0.1}).describe())["dropout"]
+        == "uniform in [0, 0.5], step 0.1"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Fitting the space to a task
+# ---------------------------------------------------------------------------------------------
+
+
+def test_for_task_drops_losses_that_do_not_apply_with_a_note() -> None:
+    space, notes = SearchSpace.default().for_task("regression")
+    assert space.params["loss"] == Choice(("mean_squared_error",))
+    assert notes == [
+        "loss 'categorical_crossentropy' does not apply to a regression target; "
+        "dropped from the choices"
+    ]
+    assert space.to_dict() == {**DEFAULT_PLAIN, "loss": ["mean_squared_error"]}
+    same, notes = SearchSpace.default().for_task("classification")
+    assert same == SearchSpace.default() and notes == []
+
+
+@pytest.mark.parametrize(
+    ("keys", "task", "fragments"),
+    [
+        (
+            {"loss": "cce"},
+            "regression",
+            [
+                "'categorical_crossentropy' does not apply to a regression",
+                "mean_squared_error, mean_absolute_error, huber",
+            ],
+        ),
+        (
+            {"loss": ["cce", "bce"]},
+            "regression",
+            [
+                "categorical_crossentropy, binary_crossentropy",
+                "Losses that apply: mean_squared_error",
+            ],
+        ),
+        ({"metric": "rmse"}, "classification", ["metric 'rmse'", "accuracy"]),
+        ({"metric": "accuracy"}, "regression", ["metric 'accuracy'", "rmse or mae"]),
+        ({}, "clustering", ["task 'clustering'", "classification, regression"]),
+    ],
+)
+def test_for_task_errors(keys: dict[str, Any], task: str, fragments: list[str]) -> None:
+    with pytest.raises(SpaceError) as info:
+        SearchSpace.from_dict(keys, source="t.yaml").for_task(task)
+    assert str(info.value).startswith("t.yaml: ")
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every validation error: file name, key, value, and a hint where there is one
+# ---------------------------------------------------------------------------------------------
+
+BAD = [
+    # unknown keys
+    (
+        "activaton: [relu]\n",
+        ["unknown key 'activaton'", "did you mean 'activation'?", "Known keys: name, metric"],
+    ),
+    ("xyz: 1\n", ["unknown key 'xyz'", "Known keys"]),
+    ("units: {low: 16, hgh: 64}\n", ["units: unknown key 'hgh'", "did you mean 'high'?"]),
+    (
+        "layers: 2\nunits: {per_layer: [32, {lo: 16, high: 64}]}\n",
+        ["units.per_layer[1]: unknown key 'lo'", "did you mean 'low'?"],
+    ),
+    # bad types
+    ("activation: 3\n", ["activation", "3", "must be a name"]),
+    ("dropout: abc\n", ["dropout", "'abc'", "must be a number"]),
+    ("lr: 1e-3x\n", ["lr", "'1e-3x'", "must be a number"]),
+    ("units: [[32]]\n", ["units[0]", "[32]", "single value"]),
+    ("units: null\n", ["units", "null", "remove the key"]),
+    ("units: {low: 16, high: 64, log: 2}\n", ["units.log", "2", "true or false"]),
+    ("dropout: .nan\n", ["dropout", "nan", "finite"]),
+    ("name: [a]\n", ["name", "['a']"]),
+    # booleans are not numbers
+    ("layers: true\n", ["layers", "true", "not a boolean"]),
+    ("dropout: {low: 0, high: yes}\n", ["dropout.high", "true", "not a boolean"]),
+    ("batch_size: [32, false]\n", ["batch_size[1]", "false", "not a boolean"]),
+    # whole numbers
+    ("units: 32.5\n", ["units", "32.5", "whole number"]),
+    ("batch_size: [32, 64.5]\n", ["batch_size[1]", "64.5", "whole number"]),
+    ("layers: {low: 1, high: 2.5}\n", ["layers.high", "2.5", "whole number"]),
+    # bounds
+    ("dropout: 1.5\n", ["dropout must be in [0, 1); got 1.5. Use a rate such as 0.2."]),
+    ("dropout: {low: 0.1, high: 1.0}\n", ["dropout.high", "1.0", "[0, 1)"]),
+    ("dropout: [-0.1, 0.2]\n", ["dropout[0]", "-0.1", "[0, 1)"]),
+    ("lr: -0.1\n", ["lr", "-0.1", "> 0"]),
+    ("learning_rate: 0\n", ["learning_rate must be > 0; got 0."]),
+    ("weight_decay: -1\n", ["weight_decay must be >= 0; got -1. Use 0 for none"]),
+    ("lr: '-1e-3'\n", ["lr must be > 0; got -0.001."]),
+    ("layers: 40\n", ["layers", "40", "[1, 32]"]),
+    ("units: 0\n", ["units", "0", "[1, 65536]"]),
+    ("batch_size: 0\n", ["batch_size", "0", ">= 1"]),
+    # ranges
+    ("layers: {low: 3, high: 1}\n", ["layers", "low 3 is greater than high 1"]),
+    ("units: {low: 16}\n", ["units", "high missing", "{low: 16}"]),
+    (
+        "weight_decay: {low: 0, high: 0.1, log: true}\n",
+        ["weight_decay", "low 0.0", "log: true needs low > 0"],
+    ),
+    (
+        "dropout: {low: 0, high: 0.5, log: true}\n",
+        ["dropout", "low 0.0", "log: true needs low > 0"],
+    ),
+    (
+        "lr: {low: 0.001, high: 0.1, log: true, step: 0.01}\n",
+        ["lr", "step: 0.01", "log and step cannot be combined"],
+    ),
+    (
+        "batch_size: {low: 16, high: 100, step: 16}\n",
+        ["batch_size.step", "16", "multiple", "Use high 96"],
+    ),
+    ("units: {low: 16, high: 64, step: 0}\n", ["units.step", "0", "> 0"]),
+    ("dropout: {choices: [0.1], low: 0}\n", ["dropout", "choices cannot be combined with low"]),
+    ("activation: {low: 1, high: 2}\n", ["activation", "{low: 1, high: 2}", "categorical"]),
+    # names
+    (
+        "activation: [relu, rleu]\n",
+        ["activation[1] 'rleu' is not known; did you mean 'relu'? Choose from: relu, sigmoid"],
+    ),
+    ("activation: rleu\n", ["activation 'rleu' is not known; did you mean 'relu'?"]),
+    (
+        "loss: mean_sqared_error\n",
+        ["loss", "'mean_sqared_error'", "did you mean 'mean_squared_error'?", "huber"],
+    ),
+    ("optimizer: [adma]\n", ["optimizer[0]", "'adma'", "did you mean 'adam'?", "rmsprop"]),
+    ("optimizer: zzzz\n", ["optimizer", "'zzzz'", "is not known. Choose from: sgd"]),
+    # choices
+    ("loss: [mse, mean_squared_error]\n", ["loss lists 'mean_squared_error' twice", "'mse'"]),
+    ("batch_size: [32, 32.0]\n", ["batch_size lists 32 twice", "32.0"]),
+    ("activation: []\n", ["activation", "[]", "empty list"]),
+    ("activation: {choices: []}\n", ["activation.choices", "[]", "empty list"]),
+    ("units: {choices: 3}\n", ["units.choices", "3", "list"]),
+    # aliases
+    ("lr: 0.1\nlearning_rate: 0.2\n", ["lr", "learning_rate", "0.1", "0.2", "not both"]),
+    # epochs and patience
+    ("epochs: {low: 5, high: 50}\n", ["epochs", "{low: 5, high: 50}", "maximum", "best epoch"]),
+    ("epochs: [10, 20]\n", ["epochs", "[10, 20]", "maximum"]),
+    ("epochs: 0\n", ["epochs", "0", ">= 1"]),
+    ("epochs: true\n", ["epochs", "true", "boolean"]),
+    ("patience: [1, 2]\n", ["patience", "[1, 2]", "single whole number"]),
+    ("patience: 0\n", ["patience", "0", ">= 1"]),
+    # per-layer units
+    (
+        "layers: {low: 1, high: 3}\nunits: {per_layer: [32, 64]}\n",
+        ["units.per_layer has 2 entries", "up to 3", "[32, 64]"],
+    ),
+    (
+        "layers: 3\nunits: {per_layer: [32, {low: 64, high: 16}, 8]}\n",
+        ["units.per_layer[1]", "low 64 is greater than high 16"],
+    ),
+    ("layers: 2\nunits: {per_layer: [32, 0]}\n", ["units.per_layer[1]", "0", "[1, 65536]"]),
+    ("units: {per_layer: true}\n", ["units", "per_layer: true", "low/high"]),
+    ("units: {per_layer: 3}\n", ["units.per_layer", "3", "true or a list"]),
+    ("units: {per_layer: []}\n", ["units.per_layer", "empty list"]),
+    ("units: {per_layer: [16], low: 8}\n", ["units", "low", "into the entries"]),
+    (
+        "layers: 1\nunits: {per_layer: [{per_layer: true, low: 1, high: 2}]}\n",
+        ["units.per_layer[0].per_layer", "nested"],
+    ),
+    ("dropout: {per_layer: true, low: 0, high: 0.5}\n", ["dropout.per_layer", "units only"]),
+    # metric
+    ("metric: acuracy\n", ["metric 'acuracy' is not known; did you mean 'accuracy'?", "rmse, mae"]),
+    ("metric: 3\n", ["metric", "3", "accuracy"]),
+    # YAML and the top level
+    (
+        "layers: 2\n  units: 3\n",
+        ["not valid YAML at line 2, column 8: mapping values are not allowed here"],
+    ),
+    (
+        "layers: 2\nunits: [32, 64\ndropout: 0.1\n",
+        ["not valid YAML at line 3, column 8:", "flow sequence"],
+    ),
+    ("units: 32\nunits: 64\n", ["not valid YAML at line 2, column 1", "'units' is given twice"]),
+    ("- relu\n- tanh\n", ["top level must be a mapping", "['relu', 'tanh']"]),
+    ("relu\n", ["top level must be a mapping", "'relu'"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"), BAD, ids=[text.split("\n")[0][:40] for text, _ in BAD]
+)
+def test_every_validation_error_names_file_key_and_value(
+    tmp_path: Path, text: str, fragments: list[str]
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(SpaceError) as info:
+        SearchSpace.from_file(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_errors_from_python_name_the_dict_source() -> None:
+    with pytest.raises(SpaceError, match=re.escape("<dict>: dropout must be in [0, 1); got 1.5.")):
+        SearchSpace(dropout=1.5)
+    with pytest.raises(SpaceError, match=r"^my-source: unknown key 'nme'; did you mean 'name'\?"):
+        SearchSpace.from_dict({"nme": "x"}, source="my-source")
+    with pytest.raises(SpaceError, match=r"^<dict>: the top level must be a mapping.*list"):
+        SearchSpace.from_dict([1, 2])  # type: ignore[arg-type]
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    missing = tmp_path / "space.yaml"
+    with pytest.raises(SpaceError, match=rf"^{re.escape(str(missing))}: no such file$"):
+        SearchSpace.from_file(missing)
+    with pytest.raises(SpaceError, match="directory"):
+        SearchSpace.from_file(tmp_path)
