@@ -25,7 +25,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 demo: install
-	$(BIN)/dltune run --trials 60 --timeout 120 --seed 0
+	$(BIN)/dltune run --trials 80 --timeout 100 --seed 0
 
 lint: install-dev
 	$(BIN)/ruff check src tests benchmarks
