@@ -126,7 +126,7 @@ def test_regression_reports_rmse_in_original_units(linear_regression):
     model = trainer.model_from_state(config, result.best_state)
     x = torch.as_tensor(linear_regression.x_val)
     with torch.no_grad():
-        predicted = model(x).squeeze(-1) * trainer.target_std + trainer.target_mean
+        predicted = model(x).squeeze(-1) * trainer.tensors.target_std + trainer.tensors.target_mean
     manual_rmse = float((predicted - torch.as_tensor(linear_regression.y_val)).pow(2).mean().sqrt())
     assert result.best_value == pytest.approx(manual_rmse, rel=1e-4)
     # the target's scale is ~35: a linear model recovers it to within the noise (~1) and a bit

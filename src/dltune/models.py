@@ -3,9 +3,10 @@
 Dense -> Activation -> Dropout per hidden layer, then an output layer fitted to the task: one
 output per class for classification (the loss decides softmax or sigmoid), one for regression.
 
-Randomness is drawn from a generator seeded per trial, never from torch's global generator, so
+Randomness is drawn from generators seeded per trial, never from torch's global generator, so
 that a configuration trained with a given seed gives the same result wherever it runs, alone or
-beside other trials.
+beside other trials. The initial weights and dropout masks are defined here once and used by
+every engine.
 """
 
 from __future__ import annotations
@@ -40,6 +41,21 @@ def activation_module(name: str) -> nn.Module:
         raise ValueError(f"activation {name!r} has no torch module") from None
 
 
+def dropout_scale(
+    shape: torch.Size | tuple[int, ...],
+    rate: float,
+    generator: torch.Generator | None,
+    device: torch.device | str,
+) -> torch.Tensor:
+    """Inverted dropout's multiplier: 0 for dropped units, 1 / (1 - rate) for kept ones.
+
+    One definition for every engine, so that a member of a population draws exactly the mask
+    its configuration draws when trained alone.
+    """
+    keep = torch.rand(shape, generator=generator, device=device) >= rate
+    return keep.to(torch.float32) * (1.0 / (1.0 - rate))
+
+
 class SeededDropout(nn.Module):
     """Inverted dropout whose masks come from a generator owned by the trial.
 
@@ -55,24 +71,36 @@ class SeededDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.rate == 0.0:
             return x
-        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.rate
-        return x * keep / (1.0 - self.rate)
+        return x * dropout_scale(x.shape, self.rate, self.generator, x.device)
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}"
 
 
-def init_linear_(layer: nn.Linear, generator: torch.Generator) -> None:
-    """nn.Linear's own initialization (uniform in +-1/sqrt(fan_in)), drawn from `generator`.
+def initial_weights(
+    widths: tuple[int, ...], n_features: int, n_outputs: int, seed: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(weight (out, in), bias (out,)) of every layer, hidden then output, drawn from `seed`.
 
-    torch's kaiming_uniform_(a=sqrt(5)) bound reduces to 1/sqrt(fan_in) for weights and biases;
-    drawing it ourselves lets the population engine reproduce it member by member.
+    nn.Linear's own initialization: uniform in +-1/sqrt(fan_in) for weights and biases (what
+    kaiming_uniform_(a=sqrt(5)) reduces to), drawn on the CPU in layer order from one generator,
+    so that a seed gives the same network on every device and in every engine.
     """
-    bound = 1.0 / math.sqrt(layer.in_features)
-    with torch.no_grad():
-        layer.weight.uniform_(-bound, bound, generator=generator)
-        if layer.bias is not None:
-            layer.bias.uniform_(-bound, bound, generator=generator)
+    generator = torch.Generator().manual_seed(seed)
+    layers = []
+    fan_in = n_features
+    for width in (*widths, n_outputs):
+        bound = 1.0 / math.sqrt(fan_in)
+        weight = torch.empty(width, fan_in).uniform_(-bound, bound, generator=generator)
+        bias = torch.empty(width).uniform_(-bound, bound, generator=generator)
+        layers.append((weight, bias))
+        fan_in = width
+    return layers
+
+
+def dropout_generator(seed: int, device: torch.device | str) -> torch.Generator:
+    """The generator of a trial's dropout masks, on the training device."""
+    return torch.Generator(device=device).manual_seed(seed + 1)
 
 
 class DenseNet(nn.Module):
@@ -89,23 +117,26 @@ class DenseNet(nn.Module):
     ) -> None:
         super().__init__()
         self.config = config
-        # Weights are drawn on the CPU so that a seed gives the same network on every device.
-        init_gen = torch.Generator().manual_seed(seed)
-        # Dropout masks are drawn on the training device; the generator lives there.
-        self.dropout_generator = torch.Generator(device=device).manual_seed(seed + 1)
+        self.dropout_generator = dropout_generator(seed, device)
         layers: list[nn.Module] = []
         width_in = n_features
         for width in config.units:
-            linear = nn.Linear(width_in, width)
-            init_linear_(linear, init_gen)
-            layers += [linear, activation_module(config.activation)]
+            layers += [nn.Linear(width_in, width), activation_module(config.activation)]
             if config.dropout > 0:
                 layers.append(SeededDropout(config.dropout, self.dropout_generator))
             width_in = width
         self.hidden = nn.Sequential(*layers)
         self.output = nn.Linear(width_in, n_outputs)
-        init_linear_(self.output, init_gen)
+        weights = initial_weights(config.units, n_features, n_outputs, seed)
+        with torch.no_grad():
+            for linear, (weight, bias) in zip(self.linears(), weights, strict=True):
+                linear.weight.copy_(weight)
+                linear.bias.copy_(bias)
         self.to(device)
+
+    def linears(self) -> list[nn.Linear]:
+        """The Dense layers in order, the output layer last."""
+        return [m for m in self.hidden if isinstance(m, nn.Linear)] + [self.output]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(self.hidden(x))

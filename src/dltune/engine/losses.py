@@ -1,9 +1,12 @@
-"""Losses and metrics, by their Keras names, on a network's raw outputs.
+"""Losses and metrics, by their Keras names, on raw network outputs, for one model or many.
 
-Classification targets are class indices; the losses that compare vectors (mean squared error,
-mean absolute error, huber, binary cross-entropy) compare against one-hot targets, as Keras does
-with ``to_categorical`` labels. Regression targets arrive standardized with the training split's
-statistics; metrics are reported in the target's original units.
+Every function takes outputs of shape (..., B, C) and targets of shape (..., B) (or (B,) shared
+by all) and reduces over the batch only, so the same code serves one network (no leading
+dimension: a scalar) and a stacked population (a leading member dimension P: one value per
+member). Classification targets are class indices; the losses that compare vectors (mean squared
+error, mean absolute error, huber, binary cross-entropy) compare against one-hot targets, as
+Keras does with ``to_categorical`` labels. Regression targets arrive standardized with the
+training split's statistics; metrics are reported in the target's original units.
 """
 
 from __future__ import annotations
@@ -19,30 +22,49 @@ from ..vocabulary import METRICS
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def _mean_over_batch(per_element: torch.Tensor, per_class: bool) -> torch.Tensor:
+    """Average over the batch (and the class axis when the loss compares vectors)."""
+    return per_element.mean(dim=(-2, -1)) if per_class else per_element.mean(dim=-1)
+
+
+# Element-wise distances of the vector losses (Huber with Keras's delta of 1).
+_DISTANCES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "mean_squared_error": lambda a, b: (a - b).square(),
+    "mean_absolute_error": lambda a, b: (a - b).abs(),
+    "huber": lambda a, b: F.huber_loss(a, b.expand_as(a), reduction="none", delta=1.0),
+}
+
+
 def loss_function(name: str, task: str, n_outputs: int) -> LossFn:
-    """The loss `name` for `task`, as f(outputs, targets) -> scalar mean over the batch."""
+    """The loss `name` for `task`: f(outputs (..., B, C), targets (..., B)) -> (...)."""
     if task == "classification":
 
         def one_hot(targets: torch.Tensor) -> torch.Tensor:
             return F.one_hot(targets, n_outputs).to(torch.float32)
 
         if name == "categorical_crossentropy":
-            return F.cross_entropy
+
+            def cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+                log_p = F.log_softmax(out, dim=-1)
+                picked = log_p.gather(-1, y.expand(out.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+                return -picked.mean(dim=-1)
+
+            return cross_entropy
         if name == "binary_crossentropy":
-            return lambda out, y: F.binary_cross_entropy_with_logits(out, one_hot(y))
-        if name == "mean_squared_error":
-            return lambda out, y: F.mse_loss(F.softmax(out, dim=-1), one_hot(y))
-        if name == "mean_absolute_error":
-            return lambda out, y: F.l1_loss(F.softmax(out, dim=-1), one_hot(y))
-        if name == "huber":
-            return lambda out, y: F.huber_loss(F.softmax(out, dim=-1), one_hot(y), delta=1.0)
-    else:
-        if name == "mean_squared_error":
-            return lambda out, y: F.mse_loss(out.squeeze(-1), y)
-        if name == "mean_absolute_error":
-            return lambda out, y: F.l1_loss(out.squeeze(-1), y)
-        if name == "huber":
-            return lambda out, y: F.huber_loss(out.squeeze(-1), y, delta=1.0)
+            return lambda out, y: _mean_over_batch(
+                F.binary_cross_entropy_with_logits(
+                    out, one_hot(y).expand_as(out), reduction="none"
+                ),
+                per_class=True,
+            )
+        if name in _DISTANCES:
+            distance = _DISTANCES[name]
+            return lambda out, y: _mean_over_batch(
+                distance(F.softmax(out, dim=-1), one_hot(y)), per_class=True
+            )
+    elif name in _DISTANCES:
+        distance = _DISTANCES[name]
+        return lambda out, y: _mean_over_batch(distance(out.squeeze(-1), y), per_class=False)
     raise ValueError(f"loss {name!r} does not apply to {task}")
 
 
@@ -65,15 +87,15 @@ class Metric:
         *,
         target_mean: float = 0.0,
         target_std: float = 1.0,
-    ) -> float:
-        """The metric over a whole split. `targets` as the loss gets them (standardized)."""
+    ) -> torch.Tensor:
+        """The metric over a split: outputs (..., N, C), targets (N,) as the loss gets them."""
         if self.name == "accuracy":
-            return float((outputs.argmax(dim=-1) == targets).to(torch.float32).mean())
+            return (outputs.argmax(dim=-1) == targets).to(torch.float32).mean(dim=-1)
         error = (outputs.squeeze(-1) - targets) * target_std
         if self.name == "rmse":
-            return float(error.pow(2).mean().sqrt())
+            return error.square().mean(dim=-1).sqrt()
         if self.name == "mae":
-            return float(error.abs().mean())
+            return error.abs().mean(dim=-1)
         raise ValueError(f"unknown metric {self.name!r}")
 
 

@@ -17,8 +17,8 @@ import torch
 
 from ..config import Config
 from ..models import DenseNet
-from ..vocabulary import DEFAULT_METRIC
-from .losses import Metric, loss_function, metric_named
+from .device_data import DeviceData
+from .losses import Metric, loss_function
 from .optim import make_optimizer
 from .result import EpochReport, TrainResult
 
@@ -49,31 +49,13 @@ class SequentialTrainer:
         device: str | torch.device = "cpu",
         shuffle_seed: int = 0,
     ) -> None:
+        self.tensors = DeviceData(data, metric=metric, device=device)
         self.data = data
-        self.device = torch.device(device)
-        self.metric: Metric = metric_named(metric or DEFAULT_METRIC[data.task])
+        self.device = self.tensors.device
+        self.metric: Metric = self.tensors.metric
         self.shuffle_seed = shuffle_seed
-        self.n_outputs: int = (data.n_classes or 1) if data.task == "classification" else 1
-        self.target_mean = float(data.target_mean or 0.0)
-        self.target_std = float(data.target_std or 1.0)
-        self.splits = {
-            name: (self._features(x), self._targets(y))
-            for name, x, y in (
-                ("train", data.x_train, data.y_train),
-                ("val", data.x_val, data.y_val),
-                ("test", data.x_test, data.y_test),
-            )
-        }
-
-    def _features(self, x: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=self.device)
-
-    def _targets(self, y: np.ndarray) -> torch.Tensor:
-        if self.data.task == "classification":
-            return torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device)
-        # Regression targets are standardized for training; metrics undo it.
-        scaled = (np.asarray(y, dtype=np.float32) - self.target_mean) / self.target_std
-        return torch.as_tensor(scaled, device=self.device)
+        self.n_outputs = self.tensors.n_outputs
+        self.splits = self.tensors.splits
 
     def build_model(self, config: Config, seed: int) -> DenseNet:
         return DenseNet(config, self.data.n_features, self.n_outputs, seed=seed, device=self.device)
@@ -87,10 +69,7 @@ class SequentialTrainer:
         model.eval()
         outputs = torch.cat([model(x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)])
         model.train(was_training)
-        value = self.metric.compute(
-            outputs, y, target_mean=self.target_mean, target_std=self.target_std
-        )
-        return float(loss_fn(outputs, y)), value
+        return float(loss_fn(outputs, y)), float(self.tensors.metric_value(outputs, y))
 
     def train(
         self,
