@@ -80,6 +80,10 @@ class Metric:
         """True when value `a` is strictly worse than `b`."""
         return a < b if self.direction == "maximize" else a > b
 
+    def improves(self, best: float | None, value: float) -> bool:
+        """True when `value` beats the best so far (None: nothing yet). Ties keep the earlier."""
+        return best is None or self.worse_than(best, value)
+
     def compute(
         self,
         outputs: torch.Tensor,

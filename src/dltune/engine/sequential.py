@@ -118,7 +118,7 @@ class SequentialTrainer:
             if not math.isfinite(train_loss):
                 result.status, result.diverged_epoch = "diverged", epoch
                 break
-            if result.best_value is None or self.metric.worse_than(result.best_value, value):
+            if self.metric.improves(result.best_value, value):
                 result.best_value, result.best_epoch = value, epoch
                 if keep_best_state:
                     result.best_state = {

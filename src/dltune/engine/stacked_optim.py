@@ -80,8 +80,28 @@ class StackedOptimizer:
         self.m = [torch.zeros_like(p) for p in params] if self.uses_m else []
         self.v = [torch.zeros_like(p) for p in params] if self.uses_v else []
 
-    def state(self) -> dict[str, list[torch.Tensor] | list[int]]:
-        return {"m": self.m, "v": self.v, "steps": self.steps}
+    def export_state(self) -> dict[str, list[torch.Tensor]]:
+        """The moment buffers, per kind ('m', 'v'), one tensor per parameter."""
+        state = {}
+        if self.uses_m:
+            state["m"] = self.m
+        if self.uses_v:
+            state["v"] = self.v
+        return state
+
+    def import_state(self, state: dict[str, list[torch.Tensor]]) -> None:
+        """Take over the buffers of the first members; members that joined at the end start at
+        zero.
+
+        A kind the earlier members did not use starts at zero for them too, which is harmless:
+        their coefficients never read it.
+        """
+        for kind, buffers in (("m", self.m), ("v", self.v)):
+            old = state.get(kind)
+            if not buffers or old is None:
+                continue
+            for i, previous in enumerate(old):
+                buffers[i][: len(previous)] = previous
 
     def _coefficient_tensors(self, device: torch.device) -> list[torch.Tensor]:
         rows = [_coefficients(m, s) for m, s in zip(self.members, self.steps, strict=True)]
@@ -97,8 +117,7 @@ class StackedOptimizer:
             self._coefficient_tensors(device)
         )
         if active is not None:
-            lr = lr * active
-            decay = decay * active
+            decay = decay * active  # frozen members (diverged) keep their weights as they are
         for i, p in enumerate(self.params):
             grad = p.grad
             if grad is None:
@@ -121,5 +140,7 @@ class StackedOptimizer:
                 v.mul_(c(v_keep)).addcmul_(g * g, c(v_in))
                 denominator = (v * c(v_scale)).sqrt_().add_(c(eps))
                 numerator.div_(denominator)
+            if active is not None:  # a frozen member's NaN gradient must not reach its weights
+                numerator = torch.where(c(active), numerator, 0.0)
             p.addcmul_(numerator, c(lr), value=-1.0)
             p.grad = None
