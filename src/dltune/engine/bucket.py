@@ -1,8 +1,10 @@
 """A bucket: members of a population that share a batch size and a (padded) shape.
 
-The members' weights are stacked, layer by layer, into tensors of shape (P, in, out), and one
-training step of every member is a few batched matrix products (torch.baddbmm) instead of P
-separate small ones. Each member keeps its own
+Each layer's weights of the P members live in one tensor (P, in*out) with one row per member,
+viewed as (P, in, out) for the products, so one training step of every member is a few batched
+matrix products (torch.baddbmm) instead of P separate small ones, and a fused optimizer update
+per tensor.
+Each member keeps its own
 
 - data order: the rows of its batch are gathered per member, (P, B, in), from its own epoch's
   permutation, so members that joined at different times stay exact;
@@ -69,36 +71,50 @@ class Bucket:
         self.data = data
         self.batch_size = batch_size
         self.widths = widths  # the padded width of each hidden layer
+        self.dims = (data.n_features, *widths, data.n_outputs)
         self.members: list[Member] = []
-        self.weights: list[torch.Tensor] = []  # per layer (P, in, out)
-        self.biases: list[torch.Tensor] = []  # per layer (P, 1, out)
-        self.optimizer: StackedOptimizer | None = None
+        # Per layer: weights (P, in*out) and biases (P, out), one row per member. Rows (not
+        # (P, in, out) leaves) so the optimizer's compiled kernel sees one shape family.
+        self.params: list[torch.Tensor] = [
+            torch.zeros(0, size, device=data.device)
+            for fan_in, fan_out in zip(self.dims[:-1], self.dims[1:], strict=True)
+            for size in (fan_in * fan_out, fan_out)
+        ]
+        self.optimizer = StackedOptimizer(self.params, [])
         self._layout()
+
+    def weight(self, layer: int) -> torch.Tensor:
+        """(P, in, out), a view of the layer's rows."""
+        return self.params[2 * layer].view(-1, self.dims[layer], self.dims[layer + 1])
+
+    def bias(self, layer: int) -> torch.Tensor:
+        """(P, 1, out), a view of the layer's rows."""
+        return self.params[2 * layer + 1].unsqueeze(1)
 
     # ---- membership -----------------------------------------------------------------------
 
     def add(self, new: list[Member]) -> None:
         """Add members (between epochs): their initial weights, padded, join the stack."""
-        device = self.data.device
-        dims = (self.data.n_features, *self.widths, self.data.n_outputs)
-        fresh_w = [torch.zeros(len(new), dims[i], dims[i + 1]) for i in range(len(dims) - 1)]
-        fresh_b = [torch.zeros(len(new), 1, dims[i + 1]) for i in range(len(dims) - 1)]
+        fresh = [torch.zeros(len(new), p.shape[1]) for p in self.params]
         for j, member in enumerate(new):
             layers = initial_weights(
                 member.widths, self.data.n_features, self.data.n_outputs, member.seed
             )
-            for i, (weight, bias) in enumerate(layers):
+            for layer, (weight, bias) in enumerate(layers):
                 out_width, in_width = weight.shape
-                fresh_w[i][j, :in_width, :out_width] = weight.T
-                fresh_b[i][j, 0, :out_width] = bias
-            member.generator = dropout_generator(member.seed, device)
-        old_state = self.optimizer.export_state() if self.optimizer else None
-        old_steps = self.optimizer.steps if self.optimizer else []
-        self.weights = self._extend(self.weights, fresh_w)
-        self.biases = self._extend(self.biases, fresh_b)
-        self.members += new
-        self._rebuild_optimizer(old_state, old_steps + [0] * len(new))
-        self._layout()
+                block = fresh[2 * layer][j].view(self.dims[layer], self.dims[layer + 1])
+                block[:in_width, :out_width] = weight.T
+                fresh[2 * layer + 1][j, :out_width] = bias
+            member.generator = dropout_generator(member.seed, self.data.device)
+        fresh = [f.to(self.data.device) for f in fresh]
+        old = self.optimizer
+        self._rebuild(
+            [torch.cat([p.detach(), f]) for p, f in zip(self.params, fresh, strict=True)],
+            self.members + new,
+            old.steps + [0] * len(new),
+            [torch.cat([m, torch.zeros_like(f)]) for m, f in zip(old.m, fresh, strict=True)],
+            [torch.cat([v, torch.zeros_like(f)]) for v, f in zip(old.v, fresh, strict=True)],
+        )
 
     def remove(self, keys: set[Any]) -> list[Member]:
         """Take members out (between epochs); the others keep their weights and state."""
@@ -107,39 +123,36 @@ class Bucket:
             return []
         keep = [i for i, m in enumerate(self.members) if m.key not in keys]
         index = torch.tensor(keep, dtype=torch.long, device=self.data.device)
-        assert self.optimizer is not None
-        state = {
-            kind: [t.index_select(0, index) for t in buffers]
-            for kind, buffers in self.optimizer.export_state().items()
-        }
-        steps = [self.optimizer.steps[i] for i in keep]
-        self.weights = [w.detach().index_select(0, index) for w in self.weights]
-        self.biases = [b.detach().index_select(0, index) for b in self.biases]
-        self.members = [self.members[i] for i in keep]
-        self._rebuild_optimizer(state, steps)
-        self._layout()
+        old = self.optimizer
+
+        def rows(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+            return [t.detach().index_select(0, index) for t in tensors]
+
+        self._rebuild(
+            rows(self.params),
+            [self.members[i] for i in keep],
+            [old.steps[i] for i in keep],
+            rows(old.m),
+            rows(old.v),
+        )
         return gone
 
-    def _extend(self, stacked: list[torch.Tensor], fresh: list[torch.Tensor]) -> list[torch.Tensor]:
-        device = self.data.device
-        if not stacked:
-            return [f.to(device) for f in fresh]
-        return [torch.cat([s.detach(), f.to(device)]) for s, f in zip(stacked, fresh, strict=True)]
-
-    def _rebuild_optimizer(
-        self, old_state: dict[str, list[torch.Tensor]] | None, steps: list[int]
+    def _rebuild(
+        self,
+        params: list[torch.Tensor],
+        members: list[Member],
+        steps: list[int],
+        m: list[torch.Tensor],
+        v: list[torch.Tensor],
     ) -> None:
-        for t in (*self.weights, *self.biases):
-            t.requires_grad_(True)
-        members = [
-            MemberOptimizer(m.config.optimizer, m.config.learning_rate, m.config.weight_decay)
-            for m in self.members
+        self.params = [p.requires_grad_(True) for p in params]
+        self.members = members
+        optimizers = [
+            MemberOptimizer(x.config.optimizer, x.config.learning_rate, x.config.weight_decay)
+            for x in members
         ]
-        optimizer = StackedOptimizer([*self.weights, *self.biases], members)
-        optimizer.steps = steps
-        if old_state is not None:
-            optimizer.import_state(old_state)
-        self.optimizer = optimizer
+        self.optimizer = StackedOptimizer(self.params, optimizers, steps=steps, m=m, v=v)
+        self._layout()
 
     def _layout(self) -> None:
         """Per-member tables the step needs, derived from the member list."""
@@ -178,18 +191,19 @@ class Bucket:
         h = x
         for layer in range(len(self.widths)):
             if h.dim() == 2:  # shared rows: one product broadcast over the members
-                h = torch.matmul(h, self.weights[layer]) + self.biases[layer]
+                h = torch.matmul(h, self.weight(layer)) + self.bias(layer)
             else:
-                h = torch.baddbmm(self.biases[layer], h, self.weights[layer])  # (P, B, H)
+                h = torch.baddbmm(self.bias(layer), h, self.weight(layer))  # (P, B, H)
             h = self._activate(h)
             mask = self.masks[layer]
             if mask is not None:
                 h = h * mask
             if training and self.dropouts:
                 h = h * self._dropout_scales(h.shape, layer)
+        last = len(self.widths)
         if h.dim() == 2:
-            return torch.matmul(h, self.weights[-1]) + self.biases[-1]
-        return torch.baddbmm(self.biases[-1], h, self.weights[-1])
+            return torch.matmul(h, self.weight(last)) + self.bias(last)
+        return torch.baddbmm(self.bias(last), h, self.weight(last))
 
     def _dropout_scales(self, shape: torch.Size, layer: int) -> torch.Tensor:
         """(P, B, H) multipliers: each dropout member's mask from its own generator."""
@@ -225,7 +239,6 @@ class Bucket:
         )
         loss_sums = torch.zeros(p, device=device)
         active = torch.ones(p, dtype=torch.bool, device=device)
-        assert self.optimizer is not None
         for step, start in enumerate(range(0, n, self.batch_size), start=1):
             rows = orders[:, start : start + self.batch_size]  # (P, B)
             losses = self.member_losses(self.forward(x_train[rows], True), y_train[rows])
@@ -255,9 +268,9 @@ class Bucket:
         state: dict[str, torch.Tensor] = {}
         names = _linear_names(member.config)
         for layer, name in enumerate(names):
-            w = self.weights[layer][i, : dims[layer], : dims[layer + 1]]
+            w = self.weight(layer)[i, : dims[layer], : dims[layer + 1]]
             state[f"{name}.weight"] = w.detach().T.clone()
-            state[f"{name}.bias"] = self.biases[layer][i, 0, : dims[layer + 1]].detach().clone()
+            state[f"{name}.bias"] = self.bias(layer)[i, 0, : dims[layer + 1]].detach().clone()
         return state
 
 

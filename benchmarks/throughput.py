@@ -1,0 +1,190 @@
+"""Member-epochs per second: the population engine against the sequential trainer, side by side.
+
+    python benchmarks/throughput.py [--quick] [--device cpu|cuda] [--members 16]
+
+Data: the 10,000 MNIST test images in ../shared/data/mnist-10k, split 7000/1500/1500 (seed 0).
+Three workloads, each timed for both engines in the same run:
+  1. same shapes: 784-256-256-10 at batch size 32, members differing in learning rate, dropout,
+     optimizer, activation and loss;
+  2. the same at batch size 128;
+  3. random configurations from the default space (mixed depths, widths 16-1024, batch 16-256),
+     with the population's time broken down by bucket.
+It prints member-epochs per second, the ratio, and the achieved GFLOP/s against a matrix-multiply
+peak measured here. Keras (torch backend) is timed too where it is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from dltune.config import Config
+from dltune.data import load_data
+from dltune.engine import SequentialTrainer
+from dltune.engine.population import PopulationTrainer
+from dltune.space import SearchSpace
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-10k"
+
+
+def matmul_peak(device: str, size: int = 2048, seconds: float = 1.0) -> float:
+    """GFLOP/s of a large float32 matrix product: the machine's practical peak."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    torch.mm(a, b)
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        torch.mm(a, b)
+        count += 1
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return 2 * size**3 * count / (time.perf_counter() - started) / 1e9
+
+
+def epoch_flops(config: Config, n_features: int, n_outputs: int, n_train: int, n_val: int) -> int:
+    """Multiply-adds x2 of one epoch: forward+backward on train (x3), forward on validation."""
+    dims = (n_features, *config.units, n_outputs)
+    weights = sum(dims[i] * dims[i + 1] for i in range(len(dims) - 1))
+    return 6 * n_train * weights + 2 * n_val * weights
+
+
+def same_shape_members(n: int, batch_size: int, rng: random.Random) -> list[Config]:
+    activations = ["relu", "tanh", "sigmoid", "elu"]
+    losses = ["categorical_crossentropy", "mean_squared_error"]
+    optimizers = ["sgd", "adam", "rmsprop", "adagrad", "momentum", "adamw"]
+    return [
+        Config(
+            layers=2,
+            units=(256, 256),
+            dropout=rng.choice([0.0, 0.1, 0.3, 0.5]),
+            activation=activations[i % len(activations)],
+            loss=losses[i % len(losses)],
+            optimizer=optimizers[i % len(optimizers)],
+            learning_rate=10 ** rng.uniform(-4, -1),
+            weight_decay=0.0,
+            batch_size=batch_size,
+            epochs=1,
+        )
+        for i in range(n)
+    ]
+
+
+def random_members(n: int, seed: int) -> list[Config]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    space = SearchSpace.default()
+    return [space.suggest(study.ask()).replace(epochs=1) for _ in range(n)]
+
+
+def time_sequential(trainer: SequentialTrainer, configs: list[Config]) -> float:
+    started = time.perf_counter()
+    for i, config in enumerate(configs):
+        trainer.train(config, seed=i, epochs=1)
+    return time.perf_counter() - started
+
+
+def time_population(trainer: PopulationTrainer, configs: list[Config]) -> float:
+    started = time.perf_counter()
+    trainer.bucket_seconds.clear()
+    trainer.train([(i, c, i) for i, c in enumerate(configs)])
+    return time.perf_counter() - started
+
+
+def keras_seconds(configs: list[Config], data) -> float | None:  # type: ignore[no-untyped-def]
+    """One epoch of each configuration in Keras 3 with the torch backend, or None."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import keras
+    except ImportError:
+        return None
+    started = time.perf_counter()
+    for config in configs:
+        model = keras.Sequential([keras.Input((data.n_features,))])
+        for width in config.units:
+            model.add(keras.layers.Dense(width, activation=config.activation))
+            if config.dropout:
+                model.add(keras.layers.Dropout(config.dropout))
+        model.add(keras.layers.Dense(data.n_classes, activation="softmax"))
+        model.compile(optimizer=config.optimizer, loss="sparse_categorical_crossentropy")
+        model.fit(data.x_train, data.y_train, batch_size=config.batch_size, epochs=1, verbose=0,
+                  validation_data=(data.x_val, data.y_val))
+    return time.perf_counter() - started
+
+
+def run_workload(name: str, configs: list[Config], data, device: str, peak: float,  # type: ignore[no-untyped-def]
+                 keras: bool) -> dict[str, float]:
+    sequential = SequentialTrainer(data, device=device)
+    population = PopulationTrainer(data, device=device)
+    n_train, n_val = len(data.x_train), len(data.x_val)
+    flops = sum(epoch_flops(c, data.n_features, data.n_classes, n_train, n_val) for c in configs)
+    seq_s = time_sequential(sequential, configs)
+    pop_s = time_population(population, configs)
+    n = len(configs)
+    print(f"\n[{name}] {n} members, 1 epoch each")
+    print(f"  sequential : {n / seq_s:7.2f} member-epochs/s  {flops / seq_s / 1e9:6.1f} GFLOP/s "
+          f"({100 * flops / seq_s / 1e9 / peak:4.1f}% of peak)  {seq_s:6.2f} s")
+    print(f"  population : {n / pop_s:7.2f} member-epochs/s  {flops / pop_s / 1e9:6.1f} GFLOP/s "
+          f"({100 * flops / pop_s / 1e9 / peak:4.1f}% of peak)  {pop_s:6.2f} s")
+    print(f"  ratio      : {seq_s / pop_s:5.2f}x population over sequential")
+    if keras:
+        keras_s = keras_seconds(configs, data)
+        if keras_s is None:
+            print("  keras      : not installed (pip install keras) - skipped")
+        else:
+            print(f"  keras      : {n / keras_s:7.2f} member-epochs/s  "
+                  f"(population {keras_s / pop_s:.2f}x faster)")
+    if len(population.bucket_seconds) > 1:
+        print("  population time by bucket (batch size, padded widths): seconds")
+        for (batch, widths), seconds in sorted(population.bucket_seconds.items(),
+                                               key=lambda kv: -kv[1]):
+            print(f"    bs={batch:<4} {list(widths)!s:<22} {seconds:6.2f}")
+    return {"sequential_s": seq_s, "population_s": pop_s, "ratio": seq_s / pop_s}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--members", type=int, default=16)
+    parser.add_argument("--random-members", type=int, default=24)
+    parser.add_argument("--quick", action="store_true", help="fewer members (a smoke run)")
+    parser.add_argument("--workloads", default="1,2,3")
+    parser.add_argument("--keras", action="store_true", help="also time Keras (torch backend)")
+    args = parser.parse_args(argv)
+    if not MNIST.is_dir():
+        print(f"needs the MNIST test split in {MNIST}", file=sys.stderr)
+        return 2
+    members = 4 if args.quick else args.members
+    random_n = 6 if args.quick else args.random_members
+    data = load_data(MNIST)
+    print(f"data: {data.describe()}; torch {torch.__version__}, {torch.get_num_threads()} "
+          f"threads, device {args.device}")
+    peak = matmul_peak(args.device)
+    print(f"matrix-multiply peak: {peak:.1f} GFLOP/s")
+    # Warm up both engines (allocator, kernels) so the first workload is not penalized.
+    warm = same_shape_members(2, 128, random.Random(1))
+    time_sequential(SequentialTrainer(data, device=args.device), warm)
+    time_population(PopulationTrainer(data, device=args.device), warm)
+    chosen = set(args.workloads.split(","))
+    if "1" in chosen:
+        run_workload("1: 784-256-256-10, batch 32", same_shape_members(members, 32,
+                     random.Random(0)), data, args.device, peak, args.keras)
+    if "2" in chosen:
+        run_workload("2: 784-256-256-10, batch 128", same_shape_members(members, 128,
+                     random.Random(0)), data, args.device, peak, args.keras)
+    if "3" in chosen:
+        run_workload("3: random configurations of the default space", random_members(random_n, 0),
+                     data, args.device, peak, args.keras)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
