@@ -59,8 +59,11 @@ def test_every_member_of_a_mixed_population_matches_its_sequential_run(blobs):
 def test_regression_members_match_their_sequential_runs(linear_regression):
     configs = [
         make_config(loss=loss, activation="linear", optimizer=opt, learning_rate=0.01, epochs=5)
-        for loss, opt in [("mean_squared_error", "adam"), ("huber", "rmsprop"),
-                          ("mean_absolute_error", "adamw")]
+        for loss, opt in [
+            ("mean_squared_error", "adam"),
+            ("huber", "rmsprop"),
+            ("mean_absolute_error", "adamw"),
+        ]
     ]
     population = PopulationTrainer(linear_regression).train(
         [(i, c, i) for i, c in enumerate(configs)]
@@ -72,8 +75,10 @@ def test_regression_members_match_their_sequential_runs(linear_regression):
 
 def test_with_dropout_a_member_is_identical_alone_and_among_others(blobs):
     target = make_config(dropout=0.3, layers=2, units=(32, 20), epochs=4)
-    others = [make_config(dropout=0.5, layers=2, units=(32, 16), learning_rate=0.05, epochs=4),
-              make_config(dropout=0.1, layers=2, units=(30, 20), optimizer="sgd", epochs=4)]
+    others = [
+        make_config(dropout=0.5, layers=2, units=(32, 16), learning_rate=0.05, epochs=4),
+        make_config(dropout=0.1, layers=2, units=(30, 20), optimizer="sgd", epochs=4),
+    ]
     alone = PopulationTrainer(blobs).train([("t", target, 7)])
     among = PopulationTrainer(blobs).train(
         [("a", others[0], 1), ("t", target, 7), ("b", others[1], 2)]
@@ -146,8 +151,10 @@ def test_the_memory_budget_limits_the_population(blobs):
     assert PopulationTrainer(blobs, memory="1GB").has_room(big)
 
 
-@pytest.mark.parametrize(("text", "size"), [("2GB", 2 * 2**30), ("512m", 512 * 2**20),
-                                            ("1.5 GiB", int(1.5 * 2**30)), ("100", 100)])
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("2GB", 2 * 2**30), ("512m", 512 * 2**20), ("1.5 GiB", int(1.5 * 2**30)), ("100", 100)],
+)
 def test_memory_sizes_parse(text, size):
     assert parse_memory(text) == size
 
@@ -157,8 +164,9 @@ def test_a_bad_memory_size_is_a_clear_error():
         parse_memory("lots")
 
 
-@pytest.mark.parametrize(("width", "padded"), [(16, 16), (17, 20), (100, 112), (1000, 1024),
-                                               (3, 3), (1024, 1024)])
+@pytest.mark.parametrize(
+    ("width", "padded"), [(16, 16), (17, 20), (100, 112), (1000, 1024), (3, 3), (1024, 1024)]
+)
 def test_widths_are_padded_by_at_most_a_quarter(width, padded):
     assert ladder_width(width) == padded
     assert padded < width * 1.25 + 1

@@ -174,3 +174,77 @@ def test_a_regression_study_minimizes_rmse(linear_regression, storage_url):
     assert result.study.direction.name == "MINIMIZE"
     assert any("categorical_crossentropy" in note for note in result.notes)
     assert all(r["params"]["loss"] == "mean_squared_error" for r in trial_records(result.study))
+
+
+def test_the_population_engine_finds_what_the_sequential_engine_finds(blobs, tmp_path):
+    grid = {
+        **SMALL,
+        "learning_rate": [0.003, 0.03],
+        "units": [16, 24],
+        "dropout": [0.0, 0.2],
+        "layers": [1, 2],
+        "optimizer": ["adam", "sgd"],
+        "activation": "relu",
+        "batch_size": 32,
+    }
+    results = {}
+    for engine in ("sequential", "population"):
+        result = tune(
+            grid,
+            blobs,
+            storage=f"sqlite:///{tmp_path / engine}.db",
+            trials=32,
+            seed=0,
+            sampler="grid",
+            schedule="none",
+            engine=engine,
+            population=8,
+        )
+        records = trial_records(result.study)
+        assert len(records) == 32 and all(r["state"] == "complete" for r in records)
+        results[engine] = {json_key(r["params"]): r["value"] for r in records}
+        results[engine + "-best"] = result.best
+    assert results["sequential"].keys() == results["population"].keys()
+    for key, value in results["sequential"].items():
+        assert results["population"][key] == pytest.approx(value, abs=1e-6), key
+    assert results["population-best"]["value"] == pytest.approx(
+        results["sequential-best"]["value"], abs=1e-6
+    )
+
+
+def json_key(params):
+    import json
+
+    return json.dumps(params, sort_keys=True)
+
+
+def test_the_population_engine_prunes_refills_and_survives_ctrl_c(blobs, storage_url):
+    space = {**SMALL, "epochs": 9}
+    result = tune(
+        space,
+        blobs,
+        storage=storage_url,
+        trials=12,
+        seed=0,
+        engine="population",
+        population=4,
+        schedule="asha",
+    )
+    states = [r["state"] for r in trial_records(result.study)]
+    assert len(states) == 12 and "pruned" in states and "complete" in states
+    interrupted = tune(
+        space,
+        blobs,
+        storage=storage_url,
+        trials=12,
+        seed=0,
+        engine="population",
+        population=4,
+        progress=_InterruptAt(trial=14),
+    )
+    assert interrupted.interrupted
+    before = states
+    states = [r["state"] for r in trial_records(interrupted.study)]
+    assert states[:12] == before
+    assert "interrupted" in states[12:]
+    assert "running" not in states

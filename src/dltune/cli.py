@@ -98,6 +98,12 @@ def _storage_option(func: F) -> F:
     show_default=True,
     help="How weak trials are stopped early.",
 )
+@click.option("--engine", type=click.Choice(["sequential", "population"]), default="sequential",
+              show_default=True, help="Train trials one at a time, or many at once, stacked.")
+@click.option("--population", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Trials trained at once by the population engine.")
+@click.option("--memory", default="auto", show_default=True,
+              help="Memory the population may use (e.g. 4GB; auto: a quarter of RAM, <= 8GB).")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu or cuda.")
 @user_errors
 def run(
@@ -113,6 +119,9 @@ def run(
     seed: int | None,
     sampler: str,
     schedule: str,
+    engine: str,
+    population: int,
+    memory: str,
     device: str,
 ) -> None:
     """Run (or continue) a study: SPACE is a YAML search space [default: the built-in one]."""
@@ -133,6 +142,9 @@ def run(
         seed=seed,
         sampler=sampler,
         schedule=schedule,
+        engine=engine,
+        population=population,
+        memory=memory,
         device=device,
         target=target,
         task=task,

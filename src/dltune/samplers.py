@@ -33,14 +33,22 @@ class AskTellGridSampler(optuna.samplers.GridSampler):
         return None
 
 
-def make_sampler(name: str, space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    name: str, space: SearchSpace, seed: int | None, *, parallel: bool = False
+) -> optuna.samplers.BaseSampler:
+    """The sampler `name`; `parallel`: many trials run at once (a population)."""
     if name == "tpe":
         # multivariate + group: the per-layer widths exist only for deep enough networks, and
-        # TPE models such conditional parameters jointly only with group=True.
-        with warnings.catch_warnings():  # multivariate and group are "experimental"
+        # TPE models such conditional parameters jointly only with group=True. constant_liar:
+        # with trials running side by side, TPE would otherwise propose near-copies of them.
+        with warnings.catch_warnings():  # multivariate, group, constant_liar: "experimental"
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(
-                seed=seed, multivariate=True, group=True, n_startup_trials=10
+                seed=seed,
+                multivariate=True,
+                group=True,
+                n_startup_trials=10,
+                constant_liar=parallel,
             )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)

@@ -7,8 +7,6 @@ PostgreSQL for many workers. Heartbeats let a later run tell a trial whose proce
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,31 +66,6 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StudyError(f"storage {url!r} cannot be opened: {first_line}") from exc
-
-
-class Heartbeat:
-    """Records a trial's heartbeat in a background thread while the trial runs."""
-
-    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int) -> None:
-        self._storage = storage
-        self._trial_id = trial_id
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="dltune-heartbeat", daemon=True)
-
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_INTERVAL):
-            # A missed beat only delays stale detection; it must not end the trial.
-            with contextlib.suppress(Exception):
-                self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
-
-    def __enter__(self) -> Heartbeat:
-        self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=HEARTBEAT_INTERVAL)
 
 
 def fail_stale_trials(study: optuna.Study) -> None:

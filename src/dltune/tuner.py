@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import random
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import __version__
 from .config import Config
-from .engine import EpochReport, SequentialTrainer, TrainResult
+from .engine import SequentialTrainer
 from .errors import DLTuneError, StudyError
+from .lifecycle import TrialLifecycle
+from .loops import Budget, run_population, run_sequential
 from .progress import ProgressListener
-from .records import STATE_ATTR, STUDY_META, TEST_PREFIX, best_record, best_trial, trial_record
+from .records import STUDY_META, TEST_PREFIX, best_record, best_trial
 from .samplers import make_pruner, make_sampler
 from .storage import (
     DEFAULT_STORAGE,
-    Heartbeat,
     fail_stale_trials,
     normalize_url,
     open_storage,
@@ -69,11 +69,6 @@ def resolve_space(space: SearchSpace | str | Path | dict[str, Any] | None) -> Se
     if isinstance(space, dict):
         return SearchSpace.from_dict(space)
     return SearchSpace.from_file(space)
-
-
-def trial_seed(base_seed: int, number: int) -> int:
-    """Each trial's seed (weights, dropout): a function of the study's seed and its number."""
-    return (base_seed * 1_000_003 + number) % (2**31 - 1)
 
 
 def _study_meta(space: SearchSpace, data: Dataset, metric: str, seed: int) -> dict[str, Any]:
@@ -140,6 +135,7 @@ def open_study(
     sampler: str,
     schedule: str,
     seed: int | None,
+    parallel: bool = False,
 ) -> tuple[optuna.Study, dict[str, Any], SearchSpace, list[str]]:
     """Create the study, or load it to continue, checked against this run's data and space.
 
@@ -170,79 +166,8 @@ def open_study(
     # A resumed study keeps its seeds; the sampler's seed moves on with the trial count, so
     # that a resumed random search does not propose the first configurations again.
     sampler_seed = None if seed is None else seed + len(study.trials)
-    study.sampler = make_sampler(sampler, space, sampler_seed)
+    study.sampler = make_sampler(sampler, space, sampler_seed, parallel=parallel)
     return study, meta, space, notes
-
-
-class _TrialRunner:
-    """Runs one asked trial: trains it, reports each epoch, tells its outcome."""
-
-    def __init__(
-        self,
-        study: optuna.Study,
-        trainer: SequentialTrainer,
-        space: SearchSpace,
-        base_seed: int,
-        progress: ProgressListener,
-    ) -> None:
-        self.study = study
-        self.trainer = trainer
-        self.space = space
-        self.base_seed = base_seed
-        self.progress = progress
-        # The weights of the best trial trained in this process, kept for its one test.
-        self.best_state: tuple[int, dict[str, Any]] | None = None
-
-    def run(self, trial: optuna.Trial) -> TrainResult:
-        import optuna
-
-        config = self.space.suggest(trial)
-        seed = trial_seed(self.base_seed, trial.number)
-        trial.set_user_attr("config", config.to_dict())
-        trial.set_user_attr("seed", seed)
-        self.progress.trial_started(trial.number, config)
-
-        def on_epoch(report: EpochReport) -> bool:
-            trial.report(report.val_metric, report.epoch)
-            self.progress.epoch_done(trial.number, report)
-            return not trial.should_prune()
-
-        with Heartbeat(self.study._storage, trial._trial_id):
-            result = self.trainer.train(
-                config,
-                seed=seed,
-                patience=self.space.patience,
-                on_epoch=on_epoch,
-                keep_best_state=True,
-            )
-        self._store_curve(trial, result)
-        state = optuna.trial.TrialState
-        if result.status == "complete":
-            self.study.tell(trial, result.best_value)
-        else:
-            if result.status == "diverged":
-                trial.set_user_attr(STATE_ATTR, "diverged")
-                trial.set_user_attr("diverged_epoch", result.diverged_epoch)
-                last = result.history[-1]
-                if last.val_metric == last.val_metric:  # not NaN: a score for the sampler
-                    trial.report(last.val_metric, last.epoch)
-            self.study.tell(trial, state=state.PRUNED)
-        self._keep_if_best(trial.number, result)
-        return result
-
-    @staticmethod
-    def _store_curve(trial: optuna.Trial, result: TrainResult) -> None:
-        # The validation metric per epoch is stored as intermediate values by trial.report.
-        trial.set_user_attr("train_loss", [r.train_loss for r in result.history])
-        trial.set_user_attr("val_loss", [r.val_loss for r in result.history])
-        trial.set_user_attr("epoch_seconds", [round(r.seconds, 4) for r in result.history])
-        trial.set_user_attr("best_epoch", result.best_epoch)
-        trial.set_user_attr("stopped_early", result.stopped_early)
-
-    def _keep_if_best(self, number: int, result: TrainResult) -> None:
-        best = best_trial(self.study)
-        if best is not None and best.number == number and result.best_state is not None:
-            self.best_state = (number, result.best_state)
 
 
 def evaluate_test(
@@ -288,6 +213,10 @@ def _retrained_state(
     return result.best_state
 
 
+ENGINES = ("sequential", "population")
+DEFAULT_SLOTS = 16  # trials trained at once by the population engine
+
+
 def tune(
     space: SearchSpace | str | Path | dict[str, Any] | None = None,
     data: Dataset | str | Path = "digits",
@@ -299,6 +228,9 @@ def tune(
     seed: int | None = None,
     sampler: str = "tpe",
     schedule: str = "asha",
+    engine: str = "sequential",
+    population: int = DEFAULT_SLOTS,
+    memory: str | int | None = None,
     device: str = "cpu",
     target: str | None = None,
     task: str | None = None,
@@ -308,14 +240,17 @@ def tune(
     """Tune a dense network's hyperparameters on `data`; the study lives in `storage`.
 
     `trials` more trials are run in this call (like Optuna's n_trials), or until `timeout`
-    seconds have passed; a study of the same name in the storage is continued. At the end the
-    best trial is evaluated once on the test split.
+    seconds have passed (no trial starts after it; running ones finish); a study of the same
+    name in the storage is continued. `engine` trains trials one at a time ("sequential") or
+    up to `population` at once, stacked, within a `memory` budget ("population"). At the end
+    the best trial is evaluated once on the test split.
     """
-    import optuna
-
     from .data import Dataset, load_data
     from .devices import resolve_device
+    from .engine.population import PopulationTrainer
 
+    if engine not in ENGINES:
+        raise DLTuneError(f"--engine {engine!r} is not known; choose from {', '.join(ENGINES)}")
     started = time.perf_counter()
     progress = progress or ProgressListener()
     space = resolve_space(space)
@@ -333,91 +268,67 @@ def tune(
         sampler=sampler,
         schedule=schedule,
         seed=seed,
+        parallel=engine == "population",
     )
     fail_stale_trials(study)
+    device = resolve_device(device)
+    shuffle_seed = int(meta["shuffle_seed"])
+    # The sequential trainer also evaluates the test split and retrains for it.
     trainer = SequentialTrainer(
-        dataset,
-        metric=meta["metric"],
-        device=resolve_device(device),
-        shuffle_seed=int(meta["shuffle_seed"]),
+        dataset, metric=meta["metric"], device=device, shuffle_seed=shuffle_seed
     )
-    runner = _TrialRunner(study, trainer, space, int(meta["seed"]), progress)
-    budget = trials if trials is not None else (None if timeout else DEFAULT_TRIALS)
+    lifecycle = TrialLifecycle(study, space, int(meta["seed"]), progress)
+    n_trials = trials if trials is not None else (None if timeout else DEFAULT_TRIALS)
+    budget = Budget(n_trials, None if timeout is None else started + timeout)
     progress.study_started(
         {
             "study": study.study_name,
             "storage": storage,
             "data": dataset.describe(),
             "metric": meta["metric"],
-            "trials": budget,
+            "trials": n_trials,
             "timeout": timeout,
             "existing_trials": len(study.trials),
+            "engine": engine,
             "notes": notes,
         }
     )
-    trials_run, interrupted = 0, False
+    interrupted = False
     try:
-        while budget is None or trials_run < budget:
-            if timeout is not None and time.perf_counter() - started >= timeout:
-                break
-            if isinstance(study.sampler, optuna.samplers.GridSampler) and (
-                study.sampler.is_exhausted(study)
-            ):
-                notes.append("the grid is exhausted: every combination has been tried")
-                break
-            trial = _ask(study)
-            try:
-                runner.run(trial)
-            except KeyboardInterrupt:
-                _mark_failed(study, trial, "interrupted", "stopped by the user (Ctrl-C)")
-                raise
-            except DLTuneError:
-                _mark_failed(study, trial, "failed", "invalid configuration")
-                raise
-            except Exception as exc:
-                _mark_failed(study, trial, "failed", f"{type(exc).__name__}: {exc}")
-                raise
-            trials_run += 1
-            progress.trial_finished(trial_record(study.trials[trial.number]), best_record(study))
+        if engine == "population":
+            members = PopulationTrainer(
+                dataset,
+                metric=meta["metric"],
+                device=device,
+                shuffle_seed=shuffle_seed,
+                memory=memory,
+            )
+            run_population(lifecycle, members, budget, space.patience, slots=population)
+        else:
+            run_sequential(lifecycle, trainer, budget, space.patience)
     except KeyboardInterrupt:
         interrupted = True
+        lifecycle.fail_running("interrupted", "stopped by the user (Ctrl-C)")
+    except Exception as exc:
+        lifecycle.fail_running("failed", f"{type(exc).__name__}: {exc}")
+        raise
     finally:
+        lifecycle.close()
         progress.study_finished()
-    if not interrupted:
-        evaluate_test(study, trainer, runner.best_state)
-    elif runner.best_state is not None:
-        # Cheap: the weights are in memory. A retrain waits for the next, uninterrupted run.
-        best = best_trial(study)
-        if best is not None and best.number == runner.best_state[0]:
-            evaluate_test(study, trainer, runner.best_state)
+    kept = lifecycle.best_state
+    best = best_trial(study)
+    if not interrupted or (kept is not None and best is not None and best.number == kept[0]):
+        # After Ctrl-C only when cheap (the weights are in memory); a retrain waits for the
+        # next, uninterrupted run.
+        evaluate_test(study, trainer, kept)
     return TuneResult(
         study=study,
         storage=storage,
         space=space,
         data=dataset,
         best=best_record(study),
-        trials_run=trials_run,
+        trials_run=budget.started,
         seconds=time.perf_counter() - started,
         interrupted=interrupted,
         notes=notes,
     )
-
-
-def _ask(study: optuna.Study) -> optuna.Trial:
-    # Optuna warns that heartbeats are meant for Study.optimize; this loop records them itself
-    # (storage.Heartbeat), so the warning does not apply.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-        return study.ask()
-
-
-def _mark_failed(study: optuna.Study, trial: optuna.Trial, state: str, error: str) -> None:
-    """End a trial that did not finish, keeping why in storage."""
-    import optuna
-
-    try:
-        trial.set_user_attr(STATE_ATTR, state)
-        trial.set_user_attr("error", error[:500])
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    except Exception:  # already told, or the storage is gone: nothing more to keep
-        pass
