@@ -98,12 +98,26 @@ def _storage_option(func: F) -> F:
     show_default=True,
     help="How weak trials are stopped early.",
 )
-@click.option("--engine", type=click.Choice(["sequential", "population"]), default="sequential",
-              show_default=True, help="Train trials one at a time, or many at once, stacked.")
-@click.option("--population", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Trials trained at once by the population engine.")
-@click.option("--memory", default="auto", show_default=True,
-              help="Memory the population may use (e.g. 4GB; auto: a quarter of RAM, <= 8GB).")
+@click.option(
+    "--engine",
+    type=click.Choice(["sequential", "population"]),
+    default="sequential",
+    show_default=True,
+    help="Train trials one at a time, or many at once, stacked.",
+)
+@click.option(
+    "--population",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Trials trained at once by the population engine.",
+)
+@click.option(
+    "--memory",
+    default="auto",
+    show_default=True,
+    help="Memory the population may use (e.g. 4GB; auto: a quarter of RAM, <= 8GB).",
+)
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu or cuda.")
 @user_errors
 def run(

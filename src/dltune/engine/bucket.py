@@ -239,6 +239,7 @@ class Bucket:
         )
         loss_sums = torch.zeros(p, device=device)
         active = torch.ones(p, dtype=torch.bool, device=device)
+        self.optimizer.plan(-(-n // self.batch_size))  # the coefficients of this epoch's steps
         for step, start in enumerate(range(0, n, self.batch_size), start=1):
             rows = orders[:, start : start + self.batch_size]  # (P, B)
             losses = self.member_losses(self.forward(x_train[rows], True), y_train[rows])

@@ -49,8 +49,12 @@ class MemberOptimizer:
     weight_decay: float
 
 
-def coefficients(opt: MemberOptimizer, step: int) -> tuple[float, ...]:
-    """(l2, decay, m_keep, m_in, v_keep, v_in, g_w, m_w, v_scale, eps, lr) at `step` (1-based)."""
+def coefficients(opt: MemberOptimizer) -> tuple[float, ...]:
+    """(l2, decay, m_keep, m_in, v_keep, v_in, g_w, m_w, v_scale, eps, lr) of one member.
+
+    For Adam and AdamW, m_w and v_scale are 1 here: the bias corrections, 1 / (1 - beta^t),
+    depend on the step and are applied by `coefficient_tables`.
+    """
     lr, wd = opt.lr, opt.weight_decay
     if opt.name == "sgd":
         return (wd, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, lr)
@@ -60,9 +64,8 @@ def coefficients(opt: MemberOptimizer, step: int) -> tuple[float, ...]:
         return (wd, 0.0, MOMENTUM, 1.0, 0.0, 0.0, 1.0, MOMENTUM, 0.0, 1.0, lr)
     if opt.name in ("adam", "adamw"):
         b1, b2 = ADAM_BETAS
-        bias1, bias2 = 1 - b1**step, 1 - b2**step
         l2, decay = (wd, 0.0) if opt.name == "adam" else (0.0, lr * wd)
-        return (l2, decay, b1, 1 - b1, b2, 1 - b2, 0.0, 1 / bias1, 1 / bias2, ADAM_EPS, lr)
+        return (l2, decay, b1, 1 - b1, b2, 1 - b2, 0.0, 1.0, 1.0, ADAM_EPS, lr)
     if opt.name == "rmsprop":
         a = RMSPROP_ALPHA
         return (wd, 0.0, 0.0, 0.0, a, 1 - a, 1.0, 0.0, 1.0, RMSPROP_EPS, lr)
@@ -95,7 +98,14 @@ _compiled: Callable[..., None] | None = None
 
 
 def _update_function() -> Callable[..., None]:
-    """update_ compiled once per process, for every member count (dynamic shapes)."""
+    """update_ compiled once per process, for every member count and tensor size.
+
+    Why compiled: written as eager tensor operations the rule makes about fifteen passes over
+    every parameter, and for small networks those cost more than the matrix products; the
+    compiled kernel makes one. One call per parameter tensor rather than one over a bucket's
+    list of tensors: a list would compile a graph per network depth (some 20 s each on a cold
+    cache) to save a few microseconds a step.
+    """
     global _compiled
     if _compiled is None:
         if os.environ.get("DLTUNE_COMPILE", "1") == "0":
@@ -159,20 +169,44 @@ class StackedOptimizer:
         self.steps = list(steps) if steps is not None else [0] * len(members)
         self.m = m if m is not None else [torch.zeros_like(p) for p in params]
         self.v = v if v is not None else [torch.zeros_like(p) for p in params]
+        device = params[0].device if params else torch.device("cpu")
+        rows = [(*coefficients(x), 1.0) for x in self.members]
+        self._base = torch.tensor(rows, dtype=torch.float32, device=device).view(-1, 12)
+        self._adam = torch.tensor(
+            [x.name in ("adam", "adamw") for x in self.members], dtype=torch.bool, device=device
+        )
+        self._tables: torch.Tensor | None = None  # (S, P, 12) for the steps ahead
+        self._next = 0
 
-    def _coefficient_table(self, active: torch.Tensor | None) -> torch.Tensor:
-        rows = [(*coefficients(m, s), 1.0) for m, s in zip(self.members, self.steps, strict=True)]
-        table = torch.tensor(rows, dtype=torch.float32, device=self.params[0].device)
-        if active is not None:
-            table[:, 11] = active.to(torch.float32)
-        return table  # (P, N_COEFFICIENTS)
+    def plan(self, n_steps: int) -> None:
+        """Compute the coefficients of the next `n_steps` steps at once (one epoch's worth),
+        so that a step does no Python work per member."""
+        device = self._base.device
+        start = torch.tensor(self.steps, dtype=torch.float64, device=device)
+        t = (
+            start[None, :]
+            + torch.arange(1, n_steps + 1, dtype=torch.float64, device=device)[:, None]
+        )  # (S, P) the 1-based step of each member at each step ahead
+        b1, b2 = ADAM_BETAS
+        tables = self._base.expand(n_steps, -1, -1).clone()
+        adam = self._adam[None, :]
+        tables[:, :, 7] = torch.where(adam, 1 / (1 - b1**t), tables[:, :, 7].double()).float()
+        tables[:, :, 8] = torch.where(adam, 1 / (1 - b2**t), tables[:, :, 8].double()).float()
+        self._tables, self._next = tables, 0
 
     @torch.no_grad()
     def step(self, active: torch.Tensor | None = None) -> None:
         """One update of every member; `active` (P,) bool freezes members where False."""
+        if self._tables is None or self._next >= len(self._tables):
+            self.plan(1)
+        assert self._tables is not None
+        table = self._tables[self._next]
+        self._next += 1
         self.steps = [s + 1 for s in self.steps]
-        table = self._coefficient_table(active)
+        if active is not None:
+            table = table.clone()
+            table[:, 11] = active.to(torch.float32)
         for p, m, v in zip(self.params, self.m, self.v, strict=True):
             if p.grad is not None:
-                _run_update(p, p.grad, m, v, table)
+                _run_update(p, p.grad.contiguous(), m, v, table)
                 p.grad = None
