@@ -97,6 +97,37 @@ def time_population(trainer: PopulationTrainer, configs: list[Config]) -> float:
     return time.perf_counter() - started
 
 
+_WORKER_DATA = None
+
+
+def _worker_start(path: str) -> None:
+    """A worker process: one thread, the data loaded once, the compiled kernels warmed up."""
+    global _WORKER_DATA
+    torch.set_num_threads(1)
+    _WORKER_DATA = load_data(path)
+    time_population(PopulationTrainer(_WORKER_DATA), same_shape_members(2, 128, random.Random(1)))
+
+
+def _worker_train(configs: list[Config]) -> float:
+    assert _WORKER_DATA is not None
+    return time_population(PopulationTrainer(_WORKER_DATA), configs)
+
+
+def time_population_workers(configs: list[Config], workers: int, path: Path) -> float:
+    """Seconds for `workers` single-threaded processes, each training its own population, the
+    configurations dealt out by estimated cost (largest first, to the least loaded)."""
+    import multiprocessing as mp
+
+    shares: list[list[Config]] = [[] for _ in range(workers)]
+    loads = [0.0] * workers
+    for config in sorted(configs, key=lambda c: -epoch_flops(c, 784, 10, 1, 0)):
+        i = loads.index(min(loads))
+        shares[i].append(config)
+        loads[i] += epoch_flops(config, 784, 10, 1, 0) + 2e6 * 7000 / config.batch_size
+    with mp.get_context("spawn").Pool(workers, _worker_start, (str(path),)) as pool:
+        return max(pool.map(_worker_train, [s for s in shares if s]))
+
+
 def keras_seconds(configs: list[Config], data) -> float | None:  # type: ignore[no-untyped-def]
     """One epoch of each configuration in Keras 3 with the torch backend, or None."""
     import os
@@ -121,7 +152,7 @@ def keras_seconds(configs: list[Config], data) -> float | None:  # type: ignore[
 
 
 def run_workload(name: str, configs: list[Config], data, device: str, peak: float,  # type: ignore[no-untyped-def]
-                 keras: bool) -> dict[str, float]:
+                 keras: bool, workers: int = 0) -> dict[str, float]:
     sequential = SequentialTrainer(data, device=device)
     population = PopulationTrainer(data, device=device)
     n_train, n_val = len(data.x_train), len(data.x_val)
@@ -135,6 +166,11 @@ def run_workload(name: str, configs: list[Config], data, device: str, peak: floa
     print(f"  population : {n / pop_s:7.2f} member-epochs/s  {flops / pop_s / 1e9:6.1f} GFLOP/s "
           f"({100 * flops / pop_s / 1e9 / peak:4.1f}% of peak)  {pop_s:6.2f} s")
     print(f"  ratio      : {seq_s / pop_s:5.2f}x population over sequential")
+    if workers > 1 and device == "cpu":
+        par_s = time_population_workers(configs, workers, MNIST)
+        print(f"  population, {workers} single-threaded workers: {n / par_s:7.2f} member-epochs/s"
+              f"  {flops / par_s / 1e9:6.1f} GFLOP/s  {par_s:6.2f} s  "
+              f"ratio {seq_s / par_s:5.2f}x over sequential")
     if keras:
         keras_s = keras_seconds(configs, data)
         if keras_s is None:
@@ -158,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer members (a smoke run)")
     parser.add_argument("--workloads", default="1,2,3")
     parser.add_argument("--keras", action="store_true", help="also time Keras (torch backend)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="also time N single-threaded worker processes (0: skip)")
     args = parser.parse_args(argv)
     if not MNIST.is_dir():
         print(f"needs the MNIST test split in {MNIST}", file=sys.stderr)
@@ -176,13 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     chosen = set(args.workloads.split(","))
     if "1" in chosen:
         run_workload("1: 784-256-256-10, batch 32", same_shape_members(members, 32,
-                     random.Random(0)), data, args.device, peak, args.keras)
+                     random.Random(0)), data, args.device, peak, args.keras, args.workers)
     if "2" in chosen:
         run_workload("2: 784-256-256-10, batch 128", same_shape_members(members, 128,
-                     random.Random(0)), data, args.device, peak, args.keras)
+                     random.Random(0)), data, args.device, peak, args.keras, args.workers)
     if "3" in chosen:
         run_workload("3: random configurations of the default space", random_members(random_n, 0),
-                     data, args.device, peak, args.keras)
+                     data, args.device, peak, args.keras, args.workers)
     return 0
 
 

@@ -14,6 +14,7 @@ from its own generators and data order, and stacked members share no parameters.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -57,6 +58,7 @@ class PopulationTrainer:
         shuffle_seed: int = 0,
         memory: int | str | None = None,
         pad_widths: bool = True,
+        max_padding: float = 1.0,
     ) -> None:
         self.tensors = DeviceData(data, metric=metric, device=device)
         self.data = data
@@ -64,6 +66,9 @@ class PopulationTrainer:
         self.shuffle_seed = shuffle_seed
         self.memory_budget = resolve_memory(memory, self.tensors.device)
         self.pad_widths = pad_widths
+        # How many times its own arithmetic a member may cost once padded into a wider bucket
+        # (1: only the width ladder's rounding). See _plan.
+        self.max_padding = max_padding
         self.buckets: dict[tuple[int, tuple[int, ...]], Bucket] = {}
         self.pending: list[Member] = []  # join at the next epoch boundary
         self.bucket_seconds: dict[tuple[int, tuple[int, ...]], float] = {}
@@ -131,14 +136,65 @@ class PopulationTrainer:
         return result
 
     def _admit_pending(self) -> None:
-        by_bucket: dict[tuple[int, tuple[int, ...]], list[Member]] = {}
+        """Place the waiting members: into an open bucket of their batch size and depth whose
+        widths hold theirs at a bounded padding cost, or into new buckets (see _plan)."""
         for member in self.pending:
-            by_bucket.setdefault(self._bucket_key(member.config), []).append(member)
-        for key, members in by_bucket.items():
-            if key not in self.buckets:
-                self.buckets[key] = Bucket(self.tensors, key[0], key[1])
-            self.buckets[key].add(members)
+            bucket = self._bucket_for(member.config)
+            if bucket is not None:
+                bucket.add([member])
+        rest = [m for m in self.pending if not any(m in b.members for b in self.buckets.values())]
+        for widths, members in self._plan(rest):
+            key = (members[0].config.batch_size, widths)
+            if key in self.buckets:
+                self.buckets[key].add(members)
+            else:
+                self.buckets[key] = Bucket(self.tensors, key[0], widths)
+                self.buckets[key].add(members)
         self.pending = []
+
+    def _own_widths(self, config: Config) -> tuple[int, ...]:
+        return tuple(ladder_width(u) for u in config.units) if self.pad_widths else config.units
+
+    def _cost(self, widths: tuple[int, ...]) -> int:
+        """Multiply-adds per row of a network of these widths (the padding's measure)."""
+        dims = (self.tensors.n_features, *widths, self.tensors.n_outputs)
+        return sum(a * b for a, b in itertools.pairwise(dims))
+
+    def _fits(self, config: Config, widths: tuple[int, ...]) -> bool:
+        own = self._own_widths(config)
+        return (
+            len(own) == len(widths)
+            and all(a <= b for a, b in zip(own, widths, strict=True))
+            and self._cost(widths) <= self.max_padding * self._cost(own)
+        )
+
+    def _bucket_for(self, config: Config) -> Bucket | None:
+        candidates = [
+            b
+            for (batch, widths), b in self.buckets.items()
+            if batch == config.batch_size and self._fits(config, widths)
+        ]
+        return min(candidates, key=lambda b: self._cost(b.widths), default=None)
+
+    def _plan(self, members: list[Member]) -> list[tuple[tuple[int, ...], list[Member]]]:
+        """Group members of one batch size and depth into buckets, widest first: a bucket takes
+        every member whose cost padded to its widths is at most max_padding times its own.
+
+        Padding wastes arithmetic but shares the per-step overhead, which is what small
+        networks spend their time on; max_padding bounds the waste.
+        """
+        groups: dict[tuple[int, int], list[Member]] = {}
+        for member in members:
+            groups.setdefault((member.config.batch_size, member.config.layers), []).append(member)
+        plan = []
+        for group in groups.values():
+            left = sorted(group, key=lambda m: -self._cost(self._own_widths(m.config)))
+            while left:
+                widths = self._own_widths(left[0].config)
+                taken = [m for m in left if self._fits(m.config, widths)]
+                plan.append((widths, taken))
+                left = [m for m in left if m not in taken]
+        return plan
 
     # ---- training -------------------------------------------------------------------------
 
