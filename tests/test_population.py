@@ -73,19 +73,27 @@ def test_regression_members_match_their_sequential_runs(linear_regression):
         assert_same_curve(population[i], alone)
 
 
-def test_with_dropout_a_member_is_identical_alone_and_among_others(blobs):
+def test_with_dropout_a_member_is_the_same_alone_and_among_any_others(blobs):
     target = make_config(dropout=0.3, layers=2, units=(32, 20), epochs=4)
     others = [
         make_config(dropout=0.5, layers=2, units=(32, 16), learning_rate=0.05, epochs=4),
         make_config(dropout=0.1, layers=2, units=(30, 20), optimizer="sgd", epochs=4),
+        make_config(dropout=0.2, layers=2, units=(24, 17), optimizer="rmsprop", epochs=4),
+        make_config(dropout=0.0, layers=2, units=(32, 18), optimizer="adamw", epochs=4),
     ]
     alone = PopulationTrainer(blobs).train([("t", target, 7)])
     among = PopulationTrainer(blobs).train(
         [("a", others[0], 1), ("t", target, 7), ("b", others[1], 2)]
     )
-    np.testing.assert_array_equal(curves(alone["t"])[0], curves(among["t"])[0])
-    np.testing.assert_array_equal(curves(alone["t"])[2], curves(among["t"])[2])
-    # and its masks are those it draws when trained sequentially
+    among_others = PopulationTrainer(blobs).train(
+        [("c", others[2], 3), ("t", target, 7), ("d", others[3], 4)]
+    )
+    # Whoever its companions are, a member's results are bit for bit the same ...
+    for a, b in zip(curves(among["t"]), curves(among_others["t"]), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # ... and alone (stepped by torch.optim rather than the fused kernel) the same to float32
+    # rounding, as is its sequential run: its dropout masks are its own.
+    assert_same_curve(alone["t"], among["t"])
     assert_same_curve(alone["t"], SequentialTrainer(blobs).train(target, seed=7))
 
 

@@ -108,12 +108,13 @@ class Bucket:
             member.generator = dropout_generator(member.seed, self.data.device)
         fresh = [f.to(self.data.device) for f in fresh]
         old = self.optimizer
+        moments_m, moments_v = old.moments()
         self._rebuild(
             [torch.cat([p.detach(), f]) for p, f in zip(self.params, fresh, strict=True)],
             self.members + new,
             old.steps + [0] * len(new),
-            [torch.cat([m, torch.zeros_like(f)]) for m, f in zip(old.m, fresh, strict=True)],
-            [torch.cat([v, torch.zeros_like(f)]) for v, f in zip(old.v, fresh, strict=True)],
+            [torch.cat([m, torch.zeros_like(f)]) for m, f in zip(moments_m, fresh, strict=True)],
+            [torch.cat([v, torch.zeros_like(f)]) for v, f in zip(moments_v, fresh, strict=True)],
         )
 
     def remove(self, keys: set[Any]) -> list[Member]:
@@ -132,8 +133,7 @@ class Bucket:
             rows(self.params),
             [self.members[i] for i in keep],
             [old.steps[i] for i in keep],
-            rows(old.m),
-            rows(old.v),
+            *(rows(moments) for moments in old.moments()),
         )
         return gone
 

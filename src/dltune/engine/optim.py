@@ -15,7 +15,7 @@ MOMENTUM = 0.9
 
 
 def make_optimizer(
-    name: str, params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float
+    name: str, params: Iterable[torch.Tensor], lr: float, weight_decay: float
 ) -> torch.optim.Optimizer:
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .optim import MOMENTUM
+from .optim import MOMENTUM, make_optimizer
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -147,6 +147,37 @@ def _run_update(
         update_(p, g, m, v, c)
 
 
+def _step_tensor(step: int) -> torch.Tensor:
+    return torch.tensor(float(step))
+
+
+# torch.optim's per-parameter state for a lone member, built from the stacked buffers (shared,
+# so torch.optim's in-place updates land in them), or None before its first step.
+_TORCH_STATE: dict[str, Callable[[torch.Tensor, torch.Tensor, int], dict | None]] = {
+    "sgd": lambda m, v, step: None,
+    "momentum": lambda m, v, step: {"momentum_buffer": m} if step else None,
+    "nesterov": lambda m, v, step: {"momentum_buffer": m} if step else None,
+    "adam": lambda m, v, step: (
+        {"step": _step_tensor(step), "exp_avg": m, "exp_avg_sq": v} if step else None
+    ),
+    "adamw": lambda m, v, step: (
+        {"step": _step_tensor(step), "exp_avg": m, "exp_avg_sq": v} if step else None
+    ),
+    "rmsprop": lambda m, v, step: {"step": _step_tensor(step), "square_avg": v} if step else None,
+    "adagrad": lambda m, v, step: {"step": _step_tensor(step), "sum": v},
+}
+# Which state entry holds each stacked buffer.
+_TORCH_KEYS: dict[str, list[tuple[str, str]]] = {
+    "sgd": [],
+    "momentum": [("momentum_buffer", "m")],
+    "nesterov": [("momentum_buffer", "m")],
+    "adam": [("exp_avg", "m"), ("exp_avg_sq", "v")],
+    "adamw": [("exp_avg", "m"), ("exp_avg_sq", "v")],
+    "rmsprop": [("square_avg", "v")],
+    "adagrad": [("sum", "v")],
+}
+
+
 class StackedOptimizer:
     """Updates stacked parameters, each (P, k) with one row per member, each member with its
     own optimizer.
@@ -177,6 +208,30 @@ class StackedOptimizer:
         )
         self._tables: torch.Tensor | None = None  # (S, P, 12) for the steps ahead
         self._next = 0
+        # A lone member steps with torch.optim itself: for one small network the fixed cost of
+        # a compiled call per tensor (guards, wrappers: ~0.1 ms) outweighs what fusing saves.
+        self._alone = self._torch_optimizer() if len(self.members) == 1 else None
+
+    def _torch_optimizer(self) -> torch.optim.Optimizer:
+        member, step = self.members[0], self.steps[0]
+        optimizer = make_optimizer(member.name, self.params, member.lr, member.weight_decay)
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            state = _TORCH_STATE[member.name](m, v, step)
+            if state is not None:
+                optimizer.state[p] = state
+        return optimizer
+
+    def moments(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The moment buffers (m, v), current also when torch.optim holds them."""
+        if self._alone is not None:
+            name = self.members[0].name
+            for p, m, v in zip(self.params, self.m, self.v, strict=True):
+                state = self._alone.state.get(p, {})
+                for key, target in _TORCH_KEYS[name]:
+                    value = state.get(key)
+                    if value is not None and value is not (m if target == "m" else v):
+                        (m if target == "m" else v).copy_(value)
+        return self.m, self.v
 
     def plan(self, n_steps: int) -> None:
         """Compute the coefficients of the next `n_steps` steps at once (one epoch's worth),
@@ -197,6 +252,13 @@ class StackedOptimizer:
     @torch.no_grad()
     def step(self, active: torch.Tensor | None = None) -> None:
         """One update of every member; `active` (P,) bool freezes members where False."""
+        if self._alone is not None:
+            self.steps = [self.steps[0] + 1]
+            if active is None or bool(active[0]):
+                self._alone.step()
+            for p in self.params:
+                p.grad = None
+            return
         if self._tables is None or self._next >= len(self._tables):
             self.plan(1)
         assert self._tables is not None
