@@ -146,13 +146,26 @@ def keras_seconds(configs: list[Config], data) -> float | None:  # type: ignore[
                 model.add(keras.layers.Dropout(config.dropout))
         model.add(keras.layers.Dense(data.n_classes, activation="softmax"))
         model.compile(optimizer=config.optimizer, loss="sparse_categorical_crossentropy")
-        model.fit(data.x_train, data.y_train, batch_size=config.batch_size, epochs=1, verbose=0,
-                  validation_data=(data.x_val, data.y_val))
+        model.fit(
+            data.x_train,
+            data.y_train,
+            batch_size=config.batch_size,
+            epochs=1,
+            verbose=0,
+            validation_data=(data.x_val, data.y_val),
+        )
     return time.perf_counter() - started
 
 
-def run_workload(name: str, configs: list[Config], data, device: str, peak: float,  # type: ignore[no-untyped-def]
-                 keras: bool, workers: int = 0) -> dict[str, float]:
+def run_workload(
+    name: str,
+    configs: list[Config],
+    data,
+    device: str,
+    peak: float,  # type: ignore[no-untyped-def]
+    keras: bool,
+    workers: int = 0,
+) -> dict[str, float]:
     sequential = SequentialTrainer(data, device=device)
     population = PopulationTrainer(data, device=device)
     n_train, n_val = len(data.x_train), len(data.x_val)
@@ -161,27 +174,36 @@ def run_workload(name: str, configs: list[Config], data, device: str, peak: floa
     pop_s = time_population(population, configs)
     n = len(configs)
     print(f"\n[{name}] {n} members, 1 epoch each")
-    print(f"  sequential : {n / seq_s:7.2f} member-epochs/s  {flops / seq_s / 1e9:6.1f} GFLOP/s "
-          f"({100 * flops / seq_s / 1e9 / peak:4.1f}% of peak)  {seq_s:6.2f} s")
-    print(f"  population : {n / pop_s:7.2f} member-epochs/s  {flops / pop_s / 1e9:6.1f} GFLOP/s "
-          f"({100 * flops / pop_s / 1e9 / peak:4.1f}% of peak)  {pop_s:6.2f} s")
+    print(
+        f"  sequential : {n / seq_s:7.2f} member-epochs/s  {flops / seq_s / 1e9:6.1f} GFLOP/s "
+        f"({100 * flops / seq_s / 1e9 / peak:4.1f}% of peak)  {seq_s:6.2f} s"
+    )
+    print(
+        f"  population : {n / pop_s:7.2f} member-epochs/s  {flops / pop_s / 1e9:6.1f} GFLOP/s "
+        f"({100 * flops / pop_s / 1e9 / peak:4.1f}% of peak)  {pop_s:6.2f} s"
+    )
     print(f"  ratio      : {seq_s / pop_s:5.2f}x population over sequential")
     if workers > 1 and device == "cpu":
         par_s = time_population_workers(configs, workers, MNIST)
-        print(f"  population, {workers} single-threaded workers: {n / par_s:7.2f} member-epochs/s"
-              f"  {flops / par_s / 1e9:6.1f} GFLOP/s  {par_s:6.2f} s  "
-              f"ratio {seq_s / par_s:5.2f}x over sequential")
+        print(
+            f"  population, {workers} single-threaded workers: {n / par_s:7.2f} member-epochs/s"
+            f"  {flops / par_s / 1e9:6.1f} GFLOP/s  {par_s:6.2f} s  "
+            f"ratio {seq_s / par_s:5.2f}x over sequential"
+        )
     if keras:
         keras_s = keras_seconds(configs, data)
         if keras_s is None:
             print("  keras      : not installed (pip install keras) - skipped")
         else:
-            print(f"  keras      : {n / keras_s:7.2f} member-epochs/s  "
-                  f"(population {keras_s / pop_s:.2f}x faster)")
+            print(
+                f"  keras      : {n / keras_s:7.2f} member-epochs/s  "
+                f"(population {keras_s / pop_s:.2f}x faster)"
+            )
     if len(population.bucket_seconds) > 1:
         print("  population time by bucket (batch size, padded widths): seconds")
-        for (batch, widths), seconds in sorted(population.bucket_seconds.items(),
-                                               key=lambda kv: -kv[1]):
+        for (batch, widths), seconds in sorted(
+            population.bucket_seconds.items(), key=lambda kv: -kv[1]
+        ):
             print(f"    bs={batch:<4} {list(widths)!s:<22} {seconds:6.2f}")
     return {"sequential_s": seq_s, "population_s": pop_s, "ratio": seq_s / pop_s}
 
@@ -194,8 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer members (a smoke run)")
     parser.add_argument("--workloads", default="1,2,3")
     parser.add_argument("--keras", action="store_true", help="also time Keras (torch backend)")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="also time N single-threaded worker processes (0: skip)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="also time N single-threaded worker processes (0: skip)",
+    )
     args = parser.parse_args(argv)
     if not MNIST.is_dir():
         print(f"needs the MNIST test split in {MNIST}", file=sys.stderr)
@@ -203,8 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     members = 4 if args.quick else args.members
     random_n = 6 if args.quick else args.random_members
     data = load_data(MNIST)
-    print(f"data: {data.describe()}; torch {torch.__version__}, {torch.get_num_threads()} "
-          f"threads, device {args.device}")
+    print(
+        f"data: {data.describe()}; torch {torch.__version__}, {torch.get_num_threads()} "
+        f"threads, device {args.device}"
+    )
     peak = matmul_peak(args.device)
     print(f"matrix-multiply peak: {peak:.1f} GFLOP/s")
     # Warm up both engines (allocator, kernels) so the first workload is not penalized.
@@ -213,14 +241,35 @@ def main(argv: list[str] | None = None) -> int:
     time_population(PopulationTrainer(data, device=args.device), warm)
     chosen = set(args.workloads.split(","))
     if "1" in chosen:
-        run_workload("1: 784-256-256-10, batch 32", same_shape_members(members, 32,
-                     random.Random(0)), data, args.device, peak, args.keras, args.workers)
+        run_workload(
+            "1: 784-256-256-10, batch 32",
+            same_shape_members(members, 32, random.Random(0)),
+            data,
+            args.device,
+            peak,
+            args.keras,
+            args.workers,
+        )
     if "2" in chosen:
-        run_workload("2: 784-256-256-10, batch 128", same_shape_members(members, 128,
-                     random.Random(0)), data, args.device, peak, args.keras, args.workers)
+        run_workload(
+            "2: 784-256-256-10, batch 128",
+            same_shape_members(members, 128, random.Random(0)),
+            data,
+            args.device,
+            peak,
+            args.keras,
+            args.workers,
+        )
     if "3" in chosen:
-        run_workload("3: random configurations of the default space", random_members(random_n, 0),
-                     data, args.device, peak, args.keras, args.workers)
+        run_workload(
+            "3: random configurations of the default space",
+            random_members(random_n, 0),
+            data,
+            args.device,
+            peak,
+            args.keras,
+            args.workers,
+        )
     return 0
 
 
