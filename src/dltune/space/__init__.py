@@ -1,0 +1,326 @@
+"""The search space: parse it, validate it, and sample it through Optuna.
+
+A space is a YAML file in Keras's vocabulary, or the same structure as Python keywords or a dict::
+
+    SearchSpace.from_file("space.yaml")
+    SearchSpace(activation=["relu", "tanh"], lr={"low": 1e-3, "high": 0.1, "log": True})
+
+Every key is optional; a missing key takes its default:
+
+==============  ===================================  ============================================
+key             default                              rule
+==============  ===================================  ============================================
+name            the file's stem                      text; "default" built in, "space" for a dict
+metric          null (the task's default)            one of accuracy, rmse, mae
+layers          {low: 1, high: 3}                    whole numbers in [1, 32]
+units           {low: 16, high: 1024, log: true}     whole numbers in [1, 65536]; may be per layer
+dropout         {low: 0.0, high: 0.5}                numbers in [0, 1)
+activation      [relu, sigmoid, tanh, elu]           names in vocabulary.ACTIVATIONS
+loss            [categorical_crossentropy,           names in vocabulary.LOSSES
+                mean_squared_error]
+optimizer       [sgd, adam, rmsprop, adagrad]        names in vocabulary.OPTIMIZERS
+learning_rate   {low: 0.0001, high: 1.0, log: true}  numbers > 0 (alias: lr, not both)
+weight_decay    0.0                                  numbers >= 0
+batch_size      [16, 32, 64, 128, 256]               whole numbers >= 1
+epochs          27                                   one whole number >= 1: the maximum
+patience        null (no early stopping)             null or one whole number >= 1
+==============  ===================================  ============================================
+
+Each hyperparameter (layers .. batch_size) takes one of these forms:
+
+- a scalar, ``0.2``: fixed, never sampled (:class:`Fixed`);
+- a list, ``[relu, tanh]``, or the mapping ``{choices: [relu, tanh]}``: one of them
+  (:class:`Choice`);
+- a mapping ``{low, high, log?, step?}``: a range (:class:`IntRange` for layers, units and
+  batch_size; :class:`FloatRange` for the others). ``log`` needs ``low > 0`` and excludes ``step``;
+- for ``units`` only, widths per hidden layer (:class:`PerLayer`): ``{per_layer: true, low: 16,
+  high: 512}`` (or ``choices``) draws each layer's width from one distribution, and
+  ``{per_layer: [spec1, spec2, ...]}`` gives one spec (any form above) per layer, at least as many
+  as the most layers the space allows.
+
+Numbers may be written as strings (PyYAML reads ``1e-3``, without a dot, as the string "1e-3");
+booleans are never numbers. Names are canonicalised (``mse`` -> ``mean_squared_error``,
+``none`` -> ``linear``). Every mistake raises :class:`~dltune.errors.SpaceError` naming the file,
+the key (with a path such as ``units.per_layer[2].low``, lists counted from 0), the value, the rule
+and the fix.
+
+Optuna parameter names: ``layers``, ``units`` (one width for every layer) or ``units_1`` ..
+``units_N`` (per layer; only the first ``layers`` are suggested, define-by-run), ``dropout``,
+``activation``, ``loss``, ``optimizer``, ``learning_rate``, ``weight_decay``, ``batch_size``.
+Fixed values are not suggested, so they do not appear in a trial's params.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import yaml
+
+from dltune import vocabulary
+from dltune.config import Config
+from dltune.errors import SpaceError
+
+if TYPE_CHECKING:  # optuna is only needed for types here; importing it costs ~0.5 s at start-up
+    import optuna
+
+from .params import Choice, Fixed, FloatRange, IntRange, Param, PerLayer, Scalar, _grid_error
+from .parse import (
+    _EPOCHS_WHY,
+    _PATIENCE_WHY,
+    _max_of,
+    _parse_params,
+    _Parser,
+    _read_yaml,
+    _top_keys,
+)
+from .rules import _DEFAULTS, KEYS, PARAM_KEYS, _show
+
+__all__ = [
+    "KEYS",
+    "PARAM_KEYS",
+    "Choice",
+    "Fixed",
+    "FloatRange",
+    "IntRange",
+    "Param",
+    "PerLayer",
+    "Scalar",
+    "SearchSpace",
+]
+
+
+class SearchSpace:
+    """A validated search space. Build it from keywords, a dict, a YAML file, or the defaults."""
+
+    KEYS: ClassVar[tuple[str, ...]] = KEYS
+    PARAM_KEYS: ClassVar[tuple[str, ...]] = PARAM_KEYS
+
+    name: str
+    metric: str | None
+    epochs: int
+    patience: int | None
+    source: str
+    params: Mapping[str, Param | PerLayer]
+
+    def __init__(self, **keys: Any) -> None:
+        self._load(keys, "<dict>", "space")
+
+    def _load(self, data: Any, source: str, default_name: str) -> None:
+        parser = _Parser(source)
+        keys = _top_keys(parser, data)
+        self.source = source
+        self.name = parser.space_name(keys.get("name", default_name))
+        self.metric = parser.metric(keys.get("metric"))
+        self.params = MappingProxyType(_parse_params(parser, keys))
+        self.epochs = parser.fixed_count(
+            keys.get("epochs", _DEFAULTS["epochs"]), "epochs", _EPOCHS_WHY
+        )
+        patience = keys.get("patience")
+        self.patience = (
+            None if patience is None else parser.fixed_count(patience, "patience", _PATIENCE_WHY)
+        )
+
+    @classmethod
+    def _build(cls, data: Any, source: str, default_name: str) -> SearchSpace:
+        space = cls.__new__(cls)
+        space._load(data, source, default_name)
+        return space
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any], source: str = "<dict>") -> SearchSpace:
+        return cls._build(mapping, source, "space")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SearchSpace:
+        """Read a YAML space file; an empty file is the default space (named after the file)."""
+        path = Path(path)
+        data = _read_yaml(path, str(path))
+        return cls._build({} if data is None else data, str(path), path.stem)
+
+    @classmethod
+    def default(cls) -> SearchSpace:
+        return cls._build({}, "<default>", "default")
+
+    # ---- reading it ----
+
+    @property
+    def max_layers(self) -> int:
+        return _max_of(self.params["layers"])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SearchSpace):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # params is a read-only MappingProxyType, which pickle refuses: travel as plain data
+        return (_rebuild, (self.to_dict(), self.source))
+
+    def __repr__(self) -> str:
+        return f"SearchSpace(name={self.name!r}, source={self.source!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every key with canonical names (learning_rate, not lr): YAML- and JSON-able."""
+        plain: dict[str, Any] = {"name": self.name, "metric": self.metric}
+        plain.update({key: self.params[key].to_plain() for key in PARAM_KEYS})
+        plain.update({"epochs": self.epochs, "patience": self.patience})
+        return plain
+
+    def to_yaml(self) -> str:
+        # flow style for leaves keeps `activation: [relu, tanh]` on one line, as people write it
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+    def describe(self) -> list[tuple[str, str]]:
+        """(key, description) rows, for `dltune space --show`."""
+        rows = [("name", self.name), ("metric", self.metric or "the task's default")]
+        rows += [(key, self.params[key].describe()) for key in PARAM_KEYS]
+        rows.append(("epochs", f"at most {self.epochs}; each trial records its best epoch"))
+        patience = "off" if self.patience is None else f"{self.patience} epochs without improvement"
+        rows.append(("patience", patience))
+        return rows
+
+    # ---- sampling ----
+
+    def suggest(self, trial: optuna.trial.BaseTrial) -> Config:
+        """Draw one configuration; define-by-run, so units_k exists only for k <= layers."""
+        values: dict[str, Any] = {}
+        for key in PARAM_KEYS:
+            param = self.params[key]
+            if isinstance(param, PerLayer):
+                layers = int(values["layers"])
+                values[key] = [
+                    param.for_layer(k).suggest(trial, f"units_{k}") for k in range(1, layers + 1)
+                ]
+            else:
+                values[key] = param.suggest(trial, key)
+        return self._config(values)
+
+    def config_from_params(self, params: Mapping[str, Any]) -> Config:
+        """The Config a trial with these Optuna params trained: the inverse of :meth:`suggest`."""
+
+        def value(param: Param, name: str) -> Any:
+            if isinstance(param, Fixed):
+                return param.value
+            if name not in params:
+                raise SpaceError(
+                    f"{self.source}: the trial's params lack {name!r}, which space {self.name!r} "
+                    f"samples; was the study made with another space? Params: {_show(dict(params))}"
+                )
+            return params[name]
+
+        values: dict[str, Any] = {}
+        for key in PARAM_KEYS:
+            param = self.params[key]
+            if isinstance(param, PerLayer):
+                layers = int(values["layers"])
+                values[key] = [
+                    value(param.for_layer(k), f"units_{k}") for k in range(1, layers + 1)
+                ]
+            else:
+                values[key] = value(param, key)
+        return self._config(values)
+
+    def _config(self, values: dict[str, Any]) -> Config:
+        layers = int(values["layers"])
+        units = values["units"]
+        widths = tuple(int(u) for u in units) if isinstance(units, list) else (int(units),) * layers
+        return Config(
+            layers=layers,
+            units=widths,
+            dropout=float(values["dropout"]),
+            activation=str(values["activation"]),
+            loss=str(values["loss"]),
+            optimizer=str(values["optimizer"]),
+            learning_rate=float(values["learning_rate"]),
+            weight_decay=float(values["weight_decay"]),
+            batch_size=int(values["batch_size"]),
+            epochs=self.epochs,
+        )
+
+    def _sampled(self) -> list[tuple[str, str, Param]]:
+        """(Optuna name, key as written, param) for every param that is not fixed."""
+        out: list[tuple[str, str, Param]] = []
+        for key in PARAM_KEYS:
+            param = self.params[key]
+            if isinstance(param, PerLayer):
+                specs = [
+                    (f"units_{k}", param.label(k), param.for_layer(k)) for k in self._layer_ks()
+                ]
+                out += [spec for spec in specs if not isinstance(spec[2], Fixed)]
+            elif not isinstance(param, Fixed):
+                out.append((key, key, param))
+        return out
+
+    def _layer_ks(self) -> range:
+        return range(1, self.max_layers + 1)
+
+    def grid(self) -> dict[str, list[Scalar]]:
+        """The search_space for optuna.samplers.GridSampler: every sampled param's values.
+
+        Per-layer widths give units_1 .. units_<max_layers>; a trial with fewer layers ignores the
+        rest, so such a grid repeats those configurations (GridSampler crosses every list).
+        """
+        grid: dict[str, list[Scalar]] = {}
+        hints: list[str] = []  # every range, so that one error lists all there are to fix
+        for name, label, param in self._sampled():
+            if isinstance(param, IntRange | FloatRange):
+                hint = param.grid_hint(label)
+                hints += [] if hint in hints else [hint]
+            else:
+                grid[name] = param.grid_values(label)
+        if hints:
+            raise _grid_error(hints, self.source)
+        return grid
+
+    # ---- fitting a task ----
+
+    def for_task(self, task: str) -> tuple[SearchSpace, list[str]]:
+        """This space with only the losses that apply to `task`, and a note per dropped loss."""
+        if task not in vocabulary.TASKS:
+            raise SpaceError(
+                f"{self.source}: task {task!r} is not known; "
+                f"choose from: {', '.join(vocabulary.TASKS)}."
+            )
+        self._check_metric(task)
+        applicable = [name for name in vocabulary.LOSSES if vocabulary.loss_applies(name, task)]
+        loss = self.params["loss"]
+        if not isinstance(loss, Fixed | Choice):  # the parser makes only these for a name key
+            raise TypeError(f"loss is {loss!r}")
+        kept = [name for name in loss.values() if vocabulary.loss_applies(str(name), task)]
+        dropped = [name for name in loss.values() if name not in kept]
+        if isinstance(loss, Fixed) and dropped:
+            raise SpaceError(
+                f"{self.source}: loss {loss.value!r} does not apply to a {task} target. "
+                f"Losses that apply: {', '.join(applicable)}."
+            )
+        if not kept:
+            raise SpaceError(
+                f"{self.source}: none of the losses in loss ({', '.join(map(str, dropped))}) "
+                f"applies to a {task} target. Losses that apply: {', '.join(applicable)}."
+            )
+        if not dropped:
+            return self, []
+        notes = [
+            f"loss {name!r} does not apply to a {task} target; dropped from the choices"
+            for name in dropped
+        ]
+        plain = self.to_dict() | {"loss": kept}
+        return SearchSpace._build(plain, self.source, self.name), notes
+
+    def _check_metric(self, task: str) -> None:
+        if self.metric is None or vocabulary.METRICS[self.metric][0] == task:
+            return
+        fitting = [m for m, (t, _) in vocabulary.METRICS.items() if t == task]
+        raise SpaceError(
+            f"{self.source}: metric {self.metric!r} is for {vocabulary.METRICS[self.metric][0]}, "
+            f"but the target is {task}; use {' or '.join(fitting)}, or null for the default "
+            f"({vocabulary.DEFAULT_METRIC[task]})."
+        )
+
+
+def _rebuild(plain: dict[str, Any], source: str) -> SearchSpace:
+    """Unpickle a space from its plain form (see SearchSpace.__reduce__)."""
+    return SearchSpace.from_dict(plain, source=source)

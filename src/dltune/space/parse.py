@@ -1,0 +1,368 @@
+"""Reading a space file or dict: values checked against the rules, errors that say the fix."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from dltune import vocabulary
+from dltune.errors import SpaceError
+
+if TYPE_CHECKING:  # optuna is only needed for types here; importing it costs ~0.5 s at start-up
+    pass
+
+from .params import Choice, Fixed, FloatRange, IntRange, Param, PerLayer, Scalar
+from .rules import (
+    _ALIASES,
+    _DEFAULTS,
+    _EPOCHS_RULE,
+    _RANGE_KEYS,
+    _RULES,
+    _VOCABULARY,
+    KEYS,
+    PARAM_KEYS,
+    _Rule,
+    _show,
+    _unknown,
+)
+
+
+class _Parser:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def error(self, message: str) -> SpaceError:
+        return SpaceError(f"{self.source}: {message}")
+
+    # ---- single values ----
+
+    def number(self, value: Any, rule: _Rule, path: str) -> int | float:
+        """A number of the rule's kind, from a number or a numeric string; bounds not checked."""
+        if isinstance(value, bool):  # YAML `true` is an int to Python, never a number to a user
+            raise self.error(
+                f"{path} must be a number, not a boolean; got {_show(value)}. {rule.hint}".strip()
+            )
+        if isinstance(value, str):
+            try:
+                number: float = float(value.strip())  # PyYAML reads `1e-3` (no dot) as text
+            except ValueError:
+                raise self.error(f"{path} must be a number; got {_show(value)}.") from None
+        elif isinstance(value, numbers.Integral):
+            number = int(value)
+        elif isinstance(value, numbers.Real):
+            number = float(value)
+        else:
+            raise self.error(f"{path} must be a number; got {_show(value)}. {rule.hint}".strip())
+        if not math.isfinite(number):
+            raise self.error(f"{path} must be a finite number; got {_show(value)}. {rule.hint}")
+        if rule.kind != "int":
+            return float(number)
+        if not float(number).is_integer():
+            raise self.error(f"{path} must be a whole number; got {_show(value)}. {rule.hint}")
+        return int(number)
+
+    def bounded(self, value: Any, rule: _Rule, path: str) -> int | float:
+        number = self.number(value, rule, path)
+        if not rule.allows(number):
+            shown = _show(value if isinstance(value, numbers.Real) else number)  # as written
+            raise self.error(f"{path} must be {rule.text()}; got {shown}. {rule.hint}".strip())
+        return number
+
+    def name(self, value: Any, kind: str, path: str) -> str:
+        names, aliases = _VOCABULARY[kind]
+        if not isinstance(value, str):
+            raise self.error(
+                f"{path} must be a name such as {names[0]!r}; got {_show(value)}. "
+                f"Choose from: {', '.join(names)}."
+            )
+        canonical = vocabulary.canonical(kind, value)
+        if canonical is None:
+            options = [*names, *aliases]
+            head = _unknown(f"{path} {_show(value)} is not known", value, options)
+            raise self.error(f"{head} Choose from: {', '.join(names)}.")
+        return canonical
+
+    def scalar(self, value: Any, key: str, path: str) -> Scalar:
+        rule = _RULES[key]
+        if rule.kind == "name":
+            return self.name(value, key, path)
+        return self.bounded(value, rule, path)
+
+    # ---- the value forms ----
+
+    def param(self, value: Any, key: str, path: str) -> Param:
+        """One key's value in any shared form: scalar, list, range or {choices: [...]}."""
+        if value is None:
+            raise self.error(
+                f"{path} is null; give a value, or remove the key to use the default "
+                f"{_show(_DEFAULTS[key])}."
+            )
+        if isinstance(value, Mapping):
+            return self.mapping(value, key, path)
+        if isinstance(value, list | tuple):
+            return self.choice(value, key, path)
+        return Fixed(self.scalar(value, key, path))
+
+    def units(self, value: Any, path: str) -> Param | PerLayer:
+        """`units` takes the shared forms, and also the per-layer ones."""
+        if isinstance(value, Mapping) and "per_layer" in value:
+            return self.per_layer(value, path)
+        return self.param(value, "units", path)
+
+    def choice(self, items: Any, key: str, path: str) -> Choice:
+        if not isinstance(items, list | tuple):
+            raise self.error(f"{path} must be a list of values; got {_show(items)}.")
+        if not items:
+            raise self.error(
+                f"{path} is an empty list {_show(items)}: there is nothing to choose from; "
+                "give at least one value, or remove the key to use the default."
+            )
+        options: list[Scalar] = []
+        for i, item in enumerate(items):
+            if isinstance(item, Mapping | list | tuple) or item is None:
+                raise self.error(f"{path}[{i}] must be a single value; got {_show(item)}.")
+            option = self.scalar(item, key, f"{path}[{i}]")
+            if option in options:
+                first = options.index(option)
+                raise self.error(
+                    f"{path} lists {_show(option)} twice (items {first}: {_show(items[first])} "
+                    f"and {i}: {_show(item)}); each choice must be different."
+                )
+            options.append(option)
+        return Choice(tuple(options))
+
+    def mapping(self, m: Mapping[Any, Any], key: str, path: str) -> Param:
+        allowed = [*_RANGE_KEYS, "choices"]
+        for sub in m:
+            if sub == "per_layer":
+                # top-level units with per_layer never get here (see `units`): this one is nested
+                where = "nested inside per_layer" if key == "units" else f"used for {key}"
+                raise self.error(f"{path}.per_layer cannot be {where}; it applies to units only.")
+            if sub not in allowed:
+                head = _unknown(f"{path}: unknown key {_show(sub)}", sub, allowed)
+                raise self.error(f"{head} Known keys: {', '.join(allowed)}.")
+        if "choices" in m:
+            others = [str(k) for k in m if k != "choices"]
+            if others:
+                raise self.error(
+                    f"{path}: choices cannot be combined with {', '.join(others)}; "
+                    f"give either choices or a range. Got {_show(m)}."
+                )
+            return self.choice(m["choices"], key, f"{path}.choices")
+        if _RULES[key].kind == "name":
+            raise self.error(
+                f"{path} is categorical: give a name or a list of names, not a range; "
+                f"got {_show(m)}."
+            )
+        return self.range(m, key, path)
+
+    def range(self, m: Mapping[Any, Any], key: str, path: str) -> IntRange | FloatRange:
+        rule = _RULES[key]
+        missing = [k for k in ("low", "high") if k not in m]
+        if missing:
+            raise self.error(
+                f"{path}: a range needs both low and high; {' and '.join(missing)} missing "
+                f"in {_show(m)}. Or give a list of values."
+            )
+        low = self.bounded(m["low"], rule, f"{path}.low")
+        high = self.bounded(m["high"], rule, f"{path}.high")
+        log = m.get("log", False)
+        if not isinstance(log, bool):
+            raise self.error(f"{path}.log must be true or false; got {_show(log)}.")
+        step = m.get("step")
+        if low > high:
+            raise self.error(
+                f"{path}: low {_show(low)} is greater than high {_show(high)}; swap them."
+            )
+        if log and step is not None:
+            raise self.error(
+                f"{path}: log and step cannot be combined (Optuna samples on a log scale or on a "
+                f"grid of steps, not both); remove one. Got {_show(m)}."
+            )
+        if log and low <= 0:
+            raise self.error(
+                f"{path}: log: true needs low > 0 (a log scale has no zero); got low {_show(low)}. "
+                "Set low to a small positive value such as 1e-05, or remove log."
+            )
+        if step is not None:
+            step = self.step(step, rule, low, high, f"{path}.step")
+        if rule.kind == "int":
+            return IntRange(int(low), int(high), log, None if step is None else int(step))
+        return FloatRange(float(low), float(high), log, step)
+
+    def step(self, value: Any, rule: _Rule, low: float, high: float, path: str) -> int | float:
+        step_rule = _Rule(rule.kind, 0, low_open=True, hint="")
+        step = self.bounded(value, step_rule, path)
+        count = (high - low) / step
+        # Optuna would silently lower `high` to the last step; say so instead.
+        if abs(count - round(count)) > 1e-9 * max(1.0, count):
+            last = low + math.floor(count + 1e-9) * step
+            raise self.error(
+                f"{path}: high - low must be a multiple of step {_show(step)}; got low "
+                f"{_show(low)}, high {_show(high)}. Use high {last:g}, or another step."
+            )
+        return step
+
+    def per_layer(self, m: Mapping[Any, Any], path: str) -> Param | PerLayer:
+        flag = m["per_layer"]
+        rest = {k: v for k, v in m.items() if k != "per_layer"}
+        if isinstance(flag, bool):
+            if not rest:
+                raise self.error(
+                    f"{path}: per_layer: {_show(flag)} needs a distribution next to it: low/high "
+                    f"(with log or step) or choices; got {_show(m)}."
+                )
+            param = self.mapping(rest, "units", path)
+            return PerLayer(each=param) if flag else param
+        if isinstance(flag, list | tuple):
+            if rest:
+                raise self.error(
+                    f"{path}: with per_layer as a list each entry is one layer's spec; move "
+                    f"{', '.join(map(str, rest))} into the entries. Got {_show(m)}."
+                )
+            if not flag:
+                raise self.error(f"{path}.per_layer is an empty list; give one spec per layer.")
+            specs = (self.param(v, "units", f"{path}.per_layer[{i}]") for i, v in enumerate(flag))
+            return PerLayer(specs=tuple(specs))
+        raise self.error(
+            f"{path}.per_layer must be true or a list of one spec per layer; got {_show(flag)}."
+        )
+
+    # ---- the keys that are not sampled ----
+
+    def fixed_count(self, value: Any, key: str, why: str) -> int:
+        if isinstance(value, Mapping | list | tuple):
+            raise self.error(f"{key} must be a single whole number; got {_show(value)}. {why}")
+        return int(self.bounded(value, _EPOCHS_RULE, key))
+
+    def metric(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        options = list(vocabulary.METRICS)
+        if not isinstance(value, str) or value.strip().lower() not in vocabulary.METRICS:
+            head = _unknown(f"metric {_show(value)} is not known", value, options)
+            raise self.error(
+                f"{head} Choose from: {', '.join(options)}, or null for the task's default."
+            )
+        return value.strip().lower()
+
+    def space_name(self, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(f"name must be non-empty text; got {_show(value)}.")
+        return value.strip()
+
+
+_EPOCHS_WHY = (
+    "epochs is the maximum number of epochs, not a hyperparameter to sample: each trial "
+    "records its best epoch (and may stop early), so give the most you will allow, such as 27."
+)
+_PATIENCE_WHY = "patience is the number of epochs without improvement before a trial stops early."
+
+
+def _top_keys(parser: _Parser, data: Any) -> dict[str, Any]:
+    """The user's keys as a dict, checked for unknown names and for lr with learning_rate."""
+    if not isinstance(data, Mapping):
+        raise parser.error(
+            "the top level must be a mapping of keys to values, such as "
+            f"'layers: {{low: 1, high: 3}}'; got {type(data).__name__} {_show(data)[:80]}."
+        )
+    known = [*KEYS, *_ALIASES]
+    for key in data:
+        if key not in known:
+            head = _unknown(f"unknown key {_show(key)}", key, known)
+            raise parser.error(
+                f"{head} Known keys: {', '.join(KEYS)} (lr is an alias of learning_rate)."
+            )
+    keys = dict(data)
+    if "lr" in keys and "learning_rate" in keys:
+        raise parser.error(
+            f"give either lr or learning_rate, not both (lr is an alias); got lr "
+            f"{_show(keys['lr'])} and learning_rate {_show(keys['learning_rate'])}."
+        )
+    return keys
+
+
+def _parse_params(parser: _Parser, keys: dict[str, Any]) -> dict[str, Param | PerLayer]:
+    params: dict[str, Param | PerLayer] = {}
+    for key in PARAM_KEYS:
+        path = "lr" if key == "learning_rate" and "lr" in keys else key
+        value = keys.get(path, _DEFAULTS[key])
+        params[key] = (
+            parser.units(value, path) if key == "units" else parser.param(value, key, path)
+        )
+    most, units = _max_of(params["layers"]), params["units"]
+    if isinstance(units, PerLayer) and units.each is None and len(units.specs) < most:
+        raise parser.error(
+            f"units.per_layer has {len(units.specs)} entries but layers can be up to {most}; "
+            f"give one spec per layer (at least {most}). Got {_show(keys.get('units'))}."
+        )
+    return params
+
+
+def _max_of(layers: Param | PerLayer) -> int:
+    """The most layers a `layers` parameter allows."""
+    if isinstance(layers, PerLayer):  # the parser never makes one for `layers`
+        raise TypeError("layers cannot be per layer")
+    if isinstance(layers, Fixed):
+        return int(layers.value)
+    if isinstance(layers, Choice):
+        return max(int(v) for v in layers.options)
+    return int(layers.high)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a file.
+# --------------------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice (PyYAML would quietly keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:` merges may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool):
+                continue  # an unhashable key: the base class says so, with its line
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _read_yaml(path: Path, source: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpaceError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise SpaceError(f"{source}: is a directory, not a space file") from None
+    except UnicodeDecodeError:
+        raise SpaceError(f"{source}: not UTF-8 text; save the space file as UTF-8") from None
+    except OSError as exc:
+        raise SpaceError(f"{source}: cannot be read ({exc.strerror})") from None
+    try:
+        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader: no arbitrary objects
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = exc.problem or ""
+        if exc.context:  # "while parsing a flow sequence": says which bracket is unclosed
+            problem = f"{problem} ({exc.context})" if problem else exc.context
+        raise SpaceError(f"{source}: not valid YAML{where}: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise SpaceError(f"{source}: not valid YAML: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# The space.
+# --------------------------------------------------------------------------------------------

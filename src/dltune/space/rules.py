@@ -1,0 +1,103 @@
+"""What each key of a space accepts: its kind, bounds, default and vocabulary."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from dltune import vocabulary
+from dltune.errors import did_you_mean
+
+if TYPE_CHECKING:  # optuna is only needed for types here; importing it costs ~0.5 s at start-up
+    pass
+
+
+@dataclass(frozen=True)
+class _Rule:
+    kind: str  # "int", "float" or "name" (a vocabulary kind: the key itself)
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    hint: str = ""  # a fix, shown after the rule, e.g. "Use a rate such as 0.2."
+
+    def allows(self, v: float) -> bool:
+        above = v > self.low if self.low_open else v >= self.low
+        below = v < self.high if self.high_open else v <= self.high
+        return above and below
+
+    def text(self) -> str:
+        if math.isinf(self.high):
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"in {left}{self.low:g}, {self.high:g}{right}"
+
+
+_RULES: dict[str, _Rule] = {
+    "layers": _Rule("int", 1, 32, hint="Use a count such as 2."),
+    "units": _Rule("int", 1, 65536, hint="Use a width such as 128."),
+    "dropout": _Rule("float", 0, 1, high_open=True, hint="Use a rate such as 0.2."),
+    "activation": _Rule("name"),
+    "loss": _Rule("name"),
+    "optimizer": _Rule("name"),
+    "learning_rate": _Rule("float", 0, low_open=True, hint="Use a rate such as 0.001."),
+    "weight_decay": _Rule("float", 0, hint="Use 0 for none, or a value such as 0.0001."),
+    "batch_size": _Rule("int", 1, hint="Use a size such as 64."),
+}
+_EPOCHS_RULE = _Rule("int", 1, hint="Use a number such as 27.")
+
+PARAM_KEYS: tuple[str, ...] = tuple(_RULES)
+KEYS: tuple[str, ...] = ("name", "metric", *PARAM_KEYS, "epochs", "patience")
+_ALIASES = {"lr": "learning_rate"}
+
+# The defaults, in the plain form a space file would give them (parsed like any user value).
+_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        "metric": None,
+        "layers": {"low": 1, "high": 3},
+        "units": {"low": 16, "high": 1024, "log": True},
+        "dropout": {"low": 0.0, "high": 0.5},
+        "activation": ["relu", "sigmoid", "tanh", "elu"],
+        "loss": ["categorical_crossentropy", "mean_squared_error"],
+        "optimizer": ["sgd", "adam", "rmsprop", "adagrad"],
+        "learning_rate": {"low": 1e-4, "high": 1.0, "log": True},
+        "weight_decay": 0.0,
+        "batch_size": [16, 32, 64, 128, 256],
+        "epochs": 27,
+        "patience": None,
+    }
+)
+
+_RANGE_KEYS = ("low", "high", "log", "step")
+_VOCABULARY: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "activation": (vocabulary.ACTIVATIONS, vocabulary.ACTIVATION_ALIASES),
+    "loss": (tuple(vocabulary.LOSSES), vocabulary.LOSS_ALIASES),
+    "optimizer": (vocabulary.OPTIMIZERS, vocabulary.OPTIMIZER_ALIASES),
+}
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it (YAML spelling for null and booleans)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return repr(value)
+
+
+def _unknown(head: str, value: object, options: list[str]) -> str:
+    """`head` ("activation 'rleu' is not known") plus "; did you mean 'relu'?" when one is close."""
+    hint = did_you_mean(value, options)
+    return f"{head};{hint}" if hint else f"{head}."
+
+
+# --------------------------------------------------------------------------------------------
+# The parser: plain data in, validated parameters out. Each method checks one form.
+# --------------------------------------------------------------------------------------------
