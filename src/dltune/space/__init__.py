@@ -63,20 +63,13 @@ from dltune import vocabulary
 from dltune.config import Config
 from dltune.errors import SpaceError
 
+from .params import Choice, Fixed, FloatRange, IntRange, Param, PerLayer, Scalar, _grid_error
+from .parse import _EPOCHS_WHY, _PATIENCE_WHY, _max_of, _parse_params, _Parser, _top_keys
+from .rules import _DEFAULTS, KEYS, PARAM_KEYS, _show
+from .yamlfile import _read_yaml
+
 if TYPE_CHECKING:  # optuna is only needed for types here; importing it costs ~0.5 s at start-up
     import optuna
-
-from .params import Choice, Fixed, FloatRange, IntRange, Param, PerLayer, Scalar, _grid_error
-from .parse import (
-    _EPOCHS_WHY,
-    _PATIENCE_WHY,
-    _max_of,
-    _parse_params,
-    _Parser,
-    _read_yaml,
-    _top_keys,
-)
-from .rules import _DEFAULTS, KEYS, PARAM_KEYS, _show
 
 __all__ = [
     "KEYS",
@@ -90,6 +83,10 @@ __all__ = [
     "Scalar",
     "SearchSpace",
 ]
+
+# --------------------------------------------------------------------------------------------
+# The space.
+# --------------------------------------------------------------------------------------------
 
 
 class SearchSpace:

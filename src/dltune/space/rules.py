@@ -6,13 +6,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dltune import vocabulary
 from dltune.errors import did_you_mean
-
-if TYPE_CHECKING:  # optuna is only needed for types here; importing it costs ~0.5 s at start-up
-    pass
 
 
 @dataclass(frozen=True)
