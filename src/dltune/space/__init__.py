@@ -52,7 +52,7 @@ Fixed values are not suggested, so they do not appear in a trial's params.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -183,17 +183,7 @@ class SearchSpace:
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> Config:
         """Draw one configuration; define-by-run, so units_k exists only for k <= layers."""
-        values: dict[str, Any] = {}
-        for key in PARAM_KEYS:
-            param = self.params[key]
-            if isinstance(param, PerLayer):
-                layers = int(values["layers"])
-                values[key] = [
-                    param.for_layer(k).suggest(trial, f"units_{k}") for k in range(1, layers + 1)
-                ]
-            else:
-                values[key] = param.suggest(trial, key)
-        return self._config(values)
+        return self._config(self._values(lambda param, name: param.suggest(trial, name)))
 
     def config_from_params(self, params: Mapping[str, Any]) -> Config:
         """The Config a trial with these Optuna params trained: the inverse of :meth:`suggest`."""
@@ -208,17 +198,22 @@ class SearchSpace:
                 )
             return params[name]
 
+        return self._config(self._values(value))
+
+    def _values(self, value_of: Callable[[Param, str], Any]) -> dict[str, Any]:
+        """Each key's value, from value_of(param, Optuna name); per-layer units as a list with
+        one value per layer (units_1 .. units_layers), after `layers` is known."""
         values: dict[str, Any] = {}
         for key in PARAM_KEYS:
             param = self.params[key]
             if isinstance(param, PerLayer):
                 layers = int(values["layers"])
                 values[key] = [
-                    value(param.for_layer(k), f"units_{k}") for k in range(1, layers + 1)
+                    value_of(param.for_layer(k), f"units_{k}") for k in range(1, layers + 1)
                 ]
             else:
-                values[key] = value(param, key)
-        return self._config(values)
+                values[key] = value_of(param, key)
+        return values
 
     def _config(self, values: dict[str, Any]) -> Config:
         layers = int(values["layers"])
