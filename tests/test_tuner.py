@@ -60,7 +60,8 @@ def test_the_test_split_is_evaluated_once_per_best_trial(blobs, storage_url):
     from dltune.engine import SequentialTrainer
     from dltune.tuner import evaluate_test
 
-    assert evaluate_test(result.study, SequentialTrainer(blobs, shuffle_seed=2), kept=None) == marker
+    trainer = SequentialTrainer(blobs, shuffle_seed=2)
+    assert evaluate_test(result.study, trainer, kept=None) == marker
 
 
 def test_a_test_for_a_best_trial_from_an_earlier_run_is_retrained_identically(blobs, storage_url):
