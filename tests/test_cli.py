@@ -143,7 +143,9 @@ def test_a_study_killed_between_trials_loses_nothing_and_continues(tmp_path, spa
     before = _complete_trials(db)
     assert before >= 3
 
-    again = dltune("run", str(space_file), "--trials", "2", "--seed", "0", cwd=tmp_path)
+    again = dltune(
+        "run", str(space_file), "--trials", "2", "--seed", "0", "--schedule", "none", cwd=tmp_path
+    )
     assert again.returncode == 0, again.stderr
     assert _complete_trials(db) >= before + 1  # nothing lost, new trials added
     rows = json.loads(dltune("trials", "--json", cwd=tmp_path).stdout)

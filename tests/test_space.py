@@ -42,6 +42,8 @@ DEFAULT_PLAIN: dict[str, Any] = {
     "batch_size": [16, 32, 64, 128, 256],
     "epochs": 27,
     "patience": None,
+    "min_epochs": 1.0,
+    "reduction": 3,
 }
 
 # Everything fixed but what a test names: small grids, predictable configs.

@@ -113,11 +113,12 @@ def test_a_diverging_trial_ends_as_diverged_and_the_study_goes_on(blobs, storage
 
 
 class _InterruptAt(ProgressListener):
-    def __init__(self, trial: int) -> None:
+    def __init__(self, trial: int, epoch: int = 2) -> None:
         self.trial = trial
+        self.epoch = epoch
 
     def epoch_done(self, number, report):
-        if number == self.trial and report.epoch == 2:
+        if number == self.trial and report.epoch == self.epoch:
             raise KeyboardInterrupt
 
 
@@ -246,7 +247,7 @@ def test_the_population_engine_prunes_refills_and_survives_ctrl_c(blobs, storage
         seed=0,
         engine="population",
         population=4,
-        progress=_InterruptAt(trial=14),
+        progress=_InterruptAt(trial=14, epoch=1),
     )
     assert interrupted.interrupted
     before = states

@@ -82,7 +82,14 @@ def _storage_option(func: F) -> F:
 @click.option("--study", "study_name", help="Study name [default: SPACE's name and the data's].")
 @click.option("--trials", type=click.IntRange(min=1), help="Run N more trials [default: 50].")
 @click.option(
-    "--timeout", type=click.FloatRange(min=0), help="Stop starting trials after S seconds."
+    "--timeout",
+    type=click.FloatRange(min=0),
+    help="Stop after S seconds (running trials end at their next checkpoint).",
+)
+@click.option(
+    "--epoch-budget",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stop after training this many epochs in all trials together.",
 )
 @click.option("--seed", type=int, help="Seed of the sampler and of the trials' weights.")
 @click.option(
@@ -93,10 +100,17 @@ def _storage_option(func: F) -> F:
 )
 @click.option(
     "--schedule",
-    type=click.Choice(["asha", "median", "none"]),
+    type=click.Choice(["asha", "hyperband", "none"]),
     default="asha",
     show_default=True,
-    help="How weak trials are stopped early.",
+    help="Successive halving over epochs (rungs: the space's min_epochs, reduction), "
+    "in Hyperband brackets, or none.",
+)
+@click.option(
+    "--cost-aware/--no-cost-aware",
+    default=False,
+    show_default=True,
+    help="Promote the cheapest of the trials that earned a rung first.",
 )
 @click.option(
     "--engine",
@@ -130,9 +144,11 @@ def run(
     study_name: str | None,
     trials: int | None,
     timeout: float | None,
+    epoch_budget: float | None,
     seed: int | None,
     sampler: str,
     schedule: str,
+    cost_aware: bool,
     engine: str,
     population: int,
     memory: str,
@@ -156,6 +172,8 @@ def run(
         seed=seed,
         sampler=sampler,
         schedule=schedule,
+        epoch_budget=epoch_budget,
+        cost_aware=cost_aware,
         engine=engine,
         population=population,
         memory=memory,

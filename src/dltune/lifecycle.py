@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .config import Config
 from .engine import EpochReport, TrainResult
 from .progress import ProgressListener
-from .records import STATE_ATTR, best_record, best_trial, trial_record
+from .records import STATE_ATTR, best_record, trial_record
 from .storage import HEARTBEAT_INTERVAL
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ class TrialLifecycle:
         # The weights of the best trial trained in this process, kept for its one test.
         self.best_state: tuple[int, dict[str, Any]] | None = None
         self._heartbeat = _Heartbeats(study, self.running)
+        self._best: dict[str, Any] | None = None  # the best trial's record, as last read
 
     def ask(self) -> tuple[optuna.Trial, Config, int]:
         """A new trial with its configuration and seed, stored before it trains."""
@@ -66,11 +67,16 @@ class TrialLifecycle:
         return trial, config, seed
 
     def report(self, number: int, report: EpochReport) -> bool:
-        """Store an epoch's validation metric; False when the scheduler stops the trial."""
+        """Store an epoch's validation metric (the learning curve). The scheduler decides at
+        rungs (loops.py), so the trial always goes on from here: True."""
         trial = self.running[number]
         trial.report(report.val_metric, report.epoch)
         self.progress.epoch_done(number, report)
-        return not trial.should_prune()
+        return True
+
+    def mark(self, number: int, value: str, attr: str = STATE_ATTR) -> None:
+        """Note a running trial's state in storage ("paused" at a rung, "running" again)."""
+        self.running[number].set_user_attr(attr, value)
 
     def end(self, number: int, result: TrainResult) -> None:
         """Store the trial's curve and tell its outcome: complete, pruned or diverged."""
@@ -94,12 +100,17 @@ class TrialLifecycle:
                 if math.isfinite(last.val_metric):  # a score for the sampler
                     trial.report(last.val_metric, last.epoch)
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        best = best_trial(self.study)
-        if best is not None and best.number == number and result.best_state is not None:
-            self.best_state = (number, result.best_state)
-        self.progress.trial_finished(
-            trial_record(self.study.trials[number]), best_record(self.study)
-        )
+        if result.status == "complete" or self._best is None:
+            # Only a complete trial can become the best: skip reading them all otherwise.
+            self._best = best_record(self.study)
+            if (
+                self._best is not None
+                and self._best["trial"] == number
+                and result.best_state is not None
+            ):
+                self.best_state = (number, result.best_state)
+        stored = self.study._storage.get_trial(trial._trial_id)  # this trial alone, not all
+        self.progress.trial_finished(trial_record(stored), self._best)
 
     def fail_running(self, state: str, error: str) -> None:
         """End every trial still running (Ctrl-C: 'interrupted'; an error: 'failed')."""

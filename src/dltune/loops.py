@@ -1,86 +1,279 @@
-"""The study loops: trials trained one at a time, or as a population whose free slots are
-refilled at every epoch boundary (continuous batching of trials).
+"""The study loop: asynchronous successive halving over a population of trials.
 
-Both are Optuna's ask/tell around an engine; the trial's life in storage is lifecycle.py's.
+One loop drives both engines (one run at a time, or a stacked population). At every checkpoint
+(a segment of an epoch, or a whole one) it
+
+1. stores each finished epoch's validation metric (lifecycle.report);
+2. asks the scheduler about each trial that reached its rung: go on, pause (its state kept) or
+   complete;
+3. tells the finished ones to the study;
+4. fills the free slots: first with paused trials the scheduler promotes, then with new
+   configurations asked from the sampler, so the population stays full until the budget is
+   spent (continuous batching of trials).
+
+Trials paused at a rung stay RUNNING in storage (state attribute "paused") until promoted; when
+the study ends they are told as pruned. Rung results are written to storage at each decision
+(schedule/stored.py), so a resumed study or another worker decides from the same tables.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .config import Config
+from .schedule import stored
 
 if TYPE_CHECKING:
     import optuna
 
-    from .engine import EpochReport, SequentialTrainer
-    from .engine.population import PopulationTrainer
+    from .config import Config
+    from .engine import Checkpoint, TrainResult
     from .lifecycle import TrialLifecycle
+    from .schedule import Scheduler
+
+SYNC_SECONDS = 5.0  # how often rung tables are re-read from storage (other workers' results)
 
 
 @dataclass
 class Budget:
-    """How many more trials may start, and until when (time.perf_counter() seconds)."""
+    """How many more trials may start, until when (time.perf_counter() seconds), and how many
+    member-epochs may be trained in all."""
 
     trials: int | None
     deadline: float | None
+    epochs: float | None = None
     started: int = 0
+    epochs_spent: float = 0.0
 
     def allows_another(self, study: optuna.Study) -> bool:
         import optuna
 
         if self.trials is not None and self.started >= self.trials:
             return False
-        if self.deadline is not None and time.perf_counter() >= self.deadline:
+        if self.spent():
             return False
         sampler = study.sampler
         return not (
             isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study)
         )
 
-
-def run_sequential(
-    lifecycle: TrialLifecycle, trainer: SequentialTrainer, budget: Budget, patience: int | None
-) -> None:
-    """One trial at a time until the budget is spent."""
-    while budget.allows_another(lifecycle.study):
-        trial, config, seed = lifecycle.ask()
-        budget.started += 1
-        number = trial.number
-
-        def on_epoch(report: EpochReport, number: int = number) -> bool:
-            return lifecycle.report(number, report)
-
-        result = trainer.train(
-            config, seed=seed, patience=patience, on_epoch=on_epoch, keep_best_state=True
-        )
-        lifecycle.end(trial.number, result)
+    def spent(self) -> bool:
+        """The time or the epoch budget is used up: training stops at the next checkpoint."""
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            return True
+        return self.epochs is not None and self.epochs_spent >= self.epochs - 1e-9
 
 
-def run_population(
-    lifecycle: TrialLifecycle,
-    trainer: PopulationTrainer,
-    budget: Budget,
-    patience: int | None,
-    slots: int,
-) -> None:
-    """Up to `slots` trials at once; each epoch boundary tells the finished ones and asks new
-    ones for their slots, so the population stays full until the budget is spent."""
-    waiting: list[tuple[int, Config, int]] = []  # asked, but no memory for them yet
-    while True:
-        while len(trainer) + len(waiting) < slots and budget.allows_another(lifecycle.study):
-            trial, config, seed = lifecycle.ask()
-            budget.started += 1
-            waiting.append((trial.number, config, seed))
-        for entry in list(waiting):
+class Engine(Protocol):
+    """What the loop needs of an engine (PopulationTrainer, SequentialEngine)."""
+
+    epochs_trained: float
+
+    def __len__(self) -> int: ...
+    def has_room(self, config: Config) -> bool: ...
+    def add(
+        self,
+        key: Any,
+        config: Config,
+        *,
+        seed: int,
+        patience: int | None = None,
+        keep_best_state: bool = False,
+        until: float | None = None,
+    ) -> None: ...
+    def advance(
+        self, on_epoch: Any = None
+    ) -> tuple[list[tuple[Any, TrainResult]], list[Checkpoint]]: ...
+    def set_until(self, key: Any, until: float) -> None: ...
+    def pause(self, key: Any) -> Any: ...
+    def resume(self, paused: Any, until: float | None = None) -> None: ...
+    def stop(self, key: Any, status: str = "pruned") -> TrainResult: ...
+
+
+class StudyLoop:
+    """Runs trials through `engine` under `scheduler` until `budget` is spent."""
+
+    def __init__(
+        self,
+        lifecycle: TrialLifecycle,
+        engine: Engine,
+        scheduler: Scheduler,
+        budget: Budget,
+        *,
+        patience: int | None,
+        slots: int,
+        max_paused: int = 256,
+    ) -> None:
+        self.lifecycle = lifecycle
+        self.engine = engine
+        self.scheduler = scheduler
+        self.budget = budget
+        self.patience = patience
+        self.slots = slots
+        self.max_paused = max_paused  # paused trials whose state is kept in memory
+        self.paused: dict[int, Any] = {}  # trial number -> the engine's paused run
+        self.waiting: list[tuple[int, Config, int]] = []  # asked, but no memory for them yet
+        self.overhead_seconds = 0.0  # asking, storing, scheduling: not training
+        self._synced = -math.inf
+
+    def run(self) -> None:
+        while True:
+            with self._overhead():
+                self._sync()
+                self._fill()
+            if len(self.engine) == 0:
+                break
+            finished, checkpoints = self.engine.advance(self.lifecycle.report)
+            with self._overhead():
+                self.budget.epochs_spent = self.engine.epochs_trained
+                for number, result in finished:
+                    self.lifecycle.end(number, result)
+                for checkpoint in checkpoints:
+                    self._decide(checkpoint)
+                if self.budget.spent():
+                    self._stop_running()
+        with self._overhead():
+            self._release_paused()
+
+    # ---- filling slots --------------------------------------------------------------------
+
+    def _fill(self) -> None:
+        """Fill free slots: promoted trials first, then new ones from the sampler."""
+        if self.budget.spent():
+            return
+        while len(self.engine) < self.slots:
+            number = self.scheduler.promotion(self.paused)
+            if number is not None:
+                self._promote(number)
+                continue
+            if not self._admit_waiting() or len(self.engine) >= self.slots:
+                return
+            if not self.budget.allows_another(self.lifecycle.study):
+                self._drain()
+                return
+            trial, config, seed = self.lifecycle.ask()
+            self.budget.started += 1
+            self.scheduler.start(trial.number)
+            self._save_rungs(trial.number)
+            self.waiting.append((trial.number, config, seed))
+
+    def _drain(self) -> None:
+        """No new trial may start: fill the free slots with the best paused trials, the rung
+        cut-offs rounded up, so that a small study still finishes its best ones."""
+        while not self.waiting and len(self.engine) < self.slots:
+            number = self.scheduler.promotion(self.paused, draining=True)
+            if number is None:
+                return
+            self._promote(number)
+
+    def _admit_waiting(self) -> bool:
+        """Start waiting trials that fit in memory; False when one still does not fit."""
+        for entry in list(self.waiting):
             number, config, seed = entry
             # An empty population always admits one member, however large it is.
-            if trainer.has_room(config) or len(trainer) == 0:
-                trainer.add(number, config, seed=seed, patience=patience, keep_best_state=True)
-                waiting.remove(entry)
-        if len(trainer) == 0:
+            if not (self.engine.has_room(config) or len(self.engine) == 0):
+                return False
+            self.engine.add(
+                number,
+                config,
+                seed=seed,
+                patience=self.patience,
+                keep_best_state=True,
+                until=self.scheduler.target(number),
+            )
+            self.waiting.remove(entry)
+        return True
+
+    def _promote(self, number: int) -> None:
+        run = self.paused.pop(number)
+        self.engine.resume(run, self.scheduler.target(number))
+        self.lifecycle.mark(number, "running")
+        self._save_rungs(number)
+
+    # ---- decisions ------------------------------------------------------------------------
+
+    def _decide(self, checkpoint: Checkpoint) -> None:
+        number = checkpoint.key
+        cost = checkpoint.seconds / checkpoint.epochs if checkpoint.epochs > 0 else None
+        decision = self.scheduler.record(number, checkpoint.value, cost)
+        self._save_rungs(number)
+        if decision == "continue":
+            self.engine.set_until(number, self.scheduler.target(number))
+        elif decision == "complete":
+            self.lifecycle.end(number, self.engine.stop(number, "complete"))
+        else:
+            self.paused[number] = self.engine.pause(number)
+            self.lifecycle.mark(number, "paused")
+            self._forget_hopeless()
+
+    def _forget_hopeless(self) -> None:
+        """Beyond max_paused kept states, let the least promising paused trials go (pruned)."""
+        excess = len(self.paused) - self.max_paused
+        if excess <= 0:
             return
-        for number, result in trainer.run_epoch(lifecycle.report):
-            lifecycle.end(number, result)
+        for number in self.scheduler.paused_hopeless(self.paused)[:excess]:
+            self._end_paused(number)
+
+    def _end_paused(self, number: int) -> None:
+        result = self.paused.pop(number).result
+        result.status = "pruned"
+        self.lifecycle.end(number, result)
+
+    # ---- the end --------------------------------------------------------------------------
+
+    def _stop_running(self) -> None:
+        """The budget is spent: every running trial ends where it is; one with a finished
+        epoch is complete (its best epoch is a real result), one without is pruned."""
+        for number in list(self.lifecycle.running):
+            if number in self.paused or any(number == w[0] for w in self.waiting):
+                continue
+            try:
+                result = self.engine.stop(number, "complete")
+            except KeyError:
+                continue
+            if result.best_value is None:
+                result.status = "pruned"
+            self.lifecycle.mark(number, "budget", attr="stopped")
+            self.lifecycle.end(number, result)
+
+    def _release_paused(self) -> None:
+        """Paused trials that were never promoted end as pruned; waiting ones as pruned too."""
+        for number in list(self.paused):
+            self._end_paused(number)
+        from .engine import TrainResult
+
+        for number, _config, _seed in self.waiting:
+            self.lifecycle.end(number, TrainResult(status="pruned"))
+        self.waiting.clear()
+
+    # ---- storage --------------------------------------------------------------------------
+
+    def _save_rungs(self, number: int) -> None:
+        trial = self.lifecycle.running.get(number)
+        if trial is not None:
+            stored.save(trial, self.scheduler.trials[number], self.scheduler.ladder(number))
+
+    def _sync(self) -> None:
+        """Re-read rung results from storage now and then (other workers add to them)."""
+        now = time.perf_counter()
+        if now - self._synced >= SYNC_SECONDS:
+            stored.load(self.lifecycle.study, self.scheduler)
+            self._synced = now
+
+    def _overhead(self) -> _Timer:
+        return _Timer(self)
+
+
+class _Timer:
+    """Adds the time spent in a `with` block to the loop's overhead."""
+
+    def __init__(self, loop: StudyLoop) -> None:
+        self.loop = loop
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.overhead_seconds += time.perf_counter() - self.started

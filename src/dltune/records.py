@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 # Keys of dltune's attributes in storage.
 STUDY_META = "dltune"  # study user attr: space, data, metric, direction, seeds, version
 TEST_PREFIX = "test:"  # study user attr per trial number: the test metric, evaluated once
-STATE_ATTR = "dltune_state"  # trial user attr: "diverged", "failed", "interrupted"
+STATE_ATTR = "dltune_state"  # trial user attr: "diverged", "failed", "interrupted", "paused"
 
 
 def trial_state(trial: FrozenTrial) -> str:
@@ -32,7 +32,7 @@ def trial_state(trial: FrozenTrial) -> str:
         # A trial failed without dltune's mark was found stale: its process died mid-trial.
         return "failed" if marked == "failed" else "interrupted"
     if trial.state == TrialState.RUNNING:
-        return "running"
+        return "paused" if marked == "paused" else "running"
     return "waiting"
 
 
@@ -75,7 +75,9 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         return None
-    return study.best_trial
+    # As Optuna's study.best_trial (the first of the best), without reading the trials twice.
+    pick = max if study.direction.name == "MAXIMIZE" else min
+    return pick(complete, key=lambda t: t.value if t.value is not None else math.nan)
 
 
 def best_record(study: optuna.Study) -> dict[str, Any] | None:

@@ -1,4 +1,5 @@
-"""Optuna samplers and pruners by name, as the command line offers them."""
+"""Optuna samplers by name, as the command line offers them. (Pruning is dltune's own
+scheduler: see dltune.schedule.)"""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
     from .space import SearchSpace
 
 SAMPLERS = ("tpe", "random", "grid", "gp")
-SCHEDULES = ("asha", "median", "none")
 
 
 class AskTellGridSampler(optuna.samplers.GridSampler):
@@ -57,15 +57,3 @@ def make_sampler(
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed)
     raise DLTuneError(f"--sampler {name!r} is not known; choose from {', '.join(SAMPLERS)}")
-
-
-def make_pruner(name: str) -> optuna.pruners.BasePruner:
-    """The epoch scheduler. 'asha': asynchronous successive halving over epochs, rungs at
-    1, 3, 9, 27 ... epochs, the top third promoted (its rung results live in storage)."""
-    if name == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise DLTuneError(f"--schedule {name!r} is not known; choose from {', '.join(SCHEDULES)}")

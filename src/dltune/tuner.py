@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import __version__
 from .config import Config
-from .engine import SequentialTrainer
+from .engine import SequentialEngine, SequentialTrainer
 from .errors import DLTuneError, StudyError
 from .lifecycle import TrialLifecycle
-from .loops import Budget, run_population, run_sequential
+from .loops import Budget, StudyLoop
 from .progress import ProgressListener
 from .records import STUDY_META, TEST_PREFIX, best_record, best_trial
-from .samplers import make_pruner, make_sampler
+from .samplers import make_sampler
+from .schedule import make_scheduler
 from .storage import (
     DEFAULT_STORAGE,
     fail_stale_trials,
@@ -53,6 +54,8 @@ class TuneResult:
     seconds: float
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
+    epochs_trained: float = 0.0  # member-epochs trained in this call
+    overhead_seconds: float = 0.0  # asking, storing and scheduling, not training
 
     @property
     def best_config(self) -> Config | None:
@@ -133,7 +136,6 @@ def open_study(
     storage: str,
     study_name: str | None,
     sampler: str,
-    schedule: str,
     seed: int | None,
     parallel: bool = False,
 ) -> tuple[optuna.Study, dict[str, Any], SearchSpace, list[str]]:
@@ -149,7 +151,8 @@ def open_study(
         storage=open_storage(storage),
         study_name=name,
         direction=_direction(space.metric or DEFAULT_METRIC[data.task]),
-        pruner=make_pruner(schedule),
+        # dltune's scheduler decides at rungs (loops.py); Optuna's pruner is not consulted.
+        pruner=optuna.pruners.NopPruner(),
         load_if_exists=True,
     )
     _check_same_data(study, data, storage)
@@ -228,6 +231,8 @@ def tune(
     seed: int | None = None,
     sampler: str = "tpe",
     schedule: str = "asha",
+    epoch_budget: float | None = None,
+    cost_aware: bool = False,
     engine: str = "sequential",
     population: int = DEFAULT_SLOTS,
     memory: str | int | None = None,
@@ -239,11 +244,19 @@ def tune(
 ) -> TuneResult:
     """Tune a dense network's hyperparameters on `data`; the study lives in `storage`.
 
-    `trials` more trials are run in this call (like Optuna's n_trials), or until `timeout`
-    seconds have passed (no trial starts after it; running ones finish); a study of the same
-    name in the storage is continued. `engine` trains trials one at a time ("sequential") or
-    up to `population` at once, stacked, within a `memory` budget ("population"). At the end
-    the best trial is evaluated once on the test split.
+    `trials` more trials are started in this call (like Optuna's n_trials), until `timeout`
+    seconds have passed or `epoch_budget` member-epochs have been trained: then the running
+    trials end at their next checkpoint (complete with their best epoch so far). A study of the
+    same name in the storage is continued.
+
+    `schedule`: "asha" (asynchronous successive halving over epochs, with promotion: rungs at
+    the space's min_epochs times powers of its reduction, up to its epochs), "hyperband" (the
+    same in Hyperband's brackets) or "none" (every trial trains all its epochs). `cost_aware`:
+    among the trials that earned a promotion, the cheapest per epoch goes first.
+
+    `engine` trains trials one at a time ("sequential") or up to `population` at once, stacked,
+    within a `memory` budget ("population"). At the end the best trial is evaluated once on the
+    test split.
     """
     from .data import Dataset, load_data
     from .devices import resolve_device
@@ -266,10 +279,18 @@ def tune(
         storage=storage,
         study_name=study_name,
         sampler=sampler,
-        schedule=schedule,
         seed=seed,
         parallel=engine == "population",
     )
+    scheduler = make_scheduler(
+        schedule,
+        min_epochs=space.min_epochs,
+        max_epochs=space.epochs,
+        reduction=space.reduction,
+        direction=study.direction.name.lower(),
+        cost_aware=cost_aware,
+    )
+    segments = scheduler.rungs.segments
     fail_stale_trials(study)
     device = resolve_device(device)
     shuffle_seed = int(meta["shuffle_seed"])
@@ -279,7 +300,7 @@ def tune(
     )
     lifecycle = TrialLifecycle(study, space, int(meta["seed"]), progress)
     n_trials = trials if trials is not None else (None if timeout else DEFAULT_TRIALS)
-    budget = Budget(n_trials, None if timeout is None else started + timeout)
+    budget = Budget(n_trials, None if timeout is None else started + timeout, epoch_budget)
     progress.study_started(
         {
             "study": study.study_name,
@@ -290,22 +311,32 @@ def tune(
             "timeout": timeout,
             "existing_trials": len(study.trials),
             "engine": engine,
+            "schedule": scheduler.rungs.describe() if schedule != "none" else "none",
             "notes": notes,
         }
     )
     interrupted = False
+    if engine == "population":
+        members: Any = PopulationTrainer(
+            dataset,
+            metric=meta["metric"],
+            device=device,
+            shuffle_seed=shuffle_seed,
+            memory=memory,
+            segments=segments,
+        )
+    else:
+        members = SequentialEngine(trainer, segments)
+    loop = StudyLoop(
+        lifecycle,
+        members,
+        scheduler,
+        budget,
+        patience=space.patience,
+        slots=population if engine == "population" else 1,
+    )
     try:
-        if engine == "population":
-            members = PopulationTrainer(
-                dataset,
-                metric=meta["metric"],
-                device=device,
-                shuffle_seed=shuffle_seed,
-                memory=memory,
-            )
-            run_population(lifecycle, members, budget, space.patience, slots=population)
-        else:
-            run_sequential(lifecycle, trainer, budget, space.patience)
+        loop.run()
     except KeyboardInterrupt:
         interrupted = True
         lifecycle.fail_running("interrupted", "stopped by the user (Ctrl-C)")
@@ -331,4 +362,6 @@ def tune(
         seconds=time.perf_counter() - started,
         interrupted=interrupted,
         notes=notes,
+        epochs_trained=members.epochs_trained,
+        overhead_seconds=loop.overhead_seconds,
     )

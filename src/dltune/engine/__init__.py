@@ -4,7 +4,14 @@
 tested against.
 """
 
-from .result import EpochReport, TrainResult
-from .sequential import SequentialTrainer
+from .result import Checkpoint, EpochReport, TrainResult
+from .sequential import SequentialEngine, SequentialTrainer, TrainingRun
 
-__all__ = ["EpochReport", "SequentialTrainer", "TrainResult"]
+__all__ = [
+    "Checkpoint",
+    "EpochReport",
+    "SequentialEngine",
+    "SequentialTrainer",
+    "TrainResult",
+    "TrainingRun",
+]

@@ -14,11 +14,16 @@ Each member keeps its own
 - activation, loss, dropout rate and dropout generator, optimizer and learning rate, weight
   decay and step count (see stacked_optim.py).
 
-Members join and leave only between epochs; the stacked tensors are rebuilt then.
+Members join and leave only between segments of an epoch (whole epochs unless a rung of
+successive halving falls inside one); the stacked tensors are rebuilt then. A bucket's members
+are always at the same segment of their epochs, so they all take the same number of steps.
+A member paused by the scheduler leaves with its weights, moments and step count (KeptState)
+and rejoins a bucket with them when promoted.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +43,17 @@ EVAL_BUDGET_FLOATS = 32 * 2**20  # activations held at once while evaluating (12
 
 
 @dataclass
+class KeptState:
+    """A paused member's training state, unpadded: per stacked tensor its own block of the
+    weights and of the two moment buffers, and its optimizer step count."""
+
+    params: list[torch.Tensor]
+    m: list[torch.Tensor]
+    v: list[torch.Tensor]
+    steps: int
+
+
+@dataclass
 class Member:
     """One configuration in a population, with its progress and its learning curve."""
 
@@ -48,12 +64,22 @@ class Member:
     patience: int | None = None
     keep_best_state: bool = False
     epoch: int = 0  # epochs completed
+    segment: int = 0  # segments completed of the current epoch
+    segments_per_epoch: int = 1
+    until: float = math.inf  # where the caller wants a say (a rung), in epochs
+    loss_sum: float = 0.0  # training loss summed over the current epoch's rows so far
+    epoch_seconds: float = 0.0
     result: TrainResult = field(default_factory=lambda: TrainResult(status="running"))
     generator: torch.Generator | None = None  # dropout masks
+    kept: KeptState | None = None  # set while paused
 
     @property
     def widths(self) -> tuple[int, ...]:
         return self.config.units
+
+    @property
+    def epochs_done(self) -> float:
+        return self.epoch + self.segment / max(1, self.segments_per_epoch)
 
 
 def _groups(names: list[str]) -> list[tuple[str, torch.Tensor]]:
@@ -93,29 +119,68 @@ class Bucket:
 
     # ---- membership -----------------------------------------------------------------------
 
+    @property
+    def segment(self) -> int | None:
+        """The segment of their epochs that the members are at (all the same)."""
+        return self.members[0].segment if self.members else None
+
+    def _own_block(self, tensor: torch.Tensor, index: int, member: Member) -> torch.Tensor:
+        """A view of a member's own (unpadded) part of a (k,) row of stacked tensor `index`."""
+        layer, is_bias = divmod(index, 2)
+        dims = (self.data.n_features, *member.widths, self.data.n_outputs)
+        if is_bias:
+            return tensor[: dims[layer + 1]]
+        block = tensor.view(self.dims[layer], self.dims[layer + 1])
+        return block[: dims[layer], : dims[layer + 1]]
+
     def add(self, new: list[Member]) -> None:
-        """Add members (between epochs): their initial weights, padded, join the stack."""
-        fresh = [torch.zeros(len(new), p.shape[1]) for p in self.params]
+        """Add members (between segments): their initial weights, or the state they were
+        paused with, padded, join the stack."""
+        fresh = [torch.zeros(len(new), p.shape[1], device=self.data.device) for p in self.params]
+        fresh_m = [torch.zeros_like(f) for f in fresh]
+        fresh_v = [torch.zeros_like(f) for f in fresh]
         for j, member in enumerate(new):
+            if member.kept is not None:
+                for index in range(len(fresh)):
+                    for target, source in zip(
+                        (fresh, fresh_m, fresh_v),
+                        (member.kept.params, member.kept.m, member.kept.v),
+                        strict=True,
+                    ):
+                        self._own_block(target[index][j], index, member).copy_(source[index])
+                continue
             layers = initial_weights(
                 member.widths, self.data.n_features, self.data.n_outputs, member.seed
             )
             for layer, (weight, bias) in enumerate(layers):
-                out_width, in_width = weight.shape
-                block = fresh[2 * layer][j].view(self.dims[layer], self.dims[layer + 1])
-                block[:in_width, :out_width] = weight.T
-                fresh[2 * layer + 1][j, :out_width] = bias
+                self._own_block(fresh[2 * layer][j], 2 * layer, member).copy_(weight.T)
+                self._own_block(fresh[2 * layer + 1][j], 2 * layer + 1, member).copy_(bias)
             member.generator = dropout_generator(member.seed, self.data.device)
-        fresh = [f.to(self.data.device) for f in fresh]
+        steps = [m.kept.steps if m.kept is not None else 0 for m in new]
+        for member in new:
+            member.kept = None
         old = self.optimizer
         moments_m, moments_v = old.moments()
         self._rebuild(
             [torch.cat([p.detach(), f]) for p, f in zip(self.params, fresh, strict=True)],
             self.members + new,
-            old.steps + [0] * len(new),
-            [torch.cat([m, torch.zeros_like(f)]) for m, f in zip(moments_m, fresh, strict=True)],
-            [torch.cat([v, torch.zeros_like(f)]) for v, f in zip(moments_v, fresh, strict=True)],
+            old.steps + steps,
+            [torch.cat([m, f]) for m, f in zip(moments_m, fresh_m, strict=True)],
+            [torch.cat([v, f]) for v, f in zip(moments_v, fresh_v, strict=True)],
         )
+
+    def keep(self, member: Member) -> KeptState:
+        """A copy of a member's training state, to pause it (remove it afterwards)."""
+        i = self.members.index(member)
+        moments_m, moments_v = self.optimizer.moments()
+
+        def own(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+            return [
+                self._own_block(t[i].detach(), index, member).clone()
+                for index, t in enumerate(tensors)
+            ]
+
+        return KeptState(own(self.params), own(moments_m), own(moments_v), self.optimizer.steps[i])
 
     def remove(self, keys: set[Any]) -> list[Member]:
         """Take members out (between epochs); the others keep their weights and state."""
@@ -229,18 +294,29 @@ class Bucket:
 
     def train_epoch(self, shuffle_seed: int) -> torch.Tensor:
         """One epoch of every member; returns (P,) mean training loss (NaN/inf: diverged)."""
+        return self.train_segment(shuffle_seed, 1) / len(self.data.splits["train"][0])
+
+    def train_segment(self, shuffle_seed: int, segments: int) -> torch.Tensor:
+        """The members' current segment (of `segments` per epoch); returns (P,) the sum of the
+        training loss over the segment's rows (NaN/inf: diverged)."""
         x_train, y_train = self.data.splits["train"]
         n, device = len(x_train), self.data.device
         p = len(self.members)
+        n_steps = -(-n // self.batch_size)
+        segment = self.members[0].segment
+        first = n_steps * segment // segments
+        last = n_steps * (segment + 1) // segments
         # Each member's own permutation for its own next epoch (shared by members in step).
         perms = {e: epoch_order(n, shuffle_seed, e) for e in {m.epoch + 1 for m in self.members}}
         orders = torch.as_tensor(
             np.stack([perms[m.epoch + 1] for m in self.members]), device=device
         )
         loss_sums = torch.zeros(p, device=device)
-        active = torch.ones(p, dtype=torch.bool, device=device)
-        self.optimizer.plan(-(-n // self.batch_size))  # the coefficients of this epoch's steps
-        for step, start in enumerate(range(0, n, self.batch_size), start=1):
+        # A member that diverged earlier in the epoch stays frozen.
+        active = torch.tensor([math.isfinite(m.loss_sum) for m in self.members], device=device)
+        self.optimizer.plan(last - first)  # the coefficients of this segment's steps
+        for step in range(first + 1, last + 1):
+            start = (step - 1) * self.batch_size
             rows = orders[:, start : start + self.batch_size]  # (P, B)
             losses = self.member_losses(self.forward(x_train[rows], True), y_train[rows])
             losses.sum().backward()  # members share no parameters: each gets its own gradient
@@ -249,7 +325,7 @@ class Bucket:
             if step % DIVERGENCE_CHECK_EVERY == 0:
                 # A diverged member is frozen where it stopped, as the sequential trainer stops.
                 active &= torch.isfinite(loss_sums)
-        return loss_sums / n
+        return loss_sums
 
     @torch.no_grad()
     def evaluate(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:

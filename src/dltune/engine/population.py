@@ -8,8 +8,11 @@ diverse that exact buckets would hold one member each; see benchmarks/RESULTS.md
 
 Every epoch boundary is a decision point: each member's validation metric is reported through a
 callback, which may stop it (pruned); members that ran their epochs, stopped on a plateau or
-diverged leave; new members may join. No member's results depend on the others: each draws
-from its own generators and data order, and stacked members share no parameters.
+diverged leave; new members may join. A member may also be given a point (`until`, in epochs,
+possibly inside an epoch: see `segments`) where it waits for its caller to let it go on, pause
+it with its state kept, or stop it: successive halving's rungs. No member's results depend on
+the others: each draws from its own generators and data order, and stacked members share no
+parameters.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from ..config import Config
 from .bucket import Bucket, Member
 from .device_data import DeviceData
 from .memory import member_bytes, resolve_memory
-from .result import EpochReport, TrainResult
+from .result import Checkpoint, EpochReport, TrainResult
 
 if TYPE_CHECKING:
     from ..data import Dataset
@@ -59,6 +62,7 @@ class PopulationTrainer:
         memory: int | str | None = None,
         pad_widths: bool = True,
         max_padding: float = 1.0,
+        segments: int = 1,
     ) -> None:
         self.tensors = DeviceData(data, metric=metric, device=device)
         self.data = data
@@ -69,15 +73,17 @@ class PopulationTrainer:
         # How many times its own arithmetic a member may cost once padded into a wider bucket
         # (1: only the width ladder's rounding). See _plan.
         self.max_padding = max_padding
-        self.buckets: dict[tuple[int, tuple[int, ...]], Bucket] = {}
-        self.pending: list[Member] = []  # join at the next epoch boundary
+        self.segments = segments  # an epoch's parts: the finest point where a member can stop
+        self.buckets: list[Bucket] = []
+        self.pending: list[Member] = []  # join at the next segment boundary
         self.bucket_seconds: dict[tuple[int, tuple[int, ...]], float] = {}
+        self.epochs_trained = 0.0  # member-epochs, fractions included (the epoch budget's)
 
     # ---- membership -----------------------------------------------------------------------
 
     @property
     def members(self) -> list[Member]:
-        return [m for b in self.buckets.values() for m in b.members] + self.pending
+        return [m for b in self.buckets for m in b.members] + self.pending
 
     def __len__(self) -> int:
         return len(self.members)
@@ -87,16 +93,12 @@ class PopulationTrainer:
 
     def _member_bytes(self, config: Config) -> int:
         return member_bytes(
-            config, self.tensors.n_features, self.tensors.n_outputs, self._bucket_key(config)[1]
+            config, self.tensors.n_features, self.tensors.n_outputs, self._own_widths(config)
         )
 
     def has_room(self, config: Config) -> bool:
         """Whether `config` fits in the memory budget beside the current members."""
         return self.memory_in_use() + self._member_bytes(config) <= self.memory_budget
-
-    def _bucket_key(self, config: Config) -> tuple[int, tuple[int, ...]]:
-        widths = tuple(ladder_width(u) for u in config.units) if self.pad_widths else config.units
-        return config.batch_size, widths
 
     def add(
         self,
@@ -107,15 +109,41 @@ class PopulationTrainer:
         epochs: int | None = None,
         patience: int | None = None,
         keep_best_state: bool = False,
+        until: float | None = None,
     ) -> None:
-        """Add a member; it starts training at the next epoch boundary."""
-        self.pending.append(
-            Member(key, config, seed, epochs or config.epochs, patience, keep_best_state)
-        )
+        """Add a member; it starts training at the next segment boundary. `until`: stop at
+        that many epochs for the caller's decision (see advance)."""
+        member = Member(key, config, seed, epochs or config.epochs, patience, keep_best_state)
+        member.until = math.inf if until is None else until
+        member.segments_per_epoch = self.segments
+        self.pending.append(member)
+
+    def pause(self, key: Any) -> Member:
+        """Take a member out with its training state kept (member.kept), to resume later."""
+        for bucket in self.buckets:
+            for member in bucket.members:
+                if member.key == key:
+                    member.kept = bucket.keep(member)
+                    bucket.remove({key})
+                    self._drop_empty()
+                    return member
+        raise KeyError(key)
+
+    def resume(self, member: Member, until: float | None = None) -> None:
+        """Bring a paused member back; it goes on from where it stopped."""
+        member.until = math.inf if until is None else until
+        self.pending.append(member)
+
+    def set_until(self, key: Any, until: float) -> None:
+        for member in self.members:
+            if member.key == key:
+                member.until = until
+                return
+        raise KeyError(key)
 
     def stop(self, key: Any, status: str = "pruned") -> TrainResult:
-        """Remove a member now (between epochs) and return its result."""
-        for bucket in self.buckets.values():
+        """Remove a member now (between segments) and return its result."""
+        for bucket in self.buckets:
             gone = bucket.remove({key})
             if gone:
                 self._drop_empty()
@@ -127,7 +155,7 @@ class PopulationTrainer:
         raise KeyError(key)
 
     def _drop_empty(self) -> None:
-        self.buckets = {k: b for k, b in self.buckets.items() if b.members}
+        self.buckets = [b for b in self.buckets if b.members]
 
     @staticmethod
     def _finish(member: Member, status: str) -> TrainResult:
@@ -136,20 +164,19 @@ class PopulationTrainer:
         return result
 
     def _admit_pending(self) -> None:
-        """Place the waiting members: into an open bucket of their batch size and depth whose
-        widths hold theirs at a bounded padding cost, or into new buckets (see _plan)."""
+        """Place the waiting members: into an open bucket of their batch size, depth and
+        segment whose widths hold theirs at a bounded padding cost, or into new buckets."""
+        rest = []
         for member in self.pending:
-            bucket = self._bucket_for(member.config)
+            bucket = self._bucket_for(member)
             if bucket is not None:
                 bucket.add([member])
-        rest = [m for m in self.pending if not any(m in b.members for b in self.buckets.values())]
-        for widths, members in self._plan(rest):
-            key = (members[0].config.batch_size, widths)
-            if key in self.buckets:
-                self.buckets[key].add(members)
             else:
-                self.buckets[key] = Bucket(self.tensors, key[0], widths)
-                self.buckets[key].add(members)
+                rest.append(member)
+        for widths, members in self._plan(rest):
+            bucket = Bucket(self.tensors, members[0].config.batch_size, widths)
+            bucket.add(members)
+            self.buckets.append(bucket)
         self.pending = []
 
     def _own_widths(self, config: Config) -> tuple[int, ...]:
@@ -168,24 +195,28 @@ class PopulationTrainer:
             and self._cost(widths) <= self.max_padding * self._cost(own)
         )
 
-    def _bucket_for(self, config: Config) -> Bucket | None:
+    def _bucket_for(self, member: Member) -> Bucket | None:
         candidates = [
             b
-            for (batch, widths), b in self.buckets.items()
-            if batch == config.batch_size and self._fits(config, widths)
+            for b in self.buckets
+            if b.batch_size == member.config.batch_size
+            and b.segment == member.segment
+            and self._fits(member.config, b.widths)
         ]
         return min(candidates, key=lambda b: self._cost(b.widths), default=None)
 
     def _plan(self, members: list[Member]) -> list[tuple[tuple[int, ...], list[Member]]]:
-        """Group members of one batch size and depth into buckets, widest first: a bucket takes
-        every member whose cost padded to its widths is at most max_padding times its own.
+        """Group members of one batch size, depth and segment into buckets, widest first: a
+        bucket takes every member whose cost padded to its widths is at most max_padding
+        times its own.
 
         Padding wastes arithmetic but shares the per-step overhead, which is what small
         networks spend their time on; max_padding bounds the waste.
         """
-        groups: dict[tuple[int, int], list[Member]] = {}
+        groups: dict[tuple[int, int, int], list[Member]] = {}
         for member in members:
-            groups.setdefault((member.config.batch_size, member.config.layers), []).append(member)
+            config = member.config
+            groups.setdefault((config.batch_size, config.layers, member.segment), []).append(member)
         plan = []
         for group in groups.values():
             left = sorted(group, key=lambda m: -self._cost(self._own_widths(m.config)))
@@ -199,45 +230,77 @@ class PopulationTrainer:
     # ---- training -------------------------------------------------------------------------
 
     def run_epoch(self, on_epoch: EpochDecision | None = None) -> list[tuple[Any, TrainResult]]:
-        """One epoch of every member; returns the members that finished, with their results.
+        """One epoch of every member (members with no `until`); returns those that finished."""
+        finished: list[tuple[Any, TrainResult]] = []
+        for _ in range(self.segments):
+            done, _at_target = self.advance(on_epoch)
+            finished.extend(done)
+        return finished
 
-        For each member that did not diverge, `on_epoch(key, report)` decides whether it goes
-        on (False: pruned), as the sequential trainer's callback does.
+    def advance(
+        self, on_epoch: EpochDecision | None = None
+    ) -> tuple[list[tuple[Any, TrainResult]], list[Checkpoint]]:
+        """One segment of every member. Returns the members that finished, with their
+        results, and the checkpoints of those that reached their `until`: they wait, still in
+        the population, for the caller to set_until, pause or stop them.
+
+        For each member that did not diverge, `on_epoch(key, report)` decides at the end of
+        each epoch whether it goes on (False: pruned), as the sequential trainer's callback.
         """
         self._admit_pending()
         finished: list[tuple[Any, TrainResult]] = []
-        for key, bucket in list(self.buckets.items()):
+        at_target: list[Checkpoint] = []
+        n_train = len(self.tensors.splits["train"][0])
+        for bucket in list(self.buckets):
+            members = list(bucket.members)
+            if any(m.epochs_done >= m.until - 1e-9 for m in members):
+                raise RuntimeError("a member waits at its checkpoint: set_until, pause or stop it")
             started = time.perf_counter()
-            train_losses = bucket.train_epoch(self.shuffle_seed).tolist()
-            val_losses, values = (t.tolist() for t in bucket.evaluate("val"))
+            segment_losses = bucket.train_segment(self.shuffle_seed, self.segments).tolist()
+            ends_epoch = members[0].segment + 1 == self.segments
+            needs_validation = ends_epoch or any(
+                m.epoch + (m.segment + 1) / self.segments >= m.until - 1e-9 for m in members
+            )
+            val_losses, values = (
+                (t.tolist() for t in bucket.evaluate("val"))
+                if needs_validation
+                else ([math.nan] * len(members), [math.nan] * len(members))
+            )
             seconds = time.perf_counter() - started
-            self.bucket_seconds[key] = self.bucket_seconds.get(key, 0.0) + seconds
+            widths_key = (bucket.batch_size, bucket.widths)
+            self.bucket_seconds[widths_key] = self.bucket_seconds.get(widths_key, 0.0) + seconds
+            self.epochs_trained += len(members) / self.segments
             leaving: dict[Any, str] = {}
-            for i, member in enumerate(bucket.members):
-                member.epoch += 1
-                report = EpochReport(
-                    member.epoch,
-                    train_losses[i],
-                    val_losses[i],
-                    values[i],
-                    seconds / len(bucket.members),
-                )
-                status = self._record(bucket, member, report, on_epoch)
+            for i, member in enumerate(members):
+                member.segment += 1
+                member.loss_sum += segment_losses[i]
+                member.epoch_seconds += seconds / len(members)
+                status = None
+                if member.segment == self.segments:
+                    status = self._end_epoch(bucket, member, n_train, val_losses[i], values[i])
+                    status = status or self._decide(member, on_epoch)
+                elif not math.isfinite(member.loss_sum):  # diverged inside an epoch
+                    status = self._end_epoch(bucket, member, n_train, val_losses[i], values[i])
                 if status is not None:
                     leaving[member.key] = status
+                elif member.epochs_done >= member.until - 1e-9:
+                    spent = member.result.seconds + member.epoch_seconds
+                    at_target.append(Checkpoint(member.key, member.epochs_done, values[i], spent))
             for member in bucket.remove(set(leaving)):
                 finished.append((member.key, self._finish(member, leaving[member.key])))
         self._drop_empty()
-        return finished
+        return finished, at_target
 
-    def _record(
-        self, bucket: Bucket, member: Member, report: EpochReport, on_epoch: EpochDecision | None
+    def _end_epoch(
+        self, bucket: Bucket, member: Member, n_train: int, val_loss: float, value: float
     ) -> str | None:
-        """Add an epoch to a member's curve; the status it leaves with, or None to go on.
-
-        The order of the checks is the sequential trainer's, so both engines agree on every
-        member's fate.
-        """
+        """Record the member's epoch; "diverged" when its training loss is not finite."""
+        member.epoch += 1
+        member.segment = 0
+        report = EpochReport(
+            member.epoch, member.loss_sum / n_train, val_loss, value, member.epoch_seconds
+        )
+        member.loss_sum, member.epoch_seconds = 0.0, 0.0
         result = member.result
         result.history.append(report)
         result.seconds += report.seconds
@@ -248,6 +311,14 @@ class PopulationTrainer:
             result.best_value, result.best_epoch = report.val_metric, report.epoch
             if member.keep_best_state:
                 result.best_state = bucket.member_state(member)
+        return None
+
+    @staticmethod
+    def _decide(member: Member, on_epoch: EpochDecision | None) -> str | None:
+        """The end-of-epoch rules, in the sequential trainer's order, so both engines agree
+        on every member's fate: the caller's callback, patience, the last epoch."""
+        result = member.result
+        report = result.history[-1]
         if on_epoch is not None and not on_epoch(member.key, report):
             return "pruned"
         patience = member.patience

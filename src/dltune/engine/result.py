@@ -35,3 +35,14 @@ class TrainResult:
     @property
     def epochs_run(self) -> int:
         return len(self.history)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A run at the point where its caller wanted a say (a rung): epochs trained, possibly a
+    fraction; the validation metric there; training seconds so far (its cost)."""
+
+    key: Any
+    epochs: float
+    value: float
+    seconds: float

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ from ..models import DenseNet
 from .device_data import DeviceData
 from .losses import Metric, loss_function
 from .optim import make_optimizer
-from .result import EpochReport, TrainResult
+from .result import Checkpoint, EpochReport, TrainResult
 
 if TYPE_CHECKING:
     from ..data import Dataset
@@ -86,54 +86,225 @@ class SequentialTrainer:
         `on_epoch` is called after each epoch's validation; returning False stops the trial
         (pruned). A NaN or infinite training loss ends it as diverged.
         """
-        started = time.perf_counter()
-        model = self.build_model(config, seed)
-        optimizer = make_optimizer(
-            config.optimizer, model.parameters(), config.learning_rate, config.weight_decay
+        run = self.start(
+            config, seed=seed, epochs=epochs, patience=patience, keep_best_state=keep_best_state
         )
-        loss_fn = loss_function(config.loss, self.data.task, self.n_outputs)
-        x_train, y_train = self.splits["train"]
-        n = len(x_train)
-        result = TrainResult(status="complete")
-        for epoch in range(1, (epochs or config.epochs) + 1):
-            epoch_started = time.perf_counter()
-            model.train()
-            order = torch.as_tensor(epoch_order(n, self.shuffle_seed, epoch), device=self.device)
-            loss_sum = torch.zeros((), device=self.device)
-            for step, start in enumerate(range(0, n, config.batch_size), start=1):
-                batch = order[start : start + config.batch_size]
-                loss = loss_fn(model(x_train[batch]), y_train[batch])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach() * len(batch)
-                if step % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
-                    break
-            train_loss = float(loss_sum) / n
-            val_loss, value = self.evaluate(model, "val", config.loss)
-            report = EpochReport(
-                epoch, train_loss, val_loss, value, time.perf_counter() - epoch_started
-            )
-            result.history.append(report)
-            if not math.isfinite(train_loss):
-                result.status, result.diverged_epoch = "diverged", epoch
-                break
-            if self.metric.improves(result.best_value, value):
-                result.best_value, result.best_epoch = value, epoch
-                if keep_best_state:
-                    result.best_state = {
-                        k: v.detach().clone() for k, v in model.state_dict().items()
-                    }
-            if on_epoch is not None and not on_epoch(report):
-                result.status = "pruned"
-                break
-            if patience is not None and epoch - (result.best_epoch or epoch) >= patience:
-                result.stopped_early = True
-                break
-        result.seconds = time.perf_counter() - started
-        return result
+        while run.advance(on_epoch) is None:
+            pass
+        return run.result
+
+    def start(
+        self,
+        config: Config,
+        *,
+        seed: int,
+        epochs: int | None = None,
+        patience: int | None = None,
+        keep_best_state: bool = False,
+        segments: int = 1,
+    ) -> TrainingRun:
+        """A training run that can be advanced, paused (kept) and resumed; see TrainingRun."""
+        return TrainingRun(
+            self, config, seed, epochs or config.epochs, patience, keep_best_state, segments
+        )
 
     def model_from_state(self, config: Config, state: dict[str, torch.Tensor]) -> DenseNet:
         model = self.build_model(config, seed=0)
         model.load_state_dict(state)
         return model
+
+
+class TrainingRun:
+    """One configuration in training: its model, optimizer state and position, kept between
+    calls so that successive halving can pause it at a rung and promote it later without
+    losing anything (or retraining).
+
+    An epoch is cut into `segments` equal runs of steps (1: whole epochs), the points where a
+    rung inside an epoch can stop it; validation runs at each epoch's end and at `until`.
+    """
+
+    def __init__(
+        self,
+        trainer: SequentialTrainer,
+        config: Config,
+        seed: int,
+        max_epochs: int,
+        patience: int | None,
+        keep_best_state: bool,
+        segments: int,
+    ) -> None:
+        self.trainer = trainer
+        self.config = config
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.keep_best_state = keep_best_state
+        self.segments = segments
+        self.until = float(max_epochs)  # the next point where the caller wants a say
+        self.model = trainer.build_model(config, seed)
+        self.optimizer = make_optimizer(
+            config.optimizer, self.model.parameters(), config.learning_rate, config.weight_decay
+        )
+        self.loss_fn = loss_function(config.loss, trainer.data.task, trainer.n_outputs)
+        self.result = TrainResult(status="running")
+        self.epoch = 0  # epochs completed
+        self.segment = 0  # segments completed of the current epoch
+        self.loss_sum = torch.zeros((), device=trainer.device)
+        self.epoch_seconds = 0.0
+        self.checkpoint_value = math.nan  # the validation metric where it last stopped
+        self.key: Any = None  # the study loop's name for it
+
+    @property
+    def epochs_done(self) -> float:
+        return self.epoch + self.segment / self.segments
+
+    @property
+    def seconds(self) -> float:
+        """Training time so far, the current epoch's part included."""
+        return self.result.seconds + self.epoch_seconds
+
+    def advance(self, on_epoch: EpochCallback | None = None) -> str | None:
+        """Train up to the next stopping point; the status if the run ended there
+        ("complete", "diverged", "pruned"), "target" when it reached `until`, else None."""
+        trainer, device = self.trainer, self.trainer.device
+        x_train, y_train = trainer.splits["train"]
+        n, batch_size = len(x_train), self.config.batch_size
+        steps = -(-n // batch_size)
+        started = time.perf_counter()
+        self.model.train()
+        order = torch.as_tensor(epoch_order(n, trainer.shuffle_seed, self.epoch + 1), device=device)
+        first = steps * self.segment // self.segments
+        last = steps * (self.segment + 1) // self.segments
+        for step in range(first, last):
+            batch = order[step * batch_size : (step + 1) * batch_size]
+            loss = self.loss_fn(self.model(x_train[batch]), y_train[batch])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.loss_sum += loss.detach() * len(batch)
+            if (step + 1) % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(self.loss_sum):
+                break
+        self.segment += 1
+        self.epoch_seconds += time.perf_counter() - started
+        started = time.perf_counter()
+        if self.segment == self.segments:
+            return self._end_epoch(on_epoch)
+        if not torch.isfinite(self.loss_sum):
+            return self._end_epoch(on_epoch)  # diverged inside an epoch: end it there
+        if self.epochs_done >= self.until - 1e-9:
+            self.checkpoint_value = trainer.evaluate(self.model, "val", self.config.loss)[1]
+            self.epoch_seconds += time.perf_counter() - started
+            return "target"
+        return None
+
+    def _end_epoch(self, on_epoch: EpochCallback | None) -> str | None:
+        """Validate, record the epoch and apply the end-of-epoch rules, in the order the
+        population engine applies them too."""
+        started = time.perf_counter()
+        self.epoch += 1
+        self.segment = 0
+        train_loss = float(self.loss_sum) / len(self.trainer.splits["train"][0])
+        val_loss, value = self.trainer.evaluate(self.model, "val", self.config.loss)
+        seconds = self.epoch_seconds + time.perf_counter() - started
+        report = EpochReport(self.epoch, train_loss, val_loss, value, seconds)
+        self.loss_sum = torch.zeros((), device=self.trainer.device)
+        self.epoch_seconds = 0.0
+        result = self.result
+        result.history.append(report)
+        result.seconds += seconds
+        self.checkpoint_value = value
+        if not math.isfinite(train_loss):
+            result.status, result.diverged_epoch = "diverged", self.epoch
+            return result.status
+        if self.trainer.metric.improves(result.best_value, value):
+            result.best_value, result.best_epoch = value, self.epoch
+            if self.keep_best_state:
+                result.best_state = {
+                    k: v.detach().clone() for k, v in self.model.state_dict().items()
+                }
+        if on_epoch is not None and not on_epoch(report):
+            result.status = "pruned"
+            return result.status
+        if self.patience is not None and self.epoch - (result.best_epoch or 0) >= self.patience:
+            result.stopped_early = True
+            result.status = "complete"
+            return result.status
+        if self.epoch >= self.max_epochs:
+            result.status = "complete"
+            return result.status
+        if self.epoch >= self.until - 1e-9:
+            return "target"
+        return None
+
+
+class SequentialEngine:
+    """Training runs advanced one at a time, behind the population engine's interface (add,
+    advance, set_until, pause, resume, stop), so that one study loop drives both."""
+
+    def __init__(self, trainer: SequentialTrainer, segments: int = 1) -> None:
+        self.trainer = trainer
+        self.segments = segments
+        self.runs: dict[Any, TrainingRun] = {}
+        self.epochs_trained = 0.0
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def has_room(self, config: Config) -> bool:
+        return True
+
+    def add(
+        self,
+        key: Any,
+        config: Config,
+        *,
+        seed: int,
+        patience: int | None = None,
+        keep_best_state: bool = False,
+        until: float | None = None,
+    ) -> None:
+        run = self.trainer.start(
+            config,
+            seed=seed,
+            patience=patience,
+            keep_best_state=keep_best_state,
+            segments=self.segments,
+        )
+        self.resume(run, until, key=key)
+
+    def resume(self, run: TrainingRun, until: float | None = None, *, key: Any = None) -> None:
+        run.until = float(run.max_epochs) if until is None else until
+        self.runs[run.key if key is None else key] = run
+        run.key = run.key if key is None else key
+
+    def set_until(self, key: Any, until: float) -> None:
+        self.runs[key].until = until
+
+    def pause(self, key: Any) -> TrainingRun:
+        return self.runs.pop(key)
+
+    def stop(self, key: Any, status: str = "pruned") -> TrainResult:
+        result = self.runs.pop(key).result
+        result.status = status
+        return result
+
+    def advance(
+        self, on_epoch: Callable[[Any, EpochReport], bool] | None = None
+    ) -> tuple[list[tuple[Any, TrainResult]], list[Checkpoint]]:
+        """One segment of each run (one run, as the study loop uses it)."""
+        finished: list[tuple[Any, TrainResult]] = []
+        at_target: list[Checkpoint] = []
+        for key, run in list(self.runs.items()):
+
+            def callback(report: EpochReport, key: Any = key) -> bool:
+                return on_epoch is None or on_epoch(key, report)
+
+            status = run.advance(callback)
+            self.epochs_trained += 1 / self.segments
+            if status == "target":
+                at_target.append(
+                    Checkpoint(key, run.epochs_done, run.checkpoint_value, run.seconds)
+                )
+            elif status is not None:
+                del self.runs[key]
+                finished.append((key, run.result))
+        return finished, at_target

@@ -24,6 +24,11 @@ weight_decay    0.0                                  numbers >= 0
 batch_size      [16, 32, 64, 128, 256]               whole numbers >= 1
 epochs          27                                   one whole number >= 1: the maximum
 patience        null (no early stopping)             null or one whole number >= 1
+min_epochs      1                                    a number in (0, epochs]; under 1, a whole
+                                                     fraction (0.25): successive halving's
+                                                     lowest rung, in epochs
+reduction       3                                    a whole number in [2, 100]: the top
+                                                     1/reduction go on at each rung
 ==============  ===================================  ============================================
 
 Each hyperparameter (layers .. batch_size) takes one of these forms:
@@ -99,6 +104,8 @@ class SearchSpace:
     metric: str | None
     epochs: int
     patience: int | None
+    min_epochs: float
+    reduction: int
     source: str
     params: Mapping[str, Param | PerLayer]
 
@@ -119,6 +126,10 @@ class SearchSpace:
         self.patience = (
             None if patience is None else parser.fixed_count(patience, "patience", _PATIENCE_WHY)
         )
+        self.min_epochs = parser.min_epochs(
+            keys.get("min_epochs", _DEFAULTS["min_epochs"]), self.epochs
+        )
+        self.reduction = parser.reduction(keys.get("reduction", _DEFAULTS["reduction"]))
 
     @classmethod
     def _build(cls, data: Any, source: str, default_name: str) -> SearchSpace:
@@ -164,6 +175,7 @@ class SearchSpace:
         plain: dict[str, Any] = {"name": self.name, "metric": self.metric}
         plain.update({key: self.params[key].to_plain() for key in PARAM_KEYS})
         plain.update({"epochs": self.epochs, "patience": self.patience})
+        plain.update({"min_epochs": self.min_epochs, "reduction": self.reduction})
         return plain
 
     def to_yaml(self) -> str:
@@ -177,6 +189,8 @@ class SearchSpace:
         rows.append(("epochs", f"at most {self.epochs}; each trial records its best epoch"))
         patience = "off" if self.patience is None else f"{self.patience} epochs without improvement"
         rows.append(("patience", patience))
+        rows.append(("min_epochs", f"{self.min_epochs:g} (successive halving's lowest rung)"))
+        rows.append(("reduction", f"{self.reduction} (the top 1/{self.reduction} go on)"))
         return rows
 
     # ---- sampling ----

@@ -15,7 +15,9 @@ from .rules import (
     _ALIASES,
     _DEFAULTS,
     _EPOCHS_RULE,
+    _MIN_EPOCHS_RULE,
     _RANGE_KEYS,
+    _REDUCTION_RULE,
     _RULES,
     _VOCABULARY,
     KEYS,
@@ -234,6 +236,27 @@ class _Parser:
             raise self.error(f"{key} must be a single whole number; got {_show(value)}. {why}")
         return int(self.bounded(value, _EPOCHS_RULE, key))
 
+    def min_epochs(self, value: Any, epochs: int) -> float:
+        """The lowest rung, in epochs: a fraction of an epoch, or up to `epochs`."""
+        if isinstance(value, Mapping | list | tuple):
+            raise self.error(f"min_epochs must be a single number; got {_show(value)}. {_MIN_WHY}")
+        number = float(self.bounded(value, _MIN_EPOCHS_RULE, "min_epochs"))
+        if number > epochs:
+            raise self.error(
+                f"min_epochs must be at most epochs ({epochs}); got {_show(value)}. {_MIN_WHY}"
+            )
+        if number < 1 and abs(1 / number - round(1 / number)) > 1e-6:
+            raise self.error(
+                f"min_epochs under 1 must be a whole fraction of an epoch (1/2, 1/4, 1/10 ...); "
+                f"got {_show(value)}. Use 0.25 rather than 0.3, for instance."
+            )
+        return number
+
+    def reduction(self, value: Any) -> int:
+        if isinstance(value, Mapping | list | tuple):
+            raise self.error(f"reduction must be a single whole number; got {_show(value)}.")
+        return int(self.bounded(value, _REDUCTION_RULE, "reduction"))
+
     def metric(self, value: Any) -> str | None:
         if value is None:
             return None
@@ -254,6 +277,10 @@ class _Parser:
 _EPOCHS_WHY = (
     "epochs is the maximum number of epochs, not a hyperparameter to sample: each trial "
     "records its best epoch (and may stop early), so give the most you will allow, such as 27."
+)
+_MIN_WHY = (
+    "min_epochs is where successive halving first compares trials (its lowest rung); "
+    "the next rungs are min_epochs times reduction, reduction squared, ... up to epochs."
 )
 _PATIENCE_WHY = "patience is the number of epochs without improvement before a trial stops early."
 

@@ -45,9 +45,21 @@ _RULES: dict[str, _Rule] = {
     "batch_size": _Rule("int", 1, hint="Use a size such as 64."),
 }
 _EPOCHS_RULE = _Rule("int", 1, hint="Use a number such as 27.")
+_MIN_EPOCHS_RULE = _Rule(
+    "float", 0, low_open=True, hint="Use 1, or a fraction of an epoch such as 0.25 for large data."
+)
+_REDUCTION_RULE = _Rule("int", 2, 100, hint="Use 3 (the top third goes on at each rung).")
 
 PARAM_KEYS: tuple[str, ...] = tuple(_RULES)
-KEYS: tuple[str, ...] = ("name", "metric", *PARAM_KEYS, "epochs", "patience")
+KEYS: tuple[str, ...] = (
+    "name",
+    "metric",
+    *PARAM_KEYS,
+    "epochs",
+    "patience",
+    "min_epochs",
+    "reduction",
+)
 _ALIASES = {"lr": "learning_rate"}
 
 # The defaults, in the plain form a space file would give them (parsed like any user value).
@@ -65,6 +77,8 @@ _DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "batch_size": [16, 32, 64, 128, 256],
         "epochs": 27,
         "patience": None,
+        "min_epochs": 1,
+        "reduction": 3,
     }
 )
 

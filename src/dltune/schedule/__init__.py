@@ -1,0 +1,38 @@
+"""Successive halving over epochs: where the rungs are (rungs.py), who goes on (asha.py), and
+the rung results kept in storage (stored.py)."""
+
+from __future__ import annotations
+
+from .asha import Decision, RungRecord, Scheduler
+from .rungs import Rungs
+
+SCHEDULES = ("asha", "hyperband", "none")
+
+
+def make_scheduler(
+    name: str,
+    *,
+    min_epochs: float,
+    max_epochs: int,
+    reduction: int,
+    direction: str,
+    cost_aware: bool = False,
+) -> Scheduler:
+    """The scheduler `name`: 'asha', 'hyperband' (ASHA in Hyperband's brackets) or 'none'
+    (every trial trains max_epochs, a single rung)."""
+    from ..errors import DLTuneError
+
+    if name not in SCHEDULES:
+        raise DLTuneError(f"--schedule {name!r} is not known; choose from {', '.join(SCHEDULES)}")
+    if name == "none":
+        rungs = Rungs(max_epochs, max_epochs, reduction)
+    else:
+        rungs = Rungs(min(min_epochs, max_epochs), max_epochs, reduction, name == "hyperband")
+    return Scheduler(
+        rungs,
+        direction="maximize" if direction == "maximize" else "minimize",
+        cost_aware=cost_aware,
+    )
+
+
+__all__ = ["SCHEDULES", "Decision", "RungRecord", "Rungs", "Scheduler", "make_scheduler"]

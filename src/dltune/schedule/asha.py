@@ -1,0 +1,185 @@
+"""Asynchronous successive halving (ASHA) with promotion, over epochs; Hyperband as brackets.
+
+Plain data in, decisions out: no model, no Optuna (stored.py keeps the rung results in storage).
+
+How a trial moves (Li et al., "A System for Massively Parallel Hyperparameter Tuning", 2020):
+every trial starts at the lowest rung of its bracket. When it reaches a rung, its value there is
+recorded; if it is among the top 1/reduction of the values recorded at that rung so far it goes
+on to the next rung at once, otherwise it is paused, its weights and optimizer state kept. When
+a slot frees, a paused trial that has since entered the top 1/reduction of its rung (because
+worse trials arrived after it) is promoted and resumes where it stopped; only when none can be
+promoted does a new configuration start. The top rung is max_epochs: a trial that reaches it is
+complete.
+
+Why promotion rather than ASHA's stopping variant (each trial runs on until it is not in the top
+of a rung, as Optuna's SuccessiveHalvingPruner does): the stopping variant judges the first
+trials at a rung against nobody and lets them all through, so early bad configurations train to
+the end; promotion keeps them waiting until they have earned their place. And resuming from the
+kept state (not retraining from scratch) makes a promotion cost only the new epochs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .rungs import Rungs
+
+Decision = Literal["continue", "pause", "complete"]
+
+
+@dataclass
+class RungRecord:
+    """One trial as the scheduler sees it: its bracket, its value at each rung reached."""
+
+    number: int
+    bracket: int
+    values: dict[int, float] = field(default_factory=dict)  # rung index in its bracket -> value
+    promoted: int = -1  # the highest rung it was let past (it may train to rung promoted + 1)
+    seconds_per_epoch: float | None = None  # measured cost, for cost-aware promotion
+
+
+class Scheduler:
+    """ASHA over the rungs of `rungs` (Hyperband brackets when rungs.hyperband)."""
+
+    def __init__(
+        self,
+        rungs: Rungs,
+        *,
+        direction: Literal["maximize", "minimize"] = "maximize",
+        cost_aware: bool = False,
+    ) -> None:
+        self.rungs = rungs
+        self.maximize = direction == "maximize"
+        self.cost_aware = cost_aware
+        self.trials: dict[int, RungRecord] = {}
+
+    # ---- state ---------------------------------------------------------------------------
+
+    def load(self, records: Iterable[RungRecord]) -> None:
+        """Take rung results from storage (a resumed study, or other workers' trials)."""
+        for record in records:
+            mine = self.trials.get(record.number)
+            # A trial this process is deciding on is newer here than in storage.
+            if mine is None or len(record.values) > len(mine.values):
+                self.trials[record.number] = record
+
+    def start(self, number: int) -> RungRecord:
+        """A new trial enters its bracket's lowest rung."""
+        record = RungRecord(number, self.rungs.bracket_of(number))
+        self.trials[number] = record
+        return record
+
+    def ladder(self, number: int) -> tuple[float, ...]:
+        return self.rungs.of_bracket(self.trials[number].bracket)
+
+    def target(self, number: int) -> float:
+        """How many epochs the trial may train before its next decision."""
+        return self.ladder(number)[self.trials[number].promoted + 1]
+
+    # ---- decisions -----------------------------------------------------------------------
+
+    def record(self, number: int, value: float, seconds_per_epoch: float | None = None) -> Decision:
+        """The trial reached its target rung with `value`: go on, pause, or it is complete."""
+        trial = self.trials[number]
+        rung = trial.promoted + 1
+        trial.values[rung] = value
+        if seconds_per_epoch is not None:
+            trial.seconds_per_epoch = seconds_per_epoch
+        if rung == len(self.ladder(number)) - 1:
+            return "complete"
+        if number in self._top(trial.bracket, rung):
+            trial.promoted = rung
+            return "continue"
+        return "pause"
+
+    def promotion(self, held: Iterable[int], *, draining: bool = False) -> int | None:
+        """A paused trial among `held` (those whose state this process keeps) that has earned
+        the next rung, marked promoted; None when none has.
+
+        `draining`: no new trial will start, so a rung will see no more entries; its top
+        1/reduction is then rounded up rather than down (the best of two goes on), so that the
+        best trials of a small study finish instead of all waiting for rivals that never come.
+
+        Higher rungs first (they are closest to a finished result); within a rung the best
+        value, or with cost_aware the cheapest epoch, since any trial in the top
+        1/reduction has earned its rung and the cheaper one reaches the next result sooner.
+        """
+        candidates = []
+        for number in held:
+            trial = self.trials.get(number)
+            if trial is None:
+                continue
+            rung = trial.promoted + 1
+            last = len(self.ladder(number)) - 1
+            if (
+                rung in trial.values
+                and rung < last
+                and number in self._top(trial.bracket, rung, round_up=draining)
+            ):
+                candidates.append(trial)
+        if not candidates:
+            return None
+        chosen = min(candidates, key=self._promotion_order)
+        chosen.promoted += 1
+        return chosen.number
+
+    def _promotion_order(self, trial: RungRecord) -> tuple[float, float, int]:
+        rung = trial.promoted + 1
+        epochs = self.ladder(trial.number)[rung]
+        if self.cost_aware and trial.seconds_per_epoch is not None:
+            second = trial.seconds_per_epoch
+        else:
+            second = self._sort_value(trial.values[rung])
+        return (-epochs, second, trial.number)
+
+    def paused_hopeless(self, held: Iterable[int]) -> list[int]:
+        """Held trials that are paused below the top of their rung, worst first: the ones to
+        let go when their kept state no longer fits."""
+        paused = [
+            self.trials[n]
+            for n in held
+            if n in self.trials and self.trials[n].promoted + 1 in self.trials[n].values
+        ]
+        return [
+            t.number
+            for t in sorted(
+                paused,
+                key=lambda t: (
+                    self.ladder(t.number)[t.promoted + 1],
+                    -self._sort_value(t.values[t.promoted + 1]),
+                ),
+            )
+        ]
+
+    # ---- ranking -------------------------------------------------------------------------
+
+    def _sort_value(self, value: float) -> float:
+        """Smaller sorts first (better); NaN (diverged) last."""
+        if math.isnan(value):
+            return math.inf
+        return -value if self.maximize else value
+
+    def _top(self, bracket: int, rung: int, *, round_up: bool = False) -> set[int]:
+        """The trials in the top 1/reduction of a rung of a bracket: floor(n / reduction) of
+        the n values recorded there (none while fewer than `reduction`), or ceil with
+        `round_up`. Ties: earlier first."""
+        entries = [
+            (self._sort_value(t.values[rung]), t.number)
+            for t in self.trials.values()
+            if t.bracket == bracket and rung in t.values
+        ]
+        k = len(entries) // self.rungs.reduction
+        if round_up:
+            k = -(-len(entries) // self.rungs.reduction)
+        return {number for _, number in sorted(entries)[:k]}
+
+    def cutoff(self, bracket: int, rung: int) -> float | None:
+        """The worst value still in the top of a rung (None while nobody is)."""
+        top = self._top(bracket, rung)
+        values = [self.trials[n].values[rung] for n in top]
+        if not values:
+            return None
+        return min(values) if self.maximize else max(values)
