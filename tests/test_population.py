@@ -178,3 +178,59 @@ def test_a_bad_memory_size_is_a_clear_error():
 def test_widths_are_padded_by_at_most_a_quarter(width, padded):
     assert ladder_width(width) == padded
     assert padded < width * 1.25 + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Pausing at a rung and resuming; rungs inside an epoch
+# ---------------------------------------------------------------------------------------------
+
+
+def _run_with_pauses(population, pause_at, configs, resume_after=1):
+    """Advance a population; members pause at `pause_at` epochs and come back after
+    `resume_after` more advances, while the others go on. Returns results by key."""
+    for key, config, seed in configs:
+        until = pause_at(key) if callable(pause_at) else pause_at
+        population.add(key, config, seed=seed, until=until)
+    paused, results, waited = {}, {}, {}
+    while len(population) or paused:
+        for key in list(paused):
+            waited[key] -= 1
+            if waited[key] < 0:
+                population.resume(paused.pop(key))
+        if not len(population):
+            continue
+        finished, checkpoints = population.advance()
+        results.update(finished)
+        for checkpoint in checkpoints:
+            paused[checkpoint.key] = population.pause(checkpoint.key)
+            waited[checkpoint.key] = resume_after
+    return results
+
+
+def test_a_member_paused_at_a_rung_and_resumed_matches_an_uninterrupted_run(blobs):
+    configs = [(i, config, 100 + i) for i, config in enumerate(MIXED)]
+    # Each pauses after 2 epochs and waits one round while the others go on: it rejoins a
+    # rebuilt bucket beside other members, with its weights, moments and step count.
+    resumed = _run_with_pauses(
+        PopulationTrainer(blobs), lambda key: 1 + key % 3, configs, resume_after=1
+    )
+    sequential = SequentialTrainer(blobs)
+    for key, config, seed in configs:
+        assert_same_curve(resumed[key], sequential.train(config, seed=seed))
+
+
+def test_rungs_inside_an_epoch_stop_members_there_and_change_nothing_else(blobs):
+    configs = [(i, config, 100 + i) for i, config in enumerate(MIXED[:4])]
+    population = PopulationTrainer(blobs, segments=4)
+    for key, config, seed in configs:
+        population.add(key, config, seed=seed, until=0.25)
+    finished, checkpoints = population.advance()
+    assert not finished
+    assert sorted(c.key for c in checkpoints) == [0, 1, 2, 3]
+    assert all(c.epochs == 0.25 and 0 <= c.value <= 1 for c in checkpoints)
+    assert population.epochs_trained == 1.0  # four members, a quarter of an epoch each
+    # a quarter-epoch pause, then on to the end: the same curve as whole epochs throughout
+    results = _run_with_pauses(PopulationTrainer(blobs, segments=4), 0.75, configs)
+    sequential = SequentialTrainer(blobs)
+    for key, config, seed in configs:
+        assert_same_curve(results[key], sequential.train(config, seed=seed))

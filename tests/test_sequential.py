@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -131,3 +132,30 @@ def test_regression_reports_rmse_in_original_units(linear_regression):
     assert result.best_value == pytest.approx(manual_rmse, rel=1e-4)
     # the target's scale is ~35: a linear model recovers it to within the noise (~1) and a bit
     assert result.best_value < 3.0
+
+
+def test_a_run_paused_at_a_rung_inside_an_epoch_goes_on_as_if_never_stopped(blobs):
+    trainer = SequentialTrainer(blobs)
+    config = make_config(epochs=3, dropout=0.2)
+    run = trainer.start(config, seed=5, segments=4)
+    run.until = 0.75
+    statuses = [run.advance() for _ in range(3)]
+    assert statuses == [None, None, "target"]
+    assert run.epochs_done == 0.75 and 0 <= run.checkpoint_value <= 1
+    run.until = 2
+    while (status := run.advance()) is None:
+        pass
+    assert status == "target" and run.epochs_done == 2
+    run.until = 3
+    while run.advance() is None:
+        pass
+    whole = trainer.train(config, seed=5)
+    assert run.result.status == "complete"
+    np.testing.assert_allclose(
+        [r.val_loss for r in run.result.history], [r.val_loss for r in whole.history], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        [r.train_loss for r in run.result.history],
+        [r.train_loss for r in whole.history],
+        rtol=1e-6,
+    )

@@ -129,6 +129,7 @@ class StudyLoop:
             with self._overhead():
                 self.budget.epochs_spent = self.engine.epochs_trained
                 for number, result in finished:
+                    self._record_last_rung(number, result)
                     self.lifecycle.end(number, result)
                 for checkpoint in checkpoints:
                     self._decide(checkpoint)
@@ -207,6 +208,14 @@ class StudyLoop:
             self.paused[number] = self.engine.pause(number)
             self.lifecycle.mark(number, "paused")
             self._forget_hopeless()
+
+    def _record_last_rung(self, number: int, result: TrainResult) -> None:
+        """A trial that trained to its last rung (max_epochs) ends in the engine, not at a
+        checkpoint: its value there completes its rung record."""
+        target = self.scheduler.target(number)
+        if result.status == "complete" and result.history and result.epochs_run >= target:
+            self.scheduler.record(number, result.history[-1].val_metric)
+            self._save_rungs(number)
 
     def _forget_hopeless(self) -> None:
         """Beyond max_paused kept states, let the least promising paused trials go (pruned)."""
