@@ -49,6 +49,7 @@ class TrialLifecycle:
         self.best_state: tuple[int, dict[str, Any]] | None = None
         self._heartbeat = _Heartbeats(study, self.running)
         self._best: dict[str, Any] | None = None  # the best trial's record, as last read
+        self._best_read = False
 
     def ask(self) -> tuple[optuna.Trial, Config, int]:
         """A new trial with its configuration and seed, stored before it trains."""
@@ -73,6 +74,10 @@ class TrialLifecycle:
         trial.report(report.val_metric, report.epoch)
         self.progress.epoch_done(number, report)
         return True
+
+    def report_partial(self, number: int, value: float) -> None:
+        """A value measured inside the first epoch, stored at step 0 of the curve."""
+        self.running[number].report(value, 0)
 
     def mark(self, number: int, value: str, attr: str = STATE_ATTR) -> None:
         """Note a running trial's state in storage ("paused" at a rung, "running" again)."""
@@ -100,9 +105,10 @@ class TrialLifecycle:
                 if math.isfinite(last.val_metric):  # a score for the sampler
                     trial.report(last.val_metric, last.epoch)
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        if result.status == "complete" or self._best is None:
+        if result.status == "complete" or not self._best_read:
             # Only a complete trial can become the best: skip reading them all otherwise.
             self._best = best_record(self.study)
+            self._best_read = True
             if (
                 self._best is not None
                 and self._best["trial"] == number

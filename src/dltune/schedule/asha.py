@@ -107,24 +107,26 @@ class Scheduler:
         value, or with cost_aware the cheapest epoch, since any trial in the top
         1/reduction has earned its rung and the cheaper one reaches the next result sooner.
         """
-        candidates = []
-        for number in held:
-            trial = self.trials.get(number)
-            if trial is None:
-                continue
-            rung = trial.promoted + 1
-            last = len(self.ladder(number)) - 1
-            if (
-                rung in trial.values
-                and rung < last
-                and number in self._top(trial.bracket, rung, round_up=draining)
-            ):
-                candidates.append(trial)
+        candidates = [
+            self.trials[number]
+            for number in held
+            if number in self.trials and self.is_promotable(number, draining=draining)
+        ]
         if not candidates:
             return None
         chosen = min(candidates, key=self._promotion_order)
         chosen.promoted += 1
         return chosen.number
+
+    def is_promotable(self, number: int, *, draining: bool = False) -> bool:
+        """Whether a paused trial has earned its next rung (see promotion)."""
+        trial = self.trials[number]
+        rung = trial.promoted + 1
+        return (
+            rung in trial.values
+            and rung < len(self.ladder(number)) - 1
+            and number in self._top(trial.bracket, rung, round_up=draining)
+        )
 
     def _promotion_order(self, trial: RungRecord) -> tuple[float, float, int]:
         rung = trial.promoted + 1
