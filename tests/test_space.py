@@ -725,3 +725,37 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         SearchSpace.from_file(missing)
     with pytest.raises(SpaceError, match="directory"):
         SearchSpace.from_file(tmp_path)
+
+
+def test_the_baseline_is_the_textbook_configuration_projected_into_the_space():
+    assert SearchSpace.default().baseline_params() == {
+        "layers": 1,
+        "units": 128,
+        "dropout": 0.2,
+        "activation": "relu",
+        "loss": "categorical_crossentropy",
+        "optimizer": "adam",
+        "learning_rate": 0.001,
+        "batch_size": 32,
+    }
+    narrow = SearchSpace(
+        layers=[2, 3],
+        units={"per_layer": True, "low": 200, "high": 300, "step": 50},
+        activation=["tanh", "elu"],
+        batch_size=[100, 200],
+        lr={"low": 0.01, "high": 0.1},
+        dropout=0.5,
+    )
+    assert narrow.baseline_params() == {
+        "layers": 2,
+        "units_1": 200,
+        "units_2": 200,
+        "activation": "tanh",
+        "loss": "categorical_crossentropy",
+        "optimizer": "adam",
+        "learning_rate": 0.01,
+        "batch_size": 100,
+    }
+    # every baseline is a configuration the space can produce
+    config = narrow.config_from_params(narrow.baseline_params())
+    assert config.units == (200, 200) and config.dropout == 0.5

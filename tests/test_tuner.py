@@ -255,3 +255,16 @@ def test_the_population_engine_prunes_refills_and_survives_ctrl_c(blobs, storage
     assert states[:12] == before
     assert "interrupted" in states[12:]
     assert "running" not in states
+
+
+def test_a_new_study_starts_with_the_baseline_and_can_do_without(blobs, tmp_path):
+    first = tune(SMALL, blobs, storage=f"sqlite:///{tmp_path / 'a.db'}", trials=2, seed=0)
+    trial = first.study.trials[0]
+    assert trial.user_attrs.get("baseline") is True
+    assert trial.params["units"] == 32 and trial.params["activation"] == "relu"  # nearest
+    again = tune(SMALL, blobs, storage=f"sqlite:///{tmp_path / 'a.db'}", trials=1, seed=0)
+    assert sum(bool(t.user_attrs.get("baseline")) for t in again.study.trials) == 1
+    plain = tune(
+        SMALL, blobs, storage=f"sqlite:///{tmp_path / 'b.db'}", trials=1, seed=0, baseline=False
+    )
+    assert "baseline" not in plain.study.trials[0].user_attrs

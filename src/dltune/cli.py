@@ -107,6 +107,12 @@ def _storage_option(func: F) -> F:
     "in Hyperband brackets, or none.",
 )
 @click.option(
+    "--baseline/--no-baseline",
+    default=True,
+    show_default=True,
+    help="Start a new study with the textbook configuration (Dense 128 relu, Adam 1e-3).",
+)
+@click.option(
     "--cost-aware/--no-cost-aware",
     default=False,
     show_default=True,
@@ -148,6 +154,7 @@ def run(
     seed: int | None,
     sampler: str,
     schedule: str,
+    baseline: bool,
     cost_aware: bool,
     engine: str,
     population: int,
@@ -174,6 +181,7 @@ def run(
         schedule=schedule,
         epoch_budget=epoch_budget,
         cost_aware=cost_aware,
+        baseline=baseline,
         engine=engine,
         population=population,
         memory=memory,

@@ -199,6 +199,23 @@ class SearchSpace:
         """Draw one configuration; define-by-run, so units_k exists only for k <= layers."""
         return self._config(self._values(lambda param, name: param.suggest(trial, name)))
 
+    def baseline_params(self) -> dict[str, Any]:
+        """The textbook configuration (see baseline.py) projected into this space, as the
+        Optuna params of a trial (fixed values left out: they are not sampled)."""
+        from .baseline import TEXTBOOK, nearest
+
+        params: dict[str, Any] = {}
+
+        def value(param: Param, name: str) -> Any:
+            key = "units" if name.startswith("units") else name
+            chosen = nearest(param, TEXTBOOK[key])
+            if not isinstance(param, Fixed):
+                params[name] = chosen
+            return chosen
+
+        self._values(value)
+        return params
+
     def config_from_params(self, params: Mapping[str, Any]) -> Config:
         """The Config a trial with these Optuna params trained: the inverse of :meth:`suggest`."""
 
