@@ -111,3 +111,23 @@ def test_a_resumed_study_reads_its_rungs_back(blobs, storage_url):
     )
     assert entries_at_first_rung == 9
     assert first.study.study_name == again.study.study_name
+
+
+def test_two_local_workers_share_one_study_and_its_budget(blobs, storage_url):
+    result = tune(SPACE, blobs, storage=storage_url, trials=10, seed=0, workers=2)
+    trials = result.study.trials
+    assert len(trials) == 10 and result.trials_run == 10
+    workers = [t.user_attrs["worker"] for t in trials]
+    assert sorted(set(workers)) == [0, 1] and workers.count(1) == 5
+    # seeded apart: the two workers did not propose the same configurations
+    configs = [json_config(t) for t in trials if not t.user_attrs.get("baseline")]
+    assert len(set(configs)) == len(configs)
+    states = [r["state"] for r in trial_records(result.study)]
+    assert "running" not in states and "paused" not in states
+    assert result.best is not None and result.best["test"] is not None
+
+
+def json_config(trial) -> str:
+    import json
+
+    return json.dumps(trial.user_attrs["config"], sort_keys=True)

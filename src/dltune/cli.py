@@ -133,6 +133,13 @@ def _storage_option(func: F) -> F:
     help="Trials trained at once by the population engine.",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes on this machine working on the study together (e.g. one per core).",
+)
+@click.option(
     "--memory",
     default="auto",
     show_default=True,
@@ -158,6 +165,7 @@ def run(
     cost_aware: bool,
     engine: str,
     population: int,
+    workers: int,
     memory: str,
     device: str,
 ) -> None:
@@ -184,6 +192,7 @@ def run(
         baseline=baseline,
         engine=engine,
         population=population,
+        workers=workers,
         memory=memory,
         device=device,
         target=target,

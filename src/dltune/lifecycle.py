@@ -39,8 +39,10 @@ class TrialLifecycle:
         space: SearchSpace,
         base_seed: int,
         progress: ProgressListener,
+        worker: int | None = None,
     ) -> None:
         self.study = study
+        self.worker = worker  # which local worker process asked the trials (several: workers.py)
         self.space = space
         self.base_seed = base_seed
         self.progress = progress
@@ -64,6 +66,8 @@ class TrialLifecycle:
         seed = trial_seed(self.base_seed, trial.number)
         trial.set_user_attr("config", config.to_dict())
         trial.set_user_attr("seed", seed)
+        if self.worker is not None:
+            trial.set_user_attr("worker", self.worker)
         self.progress.trial_started(trial.number, config)
         return trial, config, seed
 

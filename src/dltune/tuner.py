@@ -30,6 +30,7 @@ from .storage import (
     open_storage,
 )
 from .vocabulary import DEFAULT_METRIC, METRICS
+from .workers import SEED_STRIDE, LocalWorkers, share, threads_per_worker
 
 if TYPE_CHECKING:
     import optuna
@@ -138,6 +139,7 @@ def open_study(
     sampler: str,
     seed: int | None,
     parallel: bool = False,
+    worker_index: int = 0,
 ) -> tuple[optuna.Study, dict[str, Any], SearchSpace, list[str]]:
     """Create the study, or load it to continue, checked against this run's data and space.
 
@@ -168,7 +170,7 @@ def open_study(
     meta = _check_same_space(study, _study_meta(space, data, metric, base_seed), storage)
     # A resumed study keeps its seeds; the sampler's seed moves on with the trial count, so
     # that a resumed random search does not propose the first configurations again.
-    sampler_seed = None if seed is None else seed + len(study.trials)
+    sampler_seed = None if seed is None else seed + len(study.trials) + SEED_STRIDE * worker_index
     study.sampler = make_sampler(sampler, space, sampler_seed, parallel=parallel)
     return study, meta, space, notes
 
@@ -236,6 +238,8 @@ def tune(
     baseline: bool = True,
     engine: str = "sequential",
     population: int = DEFAULT_SLOTS,
+    workers: int = 1,
+    worker_index: int = 0,
     memory: str | int | None = None,
     device: str = "cpu",
     target: str | None = None,
@@ -260,15 +264,20 @@ def tune(
     study has a known-good start and a baseline to beat.
 
     `engine` trains trials one at a time ("sequential") or up to `population` at once, stacked,
-    within a `memory` budget ("population"). At the end the best trial is evaluated once on the
-    test split.
+    within a `memory` budget ("population"). `workers` > 1 runs that many processes on the
+    study (this one and workers - 1 children, see workers.py), sharing the trial and epoch
+    budgets. At the end the best trial is evaluated once on the test split.
     """
+    import torch
+
     from .data import Dataset, load_data
     from .devices import resolve_device
     from .engine.population import PopulationTrainer
 
     if engine not in ENGINES:
         raise DLTuneError(f"--engine {engine!r} is not known; choose from {', '.join(ENGINES)}")
+    if workers < 1:
+        raise DLTuneError(f"--workers must be at least 1; got {workers}")
     started = time.perf_counter()
     progress = progress or ProgressListener()
     space = resolve_space(space)
@@ -285,7 +294,8 @@ def tune(
         study_name=study_name,
         sampler=sampler,
         seed=seed,
-        parallel=engine == "population",
+        parallel=engine == "population" or workers > 1 or worker_index > 0,
+        worker_index=worker_index,
     )
     scheduler = make_scheduler(
         schedule,
@@ -299,13 +309,42 @@ def tune(
     fail_stale_trials(study)
     if baseline and sampler != "grid" and not study.trials:
         study.enqueue_trial(space.baseline_params(), user_attrs={"baseline": True})
+    helpers = None
+    if workers > 1:
+        helpers = LocalWorkers(
+            workers,
+            {
+                "space": space,
+                "data": dataset,
+                "storage": storage,
+                "study_name": study.study_name,
+                "trials": trials,
+                "timeout": None if timeout is None else timeout - (time.perf_counter() - started),
+                "seed": seed,
+                "sampler": sampler,
+                "schedule": schedule,
+                "epoch_budget": epoch_budget,
+                "cost_aware": cost_aware,
+                "engine": engine,
+                "population": population,
+                "memory": memory,
+                "device": device,
+            },
+        )
+        helpers.start()
+        trials = share(trials, workers, 0)
+        epoch_budget = share(epoch_budget, workers, 0)
+    threads = torch.get_num_threads()
+    if workers > 1:
+        torch.set_num_threads(threads_per_worker(workers))
     device = resolve_device(device)
     shuffle_seed = int(meta["shuffle_seed"])
     # The sequential trainer also evaluates the test split and retrains for it.
     trainer = SequentialTrainer(
         dataset, metric=meta["metric"], device=device, shuffle_seed=shuffle_seed
     )
-    lifecycle = TrialLifecycle(study, space, int(meta["seed"]), progress)
+    tagged = worker_index if workers > 1 or worker_index > 0 else None
+    lifecycle = TrialLifecycle(study, space, int(meta["seed"]), progress, worker=tagged)
     n_trials = trials if trials is not None else (None if timeout else DEFAULT_TRIALS)
     budget = Budget(n_trials, None if timeout is None else started + timeout, epoch_budget)
     progress.study_started(
@@ -352,23 +391,29 @@ def tune(
         raise
     finally:
         lifecycle.close()
+        others = helpers.join() if helpers is not None else []
+        torch.set_num_threads(threads)
         progress.study_finished()
     kept = lifecycle.best_state
     best = best_trial(study)
-    if not interrupted or (kept is not None and best is not None and best.number == kept[0]):
-        # After Ctrl-C only when cheap (the weights are in memory); a retrain waits for the
-        # next, uninterrupted run.
+    cheap = kept is not None and best is not None and best.number == kept[0]
+    if cheap or (not interrupted and worker_index == 0):
+        # After Ctrl-C, or in a child worker, only when cheap (the weights are in memory); a
+        # retrain waits for the next, uninterrupted run of the main process.
         evaluate_test(study, trainer, kept)
+    failed = [o for o in others if "error" in o]
+    if failed:
+        raise DLTuneError(f"worker {failed[0]['worker']} failed: {failed[0]['error']}")
     return TuneResult(
         study=study,
         storage=storage,
         space=space,
         data=dataset,
         best=best_record(study),
-        trials_run=budget.started,
+        trials_run=budget.started + sum(o.get("trials", 0) for o in others),
         seconds=time.perf_counter() - started,
         interrupted=interrupted,
         notes=notes,
-        epochs_trained=members.epochs_trained,
-        overhead_seconds=loop.overhead_seconds,
+        epochs_trained=members.epochs_trained + sum(o.get("epochs", 0.0) for o in others),
+        overhead_seconds=loop.overhead_seconds + sum(o.get("overhead", 0.0) for o in others),
     )
