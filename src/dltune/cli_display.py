@@ -95,6 +95,8 @@ class PlainProgress(_Tracker):
             + (f", timeout {info['timeout']:g}s" if info["timeout"] else ""),
             highlight=False,
         )
+        if info.get("schedule"):
+            self.console.print(f"schedule: {info['schedule']}", highlight=False)
         for note in info.get("notes", []):
             self.console.print(f"note: {note}", highlight=False)
 
@@ -164,6 +166,8 @@ class LiveProgress(_Tracker):
 
     def study_started(self, info: dict[str, Any]) -> None:
         super().study_started(info)
+        if info.get("schedule"):
+            self.console.print(f"schedule: {info['schedule']}", highlight=False)
         for note in info.get("notes", []):
             self.console.print(f"note: {note}", highlight=False)
         self.live.update(self._render())

@@ -48,7 +48,8 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
         "trial": trial.number,
         "state": trial_state(trial),
         "value": _finite_or_none(trial.value) if trial.values else None,
-        "epochs": len(trial.intermediate_values),
+        # whole epochs (step 0 holds a value measured inside the first epoch, see loops.py)
+        "epochs": sum(1 for step in trial.intermediate_values if step >= 1),
         "best_epoch": attrs.get("best_epoch"),
         "diverged_epoch": attrs.get("diverged_epoch"),
         "params": attrs.get("config", dict(trial.params)),
