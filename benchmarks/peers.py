@@ -3,78 +3,110 @@
     python benchmarks/peers.py [--budget 300] [--seeds 0 1 2] [--tools optuna kerastuner dltune]
                                [--quick] [--out /tmp/peers.json]
 
-Same search space (dltune's default: 1-3 layers of 16-1024 units (log), relu/sigmoid/tanh/elu,
-dropout 0-0.5, categorical cross-entropy or mean squared error, sgd/adam/rmsprop/adagrad,
-learning rate 1e-4 to 1 (log), batch size 16-256, up to 27 epochs), same data (the 10,000 MNIST
-images in ../shared/data/mnist-10k, split 7000/1500/1500 by dltune.load_data, seed 0, the same
-standardized arrays for every tool), same wall-clock budget, seeds alternating:
+`--quick` is one seed of 45 s per tool (under 3 minutes in all, start-up included).
 
-1. optuna: TPE + HyperbandPruner(1, 27, 3) driving a plain PyTorch loop, written as Optuna's
-   own PyTorch example (pytorch_simple.py) writes it: define-by-run model, DataLoader,
-   report the validation accuracy each epoch, prune when told;
-2. kerastuner: Keras Tuner's Hyperband(max_epochs=27, factor=3) on Keras 3, torch backend;
-3. dltune: dltune.tune with DLTUNE_OPTIONS below.
+What is compared. Three tools search the same space on the same data within the same wall-clock
+budget, one after the other, the order rotated from seed to seed so that drift of a shared
+machine favours no tool:
 
-Each arm runs in a child process of its own (no shared imports, threads or caches) and logs
-every epoch's validation accuracy with the time since its search began. The budget's clock
-starts when the search starts (after imports and data loading, which every arm pays apart).
+1. optuna: TPESampler(seed) + HyperbandPruner(1, 27, 3) driving a plain PyTorch loop, written
+   the way Optuna's own PyTorch example (optuna-examples/pytorch/pytorch_simple.py) writes it:
+   define_model(trial) with trial.suggest_*, a DataLoader (shuffle=True), the validation
+   accuracy reported every epoch, pruned when the pruner says so, study.optimize(timeout=budget);
+2. kerastuner: Keras Tuner's Hyperband(max_epochs=27, factor=3, objective val_accuracy, seed) on
+   Keras 3 with the torch backend, a build(hp) of Dense/Activation/Dropout layers; it has no
+   timeout, so a callback ends it at the budget (see arm_kerastuner);
+3. dltune: dltune.tune(space=None, the default space) with DLTUNE_OPTIONS below.
 
-What is printed: each tool's best validation accuracy over time and its final choice's test
-accuracy; for each peer, the time the peer needed to reach its own final best validation
-accuracy, the time dltune needed to reach it, and the ratio (the target: at most 0.25); and
-dltune's test accuracy minus the peer's. Medians over seeds at the end.
+The space is dltune's default (`dltune space --show`): 1-3 hidden layers of one width, 16-1024
+units (log-uniform integers), relu/sigmoid/tanh/elu, dropout 0-0.5, categorical cross-entropy or
+mean squared error (softmax probabilities against one-hot targets), sgd/adam/rmsprop/adagrad at
+their library's defaults, learning rate 1e-4 to 1 (log), batch size one of 16/32/64/128/256, up
+to 27 epochs. The data: the 10,000 MNIST test images in ../shared/data/mnist-10k, split
+7000/1500/1500 (stratified, seed 0) and standardized by dltune.load_data; every tool trains on
+exactly those float32 arrays (each arm prints the data's fingerprint and the parent checks that
+they agree).
 
-The final choice of a peer is its model at the epoch with the best validation accuracy (the
-test split is evaluated there, when a trial sets a new best for its arm: rare and cheap, and
-never used for choosing). dltune's is its own best trial, tested once by dltune itself.
+How it is measured. Each arm runs in a child process of its own (this script with a hidden
+--arm option), so that imports, threads and memory do not leak between tools. Its clock starts
+when the search starts, after imports and data loading (reported apart as "setup"). It logs one
+JSON line per epoch of any trial: {"t": seconds since its start, "val": validation accuracy,
+"test": test accuracy or null, "trial": id, "epoch": n}. The parent kills an arm that runs more
+than GRACE_S past its budget and keeps what it logged; nothing logged after the budget counts.
+
+The final choice of a peer is its model at the epoch with the best validation accuracy (first
+on ties); its test accuracy is measured there, when an epoch sets a new best for its arm (rare
+and cheap, never used to choose). dltune's is its own best trial, tested once by dltune itself
+(result.best["test"]).
+
+What is printed: each tool's best validation accuracy over time, trials, final best validation
+and test accuracy; for each peer and seed the time the peer needed to reach its own final best
+validation accuracy, the time dltune needed to reach it ("never" if it did not), their ratio
+(target: at most 0.25) and dltune's test accuracy minus the peer's; then medians over seeds.
+Everything (events included) goes to --out as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import importlib.util
 import json
 import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# dltune's settings for this benchmark (the space is the default one whatever they say). Kept
+# apart so that they can be tuned without touching the rest; tune() may gain options later.
+DLTUNE_OPTIONS: dict[str, Any] = {"engine": "population"}
+
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-10k"
 TOOLS = ("optuna", "kerastuner", "dltune")
-MAX_EPOCHS = 27
+GRACE_S = 30.0  # how long past its budget an arm may run (finishing an epoch, a final test)
+STARTUP_LIMIT_S = 180.0  # imports and data loading, before an arm's clock starts
+QUICK_BUDGET_S = 45.0
 
-# dltune's settings for this benchmark (the search space is the default one either way):
-# rungs from a quarter of an epoch, so that hopeless configurations cost little.
-DLTUNE_OPTIONS: dict[str, Any] = {"space": {"min_epochs": 0.25}, "engine": "sequential"}
-
-# The default space, spelled out for the peers.
+# dltune's default space, spelled out for the peers (checked against dltune in check_space).
 LAYERS = (1, 3)
-UNITS = (16, 1024)
+UNITS = (16, 1024)  # log-uniform integers; one width shared by every hidden layer
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "elu"]
 DROPOUT = (0.0, 0.5)
 LOSSES = ["categorical_crossentropy", "mean_squared_error"]
 OPTIMIZERS = ["sgd", "adam", "rmsprop", "adagrad"]
-LEARNING_RATE = (1e-4, 1.0)
+LEARNING_RATE = (1e-4, 1.0)  # log-uniform
 BATCH_SIZES = [16, 32, 64, 128, 256]
+MAX_EPOCHS = 27
+SPLITS = ("train", "val", "test")
 
 
 # ---------------------------------------------------------------------------------------------
-# The arms (each in its own process)
+# The arms (each in a child process of its own)
 # ---------------------------------------------------------------------------------------------
 
 
 class EventLog:
-    """JSON lines of {t, val, test, trial, epoch}: one per epoch of any trial."""
+    """The arm's JSON-lines log; its clock starts with start(), when the search starts."""
 
-    def __init__(self, path: str, budget: float) -> None:
-        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed at exit
+    def __init__(self, path: Path, budget: float) -> None:
+        self.path = path
         self.budget = budget
-        self.best = -1.0
+        self.best = float("-inf")  # best validation accuracy logged so far
+        self.started = 0.0
+        self.file: Any = None
+
+    def start(self, **info: Any) -> None:
+        # The file appears only now: the parent takes its appearance as the start of the clock.
+        self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by final()
+        self._write({"start": True, **info})
         self.started = time.perf_counter()
 
     def elapsed(self) -> float:
@@ -83,35 +115,64 @@ class EventLog:
     def over(self) -> bool:
         return self.elapsed() >= self.budget
 
-    def epoch(self, val: float, trial: Any, epoch: int, test: float | None = None) -> None:
-        event = {"t": self.elapsed(), "val": val, "test": test, "trial": trial, "epoch": epoch}
-        self.file.write(json.dumps(event) + "\n")
-        self.file.flush()
+    def is_new_best(self, val: float) -> bool:
+        return val > self.best
+
+    def epoch(self, val: float, trial: Any, epoch: float, test: float | None = None) -> None:
+        self._write({"t": self.elapsed(), "val": val, "test": test, "trial": trial, "epoch": epoch})
         self.best = max(self.best, val)
 
     def final(self, **fields: Any) -> None:
-        self.file.write(json.dumps({"final": True, **fields}) + "\n")
-        self.file.flush()
+        self._write({"final": True, "t": self.elapsed(), **fields})
+        self.file.close()
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()  # the parent may kill the arm at any moment
 
 
-def load_arrays() -> dict[str, Any]:
+def load_dataset() -> Any:
+    """The benchmark's data, as dltune loads it (the same call in every arm)."""
     import dltune
 
-    data = dltune.load_data(MNIST)
-    return {
-        name: getattr(data, name)
-        for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+    return dltune.load_data(MNIST)
+
+
+def check_space() -> None:
+    """Fail loudly if dltune's default space drifted from the constants the peers use."""
+    import dltune
+
+    expected = {
+        "layers": {"low": LAYERS[0], "high": LAYERS[1]},
+        "units": {"low": UNITS[0], "high": UNITS[1], "log": True},
+        "dropout": {"low": DROPOUT[0], "high": DROPOUT[1]},
+        "activation": ACTIVATIONS,
+        "loss": LOSSES,
+        "optimizer": OPTIMIZERS,
+        "learning_rate": {"low": LEARNING_RATE[0], "high": LEARNING_RATE[1], "log": True},
+        "weight_decay": 0.0,
+        "batch_size": BATCH_SIZES,
+        "epochs": MAX_EPOCHS,
     }
+    actual = dltune.SearchSpace.default().to_dict()
+    drifted = {k: actual.get(k) for k, v in expected.items() if actual.get(k) != v}
+    if drifted:
+        raise SystemExit(f"dltune's default space changed; update peers.py: {drifted}")
 
 
-def arm_optuna(seed: int, budget: float, log_path: str) -> None:
+def arm_optuna(seed: int, budget: float, folder: Path) -> None:
+    import numpy as np
     import optuna
     import torch
     from torch import nn
+    from torch.nn import functional as F
     from torch.utils.data import DataLoader, TensorDataset
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    arrays = {k: torch.as_tensor(v) for k, v in load_arrays().items()}
+    data = load_dataset()
+    x = {s: torch.from_numpy(np.asarray(getattr(data, f"x_{s}"), dtype=np.float32)) for s in SPLITS}
+    y = {s: torch.from_numpy(np.asarray(getattr(data, f"y_{s}"), dtype=np.int64)) for s in SPLITS}
+    n_classes = int(data.n_classes)
     torch.manual_seed(seed)
     activations = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "elu": nn.ELU}
     optimizers = {
@@ -122,12 +183,14 @@ def arm_optuna(seed: int, budget: float, log_path: str) -> None:
     }
 
     def define_model(trial: optuna.Trial) -> nn.Module:
+        # As in pytorch_simple.py, but with the default space's one width and one dropout rate
+        # for all hidden layers (the example draws them per layer).
         n_layers = trial.suggest_int("layers", *LAYERS)
         units = trial.suggest_int("units", *UNITS, log=True)
         activation = trial.suggest_categorical("activation", ACTIVATIONS)
         dropout = trial.suggest_float("dropout", *DROPOUT)
         layers: list[nn.Module] = []
-        in_features = arrays["x_train"].shape[1]
+        in_features = x["train"].shape[1]
         for _ in range(n_layers):
             layers += [
                 nn.Linear(in_features, units),
@@ -135,22 +198,23 @@ def arm_optuna(seed: int, budget: float, log_path: str) -> None:
                 nn.Dropout(dropout),
             ]
             in_features = units
-        layers.append(nn.Linear(in_features, 10))
+        layers.append(nn.Linear(in_features, n_classes))  # logits; the loss applies softmax
         return nn.Sequential(*layers)
 
-    def loss_of(name: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def loss_of(name: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if name == "categorical_crossentropy":
-            return nn.functional.cross_entropy(output, target)
-        one_hot = nn.functional.one_hot(target, 10).float()
-        return nn.functional.mse_loss(output.softmax(dim=1), one_hot)
-
-    log = EventLog(log_path, budget)
+            return F.cross_entropy(logits, target)
+        # As dltune (engine/losses.py) and Keras compute it: the mean over batch and classes of
+        # the squared difference between softmax probabilities and one-hot targets.
+        return F.mse_loss(logits.softmax(dim=1), F.one_hot(target, n_classes).float())
 
     def accuracy(model: nn.Module, split: str) -> float:
         model.eval()
         with torch.no_grad():
-            predicted = model(arrays[f"x_{split}"]).argmax(dim=1)
-        return float((predicted == arrays[f"y_{split}"]).float().mean())
+            predicted = model(x[split]).argmax(dim=1)
+        return float((predicted == y[split]).float().mean())
+
+    log = EventLog(folder / "events.jsonl", budget)
 
     def objective(trial: optuna.Trial) -> float:
         model = define_model(trial)
@@ -160,23 +224,22 @@ def arm_optuna(seed: int, budget: float, log_path: str) -> None:
         batch_size = trial.suggest_categorical("batch_size", BATCH_SIZES)
         optimizer = optimizers[optimizer_name](model.parameters(), lr=lr)
         train_loader = DataLoader(
-            TensorDataset(arrays["x_train"], arrays["y_train"]),
-            batch_size=batch_size,
-            shuffle=True,
+            TensorDataset(x["train"], y["train"]), batch_size=batch_size, shuffle=True
         )
         value = 0.0
         for epoch in range(MAX_EPOCHS):
             model.train()
-            for x, y in train_loader:
+            for batch_x, batch_y in train_loader:
                 optimizer.zero_grad()
-                loss = loss_of(loss_name, model(x), y)
-                loss.backward()
+                loss_of(loss_name, model(batch_x), batch_y).backward()
                 optimizer.step()
             value = accuracy(model, "val")
             if log.over():
-                log.file.close()
-                os._exit(0)  # the budget is spent: nothing after it counts
-            test = accuracy(model, "test") if value > log.best else None
+                # study.optimize's timeout is only checked between trials; a long trial would
+                # run on past the budget. What it learned after the budget does not count.
+                trial.study.stop()
+                raise optuna.TrialPruned()
+            test = accuracy(model, "test") if log.is_new_best(value) else None
             log.epoch(value, trial.number, epoch + 1, test)
             trial.report(value, epoch)
             if trial.should_prune():
@@ -190,45 +253,51 @@ def arm_optuna(seed: int, budget: float, log_path: str) -> None:
             min_resource=1, max_resource=MAX_EPOCHS, reduction_factor=3
         ),
     )
-    log.started = time.perf_counter()
+    log.start(data=data.fingerprint())
     study.optimize(objective, timeout=budget)
     log.final(trials=len(study.trials))
 
 
-def arm_kerastuner(seed: int, budget: float, log_path: str) -> None:
-    os.environ["KERAS_BACKEND"] = "torch"
+def arm_kerastuner(seed: int, budget: float, folder: Path) -> None:
+    """Keras Tuner has no timeout. At the budget a callback sets model.stop_training (the epoch
+    in progress ends after its current batch and is not logged) and the tuner's pre_create_trial
+    hook raises BudgetSpent before the next trial, which ends tuner.search()."""
+    os.environ["KERAS_BACKEND"] = "torch"  # before keras is imported
     import keras
     import keras_tuner
     import numpy as np
 
-    arrays = load_arrays()
-    one_hot = {s: np.eye(10, dtype="float32")[arrays[f"y_{s}"]] for s in ("train", "val", "test")}
-    log = EventLog(log_path, budget)
+    data = load_dataset()
+    n_classes = int(data.n_classes)
+    x = {s: np.asarray(getattr(data, f"x_{s}"), dtype=np.float32) for s in SPLITS}
+    y = {s: np.asarray(getattr(data, f"y_{s}")) for s in SPLITS}
+    one_hot = {s: np.eye(n_classes, dtype=np.float32)[y[s]] for s in SPLITS}
     keras.utils.set_random_seed(seed)
+    log = EventLog(folder / "events.jsonl", budget)
+    # Keras Tuner deep-copies the callbacks for every trial: shared state lives out here.
+    current: dict[str, Any] = {"trial": "", "trials": 0}
 
-    class Hypermodel(keras_tuner.HyperModel):
+    class HyperModel(keras_tuner.HyperModel):
         def build(self, hp: Any) -> Any:
-            model = keras.Sequential([keras.Input((arrays["x_train"].shape[1],))])
-            layers = hp.Int("layers", *LAYERS)
+            model = keras.Sequential([keras.Input((x["train"].shape[1],))])
             units = hp.Int("units", *UNITS, sampling="log")
             activation = hp.Choice("activation", ACTIVATIONS)
             dropout = hp.Float("dropout", *DROPOUT)
-            for _ in range(layers):
+            for _ in range(hp.Int("layers", *LAYERS)):
                 model.add(keras.layers.Dense(units))
                 model.add(keras.layers.Activation(activation))
                 model.add(keras.layers.Dropout(dropout))
-            model.add(keras.layers.Dense(10, activation="softmax"))
+            model.add(keras.layers.Dense(n_classes, activation="softmax"))
+            learning_rate = hp.Float("learning_rate", *LEARNING_RATE, sampling="log")
             optimizer = keras.optimizers.get(
                 {
                     "class_name": hp.Choice("optimizer", OPTIMIZERS),
-                    "config": {
-                        "learning_rate": hp.Float("learning_rate", *LEARNING_RATE, sampling="log")
-                    },
+                    "config": {"learning_rate": learning_rate},
                 }
             )
             model.compile(
                 optimizer=optimizer,
-                loss=hp.Choice("loss", LOSSES),
+                loss=hp.Choice("loss", LOSSES),  # on softmax outputs and one-hot targets
                 metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
             )
             return model
@@ -236,64 +305,78 @@ def arm_kerastuner(seed: int, budget: float, log_path: str) -> None:
         def fit(self, hp: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
             return model.fit(*args, batch_size=hp.Choice("batch_size", BATCH_SIZES), **kwargs)
 
+    class BudgetSpent(Exception):
+        pass
+
+    class Tuner(keras_tuner.Hyperband):
+        def pre_create_trial(self) -> None:
+            # Raised outside Keras Tuner's per-trial error handling, so search() ends here.
+            if log.over():
+                raise BudgetSpent
+
+        def on_trial_begin(self, trial: Any) -> None:
+            current["trial"], current["trials"] = trial.trial_id, current["trials"] + 1
+            super().on_trial_begin(trial)
+
     class Logger(keras.callbacks.Callback):
-        """Logs each epoch; ends the process once the budget is spent."""
-
-        trial = 0
-
-        def on_train_begin(self, logs: Any = None) -> None:
-            Logger.trial += 1
-            self.epoch_count = 0
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if log.over():
+                self.model.stop_training = True
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             if log.over():
-                log.file.close()
-                os._exit(0)
-            self.epoch_count += 1
-            value = float(logs["val_accuracy"])
+                self.model.stop_training = True
+                return
+            value = float((logs or {})["val_accuracy"])
             test = None
-            if value > log.best:
-                test = float(self.model.evaluate(arrays["x_test"], one_hot["test"], verbose=0)[1])
-            log.epoch(value, Logger.trial, self.epoch_count, test)
+            if log.is_new_best(value):
+                predicted = np.asarray(self.model.predict_on_batch(x["test"])).argmax(axis=1)
+                test = float((predicted == y["test"]).mean())
+            # epoch counts from the trial's start: Hyperband's continued trials resume there
+            log.epoch(value, current["trial"], epoch + 1, test)
 
-    tuner = keras_tuner.Hyperband(
-        Hypermodel(),
+    tuner = Tuner(
+        HyperModel(),
         objective="val_accuracy",
         max_epochs=MAX_EPOCHS,
         factor=3,
+        # One Hyperband iteration may end before the budget; later ones start new brackets, as
+        # Optuna and dltune keep sampling until their timeout.
+        hyperband_iterations=1000,
         seed=seed,
-        directory=tempfile.mkdtemp(prefix="kt-"),
+        directory=str(folder / "kerastuner"),
         project_name="peers",
         overwrite=True,
     )
-    log.started = time.perf_counter()
-    tuner.search(
-        arrays["x_train"],
-        one_hot["train"],
-        validation_data=(arrays["x_val"], one_hot["val"]),
-        callbacks=[Logger()],
-        verbose=0,
-    )
-    log.final(trials=Logger.trial)
+    log.start(data=data.fingerprint())
+    with contextlib.suppress(BudgetSpent):
+        tuner.search(
+            x["train"],
+            one_hot["train"],
+            validation_data=(x["val"], one_hot["val"]),
+            callbacks=[Logger()],
+            verbose=0,
+        )
+    log.final(trials=current["trials"])
 
 
-def arm_dltune(seed: int, budget: float, log_path: str) -> None:
+def arm_dltune(seed: int, budget: float, folder: Path) -> None:
     import optuna
 
     import dltune
     from dltune.progress import ProgressListener
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    data = dltune.load_data(MNIST)
-    log = EventLog(log_path, budget)
+    data = load_dataset()
+    log = EventLog(folder / "events.jsonl", budget)
 
     class Listener(ProgressListener):
         def epoch_done(self, number: int, report: Any) -> None:
             log.epoch(report.val_metric, number, report.epoch)
 
-    folder = tempfile.mkdtemp(prefix="dltune-peers-")
-    log.started = time.perf_counter()
+    log.start(data=data.fingerprint())
     result = dltune.tune(
+        space=None,  # the default space
         data=data,
         storage=f"sqlite:///{folder}/dltune.db",
         study_name=f"peers-{seed}",
@@ -307,15 +390,19 @@ def arm_dltune(seed: int, budget: float, log_path: str) -> None:
         trials=result.trials_run,
         choice_val=best.get("value"),
         choice_test=best.get("test"),
+        best_epoch=best.get("best_epoch"),
+        params=best.get("params"),
         seconds=result.seconds,
         overhead_seconds=result.overhead_seconds,
         epochs_trained=result.epochs_trained,
-        best_epoch=best.get("best_epoch"),
-        params=best.get("params"),
     )
 
 
-ARMS = {"optuna": arm_optuna, "kerastuner": arm_kerastuner, "dltune": arm_dltune}
+ARMS: dict[str, Callable[[int, float, Path], None]] = {
+    "optuna": arm_optuna,
+    "kerastuner": arm_kerastuner,
+    "dltune": arm_dltune,
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,35 +410,93 @@ ARMS = {"optuna": arm_optuna, "kerastuner": arm_kerastuner, "dltune": arm_dltune
 # ---------------------------------------------------------------------------------------------
 
 
-def run_arm(tool: str, seed: int, budget: float) -> dict[str, Any]:
-    """Run one arm in a child process; its events and final line."""
+def missing_packages(tool: str) -> str | None:
+    """Why `tool` cannot run here (a pip command), or None."""
     if tool == "kerastuner" and not all(
         importlib.util.find_spec(name) for name in ("keras", "keras_tuner")
     ):
-        return {"skipped": "pip install keras keras-tuner"}
-    with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as handle:
-        log_path = handle.name
-    command = [sys.executable, __file__, "--arm", tool, "--seed", str(seed)]
-    command += ["--budget", str(budget), "--log", log_path]
-    started = time.perf_counter()
-    # Imports and data loading come before the clock starts; dltune tests its choice after.
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        subprocess.run(command, check=False, timeout=budget + 180)
-    wall = time.perf_counter() - started
-    lines = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line]
-    os.unlink(log_path)
-    events = [e for e in lines if not e.get("final") and e["t"] <= budget]
+        return "pip install keras keras-tuner"
+    return None
+
+
+def run_arm(tool: str, seed: int, budget: float, folder: Path) -> dict[str, Any]:
+    """Run one arm in a child process, kill it if it overruns, and read what it logged."""
+    folder.mkdir(parents=True)
+    log_path, output_path = folder / "events.jsonl", folder / "output.txt"
+    command = [sys.executable, str(Path(__file__).resolve()), "--arm", tool]
+    command += ["--seed", str(seed), "--budget", str(budget), "--workdir", str(folder)]
+    with open(output_path, "wb") as output:
+        # A session of its own, so that killing it takes any process it started along.
+        child = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        launched = time.perf_counter()
+        setup, ended = watch(child, log_path, budget)
+    lines = read_jsonl(log_path)
+    start = next((e for e in lines if e.get("start")), {})
     final = next((e for e in lines if e.get("final")), {})
-    return {"events": events, "final": final, "wall": wall}
+    return {
+        "events": [e for e in lines if "val" in e],
+        "final": final,
+        "data": start.get("data"),
+        "setup_s": setup,
+        "wall_s": time.perf_counter() - launched,
+        # how long the search went on past its budget (epochs in flight, a final test)
+        "overrun_s": final["t"] - budget if "t" in final else None,
+        "ended": ended,
+        "output_tail": output_path.read_text(errors="replace")[-3000:],
+    }
+
+
+def watch(
+    child: subprocess.Popen[bytes], log_path: Path, budget: float
+) -> tuple[float | None, str]:
+    """Wait for the child; kill it past its start-up limit or budget + grace.
+
+    Returns (seconds before its clock started, how it ended)."""
+    launched = time.perf_counter()
+    started: float | None = None
+    ended = ""
+    while not ended:
+        time.sleep(0.25)
+        now = time.perf_counter()
+        if started is None and log_path.exists():
+            started = now  # the arm opens its log when its search starts
+        deadline = launched + STARTUP_LIMIT_S if started is None else started + budget + GRACE_S
+        if child.poll() is not None:
+            ended = f"exit {child.returncode}"
+        elif now > deadline:
+            kill(child)
+            ended = "killed (overran its budget by the grace)"
+    return (None if started is None else started - launched), ended
+
+
+def kill(child: subprocess.Popen[bytes]) -> None:
+    """Terminate the child's process group (it is the group's leader), then kill it."""
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(wait)
+            return
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):  # a line cut short by a kill
+            lines.append(json.loads(line))
+    return lines
 
 
 def best_over_time(events: list[dict[str, Any]]) -> list[tuple[float, float]]:
     """(time, best validation accuracy so far) at each improvement."""
-    curve, best = [], -1.0
+    curve: list[tuple[float, float]] = []
     for event in sorted(events, key=lambda e: e["t"]):
-        if event["val"] > best:
-            best = event["val"]
-            curve.append((event["t"], best))
+        if not curve or event["val"] > curve[-1][1]:
+            curve.append((event["t"], event["val"]))
     return curve
 
 
@@ -359,25 +504,32 @@ def time_to_reach(curve: list[tuple[float, float]], target: float) -> float | No
     return next((t for t, v in curve if v >= target - 1e-9), None)
 
 
+def best_at(curve: list[tuple[float, float]], when: float) -> float | None:
+    reached = [v for t, v in curve if t <= when]
+    return reached[-1] if reached else None
+
+
 def summarize(tool: str, run: dict[str, Any], budget: float) -> dict[str, Any]:
-    curve = best_over_time(run["events"])
+    """The arm's curve (events within the budget only), final best and final choice."""
+    events = sorted((e for e in run["events"] if e["t"] <= budget), key=lambda e: e["t"])
+    curve = best_over_time(events)
     final_val = curve[-1][1] if curve else None
-    if tool == "dltune":
+    if tool == "dltune":  # its own choice, tested once by dltune
         choice_val = run["final"].get("choice_val")
         choice_test = run["final"].get("choice_test")
-    else:  # the peer's model at its best validation epoch
-        best = max(run["events"], key=lambda e: e["val"], default=None)
-        choice_val = best["val"] if best else None
-        choice_test = best["test"] if best else None
+    else:  # the model at the epoch of the best validation accuracy, the first on ties
+        chosen = max(events, key=lambda e: e["val"], default=None)
+        choice_val = chosen["val"] if chosen else None
+        choice_test = chosen["test"] if chosen else None
     return {
         "curve": curve,
         "final_val": final_val,
         "reached_final_at": time_to_reach(curve, final_val) if final_val is not None else None,
         "choice_val": choice_val,
         "choice_test": choice_test,
-        "trials": len({e["trial"] for e in run["events"]}),
-        "epochs": len(run["events"]),
-        "final": run["final"],
+        # trials as the tool counts them; from the log if the arm was killed before its end
+        "trials": run["final"].get("trials", len({e["trial"] for e in events})),
+        "epochs_logged": len(events),
     }
 
 
@@ -385,111 +537,194 @@ def fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def report(results: dict[int, dict[str, dict[str, Any]]], budget: float, tools: list[str]) -> None:
-    marks = [budget * f for f in (0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)]
-    print("\nBest validation accuracy over time (seconds since the search began)")
-    print(f"{'seed':>4} {'tool':>11} " + " ".join(f"{m:>7.0f}" for m in marks) + "  trials  test")
+def time_marks(budget: float) -> list[float]:
+    """5, 10, 15, 30, 60, 120, ... seconds below the budget, then the budget."""
+    marks, mark = [5.0, 10.0], 15.0
+    while mark < budget:
+        marks.append(mark)
+        mark *= 2
+    return [m for m in marks if m < budget] + [budget]
+
+
+def print_timelines(results: dict[int, dict[str, Any]], tools: list[str], budget: float) -> None:
+    marks = time_marks(budget)
+    print("\nBest validation accuracy by time (seconds since the search began; setup apart)")
+    header = f"{'seed':>4} {'tool':>10} " + " ".join(f"{m:>6.0f}s" for m in marks)
+    print(header + f" {'trials':>6} {'best val':>8} {'chosen':>6} {'test':>6} {'setup':>6}")
     for seed, by_tool in results.items():
         for tool in tools:
-            s = by_tool.get(tool)
-            if s is None or "skipped" in s:
-                print(f"{seed:>4} {tool:>11}  skipped: {s and s['skipped']}")
+            s = by_tool[tool]
+            if "skipped" in s:
+                print(f"{seed:>4} {tool:>10}  skipped: {s['skipped']}")
                 continue
-            row = []
-            for m in marks:
-                done = [v for t, v in s["curve"] if t <= m]
-                row.append(fmt(done[-1] if done else None))
+            row = " ".join(f"{fmt(best_at(s['curve'], m)):>7}" for m in marks)
             print(
-                f"{seed:>4} {tool:>11} "
-                + " ".join(f"{x:>7}" for x in row)
-                + f"  {s['trials']:>6}  {fmt(s['choice_test'])}"
+                f"{seed:>4} {tool:>10} {row} {s['trials']:>6} {fmt(s['final_val']):>8} "
+                f"{fmt(s['choice_val']):>6} {fmt(s['choice_test']):>6} {fmt(s['setup_s'], 1):>5}s"
             )
-    if "dltune" not in tools:
-        return
-    print("\nTime to reach each peer's final best validation accuracy (target: ratio <= 0.25)")
     print(
-        f"{'seed':>4} {'peer':>11} {'peer best':>9} {'peer s':>7} {'dltune s':>8} "
-        f"{'ratio':>6} {'test dltune-peer':>16}"
+        "best val: within the budget; chosen: validation accuracy of the final choice, whose\n"
+        "test accuracy is shown (dltune's choice may include epochs that were in flight at the\n"
+        "budget and finished after it)"
     )
-    ratios: dict[str, list[float]] = {}
-    tests: dict[str, list[float]] = {}
+
+
+def compare(results: dict[int, dict[str, Any]], tools: list[str]) -> list[dict[str, Any]]:
+    """For each seed and peer: time to the peer's final best val, for the peer and dltune."""
+    rows = []
     for seed, by_tool in results.items():
         ours = by_tool["dltune"]
         for peer in (t for t in tools if t != "dltune"):
-            theirs = by_tool.get(peer)
-            if theirs is None or "skipped" in theirs or theirs["final_val"] is None:
+            theirs = by_tool[peer]
+            if "skipped" in theirs or "skipped" in ours or theirs["final_val"] is None:
                 continue
-            peer_time = theirs["reached_final_at"]
-            our_time = time_to_reach(ours["curve"], theirs["final_val"])
-            ratio = (our_time / peer_time) if our_time is not None and peer_time else None
-            ratios.setdefault(peer, []).append(ratio if ratio is not None else float("inf"))
+            peer_s = theirs["reached_final_at"]
+            ours_s = time_to_reach(ours["curve"], theirs["final_val"])
+            ratio = ours_s / peer_s if ours_s is not None and peer_s else None
             diff = None
             if ours["choice_test"] is not None and theirs["choice_test"] is not None:
                 diff = ours["choice_test"] - theirs["choice_test"]
-                tests.setdefault(peer, []).append(diff)
-            print(
-                f"{seed:>4} {peer:>11} {fmt(theirs['final_val']):>9} {fmt(peer_time, 1):>7} "
-                f"{(fmt(our_time, 1) if our_time is not None else 'never'):>8} "
-                f"{(fmt(ratio, 3) if ratio is not None else 'inf'):>6} {fmt(diff):>16}"
+            rows.append(
+                {
+                    "seed": seed,
+                    "peer": peer,
+                    "peer_best_val": theirs["final_val"],
+                    "peer_s": peer_s,
+                    "dltune_s": ours_s,
+                    "ratio": ratio,
+                    "test_diff": diff,
+                }
             )
-    print("\nMedians over seeds")
-    for peer, values in ratios.items():
-        test_values = tests.get(peer, [])
-        median_test = statistics.median(test_values) if test_values else None
+    return rows
+
+
+def print_comparison(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    print("\nTime to reach each peer's final best validation accuracy (target: ratio <= 0.25)")
+    print(
+        f"{'seed':>4} {'peer':>10} {'peer best':>9} {'peer s':>7} {'dltune s':>8} "
+        f"{'ratio':>6} {'test: dltune - peer':>20}"
+    )
+    for r in rows:
+        dltune_s = fmt(r["dltune_s"], 1) if r["dltune_s"] is not None else "never"
+        ratio = fmt(r["ratio"], 3) if r["ratio"] is not None else "inf"
         print(
-            f"  vs {peer:<11} time ratio {statistics.median(values):.3f} (target <= 0.25), "
-            f"test accuracy difference {fmt(median_test)} (target >= 0)"
+            f"{r['seed']:>4} {r['peer']:>10} {fmt(r['peer_best_val']):>9} "
+            f"{fmt(r['peer_s'], 1):>7} {dltune_s:>8} {ratio:>6} {fmt(r['test_diff']):>20}"
         )
+    medians: dict[str, dict[str, float | None]] = {}
+    print("\nMedians over seeds")
+    for peer in dict.fromkeys(r["peer"] for r in rows):
+        mine = [r for r in rows if r["peer"] == peer]
+        # "never" counts as an infinite ratio: a median over seeds stays honest about it
+        ratios = [r["ratio"] if r["ratio"] is not None else float("inf") for r in mine]
+        diffs = [r["test_diff"] for r in mine if r["test_diff"] is not None]
+        median_ratio = statistics.median(ratios)
+        diff = statistics.median(diffs) if diffs else None
+        medians[peer] = {"ratio": median_ratio, "test_diff": diff}
+        print(
+            f"  vs {peer:<10} time ratio {median_ratio:.3f} (target <= 0.25), "
+            f"test accuracy dltune - {peer} {fmt(diff)} (over {len(mine)} seeds)"
+        )
+    return medians
 
 
 def machine() -> str:
-    import importlib.metadata as metadata
-
     import torch
 
     versions = []
     for name in ("torch", "optuna", "keras", "keras-tuner", "dltune"):
         try:
-            versions.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            versions.append(f"{name} (not installed)")
-    return f"{os.cpu_count()} cores, {torch.get_num_threads()} torch threads; " + ", ".join(
-        versions
+            versions.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{name} not installed")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores (load {load}), {torch.get_num_threads()} torch threads, "
+        f"{'cuda' if torch.cuda.is_available() else 'no GPU'}; " + ", ".join(versions)
     )
 
 
+def run_all(args: argparse.Namespace, scratch: Path) -> dict[int, dict[str, Any]]:
+    """Every seed, every tool, in an order rotated from seed to seed."""
+    results: dict[int, dict[str, Any]] = {}
+    for i, seed in enumerate(args.seeds):
+        shift = i % len(args.tools)
+        order = args.tools[shift:] + args.tools[:shift]
+        results[seed] = {}
+        for tool in order:
+            skipped = missing_packages(tool)
+            if skipped:
+                print(f"  seed {seed}: {tool} skipped: {skipped}", flush=True)
+                results[seed][tool] = {"skipped": skipped}
+                continue
+            print(f"  seed {seed}: {tool} ...", end=" ", flush=True)
+            run = run_arm(tool, seed, args.budget, scratch / f"{seed}-{tool}")
+            summary = summarize(tool, run, args.budget)
+            results[seed][tool] = {**run, **summary}
+            print(
+                f"setup {fmt(run['setup_s'], 1)} s, {summary['epochs_logged']} epochs within "
+                f"the budget, search ended {fmt(run['overrun_s'], 1)} s after it, "
+                f"wall {run['wall_s']:.0f} s, {run['ended']}",
+                flush=True,
+            )
+            if not summary["curve"] or run["ended"] != "exit 0":
+                tail = "\n".join(run["output_tail"].splitlines()[-15:])
+                print(f"    the arm's output ends with:\n{tail}")
+    return results
+
+
+def check_same_data(results: dict[int, dict[str, Any]]) -> None:
+    digests = {r["data"] for by_tool in results.values() for r in by_tool.values() if r.get("data")}
+    if len(digests) > 1:
+        print(f"WARNING: the arms trained on different data: {sorted(digests)}")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=300.0, help="seconds per tool and seed")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tools", nargs="+", choices=TOOLS, default=list(TOOLS))
     parser.add_argument("--quick", action="store_true", help="45 s, one seed (under 3 minutes)")
     parser.add_argument("--out", default="/tmp/peers.json", help="all events and results (JSON)")
-    parser.add_argument("--arm", choices=TOOLS, help=argparse.SUPPRESS)  # a child process
+    parser.add_argument("--arm", choices=TOOLS, help=argparse.SUPPRESS)  # in a child process
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--log", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.arm:
-        ARMS[args.arm](args.seed, args.budget, args.log)
+        ARMS[args.arm](args.seed, args.budget, args.workdir)
         return
     if args.quick:
-        args.budget, args.seeds = 45.0, args.seeds[:1]
+        args.budget, args.seeds = QUICK_BUDGET_S, args.seeds[:1]
+    args.tools = list(dict.fromkeys(args.tools))
+    check_space()
     print(f"peers: {machine()}")
     print(f"budget {args.budget:.0f} s per tool and seed; seeds {args.seeds}; data {MNIST}")
     print(f"dltune options: {DLTUNE_OPTIONS}")
-    results: dict[int, dict[str, dict[str, Any]]] = {}
-    raw: dict[str, Any] = {}
-    for i, seed in enumerate(args.seeds):
-        order = args.tools[i % len(args.tools) :] + args.tools[: i % len(args.tools)]
-        results[seed] = {}
-        for tool in order:  # rotated from seed to seed, so drift favours no tool
-            print(f"  seed {seed}: {tool} ...", flush=True)
-            run = run_arm(tool, seed, args.budget)
-            raw[f"{seed}/{tool}"] = run
-            results[seed][tool] = run if "skipped" in run else summarize(tool, run, args.budget)
-    report(results, args.budget, args.tools)
-    Path(args.out).write_text(json.dumps({"results": results, "raw": raw}, default=str))
-    print(f"\nAll events: {args.out}")
+    scratch = Path(tempfile.mkdtemp(prefix="dltune-peers-"))
+    try:
+        results = run_all(args, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    check_same_data(results)
+    print_timelines(results, args.tools, args.budget)
+    rows = compare(results, args.tools) if "dltune" in args.tools else []
+    medians = print_comparison(rows) if rows else {}
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "machine": machine(),
+                "budget": args.budget,
+                "seeds": args.seeds,
+                "tools": args.tools,
+                "dltune_options": DLTUNE_OPTIONS,
+                "results": results,
+                "comparison": rows,
+                "medians": medians,
+            },
+            default=str,
+        )
+    )
+    print(f"\nAll events and results: {args.out}")
 
 
 if __name__ == "__main__":
