@@ -65,9 +65,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# dltune's settings for this benchmark (the space is the default one whatever they say). Kept
-# apart so that they can be tuned without touching the rest; tune() may gain options later.
-DLTUNE_OPTIONS: dict[str, Any] = {"engine": "population"}
+# dltune's settings for this benchmark. The hyperparameters searched are the default space's
+# whatever these say: DLTUNE_RUNGS holds only successive halving's keys of a space file (its
+# lowest rung a quarter of an epoch), the rest of the space left to its defaults.
+DLTUNE_OPTIONS: dict[str, Any] = {"engine": "sequential"}
+DLTUNE_RUNGS: dict[str, Any] = {"min_epochs": 0.25}
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-10k"
 TOOLS = ("optuna", "kerastuner", "dltune")
@@ -376,7 +378,7 @@ def arm_dltune(seed: int, budget: float, folder: Path) -> None:
 
     log.start(data=data.fingerprint())
     result = dltune.tune(
-        space=None,  # the default space
+        space=DLTUNE_RUNGS,  # the default space, with these rungs
         data=data,
         storage=f"sqlite:///{folder}/dltune.db",
         study_name=f"peers-{seed}",
@@ -699,7 +701,7 @@ def main() -> None:
     check_space()
     print(f"peers: {machine()}")
     print(f"budget {args.budget:.0f} s per tool and seed; seeds {args.seeds}; data {MNIST}")
-    print(f"dltune options: {DLTUNE_OPTIONS}")
+    print(f"dltune options: {DLTUNE_OPTIONS}, space keys {DLTUNE_RUNGS} (hyperparameters: default)")
     scratch = Path(tempfile.mkdtemp(prefix="dltune-peers-"))
     try:
         results = run_all(args, scratch)
