@@ -1,0 +1,539 @@
+"""Plain-language diagnostics of a study, each with its evidence (trials, epochs, values) and a
+suggestion: what went wrong or could go better, in the terms people use when they tune.
+
+Every check reads only the analysis' view of storage (StudyTrials) and returns zero or more
+Diagnosis objects; `diagnose` runs them all and orders them by weight, the most useful first.
+The thresholds are deliberately conservative: a diagnostic that fires on noise teaches the
+wrong lesson, so each one asks for a clear margin and enough trials.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .effects import effect, top_trials
+from .trials import StudyTrials, TrialView
+
+EDGE_SHARE = 0.05  # within 5% of a range's width (log width for log ranges) of its end
+WASTE_SHARE = 0.15  # a region that took 15% of all epochs ...
+OVERFIT_RISE = 0.05  # validation loss 5% above its minimum ...
+OVERFIT_AFTER = 2  # ... for at least 2 epochs after it, while the training loss kept falling
+MAX_EVIDENCE = 8
+
+
+@dataclass
+class Diagnosis:
+    kind: str  # diverged, overfit, underfit, slow, wasted, edge, few_trials
+    title: str  # one sentence, the finding
+    explanation: str  # why it happens, in plain words
+    suggestion: str  # what to change
+    evidence: list[dict[str, Any]] = field(default_factory=list)  # trial, epoch, value, note
+    weight: float = 0.5  # 0..1: how much it matters, for ordering
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def diagnose(study: StudyTrials) -> list[Diagnosis]:
+    """Every diagnostic that fires on `study`, the weightiest first."""
+    checks: list[Callable[[StudyTrials], list[Diagnosis]]] = [
+        divergence,
+        overfitting,
+        underfitting,
+        slow_learning,
+        wasted_budget,
+        edge_of_space,
+        too_few_trials,
+    ]
+    found = [d for check in checks for d in check(study)]
+    return sorted(found, key=lambda d: -d.weight)
+
+
+# ---- divergence ----
+
+
+def divergence(study: StudyTrials) -> list[Diagnosis]:
+    """Runs whose loss became NaN or infinite, and the learning rate above which they do."""
+    finished = [t for t in study.finished if t.params.get("learning_rate") is not None]
+    diverged = [t for t in finished if t.state == "diverged"]
+    if not diverged:
+        return []
+    by_optimizer = "optimizer" in study.varied()
+    groups = sorted({t.params["optimizer"] for t in diverged}) if by_optimizer else [None]
+    found = []
+    for optimizer in groups:
+        members = [t for t in finished if optimizer is None or t.params["optimizer"] == optimizer]
+        bad = [t for t in members if t.state == "diverged"]
+        bound = min(t.params["learning_rate"] for t in bad)
+        above = [t for t in members if t.params["learning_rate"] >= bound]
+        safe = [
+            t.params["learning_rate"]
+            for t in members
+            if t.state != "diverged" and t.params["learning_rate"] < bound
+        ]
+        run = f"{optimizer} run" if optimizer else "run"
+        share = "Every" if len(bad) == len(above) else f"{len(bad)} of {len(above)}"
+        title = (
+            f"{share} {run}{'' if share == 'Every' else 's'} with learning_rate ≥ {bound:.3g} "
+            f"diverged ({len(bad)} of {len(above)})"
+        )
+        safe_text = (
+            f" The highest learning rate that trained without diverging was {max(safe):.3g}."
+            if safe
+            else ""
+        )
+        found.append(
+            Diagnosis(
+                kind="diverged",
+                title=title,
+                explanation=(
+                    "A step too large overshoots the minimum and the loss grows until it is no "
+                    "longer a number (NaN or infinity); those epochs are wasted." + safe_text
+                ),
+                suggestion=(
+                    f"Cap learning_rate below {bound:.3g}"
+                    + (f" for {optimizer}" if optimizer else "")
+                    + " (or narrow the space's range), so the budget goes to runs that can learn."
+                ),
+                evidence=[
+                    _evidence(
+                        t,
+                        t.diverged_epoch,
+                        None,
+                        f"learning_rate {t.params['learning_rate']:.3g}"
+                        + (f", {t.params['optimizer']}" if by_optimizer else ""),
+                    )
+                    for t in sorted(bad, key=lambda t: t.params["learning_rate"])[:MAX_EVIDENCE]
+                ],
+                weight=min(1.0, 0.45 + len(bad) / max(1, len(study.finished))),
+            )
+        )
+    return found
+
+
+# ---- overfitting ----
+
+
+def overfit_start(trial: TrialView) -> int | None:
+    """The first epoch after which validation loss rose while training loss kept falling, or
+    None: the minimum of validation loss must be followed by OVERFIT_AFTER or more epochs, the
+    last of them OVERFIT_RISE above it, and the training loss lower at the end than there."""
+    val, train = trial.val_loss, trial.train_loss
+    n = min(len(val), len(train))
+    if n < OVERFIT_AFTER + 2 or not all(math.isfinite(v) for v in val[:n] + train[:n]):
+        return None
+    lowest = min(range(n), key=lambda i: val[i])
+    if n - 1 - lowest < OVERFIT_AFTER:
+        return None
+    rose = val[n - 1] > val[lowest] * (1 + OVERFIT_RISE) + 1e-9
+    return lowest + 1 if rose and train[n - 1] < train[lowest] else None
+
+
+def overfitting(study: StudyTrials) -> list[Diagnosis]:
+    long_runs = [t for t in study.finished if len(t.val_loss) >= OVERFIT_AFTER + 2]
+    overfit = [(t, e) for t in long_runs if (e := overfit_start(t)) is not None]
+    if not overfit:
+        return []
+    starts = [e for _, e in overfit]
+    fine = [t for t in long_runs if overfit_start(t) is None]
+    detail = _overfit_contrast(study, [t for t, _ in overfit], fine)
+    best = study.best()
+    best_note = ""
+    if best is not None and any(t.number == best.number for t, _ in overfit):
+        best_note = (
+            f" The best trial (#{best.number}) overfitted too: its weights from epoch "
+            f"{best.best_epoch} are the ones kept."
+        )
+    return [
+        Diagnosis(
+            kind="overfit",
+            title=(
+                f"{len(overfit)} of {len(long_runs)} runs of {OVERFIT_AFTER + 2}+ epochs "
+                f"overfitted, from epoch {min(starts)} at the earliest "
+                f"(median {statistics.median(starts):g})" + detail["title"]
+            ),
+            explanation=(
+                "Their validation loss rose again while the training loss kept falling: the "
+                "network began to memorise the training set instead of learning what carries "
+                "over to new data." + detail["text"] + best_note
+            ),
+            suggestion=(
+                "Train fewer epochs (dltune keeps each trial's best epoch), raise dropout"
+                + (f" to at least {detail['dropout']:.2g}" if detail.get("dropout") else "")
+                + ", or use fewer units; set `patience` in the space to stop such runs early."
+            ),
+            evidence=[
+                _evidence(
+                    t,
+                    e,
+                    t.val_loss[e - 1],
+                    f"validation loss {t.val_loss[e - 1]:.4g} at epoch {e}, "
+                    f"{t.val_loss[-1]:.4g} at epoch {len(t.val_loss)}; training loss "
+                    f"{t.train_loss[e - 1]:.4g} → {t.train_loss[len(t.val_loss) - 1]:.4g}",
+                )
+                for t, e in sorted(overfit, key=lambda p: p[1])[:MAX_EVIDENCE]
+            ],
+            weight=min(0.95, 0.4 + 0.5 * len(overfit) / len(long_runs) + (0.1 if best_note else 0)),
+        )
+    ]
+
+
+def _overfit_contrast(
+    study: StudyTrials, overfit: list[TrialView], fine: list[TrialView]
+) -> dict[str, Any]:
+    """What set the overfitting runs apart: lower dropout, wider layers (when it is clear)."""
+    out: dict[str, Any] = {"title": "", "text": ""}
+    if "dropout" in study.varied() and fine:
+        worst = max(t.params["dropout"] for t in overfit)
+        held = [t for t in fine if t.params["dropout"] > worst]
+        if len(held) >= 2 and len(held) >= 0.5 * len(
+            [
+                t
+                for t in study.finished
+                if t.params["dropout"] > worst and len(t.val_loss) >= OVERFIT_AFTER + 2
+            ]
+        ):
+            cut = min(t.params["dropout"] for t in held)
+            out["dropout"] = cut
+            out["title"] = f"; none with dropout ≥ {cut:.2g} did"
+            out["text"] = (
+                f" Every overfitting run had dropout ≤ {worst:.2g}; {len(held)} runs as long "
+                f"with dropout ≥ {cut:.2g} did not overfit."
+            )
+    if "units" in study.varied() and fine:
+        wide = statistics.median(t.params["units"] for t in overfit)
+        narrow = statistics.median(t.params["units"] for t in fine)
+        if wide >= 2 * narrow:
+            out["text"] += (
+                f" The overfitting runs were wider (median {wide:g} units in the widest "
+                f"layer, against {narrow:g})."
+            )
+    return out
+
+
+# ---- underfitting, still improving ----
+
+
+def underfitting(study: StudyTrials) -> list[Diagnosis]:
+    """The best run was still improving when it stopped: it had not learnt all it could."""
+    best = study.best()
+    if best is None or best.epochs < 3:
+        return []
+    curve = [v for v in best.curve if math.isfinite(v)]
+    if len(curve) < 3 or best.best_epoch is None or best.best_epoch < len(best.curve) - 1:
+        return []
+    spread = _spread([t.score for t in study.scored if t.score is not None])
+    third = max(1, len(curve) // 3)
+    gain = (curve[-1] - curve[-1 - third]) * (1 if study.maximize else -1)
+    if spread <= 0 or gain <= 0.02 * spread:
+        return []
+    max_epochs = study.space.get("epochs")
+    ran_all = isinstance(max_epochs, int) and best.epochs >= max_epochs
+    gap = ""
+    if best.train_loss and best.val_loss and math.isfinite(best.train_loss[-1]):
+        train, val = best.train_loss[-1], best.val_loss[-1]
+        if val > 0 and train >= 0.9 * val:
+            gap = (
+                f" Its training loss ({train:.4g}) is as high as its validation loss "
+                f"({val:.4g}): the network has not even fitted the training data, the mark of "
+                "underfitting."
+            )
+    limit = (
+        f"the space's maximum of {max_epochs} epochs"
+        if ran_all
+        else f"epoch {best.epochs}, where the budget stopped it"
+    )
+    return [
+        Diagnosis(
+            kind="underfit",
+            title=(
+                f"The best trial (#{best.number}) was still improving at {limit}: "
+                f"{gain:+.3g} {study.metric} over its last {third} epochs"
+            ),
+            explanation=(
+                "Its best epoch was its last or next to last, so more training would likely "
+                "have helped." + gap
+            ),
+            suggestion=(
+                "Raise `epochs` in the space"
+                if ran_all
+                else "Give the study a larger budget (--timeout, --epoch-budget)"
+            )
+            + (", or add capacity (units, layers) or a higher learning rate." if gap else "."),
+            evidence=[
+                _evidence(
+                    best,
+                    len(curve),
+                    curve[-1],
+                    f"{study.metric} {curve[-1 - third]:.4g} at epoch {len(curve) - third} → "
+                    f"{curve[-1]:.4g} at epoch {len(curve)}",
+                )
+            ],
+            weight=0.6 if gap else 0.5,
+        )
+    ]
+
+
+# ---- slow learning, saturation ----
+
+SLOW_GROUPS: list[tuple[str, str, Callable[[dict[str, Any]], bool], str]] = [
+    (
+        "sigmoid or tanh with mean squared error",
+        "Sigmoid and tanh saturate, and with mean squared error the gradient of a saturated "
+        "unit is nearly zero, so these runs learn slowly.",
+        lambda p: (
+            p.get("activation") in ("sigmoid", "tanh") and p.get("loss") == "mean_squared_error"
+        ),
+        "use categorical_crossentropy with sigmoid or tanh, or relu/elu with either loss",
+    ),
+    (
+        "learning rates below 1e-3 with sgd or adagrad",
+        "Plain SGD and Adagrad take steps proportional to the learning rate; below 1e-3 they "
+        "move so little per epoch that the budget runs out first.",
+        lambda p: (
+            p.get("optimizer") in ("sgd", "adagrad") and (p.get("learning_rate") or 1.0) < 1e-3
+        ),
+        "raise the lower end of learning_rate for sgd and adagrad, or prefer adam/rmsprop",
+    ),
+]
+
+
+def slow_learning(study: StudyTrials) -> list[Diagnosis]:
+    """Groups of runs that learn much more slowly than the rest, after the same epochs."""
+    if study.data.get("task") == "regression":
+        groups = [g for g in SLOW_GROUPS if "mean squared" not in g[0]]
+    else:
+        groups = SLOW_GROUPS
+    first = [t for t in study.finished if t.curve and math.isfinite(t.curve[0])]
+    spread = _spread([t.curve[0] for t in first])
+    found = []
+    for name, why, member, fix in groups:
+        inside = [t for t in first if member(t.params)]
+        outside = [t for t in first if not member(t.params)]
+        if len(inside) < 3 or len(outside) < 3 or spread <= 0:
+            continue
+        slow = statistics.median(t.curve[0] for t in inside)
+        rest = statistics.median(t.curve[0] for t in outside)
+        lag = (rest - slow) * (1 if study.maximize else -1)
+        if lag < 0.25 * spread:
+            continue
+        found.append(
+            Diagnosis(
+                kind="slow",
+                title=(
+                    f"Runs with {name} learned slowly: median {study.metric} {slow:.4g} after "
+                    f"one epoch, against {rest:.4g} for the others ({len(inside)} runs)"
+                ),
+                explanation=why,
+                suggestion=fix[0].upper() + fix[1:] + ".",
+                evidence=[
+                    _evidence(t, 1, t.curve[0], _config_note(t))
+                    for t in sorted(inside, key=lambda t: t.curve[0], reverse=not study.maximize)[
+                        :MAX_EVIDENCE
+                    ]
+                ],
+                weight=min(0.8, 0.3 + 0.5 * lag / spread),
+            )
+        )
+    return found
+
+
+# ---- budget spent where nothing worked ----
+
+
+def wasted_budget(study: StudyTrials) -> list[Diagnosis]:
+    """A region (a value of a categorical, a stretch of a numeric range) that took a large share
+    of the epochs and never produced a trial in the best quarter."""
+    scored = study.ranked()
+    total_epochs = sum(t.epochs for t in study.finished)
+    if len(scored) < 12 or total_epochs == 0:
+        return []
+    good = scored[max(0, len(scored) // 4 - 1)].score  # the best quarter's threshold
+    found = []
+    for name in [n for n in study.varied() if n != "epochs"]:
+        for group in effect(study, name)["groups"]:
+            share = group["epochs"] / total_epochs
+            best = group["best"]
+            if share < WASTE_SHARE or best is None or good is None:
+                continue
+            if best == good or study.better(best, good):
+                continue
+            region = (
+                f"{name} = {group['value']}"
+                if "value" in group
+                else f"{name} in [{group['low']:.3g}, {group['high']:.3g}]"
+            )
+            found.append(
+                Diagnosis(
+                    kind="wasted",
+                    title=(
+                        f"{share:.0%} of all epochs went to {region}, where no trial came within "
+                        f"the best quarter (best {best:.4g}, against {good:.4g})"
+                    ),
+                    explanation=(
+                        f"{group['trials']} trials there used {group['epochs']} epochs without a "
+                        "competitive result; the sampler kept returning to it."
+                    ),
+                    suggestion=f"Remove or narrow {region} in the space.",
+                    evidence=[
+                        {"trials": group["trials"], "epochs": group["epochs"], "value": best}
+                    ],
+                    weight=min(0.7, 0.2 + share),
+                )
+            )
+    found.sort(key=lambda d: -d.weight)
+    return found[:2]
+
+
+# ---- the best on the edge of the space ----
+
+
+def edge_of_space(study: StudyTrials) -> list[Diagnosis]:
+    """The best value of a hyperparameter at an end of its range: the optimum may lie beyond."""
+    best = study.best()
+    if best is None or len(study.scored) < 5:
+        return []
+    top = top_trials(study)
+    found = []
+    for name, spec in study.space.items():
+        if name not in best.params or best.params.get(name) is None:
+            continue
+        if name == "units" and isinstance(spec, dict) and "per_layer" in spec:
+            spec = {k: v for k, v in spec.items() if k != "per_layer"}
+        end = _edge(spec, best.params[name], [t.params.get(name) for t in top])
+        if end is None or (end == "low" and name in ("dropout", "layers", "weight_decay")):
+            continue  # no dropout, one layer, no decay: fine answers, not ranges to widen
+        low, high = _range(spec)
+        beyond = f"above {high:g}" if end == "high" else f"below {low:g}"
+        found.append(
+            Diagnosis(
+                kind="edge",
+                title=(
+                    f"The best {name}, {best.params[name]:g}, is at the "
+                    f"{'top' if end == 'high' else 'bottom'} of its range [{low:g}, {high:g}]"
+                ),
+                explanation=(
+                    "A best value at the end of a range means the optimum may lie beyond it: "
+                    "the search could not look there."
+                ),
+                suggestion=f"Widen the range of {name} {beyond}.",
+                evidence=[
+                    _evidence(t, t.best_epoch, t.score, f"{name} {t.params[name]:g}")
+                    for t in top
+                    if t.params.get(name) is not None
+                ][:MAX_EVIDENCE],
+                weight=0.55,
+            )
+        )
+    return found
+
+
+def _range(spec: Any) -> tuple[float, float]:
+    if isinstance(spec, dict):
+        if "choices" in spec:
+            spec = spec["choices"]
+        else:
+            return float(spec["low"]), float(spec["high"])
+    return float(min(spec)), float(max(spec))
+
+
+def _edge(spec: Any, value: Any, top: list[Any]) -> str | None:
+    """'low' or 'high' where `value` lies at an end of the range `spec`, else None."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    if isinstance(spec, dict) and _few_integers(spec):
+        spec = list(range(int(spec["low"]), int(spec["high"]) + 1))
+    if isinstance(spec, dict) and "low" in spec and "high" in spec:
+        low, high = float(spec["low"]), float(spec["high"])
+        if high <= low:
+            return None
+        scale = (lambda x: math.log(x)) if spec.get("log") and low > 0 else (lambda x: x)
+        width = scale(high) - scale(low)
+        if scale(value) >= scale(high) - EDGE_SHARE * width:
+            return "high"
+        if scale(value) <= scale(low) + EDGE_SHARE * width:
+            return "low"
+        return None
+    choices = spec.get("choices") if isinstance(spec, dict) else spec
+    if not isinstance(choices, list) or len(choices) < 3:
+        return None
+    numbers = [c for c in choices if isinstance(c, int | float) and not isinstance(c, bool)]
+    if len(numbers) != len(choices):
+        return None
+    # among a few choices, the end one is only telling when most of the best trials chose it
+    at = [v for v in top if v == value]
+    if len(at) < 0.5 * len(top):
+        return None
+    if value == max(numbers):
+        return "high"
+    if value == min(numbers):
+        return "low"
+    return None
+
+
+def _few_integers(spec: dict[str, Any]) -> bool:
+    """An integer range of a handful of values (layers 1-3) is judged like a list of choices."""
+    low, high = spec.get("low"), spec.get("high")
+    return isinstance(low, int) and isinstance(high, int) and high - low < 5
+
+
+# ---- too few trials ----
+
+
+def too_few_trials(study: StudyTrials) -> list[Diagnosis]:
+    finished = len(study.finished)
+    dims = len(study.varied())
+    needed = max(20, 5 * dims)
+    if finished >= needed or dims == 0:
+        return []
+    return [
+        Diagnosis(
+            kind="few_trials",
+            title=(
+                f"Only {finished} finished trials for {dims} tuned hyperparameters: the "
+                "importances and effects below are rough"
+            ),
+            explanation=(
+                "Each conclusion compares groups of trials; with this few, a group holds a "
+                "handful of runs and chance can decide which looks better."
+            ),
+            suggestion=(
+                f"Run the study longer (about {needed} trials or more) before trusting the ranking."
+            ),
+            evidence=[{"trials": finished, "hyperparameters": dims}],
+            weight=0.9 if finished < 10 else 0.35,
+        )
+    ]
+
+
+# ---- helpers ----
+
+
+def _spread(values: list[float]) -> float:
+    """The 10th-to-90th percentile range: the scale against which a gap is large."""
+    finite = sorted(v for v in values if v is not None and math.isfinite(v))
+    if len(finite) < 2:
+        return 0.0
+    q = statistics.quantiles(finite, n=10, method="inclusive")
+    return q[-1] - q[0]
+
+
+def _config_note(t: TrialView) -> str:
+    p = t.params
+    return (
+        f"{p.get('activation')}, {p.get('loss')}, {p.get('optimizer')}, "
+        f"learning_rate {p.get('learning_rate') or 0:.3g}"
+    )
+
+
+def _evidence(t: TrialView, epoch: int | None, value: float | None, note: str) -> dict[str, Any]:
+    return {
+        "trial": t.number,
+        "epoch": epoch,
+        "value": value if value is None or math.isfinite(value) else None,
+        "note": note,
+    }

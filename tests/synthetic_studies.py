@@ -1,0 +1,154 @@
+"""Studies written straight into storage, with the curves and attributes dltune stores, so that
+the analysis and the report can be tested on known situations without training anything."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+DEFAULT_SPACE = {
+    "name": "default",
+    "metric": None,
+    "layers": {"low": 1, "high": 3},
+    "units": {"low": 16, "high": 1024, "log": True},
+    "dropout": {"low": 0.0, "high": 0.5},
+    "activation": ["relu", "sigmoid", "tanh", "elu"],
+    "loss": ["categorical_crossentropy", "mean_squared_error"],
+    "optimizer": ["sgd", "adam", "rmsprop", "adagrad"],
+    "learning_rate": {"low": 0.0001, "high": 1.0, "log": True},
+    "weight_decay": 0.0,
+    "batch_size": [16, 32, 64, 128, 256],
+    "epochs": 27,
+    "patience": None,
+    "min_epochs": 1.0,
+    "reduction": 3,
+}
+
+
+@dataclass
+class Run:
+    """One trial: its configuration, state and per-epoch curves."""
+
+    config: dict[str, Any]
+    curve: list[float]  # validation metric per epoch
+    state: str = "complete"  # complete, pruned, diverged
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+
+
+def config(**changes: Any) -> dict[str, Any]:
+    base = {
+        "layers": 1,
+        "units": [128],
+        "dropout": 0.2,
+        "activation": "relu",
+        "loss": "categorical_crossentropy",
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "weight_decay": 0.0,
+        "batch_size": 32,
+        "epochs": 27,
+    }
+    base.update(changes)
+    if "layers" in changes and "units" not in changes:
+        base["units"] = [128] * changes["layers"]
+    return base
+
+
+def rising(final: float, epochs: int, start: float = 0.3) -> list[float]:
+    """An accuracy curve that climbs towards `final` and levels off."""
+    return [final - (final - start) * math.exp(-e / 2.0) for e in range(1, epochs + 1)]
+
+
+def falling_loss(epochs: int, start: float = 1.0, end: float = 0.1) -> list[float]:
+    return [end + (start - end) * math.exp(-e / 3.0) for e in range(1, epochs + 1)]
+
+
+def write_study(
+    url: str,
+    runs: list[Run],
+    name: str = "synthetic",
+    space: dict[str, Any] | None = None,
+    task: str = "classification",
+    metric: str = "accuracy",
+) -> Any:
+    """A study in `url` holding `runs` as dltune would have stored them."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from dltune.records import STATE_ATTR, STUDY_META
+
+    direction = "maximize" if metric == "accuracy" else "minimize"
+    study = optuna.create_study(storage=url, study_name=name, direction=direction)
+    study.set_user_attr(
+        STUDY_META,
+        {
+            "space": space or DEFAULT_SPACE,
+            "metric": metric,
+            "seed": 0,
+            "data": {"name": "synthetic", "task": task, "description": "synthetic"},
+        },
+    )
+    pick = max if direction == "maximize" else min
+    frozen = []
+    for run in runs:
+        finite = [(v, e) for e, v in enumerate(run.curve, 1) if math.isfinite(v)]
+        best_value, best_epoch = pick(finite) if finite else (None, None)
+        n = len(run.curve)
+        attrs: dict[str, Any] = {
+            "config": run.config,
+            "seed": 0,
+            "train_loss": run.train_loss or falling_loss(n),
+            "val_loss": run.val_loss or falling_loss(n, end=0.15),
+            "epoch_seconds": [0.5] * n,
+            "best_epoch": best_epoch,
+            "stopped_early": False,
+        }
+        if run.state == "diverged":
+            attrs[STATE_ATTR] = "diverged"
+            attrs["diverged_epoch"] = next(
+                (e for e, v in enumerate(run.curve, 1) if not math.isfinite(v)), n
+            )
+        complete = run.state == "complete"
+        frozen.append(
+            optuna.trial.create_trial(
+                state=TrialState.COMPLETE if complete else TrialState.PRUNED,
+                value=best_value if complete else None,
+                intermediate_values={e: v for e, v in enumerate(run.curve, 1) if math.isfinite(v)},
+                user_attrs=attrs,
+            )
+        )
+    study.add_trials(frozen)
+    return study
+
+
+def varied_runs(
+    n: int, seed: int = 0, score: Any = None, epochs: int = 9, **fixed: Any
+) -> list[Run]:
+    """`n` runs of random configurations of the default space; `score(config)` gives each
+    run's final accuracy (default: a mild preference for learning rates near 1e-3)."""
+    rng = np.random.default_rng(seed)
+    runs = []
+    for _ in range(n):
+        layers = int(rng.integers(1, 4))
+        c = config(
+            layers=layers,
+            units=[int(2 ** rng.uniform(4, 10)) for _ in range(layers)],
+            dropout=float(rng.uniform(0, 0.5)),
+            activation=str(rng.choice(["relu", "sigmoid", "tanh", "elu"])),
+            loss=str(rng.choice(["categorical_crossentropy", "mean_squared_error"])),
+            optimizer=str(rng.choice(["sgd", "adam", "rmsprop", "adagrad"])),
+            learning_rate=float(10 ** rng.uniform(-4, 0)),
+            batch_size=int(rng.choice([16, 32, 64, 128, 256])),
+        )
+        c.update(fixed)
+        final = (
+            score(c)
+            if score is not None
+            else 0.9 - 0.05 * abs(math.log10(c["learning_rate"]) + 3) + rng.normal(0, 0.005)
+        )
+        runs.append(Run(c, rising(final, epochs)))
+    return runs
