@@ -2,6 +2,7 @@
 
     python benchmarks/peers.py [--budget 300] [--seeds 0 1 2] [--tools optuna kerastuner dltune]
                                [--quick] [--out /tmp/peers.json]
+    python benchmarks/peers.py --merge A.json B.json [--seeds 1 2 3]   # tables of several runs
 
 `--quick` is one seed of 45 s per tool (under 3 minutes in all, start-up included).
 
@@ -681,6 +682,37 @@ def check_same_data(results: dict[int, dict[str, Any]]) -> None:
         print(f"WARNING: the arms trained on different data: {sorted(digests)}")
 
 
+def merge(args: argparse.Namespace) -> None:
+    """The tables of several runs together: e.g. a seed rerun because the machine was busy."""
+    results: dict[int, dict[str, Any]] = {}
+    budgets, tools = set(), list(args.tools)
+    for path in args.merge:
+        run = json.loads(path.read_text())
+        budgets.add(run["budget"])
+        for seed, by_tool in run["results"].items():
+            results[int(seed)] = by_tool  # JSON keys are strings
+        print(f"{path}: seeds {run['seeds']}, {run['machine']}")
+    if len(budgets) != 1:
+        raise SystemExit(f"the runs have different budgets: {sorted(budgets)}")
+    wanted = [s for s in args.seeds if s in results] if "--seeds" in sys.argv else sorted(results)
+    results = {seed: results[seed] for seed in wanted}
+    budget = budgets.pop()
+    print_timelines(results, tools, budget)
+    medians = print_comparison(compare(results, tools))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "merged": [str(p) for p in args.merge],
+                "budget": budget,
+                "seeds": wanted,
+                "results": results,
+                "medians": medians,
+            },
+            default=str,
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=300.0, help="seconds per tool and seed")
@@ -688,12 +720,22 @@ def main() -> None:
     parser.add_argument("--tools", nargs="+", choices=TOOLS, default=list(TOOLS))
     parser.add_argument("--quick", action="store_true", help="45 s, one seed (under 3 minutes)")
     parser.add_argument("--out", default="/tmp/peers.json", help="all events and results (JSON)")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="print the tables of earlier runs' --out files together (later files win per seed)",
+    )
     parser.add_argument("--arm", choices=TOOLS, help=argparse.SUPPRESS)  # in a child process
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.arm:
         ARMS[args.arm](args.seed, args.budget, args.workdir)
+        return
+    if args.merge:
+        merge(args)
         return
     if args.quick:
         args.budget, args.seeds = QUICK_BUDGET_S, args.seeds[:1]

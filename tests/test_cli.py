@@ -51,6 +51,9 @@ def test_run_then_best_trials_and_studies(tmp_path, space_file):
     assert "sqlite:///dltune.db" in run.stdout  # the default storage, in the working folder
     assert "'small-digits'" in run.stdout  # the study's name: the space's and the data's
     assert (tmp_path / "dltune.db").exists()
+    # the summary ends with the most important diagnostics: 3 trials are too few to conclude
+    assert "What the study shows" in run.stdout
+    assert "Only 3 finished trials" in run.stdout.split("What the study shows")[1]
 
     best = dltune("best", "--json", cwd=tmp_path)
     assert best.returncode == 0, best.stderr
@@ -73,6 +76,16 @@ def test_run_then_best_trials_and_studies(tmp_path, space_file):
 
     table = dltune("trials", cwd=tmp_path)
     assert table.returncode == 0 and "small-digits" in table.stdout
+
+    report = dltune("report", "-o", "report.html", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "small-digits" in page and "Diagnostics" in page
+    as_json = dltune("report", "-o", "analysis.json", cwd=tmp_path)
+    assert as_json.returncode == 0, as_json.stderr
+    analysis = json.loads((tmp_path / "analysis.json").read_text())
+    assert analysis["best"]["trial"] == record["trial"]
+    assert analysis["best"]["test"] == record["test"]
 
 
 def test_output_that_is_not_a_terminal_gets_one_plain_line_per_trial(tmp_path, space_file):

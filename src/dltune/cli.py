@@ -214,6 +214,7 @@ def run(
     else:
         console.print(f"Data: {result.data.describe()}")
         console.print(best_table(result.best, "Best configuration"))
+        _print_top_diagnostics(console, result.study)
     console.print(f"Stored in {result.storage} as study {result.study.study_name!r}.")
     console.print(
         f"See it again: dltune best --storage {result.storage} --study {result.study.study_name}"
@@ -221,6 +222,19 @@ def run(
     if result.interrupted:
         console.print("Interrupted: finished trials are kept; run the same command to continue.")
         sys.exit(130)
+
+
+def _print_top_diagnostics(console: Any, study: Any, count: int = 3) -> None:
+    """The end of the run's summary: the most important findings, one line and a fix each."""
+    from .analysis import load_trials
+    from .analysis.diagnostics import diagnose
+
+    found = diagnose(load_trials(study))[:count]
+    if not found:
+        return
+    console.print("\nWhat the study shows (dltune report -o report.html for the evidence):")
+    for d in found:
+        console.print(f"- {d.title}.\n  Try: {d.suggestion}", markup=False)
 
 
 def _load_study(storage: str, study_name: str | None) -> Any:
@@ -348,6 +362,63 @@ def studies(storage: str, as_json: bool) -> None:
             str(row["started"] or "-"),
         )
     _console().print(table)
+
+
+@main.command()
+@_storage_option
+@click.option("--study", "study_name", help="Study name [default: the most recent].")
+@click.option(
+    "-o",
+    "--output",
+    default="report.html",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The HTML file to write (or .json: the analysis as data).",
+)
+@user_errors
+def report(storage: str, study_name: str | None, output: str) -> None:
+    """Write a study's report: best configuration, diagnostics, importance, effects, curves."""
+    from pathlib import Path
+
+    from .errors import StudyError
+
+    study = _load_study(storage, study_name)
+    target = Path(output)
+    if not target.parent.is_dir():
+        raise StudyError(
+            f"-o {output!r}: the folder {str(target.parent)!r} does not exist; create it first"
+        )
+    if target.suffix == ".json":
+        from .analysis import analyze
+
+        target.write_text(json.dumps(analyze(study).to_dict(), indent=1, allow_nan=False))
+    else:
+        from .report import write_report
+
+        write_report(study, target)
+    click.echo(f"Wrote the report of study {study.study_name!r} to {target}")
+
+
+@main.command()
+@_storage_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@user_errors
+def dashboard(storage: str, host: str, port: int) -> None:
+    """Open optuna-dashboard on the storage (extra: pip install 'dltune[dashboard]')."""
+    from .errors import StudyError
+    from .storage import normalize_url, open_storage
+
+    try:
+        import optuna_dashboard
+    except ImportError:
+        raise StudyError(
+            "`dltune dashboard` needs optuna-dashboard, which is not installed; "
+            "install the extra: pip install 'dltune[dashboard]'"
+        ) from None
+    backend = open_storage(normalize_url(storage))
+    click.echo(f"optuna-dashboard on http://{host}:{port}/ (Ctrl-C to stop)")
+    optuna_dashboard.run_server(backend, host=host, port=port)
 
 
 @main.command()

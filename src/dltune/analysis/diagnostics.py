@@ -229,8 +229,8 @@ def underfitting(study: StudyTrials) -> list[Diagnosis]:
     spread = _spread([t.score for t in study.scored if t.score is not None])
     third = max(1, len(curve) // 3)
     gain = (curve[-1] - curve[-1 - third]) * (1 if study.maximize else -1)
-    if spread <= 0 or gain <= 0.02 * spread:
-        return []
+    if spread <= 0 or gain <= 0.05 * spread or overfit_start(best) is not None:
+        return []  # levelling off, or already overfitting: not a case for more training
     max_epochs = study.space.get("epochs")
     ran_all = isinstance(max_epochs, int) and best.epochs >= max_epochs
     gap = ""
@@ -347,12 +347,12 @@ def slow_learning(study: StudyTrials) -> list[Diagnosis]:
 
 def wasted_budget(study: StudyTrials) -> list[Diagnosis]:
     """A region (a value of a categorical, a stretch of a numeric range) that took a large share
-    of the epochs and never produced a trial in the best quarter."""
+    of the epochs and never produced a trial better than the median of all trials."""
     scored = study.ranked()
     total_epochs = sum(t.epochs for t in study.finished)
     if len(scored) < 12 or total_epochs == 0:
         return []
-    good = scored[max(0, len(scored) // 4 - 1)].score  # the best quarter's threshold
+    good = statistics.median(float(t.score) for t in scored if t.score is not None)
     found = []
     for name in [n for n in study.varied() if n != "epochs"]:
         for group in effect(study, name)["groups"]:
@@ -371,8 +371,8 @@ def wasted_budget(study: StudyTrials) -> list[Diagnosis]:
                 Diagnosis(
                     kind="wasted",
                     title=(
-                        f"{share:.0%} of all epochs went to {region}, where no trial came within "
-                        f"the best quarter (best {best:.4g}, against {good:.4g})"
+                        f"{share:.0%} of all epochs went to {region}, where no trial reached "
+                        f"the median of the study (best {best:.4g}, median {good:.4g})"
                     ),
                     explanation=(
                         f"{group['trials']} trials there used {group['epochs']} epochs without a "

@@ -18,6 +18,7 @@ from .trials import CATEGORICAL, LOG_SCALE, StudyTrials, TrialView
 LEVELS_PER_AXIS = 4
 MIN_TRIALS = 12
 MIN_STRENGTH = 0.03  # below this share of variance, a pair is not worth a figure
+MAX_P_VALUE = 0.01  # and the joint cells must beat the additive model by an F-test at 1%
 SHOWN = 4
 
 
@@ -63,7 +64,10 @@ def _levels(name: str, trials: list[TrialView]) -> np.ndarray:
 
 def _strength(a: np.ndarray, b: np.ndarray, y: np.ndarray) -> float:
     """Adjusted R² of the joint cells minus that of the additive model: adjusting charges each
-    model for its parameters, so cells holding one or two trials do not pass for an effect."""
+    model for its parameters, so cells holding one or two trials do not pass for an effect.
+    Zero unless the F-test of the nested models says the joint cells are no accident."""
+    from scipy.stats import f as f_distribution
+
     n = len(y)
     total = float(((y - y.mean()) ** 2).sum())
     if total <= 0:
@@ -74,8 +78,15 @@ def _strength(a: np.ndarray, b: np.ndarray, y: np.ndarray) -> float:
     p_joint = joint_x.shape[1]
     if n - p_joint < 2:
         return 0.0
-    additive = 1 - (_residual(additive_x, y) / (n - p_additive)) / (total / (n - 1))
-    joint = 1 - (_residual(joint_x, y) / (n - p_joint)) / (total / (n - 1))
+    rss_additive, rss_joint = _residual(additive_x, y), _residual(joint_x, y)
+    extra = p_joint - p_additive
+    if extra <= 0 or rss_additive <= rss_joint:
+        return 0.0
+    f_value = ((rss_additive - rss_joint) / extra) / max(rss_joint / (n - p_joint), 1e-300)
+    if f_distribution.sf(f_value, extra, n - p_joint) > MAX_P_VALUE:
+        return 0.0
+    additive = 1 - (rss_additive / (n - p_additive)) / (total / (n - 1))
+    joint = 1 - (rss_joint / (n - p_joint)) / (total / (n - 1))
     return max(0.0, joint - additive)
 
 

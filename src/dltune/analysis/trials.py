@@ -46,6 +46,7 @@ class TrialView:
     state: str  # complete, pruned, diverged, paused, running, failed, interrupted
     params: dict[str, Any]  # the eight hyperparameters (units: the widest layer)
     widths: list[int]  # every hidden layer's width
+    config: dict[str, Any]  # the configuration as stored (Config.to_dict)
     curve: list[float]  # the validation metric after epoch 1, 2, ... (NaN where diverged)
     partial: float | None = None  # a value measured inside the first epoch (sub-epoch rung)
     train_loss: list[float] = field(default_factory=list)
@@ -70,6 +71,7 @@ class TrialView:
             "state": self.state,
             "params": self.params,
             "widths": self.widths,
+            "config": self.config,
             "score": self.score,
             "epochs": self.epochs,
             "best_epoch": self.best_epoch,
@@ -170,6 +172,7 @@ def _view(trial: FrozenTrial) -> TrialView:
         state=trial_state(trial),
         params=params,
         widths=widths,
+        config=config,
         curve=curve,
         partial=_float(partial) if partial is not None else None,
         train_loss=[_float(v) for v in attrs.get("train_loss", [])],
