@@ -3,6 +3,8 @@
     import dltune
     result = dltune.tune(data="digits", trials=30)
     print(result.best)
+    dltune.train_best(study=result.study).save("model")   # retrained, tested once, written
+    model = dltune.load("model")                            # model.predict(x)
 
 Names are imported lazily, so that `import dltune` (and the command line) stays fast and does
 not load torch or optuna until they are needed.
@@ -23,16 +25,26 @@ _EXPORTS = {
     "load_data": "dltune.data",
     "Dataset": "dltune.data",
     "DLTuneError": "dltune.errors",
+    "load": "dltune.export",
+    "train_best": "dltune.export",
+    "TunedModel": "dltune.export",
+    "DLTuneClassifier": "dltune.export.estimators",
+    "DLTuneRegressor": "dltune.export.estimators",
 }
 
 __all__ = [
     "Config",
+    "DLTuneClassifier",
     "DLTuneError",
+    "DLTuneRegressor",
     "Dataset",
     "SearchSpace",
     "TuneResult",
+    "TunedModel",
     "__version__",
+    "load",
     "load_data",
+    "train_best",
     "tune",
 ]
 
@@ -40,6 +52,8 @@ if TYPE_CHECKING:
     from .config import Config
     from .data import Dataset, load_data
     from .errors import DLTuneError
+    from .export import TunedModel, load, train_best
+    from .export.estimators import DLTuneClassifier, DLTuneRegressor
     from .space import SearchSpace
     from .tuner import TuneResult, tune
 

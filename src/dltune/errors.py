@@ -27,6 +27,10 @@ class StudyError(DLTuneError):
     """A study or storage that cannot be opened or used as asked."""
 
 
+class ModelError(DLTuneError):
+    """A model folder (train-best's output) that cannot be written, read, exported or used."""
+
+
 def did_you_mean(value: object, options: Iterable[str]) -> str:
     """Return " did you mean 'x'?" for the closest option, or "" when none is close."""
     matches = difflib.get_close_matches(str(value).lower(), list(options), n=1, cutoff=0.6)

@@ -75,7 +75,9 @@ def resolve_space(space: SearchSpace | str | Path | dict[str, Any] | None) -> Se
     return SearchSpace.from_file(space)
 
 
-def _study_meta(space: SearchSpace, data: Dataset, metric: str, seed: int) -> dict[str, Any]:
+def _study_meta(
+    space: SearchSpace, data: Dataset, metric: str, seed: int, target: str | int | None = None
+) -> dict[str, Any]:
     return {
         "version": __version__,
         "space": space.to_dict(),
@@ -88,6 +90,8 @@ def _study_meta(space: SearchSpace, data: Dataset, metric: str, seed: int) -> di
             "task": data.task,
             "fingerprint": data.fingerprint(),
             "description": data.describe(),
+            # The target column of a table, so that train-best can load the same data again.
+            "target": target,
         },
     }
 
@@ -140,6 +144,7 @@ def open_study(
     seed: int | None,
     parallel: bool = False,
     worker_index: int = 0,
+    target: str | int | None = None,
 ) -> tuple[optuna.Study, dict[str, Any], SearchSpace, list[str]]:
     """Create the study, or load it to continue, checked against this run's data and space.
 
@@ -167,7 +172,7 @@ def open_study(
             f"{metric!r} is to {direction}; {_NEW_STUDY}"
         )
     base_seed = seed if seed is not None else random.randrange(2**31 - 1)
-    meta = _check_same_space(study, _study_meta(space, data, metric, base_seed), storage)
+    meta = _check_same_space(study, _study_meta(space, data, metric, base_seed, target), storage)
     # A resumed study keeps its seeds; the sampler's seed moves on with the trial count, so
     # that a resumed random search does not propose the first configurations again.
     sampler_seed = None if seed is None else seed + len(study.trials) + SEED_STRIDE * worker_index
@@ -296,6 +301,7 @@ def tune(
         seed=seed,
         parallel=engine == "population" or workers > 1 or worker_index > 0,
         worker_index=worker_index,
+        target=target,
     )
     scheduler = make_scheduler(
         schedule,

@@ -1,0 +1,29 @@
+"""The tuned model: retrain the best trial, test it once, save, load, predict, export.
+
+retrain.py       train_best(): the study's best configuration trained again, tested once
+bundle.py        the model folder (safetensors, JSON, model card) written and read; load()
+loaded.py        TunedModel: predict, predict_proba, the torch module
+preprocessing.py input scaling and label encoding, as plain data
+features.py      matching new data's columns to the model's features
+predict.py       reading DATA files, writing predictions.csv
+formats.py       ONNX, TorchScript and Keras exports, each checked against torch
+card.py          the model card (JSON and Markdown)
+estimators.py    DLTuneClassifier, DLTuneRegressor (scikit-learn)
+"""
+
+from __future__ import annotations
+
+from .bundle import load, read_bundle, write_bundle
+from .loaded import TunedModel
+from .preprocessing import Preprocessing
+from .retrain import TrainBest, train_best
+
+__all__ = [
+    "Preprocessing",
+    "TrainBest",
+    "TunedModel",
+    "load",
+    "read_bundle",
+    "train_best",
+    "write_bundle",
+]

@@ -1,0 +1,135 @@
+"""A model folder: what train-best writes and `dltune.load` reads.
+
+    model.safetensors    the network's weights (safetensors: tensors only, nothing executable)
+    config.json          the configuration and the network's shape
+    preprocessing.json   input scaling, label encoding, target scaling, feature names
+    model_card.json      where it came from and how good it is (data, split, metrics, versions)
+    model_card.md        the same, for people
+
+Reading never runs code from the folder: JSON and safetensors only, no pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..config import Config
+from ..errors import ModelError
+from .card import card_markdown
+from .loaded import TunedModel
+from .preprocessing import Preprocessing
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+PREPROCESSING = "preprocessing.json"
+CARD_JSON = "model_card.json"
+CARD_MD = "model_card.md"
+FORMAT = "dltune-model"
+FORMAT_VERSION = 1
+
+SAFETENSORS_MISSING = (
+    "safetensors is not installed; it comes with dltune: pip install safetensors "
+    "(or reinstall dltune)"
+)
+
+
+def write_bundle(directory: str | Path, model: TunedModel, card: dict[str, Any]) -> Path:
+    """Write `model` and its `card` into `directory` (created if needed; our files replaced)."""
+    try:
+        from safetensors.torch import save_file
+    except ImportError:
+        raise ModelError(SAFETENSORS_MISSING) from None
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise ModelError(f"-o {str(path)!r} is a file; name a folder (it is created if needed)")
+    if not path.parent.is_dir():
+        raise ModelError(
+            f"-o {str(path)!r}: the folder {str(path.parent)!r} does not exist; create it first"
+        )
+    path.mkdir(exist_ok=True)
+    prep = model.preprocessing
+    save_file(model.state_dict(), str(path / WEIGHTS), metadata={"format": FORMAT})
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "dltune_version": __version__,
+        "config": model.config.to_dict(),
+        "n_features": prep.n_features,
+        "n_outputs": prep.n_outputs,
+    }
+    _write_json(path / CONFIG, config)
+    _write_json(path / PREPROCESSING, prep.to_dict())
+    _write_json(path / CARD_JSON, card)
+    (path / CARD_MD).write_text(card_markdown(card), encoding="utf-8")
+    return path
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def read_bundle(directory: str | Path) -> TunedModel:
+    """The model in `directory`, as train-best wrote it; its card is `model.card`."""
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError:
+        raise ModelError(SAFETENSORS_MISSING) from None
+    path = Path(directory)
+    if not path.is_dir():
+        raise ModelError(
+            f"{str(path)!r} is not a model folder (not a folder at all); write one with "
+            f"`dltune train-best -o {path}`"
+        )
+    for name in (WEIGHTS, CONFIG, PREPROCESSING):
+        if not (path / name).is_file():
+            raise ModelError(
+                f"{path}: {name} is missing, so this is not a complete model folder; write it "
+                f"again with `dltune train-best -o {path}`"
+            )
+    config_data = _read_json(path / CONFIG)
+    if config_data.get("format") != FORMAT:
+        raise ModelError(f"{path / CONFIG}: 'format' is not {FORMAT!r}; not a dltune model folder")
+    if int(config_data.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelError(
+            f"{path / CONFIG}: format_version {config_data.get('format_version')} is newer than "
+            f"this dltune ({__version__}) reads ({FORMAT_VERSION}); upgrade dltune"
+        )
+    try:
+        config = Config.from_dict(config_data["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelError(f"{path / CONFIG}: 'config' cannot be read ({e})") from None
+    prep = Preprocessing.from_dict(_read_json(path / PREPROCESSING), str(path / PREPROCESSING))
+    try:
+        state = load_file(str(path / WEIGHTS))
+    except (SafetensorError, OSError) as e:
+        raise ModelError(f"{path / WEIGHTS}: cannot be read as safetensors ({e})") from None
+    try:
+        model = TunedModel(config, prep, state)
+    except RuntimeError as e:  # load_state_dict: names or shapes do not fit the configuration
+        first = str(e).strip().splitlines()[0]
+        raise ModelError(
+            f"{path / WEIGHTS}: the weights do not fit {CONFIG} and {PREPROCESSING} ({first})"
+        ) from None
+    if (path / CARD_JSON).is_file():
+        model.card = _read_json(path / CARD_JSON)
+    return model
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"{path}: cannot be read as JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def load(directory: str | Path) -> TunedModel:
+    """A model folder written by `dltune train-best` (or `dltune.train_best(...).save(DIR)`),
+    ready to `predict`, `predict_proba`, or to use as a torch module (`.module`, `.network`)."""
+    return read_bundle(directory)

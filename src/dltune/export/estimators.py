@@ -1,0 +1,220 @@
+"""scikit-learn estimators: `fit` runs a dltune study, then retrains its best configuration.
+
+    from dltune import DLTuneClassifier
+    clf = DLTuneClassifier(trials=20).fit(X_train, y_train)
+    clf.score(X_test, y_test), clf.best_params_
+
+Parameters live in `__init__` only; `fit` holds out 15% of X (stratified for classification) as
+the study's validation split, tunes `trials` configurations, and retrains the best on all of X
+(train+val, with train-best's epoch rule). The study needs no test split of its own: your
+held-out data, through `score`, is the test. The study lives in a temporary SQLite file unless
+`storage` names one (then it is kept, and a second `fit` on other data needs another
+`study_name`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from ..data.arrays import MIN_SAMPLES
+from ..data.split import held_out_size, split_one
+from ..errors import DLTuneError
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+
+    def _validate_data(estimator: Any, *args: Any, **kwargs: Any) -> Any:
+        return estimator._validate_data(*args, **kwargs)
+
+
+# The checks of scikit-learn's check_estimator these estimators fail, each with why (passed to
+# check_estimator / parametrize_with_checks as expected_failed_checks). None at present: all
+# pass with scikit-learn 1.9 (those needing pandas or SCIPY_ARRAY_API skip where absent).
+EXPECTED_FAILED_CHECKS: dict[str, str] = {}
+
+
+def expected_failed_checks(estimator: Any) -> dict[str, str]:
+    return dict(EXPECTED_FAILED_CHECKS)
+
+
+class _DLTuneEstimator(BaseEstimator):
+    _task = "classification"
+
+    def __init__(
+        self,
+        space: Any = None,
+        trials: int = 10,
+        timeout: float | None = None,
+        random_state: int | None = 0,
+        sampler: str = "tpe",
+        schedule: str = "asha",
+        engine: str = "sequential",
+        refit_on: str = "train+val",
+        storage: str | None = None,
+        study_name: str | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self.space = space
+        self.trials = trials
+        self.timeout = timeout
+        self.random_state = random_state
+        self.sampler = sampler
+        self.schedule = schedule
+        self.engine = engine
+        self.refit_on = refit_on
+        self.storage = storage
+        self.study_name = study_name
+        self.device = device
+
+    def _targets(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(targets for dltune, class index of each row for stratification or None)."""
+        raise NotImplementedError
+
+    def fit(self, X: Any, y: Any) -> Any:
+        import optuna
+
+        from ..data import from_arrays
+        from ..tuner import tune
+        from .retrain import train_best
+
+        X, y = _validate_data(self, X, y)
+        n = len(X)
+        if n < MIN_SAMPLES:
+            raise ValueError(
+                f"{type(self).__name__} needs at least {MIN_SAMPLES} samples to train on; got "
+                f"n_samples = {n}"
+            )
+        y, labels = self._targets(y)
+        # Hold out a validation split when the rest still has MIN_SAMPLES rows; a tiny X
+        # validates on its training rows (nothing else to choose the epoch by).
+        if n - held_out_size(n) >= MIN_SAMPLES:
+            kept, val, _ = split_one(n, labels, _seed(self.random_state), "validation")
+        else:
+            kept = val = np.arange(n)
+        dataset = from_arrays(
+            X[kept],
+            y[kept],
+            x_val=X[val],
+            y_val=y[val],
+            # The study's "test" is the validation split here: the caller holds the real test.
+            x_test=X[val],
+            y_test=y[val],
+            task=self._task,
+            name="sklearn",
+            seed=_seed(self.random_state),
+        )
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            with tempfile.TemporaryDirectory(prefix="dltune-") as tmp:
+                result = tune(
+                    self.space,
+                    dataset,
+                    storage=self.storage or f"sqlite:///{tmp}/study.db",
+                    study_name=self.study_name or f"sklearn-{self._task}",
+                    trials=self.trials,
+                    timeout=self.timeout,
+                    seed=self.random_state,
+                    sampler=self.sampler,
+                    schedule=self.schedule,
+                    engine=self.engine,
+                    device=self.device,
+                )
+                if result.best is None:
+                    raise DLTuneError("no trial completed (all diverged?); widen the budget")
+                final = train_best(
+                    study=result.study, data=dataset, on=self.refit_on, device=self.device
+                )
+                _close(result.study)
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        self.model_ = final.model
+        self.best_params_ = result.best["params"]
+        self.best_score_ = result.best["value"]
+        self.best_epoch_ = result.best["best_epoch"]
+        self.model_card_ = final.card
+        return self
+
+    def _outputs(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        X = _validate_data(self, X, reset=False)
+        return self.model_.outputs(self.model_.standardized(X))
+
+
+class DLTuneClassifier(ClassifierMixin, _DLTuneEstimator):
+    """A dense network classifier whose hyperparameters a dltune study chooses in `fit`.
+
+    Parameters: `space` (a SearchSpace, a dict or a YAML file; None: the built-in space),
+    `trials` (configurations tried in `fit`), `timeout` (seconds), `random_state` (seeds the
+    sampler, the weights and the validation split), `sampler`, `schedule`, `engine` (as in
+    `dltune.tune`), `refit_on` ("train+val": the final model sees all of X; "train"),
+    `storage` and `study_name` (keep the study), `device`.
+
+    Attributes after `fit`: `classes_`, `n_features_in_`, `model_` (a TunedModel), `best_params_`,
+    `best_score_` (validation accuracy), `best_epoch_`, `model_card_`.
+
+    scikit-learn's `check_estimator` passes, no check expected to fail (tests/test_estimators.py).
+    """
+
+    _task = "classification"
+
+    def _targets(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        check_classification_targets(y)
+        self.classes_, index = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"DLTuneClassifier needs at least 2 classes in y; got 1 class "
+                f"({self.classes_[0]!r})"
+            )
+        return index, index
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        outputs = self._outputs(X)  # checks that it is fitted first
+        proba = self.model_.head(outputs)[1]
+        assert proba is not None  # a classifier's head gives probabilities
+        return proba
+
+    def predict(self, X: Any) -> np.ndarray:
+        index = self._outputs(X).argmax(axis=1)  # checks that it is fitted first
+        return self.classes_[index]
+
+
+class DLTuneRegressor(RegressorMixin, _DLTuneEstimator):
+    """A dense network regressor whose hyperparameters a dltune study chooses in `fit`.
+
+    Parameters as DLTuneClassifier's. Attributes after `fit`: `n_features_in_`, `model_`,
+    `best_params_`, `best_score_` (validation RMSE), `best_epoch_`, `model_card_`.
+
+    scikit-learn's `check_estimator` passes, no check expected to fail (tests/test_estimators.py).
+    """
+
+    _task = "regression"
+
+    def _targets(self, y: np.ndarray) -> tuple[np.ndarray, None]:
+        y = np.asarray(y, dtype=np.float64)
+        if np.ptp(y) == 0:
+            raise ValueError(f"DLTuneRegressor: y is constant ({y[0]!r}); nothing to learn")
+        return y, None
+
+    def predict(self, X: Any) -> np.ndarray:
+        outputs = self._outputs(X)  # checks that it is fitted first
+        return self.model_.head(outputs)[0]
+
+
+def _seed(random_state: int | None) -> int:
+    return 0 if random_state is None else int(random_state)
+
+
+def _close(study: Any) -> None:
+    """Let go of the study's database connections (its file is about to be deleted)."""
+    backend = getattr(study._storage, "_backend", study._storage)
+    engine = getattr(backend, "engine", None)
+    if engine is not None:
+        engine.dispose()

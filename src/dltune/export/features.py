@@ -1,0 +1,58 @@
+"""Which columns of new data are the model's features: by name where training had names, else
+by position. One place decides it, for `predict` on files and for `TunedModel.predict`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import DataError
+from .preprocessing import Preprocessing
+
+
+@dataclass(frozen=True)
+class ColumnMatch:
+    features: list[int]  # the data's column index of each of the model's features, in order
+    target: int | None  # the target column, when the data holds it (its values can be scored)
+
+
+def _listed(names: list[str], most: int = 12) -> str:
+    shown = ", ".join(repr(n) for n in names[:most])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > most else "")
+
+
+def match_columns(
+    columns: list[str] | None, n_columns: int, prep: Preprocessing, where: str
+) -> ColumnMatch:
+    """The model's features among `n_columns` columns named `columns` (None: no names).
+
+    By name when both the training data and this data have names: every feature must be present,
+    the target column is set aside, and any other column is an error (a misspelt feature would
+    otherwise be ignored silently). By position otherwise: the count must match.
+    """
+    n = prep.n_features
+    if columns is not None and prep.feature_names is not None:
+        index = {c: j for j, c in enumerate(columns)}
+        missing = [f for f in prep.feature_names if f not in index]
+        if missing:
+            raise DataError(
+                f"{where}: feature column(s) {_listed(missing)} are missing; the model takes "
+                f"{n} features: {_listed(prep.feature_names)}. Add them, or give the columns "
+                f"without a header to match them by position."
+            )
+        known = set(prep.feature_names) | ({prep.target} if prep.target else set())
+        unknown = [c for c in columns if c not in known]
+        if unknown:
+            target = f" and the target {prep.target!r}" if prep.target else ""
+            raise DataError(
+                f"{where}: unknown column(s) {_listed(unknown)}; the model takes the features "
+                f"{_listed(prep.feature_names)}{target}. Drop the others."
+            )
+        target_index = index.get(prep.target) if prep.target else None
+        return ColumnMatch([index[f] for f in prep.feature_names], target_index)
+    if n_columns != n:
+        how = "a header the model cannot match" if columns is not None else "no column names"
+        raise DataError(
+            f"{where}: {n_columns} columns, but the model takes {n} features; with {how}, "
+            f"the columns are matched by position, so there must be exactly {n}."
+        )
+    return ColumnMatch(list(range(n)), None)

@@ -1,0 +1,219 @@
+"""Exports of a model folder to other runtimes: ONNX, TorchScript, Keras 3.
+
+Each export takes raw features and gives what `predict_proba` gives (probabilities per class) or,
+for regression, the value in the target's units: the standardization is inside the exported
+model. Each is checked before it is reported written: loaded back in its own runtime and run on
+rows drawn around the training statistics, its outputs must agree with the torch model's to
+float32 tolerance.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from .loaded import TunedModel
+
+FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "keras": "model.keras"}
+EXTRAS = {
+    "onnx": ("onnx", ["onnx", "onnxscript", "onnxruntime"]),
+    "keras": ("keras", ["keras"]),
+}
+CHECK_ROWS = 64
+RTOL, ATOL = 1e-4, 1e-5  # float32 arithmetic in another order: a few ulps, relative to the scale
+
+
+@dataclass(frozen=True)
+class Exported:
+    format: str
+    path: Path
+    max_difference: float  # largest |export - torch| over the check rows
+    rows: int
+
+
+def require(fmt: str) -> None:
+    """Fail with the extra to install when a format's packages are missing."""
+    if fmt not in EXTRAS:
+        return
+    extra, modules = EXTRAS[fmt]
+    import importlib
+
+    if fmt == "keras":  # Keras 3 picks its backend at import: torch, which dltune has
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ModelError(
+                f"--format {fmt} needs the package {module!r}, which is not installed; install "
+                f"the extra: pip install 'dltune[{extra}]'"
+            ) from None
+
+
+def check_rows(model: TunedModel, rows: int = CHECK_ROWS) -> np.ndarray:
+    """Raw feature rows spread like the training data (float32, seeded)."""
+    prep = model.preprocessing
+    z = np.random.default_rng(0).normal(size=(rows, prep.n_features)).astype(np.float32)
+    return (z * prep.x_std + prep.x_mean).astype(np.float32)
+
+
+def reference(model: TunedModel, x: np.ndarray) -> np.ndarray:
+    """What every export must reproduce: probabilities (N, K), or values (N, 1)."""
+    if model.task == "regression":
+        return model.predict(x).reshape(-1, 1)
+    return model.predict_proba(x)
+
+
+def export(model: TunedModel, fmt: str, output: str | Path) -> Exported:
+    """Write `model` as `fmt` to `output` and check it against the torch model."""
+    writers: dict[str, Callable[[TunedModel, Path], Callable[[np.ndarray], np.ndarray]]] = {
+        "onnx": _onnx,
+        "torchscript": _torchscript,
+        "keras": _keras,
+    }
+    if fmt not in writers:
+        raise ModelError(f"--format {fmt!r} is not known; choose from {', '.join(writers)}")
+    require(fmt)
+    path = Path(output)
+    run = writers[fmt](model, path)
+    x = check_rows(model)
+    expected = reference(model, x)
+    got = np.asarray(run(x), dtype=np.float32).reshape(expected.shape)
+    scale = max(1.0, float(np.abs(expected).max()))
+    difference = float(np.abs(got - expected).max())
+    if not np.allclose(got, expected, rtol=RTOL, atol=ATOL * scale):
+        raise ModelError(
+            f"{path}: the {fmt} export differs from the torch model by up to {difference:.3g} "
+            f"on {len(x)} check rows (tolerance {ATOL * scale:.3g}); please report this"
+        )
+    return Exported(fmt, path, difference, len(x))
+
+
+def _onnx(model: TunedModel, path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    import onnxruntime
+    import torch
+
+    module = model.module
+    example = torch.as_tensor(check_rows(model, 2))
+    output = "prediction" if model.task == "regression" else "probabilities"
+    onnx_log = logging.getLogger("torch.onnx")  # it logs optional packages it did not find
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # torch.export-based exporter (torch >= 2.5); the batch dimension is dynamic.
+            torch.onnx.export(
+                module,
+                (example,),
+                str(path),
+                input_names=["features"],
+                output_names=[output],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                external_data=False,  # one self-contained file
+                dynamo=True,
+                verbose=False,
+            )
+    finally:
+        onnx_log.setLevel(level)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"features": x})[0]
+
+
+def _torchscript(model: TunedModel, path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    import torch
+
+    module = model.module
+    example = torch.as_tensor(check_rows(model, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript is in maintenance; it still runs in C++
+        traced = torch.jit.trace(module, example)
+        traced.save(str(path))
+        # Loading a TorchScript file runs its code: done here only for the file just written.
+        loaded = torch.jit.load(str(path))
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return loaded(torch.as_tensor(x)).numpy()
+
+    return run
+
+
+# Keras activations for dltune's names; leaky_relu is a layer (torch's slope 0.01, not 0.2).
+_KERAS_ACTIVATIONS = {
+    "relu": "relu",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "elu": "elu",
+    "selu": "selu",
+    "gelu": "gelu",
+    "softplus": "softplus",
+    "swish": "silu",
+    "linear": "linear",
+}
+
+
+def _keras(model: TunedModel, path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # only if keras is not imported yet
+    import keras
+
+    if path.suffix != ".keras":
+        raise ModelError(f"-o {str(path)!r}: a Keras 3 file must end in .keras")
+    prep = model.preprocessing
+    activation = model.config.activation
+    layers: list[keras.layers.Layer] = [
+        keras.Input(shape=(prep.n_features,), name="features"),
+        keras.layers.Normalization(mean=prep.x_mean, variance=np.square(prep.x_std)),
+    ]
+    weights: list[tuple[keras.layers.Layer, list[np.ndarray]]] = []
+    linears = model.network.linears()
+    for linear in linears[:-1]:
+        w, b = _numpy(linear)
+        if activation == "leaky_relu":
+            dense = keras.layers.Dense(w.shape[0])
+            layers += [dense, keras.layers.LeakyReLU(negative_slope=0.01)]
+        else:
+            dense = keras.layers.Dense(w.shape[0], activation=_KERAS_ACTIVATIONS[activation])
+            layers.append(dense)
+        weights.append((dense, [w.T, b]))
+    w, b = _numpy(linears[-1])
+    out = keras.layers.Dense(w.shape[0], name="outputs")
+    layers.append(out)
+    if prep.task == "regression":
+        weights.append((out, [w.T, b]))
+        layers.append(keras.layers.Rescaling(prep.target_std or 1.0, prep.target_mean or 0.0))
+    elif prep.loss == "binary_crossentropy":
+        # sigmoid(o) / sum sigmoid(o) = softmax(log sigmoid(o)) = softmax(-softplus(-o)), in
+        # built-in layers only (a Lambda would need unsafe loading): the Dense layer gives -o.
+        weights.append((out, [-w.T, -b]))
+        layers += [
+            keras.layers.Activation("softplus"),
+            keras.layers.Rescaling(-1.0),
+            keras.layers.Softmax(),
+        ]
+    else:
+        weights.append((out, [w.T, b]))
+        layers.append(keras.layers.Softmax())
+    network = keras.Sequential(layers, name="dltune")
+    for layer, values in weights:
+        layer.set_weights(values)
+    network.save(str(path))
+    loaded = keras.saving.load_model(str(path))  # safe_mode: no code from the file runs
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return np.asarray(keras.ops.convert_to_numpy(loaded(x, training=False)))
+
+    return run
+
+
+def _numpy(linear: object) -> tuple[np.ndarray, np.ndarray]:
+    w = linear.weight.detach().cpu().numpy()  # type: ignore[attr-defined]
+    b = linear.bias.detach().cpu().numpy()  # type: ignore[attr-defined]
+    return w, b

@@ -1,0 +1,169 @@
+"""A tuned model ready to use: raw features in, labels, probabilities or values out.
+
+`TunedModel` is what train-best builds in memory and what `dltune.load(DIR)` reads back; both
+predict through the same steps (standardize in numpy as the data module does, the network in
+torch in the trainer's chunks, the head in numpy), so a loaded model predicts exactly, bit for
+bit, what the in-memory one did, and the test metric of the model card is what `predict` gives
+on the test split.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import Config
+from ..data.arrays import standardize
+from ..data.checks import as_features
+from ..engine.sequential import EVAL_CHUNK
+from ..errors import DataError
+from ..models import DenseNet, SeededDropout, probabilities
+from .features import match_columns
+from .preprocessing import Preprocessing
+
+
+class Pipeline(nn.Module):
+    """The whole model as one torch module, for export: raw features (N, F) in; probabilities
+    (N, K) out for classification, values in the target's units (N, 1) for regression.
+
+    It shares its Dense layers with the trained network; dropout is left out (inference only).
+    """
+
+    x_mean: torch.Tensor  # (F,) buffers, so that they travel with the module's state
+    x_std: torch.Tensor
+
+    def __init__(self, network: DenseNet, prep: Preprocessing) -> None:
+        super().__init__()
+        self.register_buffer("x_mean", torch.as_tensor(prep.x_mean))
+        self.register_buffer("x_std", torch.as_tensor(prep.x_std))
+        kept = [m for m in network.hidden if not isinstance(m, SeededDropout)]
+        self.layers = nn.Sequential(*kept, network.output)
+        self.task = prep.task
+        self.loss = prep.loss
+        self.target_mean = float(prep.target_mean or 0.0)
+        self.target_std = float(prep.target_std or 1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = self.layers((x - self.x_mean) / self.x_std)
+        if self.task == "regression":
+            return outputs * self.target_std + self.target_mean
+        return probabilities(outputs, self.loss)
+
+
+class TunedModel:
+    """A trained configuration with its preprocessing.
+
+    `predict(x)` gives class labels (classification) or values; `predict_proba(x)` one
+    probability per class in the order of `classes`. `x` is an array (n, n_features) or a table
+    with named columns (a pandas DataFrame), matched by name when the training data had names.
+    `network` is the trained torch module (standardized features in, raw outputs out); `module`
+    the whole pipeline as one torch module (raw features in), as it is exported.
+    """
+
+    def __init__(self, config: Config, prep: Preprocessing, state: dict[str, torch.Tensor]) -> None:
+        self.config = config
+        self.preprocessing = prep
+        self.network = DenseNet(config, prep.n_features, prep.n_outputs, seed=0)
+        self.network.load_state_dict(state)
+        self.network.eval()
+        self.card: dict[str, Any] | None = None  # set when read from a folder
+
+    @property
+    def task(self) -> str:
+        return self.preprocessing.task
+
+    @property
+    def classes(self) -> list[Any] | None:
+        return self.preprocessing.classes
+
+    @property
+    def feature_names(self) -> list[str] | None:
+        return self.preprocessing.feature_names
+
+    @property
+    def module(self) -> Pipeline:
+        return Pipeline(self.network, self.preprocessing).eval()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as plain parts (a torch.Generator inside the network does not pickle everywhere);
+        # dltune's own folders never use pickle.
+        state = {k: v.numpy() for k, v in self.state_dict().items()}
+        return (_rebuild, (self.config.to_dict(), self.preprocessing.to_dict(), state))
+
+    # -- the steps of a prediction ---------------------------------------------------------
+
+    def features(self, x: Any, where: str = "x") -> np.ndarray:
+        """Raw features as float32 (n, n_features), columns matched to the model's."""
+        columns = getattr(x, "columns", None)
+        if columns is not None:  # a table: match its columns by name where the model has names
+            names = [str(c) for c in columns]
+            match = match_columns(names, len(names), self.preprocessing, where)
+            x = np.asarray(x)[:, match.features]
+        arr = as_features(x, where)
+        if arr.shape[1] != self.preprocessing.n_features:
+            raise DataError(
+                f"{where}: {arr.shape[1]} features per row, but the model takes "
+                f"{self.preprocessing.n_features}."
+            )
+        return arr
+
+    def standardized(self, x: Any) -> np.ndarray:
+        """The network's input: the same float32 arithmetic as the data module's, so that a
+        file's raw test rows give the very inputs the test split held."""
+        prep = self.preprocessing
+        return standardize(self.features(x), prep.x_mean, prep.x_std)
+
+    @torch.no_grad()
+    def outputs(self, x_standardized: np.ndarray) -> np.ndarray:
+        """Raw network outputs (n, K), computed in the trainer's evaluation chunks."""
+        x = torch.as_tensor(np.ascontiguousarray(x_standardized, dtype=np.float32))
+        if len(x) == 0:
+            return np.zeros((0, self.preprocessing.n_outputs), dtype=np.float32)
+        parts = [self.network(x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)]
+        return torch.cat(parts).numpy()
+
+    def head(self, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(predictions, probabilities or None) from raw outputs."""
+        prep = self.preprocessing
+        if prep.task == "regression":
+            std, mean = np.float32(prep.target_std or 1.0), np.float32(prep.target_mean or 0.0)
+            return (outputs[:, 0] * std + mean).astype(np.float32), None
+        proba = probabilities(torch.as_tensor(outputs), prep.loss).numpy()
+        # The label is the largest raw output, as the accuracy of the study counted it.
+        index = outputs.argmax(axis=1)
+        labels = np.asarray(prep.classes, dtype=object)[index] if len(index) else index
+        return _plain_array(labels), proba
+
+    # -- the public face -------------------------------------------------------------------
+
+    def predict(self, x: Any) -> np.ndarray:
+        return self.head(self.outputs(self.standardized(x)))[0]
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        proba = self.head(self.outputs(self.standardized(x)))[1]
+        if proba is None:
+            raise DataError("predict_proba: this is a regression model; use predict")
+        return proba
+
+    def __repr__(self) -> str:
+        n = self.preprocessing.n_features
+        return f"<TunedModel {self.task}, {n} features: {self.config.short()}>"
+
+
+def _plain_array(labels: np.ndarray) -> np.ndarray:
+    """Labels of one kind as a typed array (ints, floats, strings), not objects."""
+    try:
+        return np.asarray(labels.tolist())
+    except (TypeError, ValueError):
+        return labels
+
+
+def _rebuild(config: dict[str, Any], prep: dict[str, Any], state: dict[str, Any]) -> TunedModel:
+    tensors = {k: torch.as_tensor(v) for k, v in state.items()}
+    return TunedModel(Config.from_dict(config), Preprocessing.from_dict(prep, "pickle"), tensors)

@@ -1,0 +1,348 @@
+"""dltune.export: train-best, the model folder, load, predict; round trips exact, errors clear."""
+
+from __future__ import annotations
+
+import csv
+import json
+import pickle
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import dltune
+from dltune.errors import DataError, ModelError
+from dltune.export import read_bundle, train_best
+from dltune.export.predict import predict_table, read_table, write_predictions
+from dltune.export.retrain import scaled_epochs
+from dltune.tuner import tune
+
+SMALL = {
+    "layers": [1, 2],
+    "units": [16, 32],
+    "activation": ["relu", "tanh"],
+    "dropout": [0.0, 0.2],
+    "optimizer": ["adam"],
+    "loss": "categorical_crossentropy",
+    "learning_rate": {"low": 3e-3, "high": 3e-2, "log": True},
+    "batch_size": [32],
+    "epochs": 3,
+}
+NAMES = [f"f{j}" for j in range(6)]
+
+
+def blobs_splits(seed: int = 0) -> dict[str, np.ndarray]:
+    """Three classes with text labels in 6 named features, as given train/val/test splits."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 2.5, size=(3, 6))
+    out: dict[str, np.ndarray] = {}
+    for split, n in (("", 240), ("_val", 60), ("_test", 60)):
+        k = rng.integers(0, 3, size=n)
+        out[f"x{split}"] = (centers[k] + rng.normal(size=(n, 6)) * 1.5 + 10).astype(np.float32)
+        out[f"y{split}"] = np.array(["ant", "bee", "cat"])[k]
+    return out
+
+
+def regression_splits(seed: int = 1) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out: dict[str, np.ndarray] = {}
+    for split, n in (("", 200), ("_val", 50), ("_test", 50)):
+        x = rng.normal(size=(n, 4)).astype(np.float32)
+        y = x @ np.array([3.0, -2.0, 1.0, 0.5]) * 10 + 100 + rng.normal(0, 1, n)
+        out[f"x{split}"], out[f"y{split}"] = x, y.astype(np.float32)
+    return out
+
+
+@pytest.fixture(scope="module")
+def classified(tmp_path_factory):
+    """A 3-trial study on an .npz with given splits, and its model folder (train+val)."""
+    root = tmp_path_factory.mktemp("classified")
+    arrays = blobs_splits()
+    np.savez(root / "blobs.npz", feature_names=np.array(NAMES), **arrays)
+    np.savez(root / "test.npz", x=arrays["x_test"], y=arrays["y_test"], feature_names=NAMES)
+    storage = f"sqlite:///{root / 'studies.db'}"
+    tune(SMALL, str(root / "blobs.npz"), storage=storage, trials=3, seed=0, schedule="none")
+    result = train_best(storage)
+    result.save(root / "model")
+    return {"root": root, "storage": storage, "result": result, "arrays": arrays}
+
+
+@pytest.fixture(scope="module")
+def regressed(tmp_path_factory):
+    """A 2-trial regression study on a CSV with a target column, and its model folder."""
+    root = tmp_path_factory.mktemp("regressed")
+    arrays = regression_splits()
+    x = np.concatenate([arrays["x"], arrays["x_val"], arrays["x_test"]])
+    y = np.concatenate([arrays["y"], arrays["y_val"], arrays["y_test"]])
+    with open(root / "houses.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["a", "b", "c", "d", "price"])
+        writer.writerows([*row.tolist(), float(v)] for row, v in zip(x, y, strict=True))
+    np.savez(root / "given.npz", **arrays)
+    space = {**SMALL, "loss": "mean_squared_error", "activation": "relu", "epochs": 3}
+    storage = f"sqlite:///{root / 'studies.db'}"
+    tune(
+        space,
+        str(root / "houses.csv"),
+        target="price",
+        storage=storage,
+        study_name="houses",
+        trials=2,
+        seed=0,
+    )
+    tune(space, str(root / "given.npz"), storage=storage, study_name="given", trials=2, seed=0)
+    result = train_best(storage, "houses")  # the target column comes from the study
+    result.save(root / "model")
+    given = train_best(storage, "given")
+    given.save(root / "given-model")
+    return {"root": root, "storage": storage, "result": result, "given": given, "arrays": arrays}
+
+
+def read_predictions(path: Path) -> tuple[list[str], list[list[str]]]:
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], rows[1:]
+
+
+# ---- the round trip: in memory, on disk, loaded --------------------------------------------
+
+
+def test_the_folder_holds_weights_configuration_preprocessing_and_cards(classified):
+    folder = classified["root"] / "model"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "model_card.json",
+        "model_card.md",
+        "preprocessing.json",
+    ]
+    prep = json.loads((folder / "preprocessing.json").read_text())
+    assert prep["classes"] == ["ant", "bee", "cat"] and prep["feature_names"] == NAMES
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["training"]["on"] == "train+val" and card["training"]["rows"] == 300
+    assert (
+        card["data"]["fingerprint"] == dltune.load_data(folder.parent / "blobs.npz").fingerprint()
+    )
+    assert card["data"]["split"] == "given"
+    assert card["study"]["trial"] is not None and card["training"]["seed"] is not None
+    assert {"dltune", "torch", "numpy", "optuna", "python"} <= set(card["libraries"])
+    assert "steps" in card["training"]["epoch_rule"]
+    markdown = (folder / "model_card.md").read_text()
+    assert f"{card['test']['value']:.6g}" in markdown and card["data"]["fingerprint"] in markdown
+
+
+def test_a_loaded_model_predicts_exactly_what_the_trained_one_did(classified):
+    x = np.concatenate([classified["arrays"]["x_test"], classified["arrays"]["x"]])
+    trained = classified["result"].model
+    loaded = dltune.load(classified["root"] / "model")
+    assert np.array_equal(loaded.predict_proba(x), trained.predict_proba(x))
+    assert np.array_equal(loaded.predict(x), trained.predict(x))
+    assert set(loaded.predict(x)) <= {"ant", "bee", "cat"}
+    assert loaded.card["test"] == classified["result"].card["test"]
+    again = pickle.loads(pickle.dumps(loaded))  # the sklearn estimators pickle their model
+    assert np.array_equal(again.predict_proba(x), trained.predict_proba(x))
+
+
+def test_the_card_test_metric_is_what_predict_gives_on_the_test_split(classified, tmp_path):
+    root = classified["root"]
+    out = tmp_path / "p.csv"
+    run = dltune_cli("predict", str(root / "model"), str(root / "test.npz"), "-o", str(out))
+    assert run.exit_code == 0, run.output
+    header, rows = read_predictions(out)
+    assert header == ["prediction", "probability_ant", "probability_bee", "probability_cat"]
+    labels = np.array([r[0] for r in rows])
+    accuracy = float(np.mean(labels == classified["arrays"]["y_test"]))
+    card = json.loads((root / "model" / "model_card.json").read_text())
+    assert card["test"]["metric"] == "accuracy" and card["test"]["rows"] == 60
+    assert accuracy == card["test"]["value"]
+    assert f"accuracy on these rows (the data hold the target): {accuracy:.6g}" in run.stdout
+    proba = np.array([[float(c) for c in r[1:]] for r in rows], dtype=np.float32)
+    expected = classified["result"].model.predict_proba(classified["arrays"]["x_test"])
+    assert np.array_equal(proba, expected)  # the CSV keeps every float32 bit
+
+
+def test_the_regression_card_rmse_is_what_predict_gives_on_the_test_split(regressed):
+    given, arrays = regressed["given"], regressed["arrays"]
+    loaded = dltune.load(regressed["root"] / "given-model")
+    values = loaded.predict(arrays["x_test"])
+    assert values.dtype == np.float32
+    rmse = float(np.sqrt(np.mean((values.astype(np.float64) - arrays["y_test"]) ** 2)))
+    assert given.card["test"]["metric"] == "rmse" and rmse == given.card["test"]["value"]
+    assert rmse < 10  # the target's scale is about 40: it learned something
+
+
+def test_retraining_on_train_alone_reproduces_the_studys_test(classified):
+    result = train_best(classified["storage"], on="train")
+    assert result.card["training"]["rows"] == 240
+    assert result.card["training"]["epochs"] == result.card["study"]["best_epoch"]
+    # float32 (the study's evaluation) against float64 (ours): the same count of hits
+    assert result.test == pytest.approx(result.card["study"]["study_test"], abs=1e-6)
+
+
+def test_the_epoch_rule_keeps_the_optimizer_steps():
+    assert scaled_epochs(3, 100, 100, 10)[0] == 3
+    epochs, rule = scaled_epochs(9, 1257, 1527, 32)  # digits: 40 steps an epoch, then 48
+    assert epochs == 8 and "360 optimizer steps" in rule
+    assert scaled_epochs(1, 100, 10_000, 10)[0] == 1  # never below one epoch
+
+
+def test_a_table_study_remembers_its_target_and_predict_matches_names(regressed, tmp_path):
+    root = regressed["root"]
+    assert regressed["result"].card["data"]["target"] == "price"
+    model = dltune.load(root / "model")
+    # the CSV with its target column: features by name, the target set aside and scored
+    result = predict_table(model, read_table(root / "houses.csv"))
+    assert result.rows == 300 and result.metric == "rmse" and result.value < 10
+    # columns in another order give the same predictions
+    with open(root / "houses.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    reordered = tmp_path / "reordered.csv"
+    with open(reordered, "w", newline="") as f:
+        csv.writer(f).writerows([r[4], r[3], r[2], r[1], r[0]] for r in rows)
+    assert np.array_equal(
+        predict_table(model, read_table(reordered)).predictions, result.predictions
+    )
+    # without a header: by position
+    headless = tmp_path / "headless.csv"
+    with open(headless, "w", newline="") as f:
+        csv.writer(f).writerows(r[:4] for r in rows[1:])
+    by_position = predict_table(model, read_table(headless))
+    assert np.array_equal(by_position.predictions, result.predictions) and by_position.value is None
+    out = write_predictions(by_position, model, tmp_path / "out.csv")
+    header, written = read_predictions(out)
+    assert header == ["prediction"] and len(written) == 300
+    assert np.array_equal(np.array([float(r[0]) for r in written], np.float32), result.predictions)
+
+
+def test_predict_reads_parquet_and_the_builtin_digits(classified, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    arrays = classified["arrays"]
+    columns = {name: arrays["x_test"][:, j] for j, name in enumerate(NAMES)}
+    pq.write_table(pa.table(columns), tmp_path / "test.parquet")
+    model = classified["result"].model
+    result = predict_table(model, read_table(tmp_path / "test.parquet"))
+    assert np.array_equal(result.predictions, model.predict(arrays["x_test"]))
+    with pytest.raises(DataError, match="'f0', 'f1'"):
+        predict_table(model, read_table("digits"))  # 64 pixels are not this model's features
+
+
+# ---- errors --------------------------------------------------------------------------------
+
+
+def test_wrong_columns_get_errors_that_name_them(classified, tmp_path):
+    model = classified["result"].model
+    x = classified["arrays"]["x_test"]
+
+    def table(header: list[str] | None, data: np.ndarray) -> Path:
+        path = tmp_path / "data.csv"
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            if header:
+                writer.writerow(header)
+            writer.writerows(data.tolist())
+        return path
+
+    with pytest.raises(DataError, match=r"5 columns, but the model takes 6 features"):
+        predict_table(model, read_table(table(None, x[:, :5])))
+    with pytest.raises(DataError, match=r"unknown column\(s\) 'f9'.*Drop the others"):
+        predict_table(model, read_table(table([*NAMES, "f9"], np.c_[x, x[:, :1]])))
+    with pytest.raises(DataError, match=r"feature column\(s\) 'f5' are missing"):
+        predict_table(model, read_table(table(NAMES[:5], x[:, :5])))
+    with pytest.raises(DataError, match="5 features per row, but the model takes 6"):
+        model.predict(x[:, :5])
+    with pytest.raises(DataError, match="no such file"):
+        read_table(tmp_path / "nowhere.csv")
+
+
+def test_train_best_refuses_other_data_and_says_how_to_give_the_right_data(
+    classified, blobs, storage_url, tmp_path
+):
+    other = blobs_splits(seed=5)
+    np.savez(tmp_path / "other.npz", feature_names=np.array(NAMES), **other)
+    with pytest.raises(DataError, match="fingerprint") as info:
+        train_best(classified["storage"], data=tmp_path / "other.npz")
+    assert "not the data study" in str(info.value)
+    # a study on data held only in memory: loading it again needs --data
+    tune(SMALL, blobs, storage=storage_url, trials=1, seed=0, schedule="none")
+    with pytest.raises(DataError, match="Give it with --data"):
+        train_best(storage_url)
+    assert train_best(storage_url, data=blobs, epochs=1).card["training"]["epochs"] == 1
+
+
+def test_a_broken_folder_gets_an_error_naming_the_file(classified, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(classified["root"] / "model", folder)
+    prep = json.loads((folder / "preprocessing.json").read_text())
+    prep["x_mean"] = prep["x_mean"][:3]
+    (folder / "preprocessing.json").write_text(json.dumps(prep))
+    with pytest.raises(ModelError, match=r"preprocessing\.json: x_mean, x_std"):
+        read_bundle(folder)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match=r"model\.safetensors is missing"):
+        read_bundle(folder)
+
+
+def test_loading_runs_no_pickle_and_no_torch_load(classified, monkeypatch):
+    import torch
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a model folder must load without pickle")
+
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(torch, "load", forbidden)
+    model = dltune.load(classified["root"] / "model")
+    assert model.predict(classified["arrays"]["x_test"][:3]).shape == (3,)
+
+
+# ---- the command line ----------------------------------------------------------------------
+
+
+def dltune_cli(*args: str) -> Any:
+    """The command line in this process (a subprocess would spend seconds importing torch)."""
+    from click.testing import CliRunner
+
+    from dltune.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def test_train_best_on_the_command_line_says_its_epoch_rule(classified, tmp_path):
+    out = tmp_path / "model"
+    run = dltune_cli("train-best", "--storage", classified["storage"], "-o", str(out))
+    assert run.exit_code == 0, run.output
+    assert "epochs:" in run.stdout and "optimizer steps" in run.stdout
+    assert "test accuracy:" in run.stdout
+    # retrained from the same seeds: the same model as the one trained in this process
+    again = dltune.load(out)
+    x = classified["arrays"]["x_test"]
+    assert np.array_equal(again.predict_proba(x), classified["result"].model.predict_proba(x))
+    wrong = dltune_cli("predict", str(out), str(classified["root"] / "blobs.npz"))
+    assert wrong.exit_code == 2 and wrong.stderr.startswith("error: ")
+    assert "expected an array 'x'" in wrong.stderr
+
+
+def test_export_on_the_command_line_writes_a_checked_file(classified, tmp_path, monkeypatch):
+    import shutil
+
+    import torch
+
+    folder = tmp_path / "model"
+    shutil.copytree(classified["root"] / "model", folder)
+    run = dltune_cli("export", str(folder), "--format", "torchscript")
+    assert run.exit_code == 0, run.output
+    assert "agrees with the torch model on 64 check rows" in run.stdout
+    x = classified["arrays"]["x_test"]
+    with torch.no_grad():
+        got = torch.jit.load(str(folder / "model.torchscript.pt"))(torch.as_tensor(x)).numpy()
+    np.testing.assert_allclose(got, classified["result"].model.predict_proba(x), atol=1e-5)
+    # without the onnx extra (simulated): one line naming it, exit status 2
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    missing = dltune_cli("export", str(folder), "--format", "onnx")
+    assert missing.exit_code == 2 and "pip install 'dltune[onnx]'" in missing.stderr

@@ -1,0 +1,120 @@
+"""dltune.export.formats: ONNX, TorchScript and Keras exports agree with the torch model."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from dltune.config import Config
+from dltune.errors import ModelError
+from dltune.export import TunedModel
+from dltune.export.formats import check_rows, export, reference
+from dltune.export.preprocessing import Preprocessing
+from dltune.models import DenseNet
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+
+def model_for(
+    activation: str = "relu", loss: str = "categorical_crossentropy", task: str = "classification"
+) -> TunedModel:
+    """A network with seeded random weights and non-trivial scaling: exports are about
+    arithmetic, not training."""
+    rng = np.random.default_rng(0)
+    classes = ["no", "yes", "maybe"] if task == "classification" else None
+    prep = Preprocessing(
+        task=task,
+        loss=loss,
+        feature_names=[f"f{j}" for j in range(5)],
+        x_mean=rng.normal(5, 2, 5).astype(np.float32),
+        x_std=rng.uniform(0.5, 3, 5).astype(np.float32),
+        classes=classes,
+        target_mean=None if classes else 120.0,
+        target_std=None if classes else 35.0,
+        target=None,
+        statistics="test",
+    )
+    config = Config(2, (12, 7), 0.2, activation, loss, "adam", 1e-3, 0.0, 32, 3)
+    network = DenseNet(config, 5, prep.n_outputs, seed=3)
+    return TunedModel(config, prep, network.state_dict())
+
+
+def fresh_rows(model: TunedModel) -> np.ndarray:
+    """Rows the export's own check did not see."""
+    prep = model.preprocessing
+    z = np.random.default_rng(1).normal(size=(33, prep.n_features)).astype(np.float32)
+    return (z * prep.x_std * 2 + prep.x_mean).astype(np.float32)
+
+
+def close(got: np.ndarray, expected: np.ndarray) -> None:
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_the_exported_module_is_predict_proba_as_one_torch_module():
+    model = model_for()
+    x = fresh_rows(model)
+    with torch.no_grad():
+        close(model.module(torch.as_tensor(x)).numpy(), model.predict_proba(x))
+
+
+def test_torchscript_agrees_with_torch(tmp_path):
+    for model in (model_for("tanh"), model_for("gelu", "mean_squared_error", "regression")):
+        result = export(model, "torchscript", tmp_path / "m.pt")
+        assert result.max_difference < 1e-4
+        loaded = torch.jit.load(str(result.path))
+        x = fresh_rows(model)
+        close(loaded(torch.as_tensor(x)).detach().numpy(), reference(model, x))
+
+
+def test_onnx_runs_in_onnxruntime_and_agrees_with_torch(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    for model in (
+        model_for("selu", "binary_crossentropy"),
+        model_for("elu", "huber", "regression"),
+    ):
+        result = export(model, "onnx", tmp_path / "m.onnx")
+        session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+        x = fresh_rows(model)
+        (got,) = session.run(None, {"features": x})
+        close(got, reference(model, x))
+
+
+@pytest.mark.parametrize(
+    "activation",
+    ["relu", "sigmoid", "tanh", "elu", "selu", "gelu", "leaky_relu", "softplus", "swish", "linear"],
+)
+def test_keras_loads_and_agrees_with_torch_for_every_activation(activation, tmp_path):
+    keras = pytest.importorskip("keras")
+    loss = "binary_crossentropy" if activation == "sigmoid" else "categorical_crossentropy"
+    model = model_for(activation, loss)
+    result = export(model, "keras", tmp_path / "m.keras")
+    loaded = keras.saving.load_model(str(result.path))
+    x = fresh_rows(model)
+    close(keras.ops.convert_to_numpy(loaded(x, training=False)), reference(model, x))
+
+
+def test_keras_regression_gives_values_in_the_targets_units(tmp_path):
+    keras = pytest.importorskip("keras")
+    model = model_for("relu", "mean_squared_error", "regression")
+    loaded = keras.saving.load_model(str(export(model, "keras", tmp_path / "m.keras").path))
+    x = fresh_rows(model)
+    close(keras.ops.convert_to_numpy(loaded(x)), model.predict(x).reshape(-1, 1))
+
+
+@pytest.mark.parametrize(("fmt", "module"), [("onnx", "onnxruntime"), ("keras", "keras")])
+def test_a_missing_extra_names_what_to_install(fmt, module, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
+    with pytest.raises(ModelError, match=rf"pip install 'dltune\[{fmt}\]'"):
+        export(model_for(), fmt, tmp_path / "m")
+
+
+def test_check_rows_are_spread_like_the_training_data():
+    model = model_for()
+    x = check_rows(model, 4000)
+    prep = model.preprocessing
+    np.testing.assert_allclose(x.mean(axis=0), prep.x_mean, atol=0.15 * prep.x_std.max())
