@@ -346,3 +346,19 @@ def test_export_on_the_command_line_writes_a_checked_file(classified, tmp_path, 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     missing = dltune_cli("export", str(folder), "--format", "onnx")
     assert missing.exit_code == 2 and "pip install 'dltune[onnx]'" in missing.stderr
+
+
+def test_a_table_with_named_columns_is_matched_by_name(classified):
+    class Frame:  # the two things TunedModel reads from a pandas DataFrame
+        def __init__(self, columns: list[str], values: np.ndarray) -> None:
+            self.columns, self.values = columns, values
+
+        def __array__(self, dtype=None, copy=None):
+            return self.values
+
+    model = classified["result"].model
+    x = classified["arrays"]["x_test"]
+    reversed_frame = Frame(NAMES[::-1], x[:, ::-1])
+    assert np.array_equal(model.predict_proba(reversed_frame), model.predict_proba(x))
+    with pytest.raises(DataError, match="unknown column"):
+        model.predict(Frame([*NAMES, "g"], np.c_[x, x[:, :1]]))
