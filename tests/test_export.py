@@ -328,6 +328,7 @@ def test_train_best_on_the_command_line_says_its_epoch_rule(classified, tmp_path
     assert "expected an array 'x'" in wrong.stderr
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 def test_export_on_the_command_line_writes_a_checked_file(classified, tmp_path, monkeypatch):
     import shutil
 

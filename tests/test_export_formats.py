@@ -18,6 +18,12 @@ from dltune.models import DenseNet
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
+# Keras's torch backend (3.15) and torch.jit (2.13) warn about themselves, not about dltune.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning"),
+]
+
 
 def model_for(
     activation: str = "relu", loss: str = "categorical_crossentropy", task: str = "classification"
