@@ -79,15 +79,20 @@ def overfitting_runs() -> list[Run]:
     runs = []
     for i, dropout in enumerate((0.0, 0.05, 0.1, 0.4, 0.45, 0.5)):
         train = falling_loss(12, end=0.02)
+        curve = rising(0.9, 12)
         if dropout < 0.3:  # validation loss bottoms out at epoch 5 + i, then rises
             low = 4 + i
             val = [
                 0.5 - 0.05 * e if e <= low else 0.5 - 0.05 * low + 0.04 * (e - low)
                 for e in range(12)
             ]
+            peak = low + 2  # accuracy peaks two epochs after the loss's minimum, then slips
+            curve = [
+                a if e <= peak else curve[peak] - 0.01 * (e - peak) for e, a in enumerate(curve)
+            ]
         else:
             val = falling_loss(12, end=0.2)
-        runs.append(Run(config(dropout=dropout), rising(0.9, 12), train_loss=train, val_loss=val))
+        runs.append(Run(config(dropout=dropout), curve, train_loss=train, val_loss=val))
     return runs
 
 
@@ -101,6 +106,12 @@ def test_overfitting_finds_where_it_starts_and_what_prevented_it(storage_url):
     assert "at least 0.4" in found.suggestion
     assert [e["trial"] for e in found.evidence] == [0, 1, 2]
     assert [e["epoch"] for e in found.evidence] == [5, 6, 7]
+
+
+def test_a_rising_validation_loss_with_accuracy_still_improving_is_not_overfitting(storage_url):
+    val = [0.5 - 0.05 * e if e <= 4 else 0.3 + 0.04 * (e - 4) for e in range(12)]
+    run = Run(config(), rising(0.95, 12), train_loss=falling_loss(12, end=0.02), val_loss=val)
+    assert overfitting(trials_of(storage_url, [run])) == []
 
 
 def test_overfitting_is_silent_when_validation_loss_barely_moves_or_training_loss_rises(

@@ -119,15 +119,22 @@ def divergence(study: StudyTrials) -> list[Diagnosis]:
 
 
 def overfit_start(trial: TrialView) -> int | None:
-    """The first epoch after which validation loss rose while training loss kept falling, or
-    None: the minimum of validation loss must be followed by OVERFIT_AFTER or more epochs, the
-    last of them OVERFIT_RISE above it, and the training loss lower at the end than there."""
+    """The first epoch after which validation loss rose while training loss kept falling and
+    the validation metric stopped improving, or None.
+
+    The minimum of validation loss must be followed by OVERFIT_AFTER or more epochs, the last of
+    them OVERFIT_RISE above it, the training loss lower at the end than there, and the trial's
+    best metric at least OVERFIT_AFTER epochs before its end. (A validation loss that rises
+    while accuracy still improves is over-confidence on a few examples, not yet a worse model.)
+    """
     val, train = trial.val_loss, trial.train_loss
     n = min(len(val), len(train))
     if n < OVERFIT_AFTER + 2 or not all(math.isfinite(v) for v in val[:n] + train[:n]):
         return None
     lowest = min(range(n), key=lambda i: val[i])
     if n - 1 - lowest < OVERFIT_AFTER:
+        return None
+    if trial.best_epoch is None or trial.best_epoch > n - OVERFIT_AFTER:
         return None
     rose = val[n - 1] > val[lowest] * (1 + OVERFIT_RISE) + 1e-9
     return lowest + 1 if rose and train[n - 1] < train[lowest] else None
