@@ -108,6 +108,7 @@ class RayEngine:
         self.trials: dict[Any, _Trial] = {}
         self.done_epochs: dict[int, float] = {}  # per actor, including dead ones
         self.restarted: list[Any] = []  # keys restarted after their actor died
+        self.nodes: list[dict[str, Any]] = []  # where each actor runs (host, pid)
 
     @classmethod
     def start(
@@ -177,12 +178,12 @@ class RayEngine:
             result = TrainResult(status="pruned")
             self._try(self.trials[key].actor, "stop", key, status)
         del self.trials[key]
-        return result  # type: ignore[no-any-return]
+        return result
 
     def release(self, key: Any) -> TrainResult:
         trial = self.trials.pop(key)
         try:
-            return self._call(trial.actor, "release", key)  # type: ignore[no-any-return]
+            return self._call(trial.actor, "release", key)
         except _WorkerLost:
             return TrainResult(status="pruned")  # its state died with its actor
 
@@ -261,7 +262,7 @@ def _lost_errors(ray: Any) -> tuple[type[BaseException], ...]:
 
 
 def _call_all(ray: Any, refs: list[Any]) -> list[Any]:
-    return ray.get(refs, timeout=CALL_TIMEOUT_S)  # type: ignore[no-any-return]
+    return ray.get(refs, timeout=CALL_TIMEOUT_S)
 
 
 def _ray() -> Any:
