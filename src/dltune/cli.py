@@ -20,7 +20,10 @@ from .errors import DLTuneError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-STORAGE_HELP = "Optuna storage URL (sqlite:///FILE.db, postgresql://...)."
+STORAGE_HELP = (
+    "Optuna storage URL: sqlite:///FILE.db (one machine), postgresql://USER:PASSWORD@HOST/DB "
+    "(many machines), journal:///FILE.log (a shared file system)."
+)
 
 
 def _console(stderr: bool = False) -> Any:
@@ -215,10 +218,11 @@ def run(
         console.print(f"Data: {result.data.describe()}")
         console.print(best_table(result.best, "Best configuration"))
         _print_top_diagnostics(console, result.study)
-    console.print(f"Stored in {result.storage} as study {result.study.study_name!r}.")
-    console.print(
-        f"See it again: dltune best --storage {result.storage} --study {result.study.study_name}"
-    )
+    from .storage import display_url
+
+    shown = display_url(result.storage)  # a password is not printed
+    console.print(f"Stored in {shown} as study {result.study.study_name!r}.")
+    console.print(f"See it again: dltune best --storage {shown} --study {result.study.study_name}")
     if result.interrupted:
         console.print("Interrupted: finished trials are kept; run the same command to continue.")
         sys.exit(130)
@@ -242,7 +246,7 @@ def _load_study(storage: str, study_name: str | None) -> Any:
     import optuna
 
     from .errors import StudyError
-    from .storage import normalize_url, open_storage
+    from .storage import display_url, normalize_url, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = normalize_url(storage)
@@ -250,7 +254,7 @@ def _load_study(storage: str, study_name: str | None) -> Any:
     summaries = optuna.get_all_study_summaries(backend, include_best_trial=False)
     names = [s.study_name for s in summaries]
     if not names:
-        raise StudyError(f"storage {url} holds no study yet; run `dltune run` first")
+        raise StudyError(f"storage {display_url(url)} holds no study yet; run `dltune run` first")
     if study_name is None:
         latest = max(summaries, key=lambda s: (s.datetime_start is not None, s.datetime_start))
         study_name = latest.study_name
@@ -258,7 +262,7 @@ def _load_study(storage: str, study_name: str | None) -> Any:
         from .errors import did_you_mean
 
         raise StudyError(
-            f"study {study_name!r} is not in {url};{did_you_mean(study_name, names)} "
+            f"study {study_name!r} is not in {display_url(url)};{did_you_mean(study_name, names)} "
             f"It holds: {', '.join(names)}"
         )
     return optuna.load_study(study_name=study_name, storage=backend)
@@ -327,11 +331,12 @@ def studies(storage: str, as_json: bool) -> None:
     import optuna
     from rich.table import Table
 
-    from .storage import normalize_url, open_storage
+    from .storage import display_url, normalize_url, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = normalize_url(storage)
     summaries = optuna.get_all_study_summaries(open_storage(url), include_best_trial=True)
+    url = display_url(url)
     rows = [
         {
             "study": s.study_name,

@@ -17,7 +17,7 @@ from .config import Config
 from .engine import EpochReport, TrainResult
 from .progress import ProgressListener
 from .records import STATE_ATTR, best_record, trial_record
-from .storage import HEARTBEAT_INTERVAL
+from .storage import HEARTBEAT_INTERVAL, record_heartbeat
 
 if TYPE_CHECKING:
     import optuna
@@ -154,7 +154,7 @@ class _Heartbeats:
         self._thread.start()
 
     def beat(self, trial: optuna.Trial) -> None:
-        self._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+        record_heartbeat(self._storage, trial._trial_id)
 
     def _loop(self) -> None:
         while not self._stop.wait(HEARTBEAT_INTERVAL):

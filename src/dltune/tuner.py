@@ -25,6 +25,7 @@ from .samplers import make_sampler
 from .schedule import make_scheduler
 from .storage import (
     DEFAULT_STORAGE,
+    display_url,
     fail_stale_trials,
     normalize_url,
     open_storage,
@@ -102,13 +103,13 @@ def _check_same_data(study: optuna.Study, data: Dataset, storage: str) -> None:
     if not isinstance(old, dict):
         if study.trials:
             raise StudyError(
-                f"study {study.study_name!r} in {storage} was not made by dltune; "
+                f"study {study.study_name!r} in {display_url(storage)} was not made by dltune; "
                 "choose another name with --study"
             )
         return
     if old["data"]["fingerprint"] != data.fingerprint():
         raise StudyError(
-            f"study {study.study_name!r} in {storage} was run on data "
+            f"study {study.study_name!r} in {display_url(storage)} was run on data "
             f"{old['data']['description']!r}, not {data.describe()!r}; {_NEW_STUDY}"
         )
 
@@ -118,11 +119,14 @@ def _check_same_space(study: optuna.Study, new: dict[str, Any], storage: str) ->
     old = study.user_attrs.get(STUDY_META)
     if not isinstance(old, dict):
         study.set_user_attr(STUDY_META, new)
-        return new
+        # Two processes starting a new study together (a shared database) may both write it:
+        # read back what storage kept, so that both go on with the same seeds.
+        kept = study._storage.get_study_user_attrs(study._study_id).get(STUDY_META)
+        return kept if isinstance(kept, dict) else new
     if old["space"] != new["space"] or old["metric"] != new["metric"]:
         raise StudyError(
-            f"study {study.study_name!r} in {storage} was run with another search space or "
-            f"metric; run it with the same space file, or {_NEW_STUDY}"
+            f"study {study.study_name!r} in {display_url(storage)} was run with another search "
+            f"space or metric; run it with the same space file, or {_NEW_STUDY}"
         )
     return old
 
@@ -168,8 +172,8 @@ def open_study(
     direction = _direction(metric)
     if study.direction.name.lower() != direction:
         raise StudyError(
-            f"study {name!r} in {storage} is to {study.direction.name.lower()} but the metric "
-            f"{metric!r} is to {direction}; {_NEW_STUDY}"
+            f"study {name!r} in {display_url(storage)} is to {study.direction.name.lower()} but "
+            f"the metric {metric!r} is to {direction}; {_NEW_STUDY}"
         )
     base_seed = seed if seed is not None else random.randrange(2**31 - 1)
     meta = _check_same_space(study, _study_meta(space, data, metric, base_seed, target), storage)
@@ -314,7 +318,10 @@ def tune(
     segments = scheduler.rungs.segments
     fail_stale_trials(study)
     if baseline and sampler != "grid" and not study.trials:
-        study.enqueue_trial(space.baseline_params(), user_attrs={"baseline": True})
+        # skip_if_exists: another process starting the same study may just have enqueued it.
+        study.enqueue_trial(
+            space.baseline_params(), user_attrs={"baseline": True}, skip_if_exists=True
+        )
     helpers = None
     if workers > 1:
         helpers = LocalWorkers(
@@ -356,7 +363,7 @@ def tune(
     progress.study_started(
         {
             "study": study.study_name,
-            "storage": storage,
+            "storage": display_url(storage),
             "data": dataset.describe(),
             "metric": meta["metric"],
             "trials": n_trials,
