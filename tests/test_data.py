@@ -481,3 +481,74 @@ def test_unknown_source_lists_what_is_accepted(tmp_path: Path) -> None:
     (tmp_path / "data.xlsx").write_bytes(b"x")
     raises(["unsupported file type", ".parquet"], load_data, tmp_path / "data.xlsx")
     raises(["applies only to .csv"], load_data, "digits", target="label")
+
+
+# --- regressions found by the property tests (tests/test_fuzz.py) ----------------------------
+
+
+def test_npz_files_that_crashed_the_loader(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    p = tmp_path / "a.npz"
+    np.save(p.with_suffix(".npy"), np.zeros(3))  # np.load returned an ndarray: TypeError
+    p.write_bytes(p.with_suffix(".npy").read_bytes())
+    raises(["a.npz", "single .npy array", "np.savez"], load_data, p)
+    np.savez(p, x=np.ones((12, 2)), y=np.arange(12) % 2, feature_names=np.array("a"))
+    raises(["a.npz", "feature_names must be a 1-D array", "shape ()"], load_data, p)  # TypeError
+    np.savez(p, x=np.ones((12, 2)), y=np.array([b"\xff\xfe", b"a"] * 6))  # UnicodeDecodeError
+    raises(["a.npz", "target is bytes", "row 0", "not ASCII"], load_data, p)
+    np.savez(p, x=np.zeros((0, 3, 2)), y=np.zeros(0))  # reshape(0, -1): ValueError
+    raises(["a.npz", "only 0 sample(s)"], load_data, p)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, x=blobs(40)[0], y=blobs(40)[1])
+    raw = bytearray(buffer.getvalue())
+    raw[55] = 0  # inside x.npy's deflated data: zlib.error
+    p.write_bytes(bytes(raw))
+    raises(["a.npz", "not a readable .npz file"], load_data, p)
+    header = io.BytesIO()  # a header that claims 80 TB: MemoryError
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (10**13,)}
+    )
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("x.npy", header.getvalue() + bytes(64))
+        z.writestr("y.npy", b"")
+    raises(["a.npz", "does not fit in memory"], load_data, p)
+
+
+def test_idx_files_that_crashed_the_loader(tmp_path: Path) -> None:
+    def head(dims: list[int]) -> bytes:
+        return bytes([0, 0, 8, len(dims)]) + np.asarray(dims, dtype=">u4").tobytes()
+
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(head([0]))
+    images = tmp_path / "train-images-idx3-ubyte"
+    images.write_bytes(head([0, 2, 2]))  # no images: reshape(0, -1) raised ValueError
+    raises([str(tmp_path), "only 0 sample(s)"], load_data, tmp_path)
+    images.write_bytes(head([65536] * 4))  # 2**64 values: np.prod wrapped to 0, reshape raised
+    raises([str(images), "IDX size mismatch"], load_data, tmp_path)
+
+
+def test_values_beyond_float32_are_refused_or_standardized(tmp_path: Path) -> None:
+    # x - mean overflowed float32 in standardization: -inf features in a loaded dataset
+    rows = [[3.4e38, 1], [-3.4e38, 2]] * 2 + [[3.4e38, 3]] * 8
+    ds = load_data(write_csv(tmp_path / "wide.csv", ["a", "y"], rows), target="y")
+    assert all(np.isfinite(x).all() for x in (ds.x_train, ds.x_val, ds.x_test))
+    # a regression target past float32's range became inf
+    rows = [[i, 1e300 * (i + 1)] for i in range(12)]
+    raises(
+        ["big.csv", "target is", "beyond float32's range"],
+        load_data,
+        write_csv(tmp_path / "big.csv", ["a", "y"], rows),
+        target="y",
+    )
+    # a test value too far from the training mean for float32, even in float64
+    x = np.full((40, 1), -3e38)
+    x_test = np.full((5, 1), 3e38)
+    raises(
+        ["test split", "beyond float32's range"],
+        from_arrays,
+        x,
+        np.arange(40) % 2,
+        x_test=x_test,
+        y_test=np.arange(5) % 2,
+    )

@@ -759,3 +759,49 @@ def test_the_baseline_is_the_textbook_configuration_projected_into_the_space():
     # every baseline is a configuration the space can produce
     config = narrow.config_from_params(narrow.baseline_params())
     assert config.units == (200, 200) and config.dropout == 0.5
+
+
+# --- regressions found by the property tests (tests/test_fuzz.py) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        # YAML aliases make a value that contains itself: the message shows it as `...`
+        ("layers: &a [*a]\n", ["layers[0] must be a single value", "[...]"]),
+        ("&a {name: *a}\n", ["name must be non-empty text", "{name: ...}"]),
+        ("layers: &a {low: *a, high: 3}\n", ["layers.low must be a number", "{low: ..., high: 3}"]),
+        # an integer past float's range (math.isfinite raised OverflowError)
+        ("layers: " + "9" * 400 + "\n", ["layers", "integer of 400 digits"]),
+        # a step so small that the number of steps is infinite (round(inf) raised)
+        ("dropout: {low: 0, high: 0.5, step: 1.0e-320}\n", ["dropout.step", "too small"]),
+        # a min_epochs whose inverse is infinite (round(inf) raised)
+        ("min_epochs: 5.0e-324\n", ["min_epochs under 1", "whole fraction"]),
+        # PyYAML's scalar constructors raised ValueError, IndexError, KeyError, AttributeError
+        ("name: 2020-13-45\n", ["line 1, column 7", "'2020-13-45' is not a valid timestamp"]),
+        ("name: 2001-01-01 00:00:00 +99:99\n", ["line 1", "not a valid timestamp"]),
+        ("name: !!timestamp soon\n", ["'soon' is not a valid timestamp"]),
+        ("layers: 0x_\n", ["line 1, column 9", "'0x_' is not a valid int"]),
+        ("layers: !!int abc\n", ["'abc' is not a valid int"]),
+        ("layers: !!int ''\n", ["'' is not a valid int"]),
+        ("layers: !!float abc\n", ["'abc' is not a valid float"]),
+        ("layers: !!bool maybe\n", ["'maybe' is not a valid bool"]),
+        ("layers: " + "9" * 5000 + "\n", ["not a valid int", "4300 digits"]),
+        # a mapping tag on a scalar: the duplicate-key check unpacked its text (ValueError)
+        ("layers: !!set .\n", ["line 1", "expected a mapping node, but found scalar"]),
+        ("layers: !!map [1]\n", ["line 1", "expected a mapping node, but found sequence"]),
+        # nesting deeper than PyYAML's recursive composer can go (RecursionError)
+        ("[" * 5000 + "]" * 5000, ["nested too deeply"]),
+    ],
+)
+def test_malformed_space_files_raise_space_errors(
+    tmp_path: Path, text: str, words: list[str]
+) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SpaceError) as info:
+        SearchSpace.from_file(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    for word in words:
+        assert word in message, f"{word!r} not in: {message}"

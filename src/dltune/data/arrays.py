@@ -9,7 +9,7 @@ import numpy as np
 
 from dltune.errors import DataError
 
-from .checks import as_features, as_target
+from .checks import as_features, as_target, column_label
 from .dataset import Dataset, Task, digest_arrays
 from .split import split_one, split_three
 from .task import detect_task, encode_labels
@@ -38,7 +38,35 @@ def feature_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def standardize(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    return ((x - mean) / std).astype(np.float32, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = ((x - mean) / std).astype(np.float32, copy=False)
+    if not np.isfinite(out).all():  # x - mean overflowed float32 (values near +-3.4e38)
+        out = ((np.asarray(x, dtype=np.float64) - mean) / std).astype(np.float32)
+    return out
+
+
+def _standardized(
+    x: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    split: str,
+    where: str,
+    names: Sequence[str] | None,
+) -> np.ndarray:
+    """``standardize``, refusing a value too far from the training mean for float32."""
+    with np.errstate(over="ignore"):
+        out = standardize(x, mean, std)
+    bad = np.argwhere(~np.isfinite(out))
+    if len(bad):
+        i, j = (int(v) for v in bad[0])
+        sds = abs(float(x[i, j]) - float(mean[j])) / float(std[j])
+        raise DataError(
+            f"{where}: {column_label(j, names)} of the {split} split holds {float(x[i, j])!r} "
+            f"(row {i} of that split), {sds:.3g} training standard deviations from the training "
+            f"mean {float(mean[j])!r}, beyond float32's range. Rescale that column (e.g. divide "
+            f"it by a large constant) or drop it."
+        )
+    return out
 
 
 def _feature_names(names: Sequence[str] | None, n_features: int, where: str) -> list[str] | None:
@@ -128,7 +156,10 @@ def from_arrays(
         _check_classes(ys[0], classes, where)
         ys = [v.astype(np.int64) for v in ys]
     else:
-        ys = [v.astype(np.float32) for v in ys]
+        ys = [
+            _float32_target(v, f"{where} ({split})")
+            for v, split in zip(ys, _ys_names(val, test), strict=True)
+        ]
     rest = iter(ys[1:])
     if val is not None:
         val = (val[0], next(rest))
@@ -157,11 +188,11 @@ def from_arrays(
         source=where,
         task=final_task,
         task_reason=reason,
-        x_train=standardize(x_train, mean, std),
+        x_train=_standardized(x_train, mean, std, "training", where, names),
         y_train=y_train,
-        x_val=standardize(x_val, mean, std),
+        x_val=_standardized(x_val, mean, std, "validation", where, names),
         y_val=y_val,
-        x_test=standardize(x_test, mean, std),
+        x_test=_standardized(x_test, mean, std, "test", where, names),
         y_test=y_test,
         feature_names=names,
         classes=classes,
@@ -172,6 +203,26 @@ def from_arrays(
         split=how,
         raw_digest=digest,
     )
+
+
+def _ys_names(val: Any, test: Any) -> list[str]:
+    """What each entry of from_arrays' ``ys`` is: the target, then y_val and y_test if given."""
+    return ["target"] + ["y_val"] * (val is not None) + ["y_test"] * (test is not None)
+
+
+def _float32_target(y: np.ndarray, where: str) -> np.ndarray:
+    """A regression target as float32 (what training uses), refusing values past its range."""
+    with np.errstate(over="ignore"):
+        out = y.astype(np.float32)
+    bad = np.nonzero(~np.isfinite(out))[0]
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(
+            f"{where}: the target is {y[i]!r} at row {i} ({len(bad)} row(s) in all), beyond "
+            f"float32's range (+-3.4e38) that training uses. Rescale the target (e.g. divide it "
+            f"by a large constant)."
+        )
+    return out
 
 
 Pair = tuple[np.ndarray, np.ndarray]

@@ -32,8 +32,8 @@ def as_features(
         raise DataError(f"{where}: features must be an array of samples, got a scalar.")
     if arr.ndim == 1:
         arr = arr.reshape(-1, 1)  # one feature
-    elif arr.ndim > 2:
-        arr = arr.reshape(arr.shape[0], -1)  # (n, h, w) images -> (n, h*w)
+    elif arr.ndim > 2:  # (n, h, w) images -> (n, h*w); explicit, as -1 is ambiguous for n = 0
+        arr = arr.reshape(arr.shape[0], int(np.prod(arr.shape[1:])))
     if arr.shape[1] == 0:
         raise DataError(f"{where}: there are no feature columns.")
     if arr.dtype.kind in "OUS":
@@ -98,8 +98,15 @@ def as_target(y: object, where: str, row_label: RowLabel = row_number) -> np.nda
         raise DataError(
             f"{where}: the target must be one value per sample (1-D); got shape {arr.shape}."
         )
-    if arr.dtype.kind == "S":
-        arr = arr.astype(str)
+    if arr.dtype.kind == "S":  # bytes: labels if they are text, which numpy decodes as ASCII
+        try:
+            arr = arr.astype(str)
+        except UnicodeDecodeError:
+            i = next(i for i, v in enumerate(arr) if not v.isascii())
+            raise DataError(
+                f"{where}: the target is bytes, not text, and {row_label(i)} holds "
+                f"{bytes(arr[i])!r}, which is not ASCII. Save the labels as text (str) or numbers."
+            ) from None
     if arr.dtype.kind in "OU":
         missing = [i for i, v in enumerate(arr) if _is_missing(v)]
         if missing:

@@ -7,6 +7,7 @@ uint32 per dimension, then the values, big-endian, row-major. Files may be gzip-
 from __future__ import annotations
 
 import gzip
+import math
 import re
 import zlib
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: IDX header is truncated ({len(data)} bytes for {ndim} dims).")
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(_DTYPES[code])
-    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(dims) * dtype.itemsize  # exact: np.prod wraps past 2**63
     if len(data) != expected:
         raise DataError(
             f"{path}: IDX size mismatch: the header says dims {dims} of {dtype.name} "

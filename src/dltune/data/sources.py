@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -222,15 +223,26 @@ NPZ_KEYS = ("x", "y", "x_val", "y_val", "x_test", "y_test", "feature_names")
 def load_npz(path: Path, task: str | None, seed: int) -> Dataset:
     """Arrays x, y and optionally x_val, y_val, x_test, y_test, feature_names."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # np.save's one array, named .npz
+            raise DataError(
+                f"{path}: holds a single .npy array (shape {loaded.shape}), not an .npz archive "
+                f"of named arrays. Save it with np.savez(path, x=..., y=...)."
+            )
+        with loaded as npz:
             arrays: dict[str, Any] = {k: npz[k] for k in npz.files}
     except ValueError as e:
         raise DataError(
             f"{path}: cannot read ({e}). Save plain number or string arrays with "
             f"np.savez(path, x=..., y=...)."
         ) from None
-    except (OSError, zipfile.BadZipFile, EOFError) as e:
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as e:  # zlib: damaged members
         raise DataError(f"{path}: not a readable .npz file ({e}).") from None
+    except MemoryError as e:  # numpy allocates what an array's header claims before reading it
+        raise DataError(
+            f"{path}: an array in it does not fit in memory ({e}); the file is damaged (its "
+            f"header claims that size) or the data are too large for this machine."
+        ) from None
     found = ", ".join(repr(k) for k in arrays) or "none"
     for key in arrays:
         if key not in NPZ_KEYS:
@@ -245,6 +257,11 @@ def load_npz(path: Path, task: str | None, seed: int) -> Dataset:
                 f"the target as y: np.savez(path, x=..., y=...)."
             )
     names = arrays.pop("feature_names", None)
+    if names is not None and names.ndim != 1:  # a 0-d array cannot even be iterated
+        raise DataError(
+            f"{path}: feature_names must be a 1-D array of names, one per feature column; got "
+            f"shape {names.shape}. Save it as np.array(['a', 'b', ...])."
+        )
     return from_arrays(
         name=path.stem,
         task=task,

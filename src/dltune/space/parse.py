@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,6 +51,11 @@ class _Parser:
                 raise self.error(f"{path} must be a number; got {_show(value)}.") from None
         elif isinstance(value, numbers.Integral):
             number = int(value)
+            if abs(number) > sys.float_info.max:  # math.isfinite would raise OverflowError
+                raise self.error(
+                    f"{path} must be a number of a sensible size; got an integer of "
+                    f"{len(str(abs(number)))} digits. {rule.hint}".strip()
+                )
         elif isinstance(value, numbers.Real):
             number = float(value)
         else:
@@ -195,6 +201,12 @@ class _Parser:
         step_rule = _Rule(rule.kind, 0, low_open=True, hint="")
         step = self.bounded(value, step_rule, path)
         count = (high - low) / step
+        if not math.isfinite(count):  # a subnormal step such as 1e-320: round(inf) would raise
+            raise self.error(
+                f"{path}: step {_show(step)} is too small for low {_show(low)} and high "
+                f"{_show(high)}: the range would have more steps than a number can count. "
+                "Use a larger step, or remove it."
+            )
         # Optuna would silently lower `high` to the last step; say so instead.
         if abs(count - round(count)) > 1e-9 * max(1.0, count):
             last = low + math.floor(count + 1e-9) * step
@@ -245,7 +257,7 @@ class _Parser:
             raise self.error(
                 f"min_epochs must be at most epochs ({epochs}); got {_show(value)}. {_MIN_WHY}"
             )
-        if number < 1 and abs(1 / number - round(1 / number)) > 1e-6:
+        if number < 1 and not _whole_fraction(number):
             raise self.error(
                 f"min_epochs under 1 must be a whole fraction of an epoch (1/2, 1/4, 1/10 ...); "
                 f"got {_show(value)}. Use 0.25 rather than 0.3, for instance."
@@ -272,6 +284,15 @@ class _Parser:
         if not isinstance(value, str) or not value.strip():
             raise self.error(f"name must be non-empty text; got {_show(value)}.")
         return value.strip()
+
+
+def _whole_fraction(number: float) -> bool:
+    """Whether 0 < number < 1 is 1/k for a whole k (1e-320 is not: 1/1e-320 is infinite)."""
+    try:
+        k = 1 / number
+    except OverflowError:
+        return False
+    return math.isfinite(k) and abs(k - round(k)) <= 1e-6
 
 
 _EPOCHS_WHY = (

@@ -90,16 +90,23 @@ _VOCABULARY: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
 }
 
 
-def _show(value: Any) -> str:
-    """A value as the user wrote it (YAML spelling for null and booleans)."""
+def _show(value: Any, _inside: tuple[int, ...] = ()) -> str:
+    """A value as the user wrote it (YAML spelling for null and booleans).
+
+    A list or mapping that contains itself (YAML aliases: `&a [*a]`) shows as ``...`` where it
+    recurs, as Python's repr does, and nesting deeper than 20 levels is cut the same way.
+    """
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, Mapping | list | tuple):
+        if id(value) in _inside or len(_inside) >= 20:
+            return "..."
+        inside = (*_inside, id(value))
+        if isinstance(value, Mapping):
+            return "{" + ", ".join(f"{k}: {_show(v, inside)}" for k, v in value.items()) + "}"
+        return "[" + ", ".join(_show(v, inside) for v in value) + "]"
     return repr(value)
 
 
