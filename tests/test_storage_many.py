@@ -212,6 +212,16 @@ def test_a_study_on_a_journal_file_runs_and_resumes(blobs, tmp_path):
     assert all(t.state.is_finished() for t in trials)
     assert all(isinstance(t.system_attrs.get(HEARTBEAT_ATTR), float) for t in trials)
     assert again.best is not None and 0.9 < again.best["test"] <= 1.0
+    # the other commands read it as they read a database
+    from click.testing import CliRunner
+
+    from dltune.cli import main
+
+    for command in ("best", "trials", "studies"):
+        shown = CliRunner().invoke(main, [command, "--storage", url, "--json"])
+        assert shown.exit_code == 0, shown.output
+        assert str(again.best["trial"]) in shown.output or command == "studies"
+    assert '"trials": 5' in CliRunner().invoke(main, ["studies", "--storage", url, "--json"]).output
 
 
 def test_a_journal_trial_without_heartbeats_is_failed_later(tmp_path):
