@@ -156,6 +156,23 @@ def test_without_the_driver_the_error_names_the_extra(monkeypatch):
     assert "s3cret" not in str(error.value)
 
 
+def test_a_storage_lost_during_a_run_is_a_clear_error():
+    import sqlalchemy.exc
+
+    from dltune.storage import storage_lost
+
+    cut = sqlalchemy.exc.OperationalError(
+        "SELECT 1", {}, Exception("server closed the connection unexpectedly\n\tThis probably")
+    )
+    error = storage_lost("postgresql://me:s3cret@db/x", cut)
+    assert error is not None
+    message = str(error)
+    assert "'postgresql://me:***@db/x' failed during the run" in message
+    assert "server closed the connection unexpectedly" in message
+    assert "run the same command again" in message and "s3cret" not in message
+    assert storage_lost("postgresql://me:s3cret@db/x", ValueError("not storage")) is None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -209,6 +209,28 @@ def _release(exc: BaseException) -> None:
     gc.collect()
 
 
+def storage_lost(url: str, exc: BaseException) -> StudyError | None:
+    """The error to show when the storage failed during a run (server gone, connection cut,
+    journal file unwritable), or None when `exc` is not about the storage."""
+    import optuna
+    import sqlalchemy.exc
+
+    if not isinstance(
+        exc,
+        (
+            sqlalchemy.exc.OperationalError,
+            sqlalchemy.exc.InterfaceError,
+            optuna.exceptions.StorageInternalError,
+        ),
+    ):
+        return None
+    text = _explain(url, url, exc).split(" cannot be opened: ", 1)[-1]
+    return StudyError(
+        f"storage {display_url(url)!r} failed during the run: {text}. Finished trials are "
+        "kept; run the same command again to continue"
+    )
+
+
 def _lost_creation_race(exc: Exception) -> bool:
     text = str(exc).lower()
     return "already exists" in text or "duplicate key" in text

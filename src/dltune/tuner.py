@@ -29,6 +29,7 @@ from .storage import (
     fail_stale_trials,
     normalize_url,
     open_storage,
+    storage_lost,
 )
 from .vocabulary import DEFAULT_METRIC, METRICS
 from .workers import SEED_STRIDE, LocalWorkers, share, threads_per_worker
@@ -401,6 +402,9 @@ def tune(
         lifecycle.fail_running("interrupted", "stopped by the user (Ctrl-C)")
     except Exception as exc:
         lifecycle.fail_running("failed", f"{type(exc).__name__}: {exc}")
+        lost = storage_lost(storage, exc)  # the database went away: a message, not a traceback
+        if lost is not None:
+            raise lost from exc
         raise
     finally:
         lifecycle.close()
