@@ -143,6 +143,12 @@ def _storage_option(func: F) -> F:
     help="Processes on this machine working on the study together (e.g. one per core).",
 )
 @click.option(
+    "--ray",
+    "ray_address",
+    metavar="ADDRESS",
+    help="Train on a Ray cluster: HOST:PORT of its head, or auto (extra: dltune[ray]).",
+)
+@click.option(
     "--memory",
     default="auto",
     show_default=True,
@@ -169,6 +175,7 @@ def run(
     engine: str,
     population: int,
     workers: int,
+    ray_address: str | None,
     memory: str,
     device: str,
 ) -> None:
@@ -196,6 +203,7 @@ def run(
         engine=engine,
         population=population,
         workers=workers,
+        ray=ray_address,
         memory=memory,
         device=device,
         target=target,

@@ -256,6 +256,7 @@ def tune(
     task: str | None = None,
     data_dir: str | Path | None = None,
     progress: ProgressListener | None = None,
+    ray: str | None = None,
 ) -> TuneResult:
     """Tune a dense network's hyperparameters on `data`; the study lives in `storage`.
 
@@ -276,7 +277,9 @@ def tune(
     `engine` trains trials one at a time ("sequential") or up to `population` at once, stacked,
     within a `memory` budget ("population"). `workers` > 1 runs that many processes on the
     study (this one and workers - 1 children, see workers.py), sharing the trial and epoch
-    budgets. At the end the best trial is evaluated once on the test split.
+    budgets. `ray` ("auto" or HOST:PORT): trials are trained by Ray actors on that cluster,
+    one per CPU, fed from this process's study (distributed/ray_engine.py). At the end the best
+    trial is evaluated once on the test split.
     """
     import torch
 
@@ -288,6 +291,8 @@ def tune(
         raise DLTuneError(f"--engine {engine!r} is not known; choose from {', '.join(ENGINES)}")
     if workers < 1:
         raise DLTuneError(f"--workers must be at least 1; got {workers}")
+    if ray is not None and workers > 1:
+        raise DLTuneError("--ray and --workers do not mix: Ray places the workers itself")
     started = time.perf_counter()
     progress = progress or ProgressListener()
     space = resolve_space(space)
@@ -376,8 +381,19 @@ def tune(
         }
     )
     interrupted = False
-    if engine == "population":
-        members: Any = PopulationTrainer(
+    slots = population if engine == "population" else 1
+    if ray is not None:
+        from .distributed.ray_engine import RayEngine
+
+        members: Any = RayEngine.start(ray, dataset, meta["metric"], shuffle_seed, segments)
+        slots = len(members.actors)
+        notes.append(
+            f"Ray at {ray}: {slots} workers ("
+            + ", ".join(f"{n['host']}:{n['pid']}" for n in members.nodes)
+            + ")"
+        )
+    elif engine == "population":
+        members = PopulationTrainer(
             dataset,
             metric=meta["metric"],
             device=device,
@@ -393,7 +409,7 @@ def tune(
         scheduler,
         budget,
         patience=space.patience,
-        slots=population if engine == "population" else 1,
+        slots=slots,
     )
     try:
         loop.run()
