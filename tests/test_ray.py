@@ -120,3 +120,20 @@ def test_a_worker_killed_mid_study_and_the_study_still_completes(cluster, tmp_pa
     final = states(db)
     assert len(final) == 16
     assert set(final) <= {"COMPLETE", "PRUNED"}  # none left running, none failed
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "not-an-address"])
+def test_an_unreachable_or_malformed_ray_address_is_a_clear_error_not_a_hang(tmp_path, address):
+    space = tmp_path / "small.yaml"
+    space.write_text(SMALL_SPACE)
+    started = time.monotonic()
+    run = subprocess.run(
+        [sys.executable, "-m", "dltune.cli", "run", str(space), "--trials", "1", "--ray", address],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2
+    assert "--ray" in run.stderr and "Traceback" not in run.stderr
+    assert time.monotonic() - started < 60
