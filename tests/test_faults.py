@@ -46,7 +46,10 @@ def test_a_driver_killed_with_sigkill_resumes_with_nothing_finished_lost(tmp_pat
         deadline = time.monotonic() + 120
         while True:  # wait until several trials have finished and one is in flight
             time.sleep(0.3)
-            rows = trial_rows(db) if db.exists() else {}
+            try:
+                rows = trial_rows(db) if db.exists() else {}
+            except sqlite3.OperationalError:  # the file exists, Optuna's tables not yet
+                rows = {}
             finished = [n for n, (state, _) in rows.items() if state in FINISHED]
             running = [n for n, (state, _) in rows.items() if state == "RUNNING"]
             if len(finished) >= 4 and running:

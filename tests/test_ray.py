@@ -64,8 +64,11 @@ def cluster():
 
 
 def states(db: Path) -> list[str]:
-    with sqlite3.connect(db, timeout=30) as connection:
-        return [row[0] for row in connection.execute("SELECT state FROM trials")]
+    try:
+        with sqlite3.connect(db, timeout=30) as connection:
+            return [row[0] for row in connection.execute("SELECT state FROM trials")]
+    except sqlite3.OperationalError:  # the file exists, Optuna's tables not yet
+        return []
 
 
 def dltune_run(inside, tmp_path: Path, trials: int, epochs: int = 3) -> list[str]:
