@@ -250,30 +250,9 @@ def _print_top_diagnostics(console: Any, study: Any, count: int = 3) -> None:
 
 
 def _load_study(storage: str, study_name: str | None) -> Any:
-    """A study from storage; without a name, the only one or the most recently used."""
-    import optuna
+    from .storage import load_study
 
-    from .errors import StudyError
-    from .storage import display_url, normalize_url, open_storage
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = normalize_url(storage)
-    backend = open_storage(url)
-    summaries = optuna.get_all_study_summaries(backend, include_best_trial=False)
-    names = [s.study_name for s in summaries]
-    if not names:
-        raise StudyError(f"storage {display_url(url)} holds no study yet; run `dltune run` first")
-    if study_name is None:
-        latest = max(summaries, key=lambda s: (s.datetime_start is not None, s.datetime_start))
-        study_name = latest.study_name
-    elif study_name not in names:
-        from .errors import did_you_mean
-
-        raise StudyError(
-            f"study {study_name!r} is not in {display_url(url)};{did_you_mean(study_name, names)} "
-            f"It holds: {', '.join(names)}"
-        )
-    return optuna.load_study(study_name=study_name, storage=backend)
+    return load_study(storage, study_name)
 
 
 @main.command()

@@ -364,3 +364,28 @@ def fail_stale_trials(study: optuna.Study) -> None:
         if isinstance(beat, (int, float)) and now - beat > GRACE_PERIOD:
             with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
                 storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+
+
+def load_study(storage: str, study_name: str | None = None) -> optuna.Study:
+    """A study from storage; without a name, the only one or the most recently used (the
+    CLI's commands, train-best). Errors name the storage, its password masked."""
+    import optuna
+
+    from .errors import did_you_mean
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = normalize_url(storage)
+    backend = open_storage(url)
+    summaries = optuna.get_all_study_summaries(backend, include_best_trial=False)
+    names = [s.study_name for s in summaries]
+    if not names:
+        raise StudyError(f"storage {display_url(url)} holds no study yet; run `dltune run` first")
+    if study_name is None:
+        latest = max(summaries, key=lambda s: (s.datetime_start is not None, s.datetime_start))
+        study_name = latest.study_name
+    elif study_name not in names:
+        raise StudyError(
+            f"study {study_name!r} is not in {display_url(url)};{did_you_mean(study_name, names)} "
+            f"It holds: {', '.join(names)}"
+        )
+    return optuna.load_study(study_name=study_name, storage=backend)

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..config import Config
-from ..errors import DataError, ModelError, StudyError, did_you_mean
+from ..errors import DataError, ModelError, StudyError
 from ..records import best_trial, study_meta, test_result
-from ..storage import DEFAULT_STORAGE, normalize_url, open_storage
+from ..storage import DEFAULT_STORAGE, load_study, normalize_url
 from .card import library_versions, now
 from .loaded import TunedModel
 from .preprocessing import Preprocessing
@@ -58,28 +58,6 @@ class TrainBest:
         from .bundle import write_bundle
 
         return write_bundle(directory, self.model, self.card)
-
-
-def load_study(storage: str = DEFAULT_STORAGE, study_name: str | None = None) -> optuna.Study:
-    """A study from storage; without a name, the most recently started one."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = normalize_url(storage)
-    backend = open_storage(url)
-    summaries = optuna.get_all_study_summaries(backend, include_best_trial=False)
-    names = [s.study_name for s in summaries]
-    if not names:
-        raise StudyError(f"storage {url} holds no study yet; run `dltune run` first")
-    if study_name is None:
-        latest = max(summaries, key=lambda s: (s.datetime_start is not None, s.datetime_start))
-        study_name = latest.study_name
-    elif study_name not in names:
-        raise StudyError(
-            f"study {study_name!r} is not in {url};{did_you_mean(study_name, names)} "
-            f"It holds: {', '.join(names)}"
-        )
-    return optuna.load_study(study_name=study_name, storage=backend)
 
 
 def study_data(
