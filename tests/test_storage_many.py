@@ -34,6 +34,8 @@ from dltune.storage import (
 )
 from dltune.tuner import tune
 
+from .test_cli import SMALL_SPACE  # the same tiny space the CLI tests run
+
 SMALL = {
     "layers": [1, 2],
     "units": [16, 32],
@@ -45,15 +47,6 @@ SMALL = {
     "epochs": 2,
 }
 
-SMALL_SPACE = """\
-layers: [1, 2]
-units: [16, 32]
-activation: [relu, tanh]
-optimizer: [adam, sgd]
-lr: {low: 1.0e-3, high: 0.3, log: true}
-batch_size: [32, 64]
-epochs: 3
-"""
 
 QUICK = 15  # seconds: a bad storage must be reported within this (connect timeout: 10 s)
 

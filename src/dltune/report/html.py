@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import __version__
 from ..analysis import StudyAnalysis
+from ..analysis.trials import HYPERPARAMETERS
 from ..config import Config
 from . import figures
 
@@ -121,18 +122,7 @@ def _best(a: StudyAnalysis) -> str:
         ("best epoch", f"{_num(best['best_epoch'])} of {best['epochs']} trained"),
     ]
     config = best.get("config") or {}
-    for key in (
-        "layers",
-        "units",
-        "dropout",
-        "activation",
-        "loss",
-        "optimizer",
-        "learning_rate",
-        "weight_decay",
-        "batch_size",
-        "epochs",
-    ):
+    for key in HYPERPARAMETERS:
         if key in config:
             value = config[key]
             rows.append((key, _num(value) if isinstance(value, float) else value))
