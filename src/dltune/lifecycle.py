@@ -63,7 +63,10 @@ class TrialLifecycle:
         self.running[trial.number] = trial
         self._heartbeat.beat(trial)
         config = self.space.suggest(trial)
-        seed = trial_seed(self.base_seed, trial.number)
+        # A trial enqueued with its seed (a sweep's member: seed k is shared by every value)
+        # keeps it; otherwise the seed follows from the trial's number.
+        enqueued = trial.user_attrs.get("seed")
+        seed = enqueued if isinstance(enqueued, int) else trial_seed(self.base_seed, trial.number)
         trial.set_user_attr("config", config.to_dict())
         trial.set_user_attr("seed", seed)
         if self.worker is not None:
@@ -97,6 +100,8 @@ class TrialLifecycle:
         trial.set_user_attr("train_loss", [r.train_loss for r in history])
         trial.set_user_attr("val_loss", [r.val_loss for r in history])
         trial.set_user_attr("epoch_seconds", [round(r.seconds, 4) for r in history])
+        if any(math.isfinite(r.train_metric) for r in history):  # tracked (sweeps)
+            trial.set_user_attr("train_metric", [_json_float(r.train_metric) for r in history])
         trial.set_user_attr("best_epoch", result.best_epoch)
         trial.set_user_attr("stopped_early", result.stopped_early)
         if result.status == "complete":
@@ -137,6 +142,11 @@ class TrialLifecycle:
 
     def close(self) -> None:
         self._heartbeat.stop()
+
+
+def _json_float(value: float) -> float | None:
+    """Storage holds JSON, which has no NaN: an epoch without a value is null."""
+    return value if math.isfinite(value) else None
 
 
 class _Heartbeats:

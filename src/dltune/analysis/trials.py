@@ -51,6 +51,7 @@ class TrialView:
     partial: float | None = None  # a value measured inside the first epoch (sub-epoch rung)
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    train_metric: list[float] = field(default_factory=list)  # when tracked (sweeps)
     epoch_seconds: list[float] = field(default_factory=list)
     best_epoch: int | None = None
     diverged_epoch: int | None = None
@@ -177,6 +178,7 @@ def _view(trial: FrozenTrial) -> TrialView:
         partial=_float(partial) if partial is not None else None,
         train_loss=[_float(v) for v in attrs.get("train_loss", [])],
         val_loss=[_float(v) for v in attrs.get("val_loss", [])],
+        train_metric=[_float(v) for v in attrs.get("train_metric", [])],
         epoch_seconds=[float(v) for v in attrs.get("epoch_seconds", [])],
         best_epoch=attrs.get("best_epoch"),
         diverged_epoch=attrs.get("diverged_epoch"),

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from ..data import Dataset
 
 SPLITS = ("train", "val", "test")
+# The training rows on which the train metric is measured (see train_sample): as many as the
+# validation split has, so that the train-validation gap compares samples of one size.
+TRAIN_SAMPLE_SEED = 20_240_917
+MAX_TRAIN_SAMPLE = 10_000
 
 
 class DeviceData:
@@ -35,6 +39,18 @@ class DeviceData:
             "val": (self._features(data.x_val), self._targets(data.y_val)),
             "test": (self._features(data.x_test), self._targets(data.y_test)),
         }
+
+    def add_train_sample(self) -> None:
+        """Add split "train_sample": a fixed random sample of the training rows, as many as the
+        validation split (at most MAX_TRAIN_SAMPLE), on which the train metric is measured
+        in evaluation mode. Only trainers that track the train metric pay for it."""
+        if "train_sample" in self.splits:
+            return
+        x, y = self.splits["train"]
+        size = min(len(x), max(1, len(self.splits["val"][0])), MAX_TRAIN_SAMPLE)
+        rows = np.random.default_rng(TRAIN_SAMPLE_SEED).permutation(len(x))[:size]
+        index = torch.as_tensor(np.sort(rows), device=self.device)
+        self.splits["train_sample"] = (x.index_select(0, index), y.index_select(0, index))
 
     def _features(self, x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=self.device)

@@ -63,8 +63,12 @@ class PopulationTrainer:
         pad_widths: bool = True,
         max_padding: float = 1.0,
         segments: int = 1,
+        track_train: bool = False,
     ) -> None:
         self.tensors = DeviceData(data, metric=metric, device=device)
+        self.track_train = track_train  # as SequentialTrainer's: the train metric every epoch
+        if track_train:
+            self.tensors.add_train_sample()
         self.data = data
         self.metric = self.tensors.metric
         self.shuffle_seed = shuffle_seed
@@ -266,6 +270,11 @@ class PopulationTrainer:
                 if needs_validation
                 else ([math.nan] * len(members), [math.nan] * len(members))
             )
+            train_values = (
+                bucket.evaluate("train_sample")[1].tolist()
+                if ends_epoch and self.track_train
+                else [math.nan] * len(members)
+            )
             seconds = time.perf_counter() - started
             widths_key = (bucket.batch_size, bucket.widths)
             self.bucket_seconds[widths_key] = self.bucket_seconds.get(widths_key, 0.0) + seconds
@@ -277,10 +286,14 @@ class PopulationTrainer:
                 member.epoch_seconds += seconds / len(members)
                 status = None
                 if member.segment == self.segments:
-                    status = self._end_epoch(bucket, member, n_train, val_losses[i], values[i])
+                    status = self._end_epoch(
+                        bucket, member, n_train, (val_losses[i], values[i], train_values[i])
+                    )
                     status = status or self._decide(member, on_epoch)
                 elif not math.isfinite(member.loss_sum):  # diverged inside an epoch
-                    status = self._end_epoch(bucket, member, n_train, val_losses[i], values[i])
+                    status = self._end_epoch(
+                        bucket, member, n_train, (val_losses[i], values[i], math.nan)
+                    )
                 if status is not None:
                     leaving[member.key] = status
                 elif member.epochs_done >= member.until - 1e-9:
@@ -292,13 +305,21 @@ class PopulationTrainer:
         return finished, at_target
 
     def _end_epoch(
-        self, bucket: Bucket, member: Member, n_train: int, val_loss: float, value: float
+        self, bucket: Bucket, member: Member, n_train: int, measured: tuple[float, float, float]
     ) -> str | None:
-        """Record the member's epoch; "diverged" when its training loss is not finite."""
+        """Record the member's epoch from its measured (validation loss, validation metric,
+        train metric); "diverged" when its training loss is not finite."""
         member.epoch += 1
         member.segment = 0
+        val_loss, value, train_metric = measured
+        train_loss = member.loss_sum / n_train
         report = EpochReport(
-            member.epoch, member.loss_sum / n_train, val_loss, value, member.epoch_seconds
+            member.epoch,
+            train_loss,
+            val_loss,
+            value,
+            member.epoch_seconds,
+            train_metric if math.isfinite(train_loss) else math.nan,
         )
         member.loss_sum, member.epoch_seconds = 0.0, 0.0
         result = member.result

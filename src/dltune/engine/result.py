@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,9 @@ class EpochReport:
     val_loss: float
     val_metric: float
     seconds: float  # wall time of this epoch, evaluation included
+    # The metric on a fixed sample of the training rows, in evaluation mode (no dropout), when
+    # the trainer tracks it: against val_metric it is the train-validation gap. NaN otherwise.
+    train_metric: float = math.nan
 
 
 @dataclass

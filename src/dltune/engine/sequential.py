@@ -48,8 +48,14 @@ class SequentialTrainer:
         metric: str | None = None,
         device: str | torch.device = "cpu",
         shuffle_seed: int = 0,
+        track_train: bool = False,
     ) -> None:
         self.tensors = DeviceData(data, metric=metric, device=device)
+        # Measure the metric on a sample of the training rows after every epoch (sweeps show
+        # the train-validation gap); an evaluation pass more per epoch.
+        self.track_train = track_train
+        if track_train:
+            self.tensors.add_train_sample()
         self.data = data
         self.device = self.tensors.device
         self.metric: Metric = self.tensors.metric
@@ -204,8 +210,11 @@ class TrainingRun:
         self.segment = 0
         train_loss = float(self.loss_sum) / len(self.trainer.splits["train"][0])
         val_loss, value = self.trainer.evaluate(self.model, "val", self.config.loss)
+        train_metric = math.nan
+        if self.trainer.track_train and math.isfinite(train_loss):
+            train_metric = self.trainer.evaluate(self.model, "train_sample", self.config.loss)[1]
         seconds = self.epoch_seconds + time.perf_counter() - started
-        report = EpochReport(self.epoch, train_loss, val_loss, value, seconds)
+        report = EpochReport(self.epoch, train_loss, val_loss, value, seconds, train_metric)
         self.loss_sum = torch.zeros((), device=self.trainer.device)
         self.epoch_seconds = 0.0
         result = self.result

@@ -45,6 +45,13 @@ _RULES: dict[str, _Rule] = {
     "batch_size": _Rule("int", 1, hint="Use a size such as 64."),
 }
 _EPOCHS_RULE = _Rule("int", 1, hint="Use a number such as 27.")
+
+
+def value_rule(key: str) -> _Rule:
+    """The rule one value of hyperparameter `key` must keep ("epochs": a whole number >= 1)."""
+    return _EPOCHS_RULE if key == "epochs" else _RULES[key]
+
+
 _MIN_EPOCHS_RULE = _Rule(
     "float", 0, low_open=True, hint="Use 1, or a fraction of an epoch such as 0.25 for large data."
 )
