@@ -563,3 +563,13 @@ def predict(directory: str, data: str, output: str) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+def _register_subcommands() -> None:
+    """Commands that live in modules of their own (imported here, after `main` exists)."""
+    from .cli_sweep import sweep_command
+
+    main.add_command(sweep_command)
+
+
+_register_subcommands()

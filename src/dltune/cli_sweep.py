@@ -1,0 +1,244 @@
+"""`dltune sweep PARAM`: one hyperparameter varied, the rest held; its table, readings, page."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .errors import StudyError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from .analysis.sweeps import SweepAnalysis
+    from .sweep.runner import SweepResult
+
+HELP_PARAM = (
+    "PARAM: layers, units, dropout, activation, loss, optimizer, learning_rate (lr), "
+    "weight_decay, batch_size or epochs."
+)
+
+
+@click.command("sweep", epilog=HELP_PARAM)
+@click.argument("param")
+@click.option("--values", help="The values, separated by commas: 0,0.2,0.4 or relu,tanh,linear.")
+@click.option(
+    "--range",
+    "value_range",
+    metavar="LOW:HIGH:N[:log]",
+    help="N values from LOW to HIGH, evenly or on a log scale: 1e-5:10:13:log.",
+)
+@click.option("--from-study", help="Hold the rest at this study's best trial (same storage).")
+@click.option(
+    "--base",
+    type=click.Path(dir_okay=False),
+    help="Hold the rest at this space file's fixed values (textbook values for the others).",
+)
+@click.option(
+    "--data",
+    default="digits",
+    show_default=True,
+    help="digits, mnist, a folder of IDX files, or a .csv/.parquet/.npz file "
+    "(with --from-study: that study's data unless given).",
+)
+@click.option("--target", help="The target column of a .csv or .parquet file.")
+@click.option(
+    "--task",
+    type=click.Choice(["classification", "regression"]),
+    help="Override the task told from the target.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="Where local copies of downloadable data live (or DLTUNE_DATA_DIR).",
+)
+@click.option("--storage", default=None, help="Optuna storage URL [default: sqlite:///dltune.db].")
+@click.option("--study", "study_name", help="Study name [default: sweep-PARAM-DATA].")
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    help="Epochs per run [default: the base's]; for an epochs sweep, the most.",
+)
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="The first seed.")
+@click.option(
+    "--estimate/--no-estimate",
+    default=True,
+    show_default=True,
+    help="Time a sample one at a time, to tell what the population saved.",
+)
+@click.option("--memory", default=None, help="Memory budget of the population (e.g. 4GB).")
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu or cuda.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Also write the sweep's page (.html) or picture (.png).",
+)
+def sweep_command(**options: Any) -> None:
+    """Train one configuration with PARAM varied and the rest held, K seeds per value."""
+    from .cli import user_errors
+
+    user_errors(_sweep)(**options)
+
+
+def _sweep(
+    param: str,
+    values: str | None,
+    value_range: str | None,
+    from_study: str | None,
+    base: str | None,
+    data: str,
+    target: str | None,
+    task: str | None,
+    data_dir: str | None,
+    storage: str | None,
+    study_name: str | None,
+    epochs: int | None,
+    seeds: int,
+    seed: int,
+    estimate: bool,
+    memory: str | None,
+    device: str,
+    output: str | None,
+) -> None:
+    import optuna
+
+    from .analysis.sweeps import analyze_sweep
+    from .cli import _console
+    from .cli_display import make_progress
+    from .storage import DEFAULT_STORAGE, display_url
+    from .sweep import sweep
+
+    if output is not None:
+        _check_output(output)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    console = _console()
+    result = sweep(
+        param,
+        values=values,
+        value_range=value_range,
+        data=data,
+        base=base,
+        from_study=from_study,
+        storage=storage or DEFAULT_STORAGE,
+        study_name=study_name,
+        epochs=epochs,
+        seeds=seeds,
+        seed=seed,
+        estimate=estimate,
+        memory=memory,
+        device=device,
+        target=target,
+        task=task,
+        data_dir=data_dir,
+        progress=make_progress(console),
+    )
+    analysis = analyze_sweep(result.study)
+    console.print()
+    console.print(sweep_table(analysis))
+    for line in _timing_lines(result, analysis):
+        console.print(line, markup=False)
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False)
+    if analysis.readings:
+        console.print("\nWhat it shows:")
+        for reading in analysis.readings:
+            console.print(f"- {reading.text}", markup=False)
+    shown = display_url(result.storage)
+    console.print(f"\nStored in {shown} as study {result.study.study_name!r}.", markup=False)
+    if output is not None:
+        from .report import write_report
+
+        write_report(result.study, output)
+        console.print(f"Wrote {output}", markup=False)
+    else:
+        console.print(
+            f"Its page: dltune report --storage {shown} --study {result.study.study_name} "
+            "-o sweep.html",
+            markup=False,
+        )
+    if result.interrupted:
+        console.print("Interrupted: finished runs are kept; run the same command to continue.")
+        sys.exit(130)
+
+
+def _check_output(output: str) -> None:
+    target = Path(output)
+    if target.suffix.lower() not in (".html", ".png"):
+        raise StudyError(f"-o {output!r}: write the sweep as .html or .png")
+    if not target.parent.is_dir():
+        raise StudyError(
+            f"-o {output!r}: the folder {str(target.parent)!r} does not exist; create it first"
+        )
+
+
+def sweep_table(a: SweepAnalysis) -> Table:
+    """One row per value: final and best validation metric with their spread over seeds, the
+    median best epoch, the train-validation gap, divergence, seconds per run."""
+    from rich import box
+    from rich.table import Table
+
+    from .analysis.sweeps import mean_of, sd_of
+
+    seeds = a.plan.seeds
+    table = Table(
+        title=(
+            f"Sweep of {a.param}: validation {a.metric} (mean ± sd over {seeds} seed"
+            f"{'s' * (seeds > 1)}), {a.plan.epochs} epochs; * best"
+        ),
+        title_justify="left",
+        caption="gap: train minus validation metric at the last epoch; s/run: seconds per run",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column(a.param, no_wrap=True)
+    for head in ("final", "best", "best ep.", "gap", "diverged", "s/run"):
+        table.add_column(head, justify="right", no_wrap=True)
+    best = a.ranked[0].index if a.ranked else None
+    for row in a.rows:
+        gap = mean_of(row.gap)
+        epochs = row.best_epochs
+        table.add_row(
+            row.label + (" *" if row.index == best else ""),
+            _spread(mean_of(row.final), sd_of(row.final)),
+            _spread(mean_of(row.best), sd_of(row.best)),
+            str(sorted(epochs)[len(epochs) // 2]) if epochs else "-",
+            f"{gap:+.3f}" if math.isfinite(gap) else "-",
+            f"{row.diverged}/{len(row.runs)}" if row.diverged else "no",
+            f"{row.seconds:.1f}" if math.isfinite(row.seconds) else "-",
+        )
+    return table
+
+
+def _spread(mean: float, sd: float) -> str:
+    if not math.isfinite(mean):
+        return "-"
+    return f"{mean:.3f}±{sd:.3f}" if math.isfinite(sd) else f"{mean:.3f}"
+
+
+def _timing_lines(result: SweepResult, a: SweepAnalysis) -> list[str]:
+    """How long the population took, against the one-at-a-time estimate."""
+    timing = result.timing or a.timing  # nothing trained now: the stored run's timing
+    if not timing:
+        return [f"{result.seconds:.0f} s in all."]
+    shared = "one bucket" if timing.get("buckets") == 1 else f"{timing.get('buckets')} buckets"
+    when = "" if result.timing else " (an earlier run)"
+    lines = [
+        f"Trained {timing['members']} runs as one population ({shared}) in "
+        f"{timing['seconds']:.1f} s ({timing['member_epochs']:.0f} run-epochs){when}."
+    ]
+    alone = timing.get("one_at_a_time") or {}
+    if alone.get("seconds"):
+        sample = alone["sample"]
+        lines.append(
+            f"One at a time they would take about {alone['seconds']:.1f} s "
+            f"({alone['seconds'] / timing['seconds']:.1f}x as long): measured by training "
+            f"{len(sample)} of them alone for {sample[0]['epochs']} epochs each "
+            f"({alone['sample_seconds']:.1f} s)."
+        )
+    return lines
