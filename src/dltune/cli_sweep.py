@@ -183,7 +183,7 @@ def sweep_table(a: SweepAnalysis) -> Table:
     from rich import box
     from rich.table import Table
 
-    from .analysis.sweeps import mean_of, sd_of
+    from .analysis.sweeps import mean_of, median_of, sd_of
 
     seeds = a.plan.seeds
     table = Table(
@@ -207,7 +207,7 @@ def sweep_table(a: SweepAnalysis) -> Table:
             row.label + (" *" if row.index == best else ""),
             _spread(mean_of(row.final), sd_of(row.final)),
             _spread(mean_of(row.best), sd_of(row.best)),
-            str(sorted(epochs)[len(epochs) // 2]) if epochs else "-",
+            f"{median_of(epochs):g}" if epochs else "-",
             f"{gap:+.3f}" if math.isfinite(gap) else "-",
             f"{row.diverged}/{len(row.runs)}" if row.diverged else "no",
             f"{row.seconds:.1f}" if math.isfinite(row.seconds) else "-",
@@ -223,22 +223,11 @@ def _spread(mean: float, sd: float) -> str:
 
 def _timing_lines(result: SweepResult, a: SweepAnalysis) -> list[str]:
     """How long the population took, against the one-at-a-time estimate."""
-    timing = result.timing or a.timing  # nothing trained now: the stored run's timing
-    if not timing:
+    from .analysis.sweeps import timing_sentences
+
+    if not result.timing and not a.timing:
         return [f"{result.seconds:.0f} s in all."]
-    shared = "one bucket" if timing.get("buckets") == 1 else f"{timing.get('buckets')} buckets"
-    when = "" if result.timing else " (an earlier run)"
-    lines = [
-        f"Trained {timing['members']} runs as one population ({shared}) in "
-        f"{timing['seconds']:.1f} s ({timing['member_epochs']:.0f} run-epochs){when}."
-    ]
-    alone = timing.get("one_at_a_time") or {}
-    if alone.get("seconds"):
-        sample = alone["sample"]
-        lines.append(
-            f"One at a time they would take about {alone['seconds']:.1f} s "
-            f"({alone['seconds'] / timing['seconds']:.1f}x as long): measured by training "
-            f"{len(sample)} of them alone for {sample[0]['epochs']} epochs each "
-            f"({alone['sample_seconds']:.1f} s)."
-        )
+    lines = timing_sentences(a.timing)
+    if not result.timing:
+        lines.insert(0, "Nothing left to train; the times of the run that trained them:")
     return lines

@@ -230,6 +230,10 @@ def _best(a: SweepAnalysis) -> list[Reading]:
         return [Reading("best", head, [best.value])]
     second = ranked[1]
     margin = abs(mean_of(best.score) - mean_of(second.score))
+    if margin == 0:
+        ties = [r for r in ranked if mean_of(r.score) == mean_of(best.score)]
+        names = ", ".join(r.label for r in ties[:-1]) + f" and {ties[-1].label}"
+        return [Reading("best", f"{head} {names} tie for the best.", [r.value for r in ties])]
     text = (
         f"{head} It beats the next best, {second.label} ({_spread(second.score)}), by {margin:.3g}"
     )

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..sweep.plan import SEED_ATTR, SWEEP_ATTR, VALUE_ATTR, SweepPlan
-from ..sweep.values import CATEGORICAL, label
+from ..sweep.values import label
 from .diagnostics import overfit_start
 from .trials import StudyTrials, TrialView, load_trials
 
@@ -141,7 +141,7 @@ class SweepAnalysis:
                     "best": summary(r.best),
                     "final": summary(r.final),
                     "gap": summary(r.gap),
-                    "best_epoch": _median_int(r.best_epochs),
+                    "best_epoch": median_of(r.best_epochs),
                     "diverged": r.diverged,
                     "seeds": len(r.runs),
                     "seconds": _plain(r.seconds),
@@ -237,10 +237,15 @@ def _rows(
 
 def _run(view: TrialView, seed: int) -> Run:
     seconds = sum(view.epoch_seconds) if view.epoch_seconds else (view.seconds or 0.0)
+    curve = list(view.curve)
+    if view.diverged_epoch is not None:
+        # the epoch it diverged in was validated with broken (NaN) weights: no value
+        for i in range(view.diverged_epoch - 1, len(curve)):
+            curve[i] = math.nan
     return Run(
         seed=seed,
         state=view.state,
-        curve=list(view.curve),
+        curve=curve,
         train_metric=list(view.train_metric),
         train_loss=list(view.train_loss),
         val_loss=list(view.val_loss),
@@ -317,8 +322,9 @@ def summary(values: list[float]) -> dict[str, float | None]:
     }
 
 
-def _median_int(values: list[int]) -> int | None:
-    return round(statistics.median(values)) if values else None
+def median_of(values: list[int]) -> float | None:
+    """The median (6.5 for two seeds at epochs 6 and 7), or None."""
+    return float(statistics.median(values)) if values else None
 
 
 def _plain(value: float | None) -> float | None:
@@ -338,5 +344,52 @@ def _run_dict(run: Run) -> dict[str, Any]:
     }
 
 
-def categorical(param: str) -> bool:
-    return param in CATEGORICAL
+# ---- timing ---------------------------------------------------------------------------------
+
+
+def timing_sentences(timing: dict[str, Any]) -> list[str]:
+    """The population's time against the one-at-a-time estimate, in words (the CLI's summary
+    and the page say the same). Training times are compared with training times: storing
+    the curves costs both ways alike."""
+    seconds = timing.get("seconds")
+    if not isinstance(seconds, int | float):
+        return [
+            "No timing is stored: the sweep was interrupted before its last run finished "
+            "(the same command again trains the runs still missing)."
+        ]
+    train = float(timing.get("train_seconds") or seconds)
+    buckets = int(timing.get("buckets") or 1)
+    how = "as one population" if buckets == 1 else f"as {buckets} populations, one per shape,"
+    sentences = [
+        f"Trained {timing.get('members')} runs {how} in {duration(seconds)} "
+        f"({duration(train)} of it training and evaluating, the rest storing the curves; "
+        f"{float(timing.get('member_epochs') or 0):.0f} run-epochs)."
+    ]
+    if timing.get("earlier"):
+        sentences.append(
+            f"({timing['earlier']} more runs were trained by an earlier, interrupted run; "
+            "these times are for the rest.)"
+        )
+    alone = timing.get("one_at_a_time")
+    if isinstance(alone, dict) and isinstance(alone.get("seconds"), int | float):
+        estimate = float(alone["seconds"])
+        sample = alone.get("sample") or []
+        epochs = sorted({int(x.get("epochs", 0)) for x in sample}) or [0]
+        each = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
+        ratio = estimate / train if train > 0 else math.inf
+        compared = f"{ratio:.1f}x the population's" if ratio >= 1 else f"{1 / ratio:.1f}x faster"
+        sentences.append(
+            f"One at a time, their training would take about {duration(estimate)} ({compared}), "
+            f"measured by training {len(sample)} of them alone for {each} epochs each."
+        )
+    return sentences
+
+
+def duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

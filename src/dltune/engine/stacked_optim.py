@@ -95,6 +95,61 @@ def update_(
     v.copy_(v_new)
 
 
+@dataclass(frozen=True)
+class Terms:
+    """Which terms of the update rule some member of a bucket uses. The eager update skips
+    the others: a bucket of plain SGD members needs two passes over its parameters instead of
+    the general rule's fifteen, and most sweeps hold the optimizer and the weight decay."""
+
+    l2: bool = True  # coefficient 0
+    decay: bool = True  # 1
+    m: bool = True  # 2, 3 (and 7: the step reads m)
+    v: bool = True  # 4, 5, 8, 9 (the step divides by sqrt(v) + eps)
+    g: bool = True  # 6 (the step reads g itself)
+
+    @classmethod
+    def of(cls, table: torch.Tensor) -> Terms:
+        """The terms a (P, 12) coefficient table uses."""
+        used = (table != 0).any(dim=0).tolist()
+        return cls(l2=used[0], decay=used[1], m=used[3] or used[7], v=used[5] or used[8], g=used[6])
+
+
+def update_eager_(
+    p: torch.Tensor,
+    g: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    c: torch.Tensor,
+    terms: Terms,
+    all_active: bool,
+) -> None:
+    """update_ without the terms no member uses, in place where it can be: what runs when the
+    update is not compiled. Equal to update_ to float32 rounding (tests/test_population.py)."""
+
+    def col(k: int) -> torch.Tensor:
+        return c[:, k : k + 1]
+
+    if terms.l2:
+        g = g.addcmul(col(0), p)
+    if terms.m:
+        m.mul_(col(2)).addcmul_(col(3), g)
+    if terms.v:
+        v.mul_(col(4)).addcmul_(col(5) * g, g)
+    if terms.m and terms.g:
+        step = torch.addcmul(col(6) * g, col(7), m)
+    elif terms.m:
+        step = col(7) * m
+    else:
+        step = col(6) * g
+    denominator = (col(8) * v).sqrt_().add_(col(9)) if terms.v else col(9)
+    step = step.div_(denominator)
+    if not all_active:
+        step = torch.where(col(11) > 0, step, 0.0)
+    if terms.decay:
+        p.mul_(1 - col(1) * col(11))
+    p.sub_(step.mul_(col(10)))
+
+
 _compiled: Callable[..., None] | None = None
 # Compiling costs a fixed 7-15 s on this project's CPU (importing the compiler, tracing, loading
 # the cached kernel), while the eager update costs some 15-40 ns per parameter more than the
@@ -132,7 +187,13 @@ def _update_function(size: int) -> Callable[..., None]:
 
 
 def _run_update(
-    p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, c: torch.Tensor
+    p: torch.Tensor,
+    g: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    c: torch.Tensor,
+    terms: Terms = Terms(),
+    all_active: bool = False,
 ) -> None:
     """The update on (P, k) rows, compiled where possible.
 
@@ -142,7 +203,10 @@ def _run_update(
     """
     global _compiled
     function = _update_function(p.numel())
-    if p.shape[0] == 1 and function is not update_:
+    if function is update_:
+        update_eager_(p, g, m, v, c, terms, all_active)
+        return
+    if p.shape[0] == 1:
         if p.shape[1] % 2:
             update_(p, g, m, v, c)
             return
@@ -222,6 +286,7 @@ class StackedOptimizer:
         self._adam = torch.tensor(
             [x.name in ("adam", "adamw") for x in self.members], dtype=torch.bool, device=device
         )
+        self._terms = Terms.of(self._base)
         self._tables: torch.Tensor | None = None  # (S, P, 12) for the steps ahead
         self._next = 0
         # A lone member steps with torch.optim itself: for one small network the fixed cost of
@@ -286,5 +351,5 @@ class StackedOptimizer:
             table[:, 11] = active.to(torch.float32)
         for p, m, v in zip(self.params, self.m, self.v, strict=True):
             if p.grad is not None:
-                _run_update(p, p.grad.contiguous(), m, v, table)
+                _run_update(p, p.grad.contiguous(), m, v, table, self._terms, active is None)
                 p.grad = None

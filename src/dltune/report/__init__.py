@@ -1,27 +1,66 @@
 """The study report: drawing and HTML from dltune.analysis' plain data.
 
 from dltune.report import write_report
-write_report(study, "report.html")
+write_report(study, "report.html")   # a sweep's study gets the sweep's page
+write_report(sweep_study, "sweep.png")   # a sweep's figures as one picture
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ..errors import StudyError
 
 if TYPE_CHECKING:
     import optuna
 
 
 def write_report(study: optuna.Study, path: str | Path) -> Path:
-    """Analyse `study` from its storage and write the self-contained HTML report to `path`."""
+    """Analyse `study` from its storage and write its report to `path`: the self-contained
+    HTML page (a sweep's own page for a sweep's study), or for a sweep, a PNG when `path`
+    ends with .png."""
+    from ..analysis.sweeps import analyze_sweep, is_sweep
+
+    target = Path(path)
+    sweep = is_sweep(study)
+    if target.suffix.lower() == ".png":
+        if not sweep:
+            raise StudyError(
+                f"{target}: study {study.study_name!r} is not a sweep, and only a sweep's "
+                "report is drawn as PNG; write its report as .html"
+            )
+        from .sweep_figures import write_png
+
+        analysis = analyze_sweep(study)
+        _replace(target, lambda partial: write_png(analysis, partial))
+        return target
+    page = _sweep_page(study) if sweep else _study_page(study)
+    _replace(target, lambda partial: partial.write_text(page, encoding="utf-8"))
+    return target
+
+
+def _study_page(study: optuna.Study) -> str:
     from ..analysis import analyze
     from .html import render
 
-    target = Path(path)
-    page = render(analyze(study))
-    # written beside the target and renamed: an interrupted run never leaves half a report
+    return render(analyze(study))
+
+
+def _sweep_page(study: optuna.Study) -> str:
+    from ..analysis.sweeps import analyze_sweep
+    from .sweep_page import render_sweep
+
+    return render_sweep(analyze_sweep(study))
+
+
+def _replace(target: Path, write: Callable[[Path], object]) -> None:
+    """Write beside the target and rename: an interrupted run never leaves half a report."""
     partial = target.with_name(target.name + ".partial")
-    partial.write_text(page, encoding="utf-8")
-    partial.replace(target)
-    return target
+    try:
+        write(partial)
+        partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise

@@ -214,6 +214,8 @@ def _open(
     from ..tuner import open_study
 
     space = SearchSpace.from_dict(plan.space_dict(metric), source=f"dltune sweep {plan.param}")
+    if study_name is not None:
+        _check_named(storage, study_name, plan)
     name = study_name or _free_name(storage, f"sweep-{plan.param}-{dataset.name}", plan, dataset)
     study, meta, space, _ = open_study(
         space,
@@ -225,16 +227,42 @@ def _open(
         parallel=True,
         target=target,
     )
-    stored = study.user_attrs.get(SWEEP_ATTR)
-    if stored is None:
+    if study.user_attrs.get(SWEEP_ATTR) is None:
         chance = chance_level(dataset, str(meta["metric"]))
         study.set_user_attr(SWEEP_ATTR, {"plan": plan.to_dict(), "chance": chance})
-    elif stored.get("plan") != plan.to_dict():
-        raise StudyError(
-            f"study {name!r} in {display_url(storage)} holds a sweep with another plan; "
-            "use --study NEW_NAME to store this one separately"
-        )
     return study, meta, space
+
+
+def _check_named(storage: str, name: str, plan: SweepPlan) -> None:
+    """A study named with --study that exists must hold this very sweep (to resume it)."""
+    import optuna
+
+    from ..storage import open_storage
+
+    summaries = optuna.get_all_study_summaries(open_storage(storage), include_best_trial=False)
+    found = next((s for s in summaries if s.study_name == name), None)
+    if found is None:
+        return
+    stored = found.user_attrs.get(SWEEP_ATTR)
+    if not isinstance(stored, dict):
+        raise StudyError(
+            f"study {name!r} in {display_url(storage)} is a study, not a sweep; "
+            "use --study NEW_NAME for the sweep"
+        )
+    if stored.get("plan") != plan.to_dict():
+        raise StudyError(
+            f"study {name!r} in {display_url(storage)} holds a sweep with another plan "
+            f"({_plan_text(stored.get('plan'))}); use --study NEW_NAME to store this one "
+            "separately, or the same options to resume it"
+        )
+
+
+def _plan_text(plain: Any) -> str:
+    try:
+        plan = SweepPlan.from_dict(plain)
+    except (KeyError, TypeError, ValueError):
+        return "unreadable"
+    return f"{plan.param} = {', '.join(plan.labels())}; {plan.seeds} seeds, {plan.epochs} epochs"
 
 
 def chance_level(dataset: Dataset, metric: str) -> float:
@@ -389,8 +417,10 @@ def _run(
     if result.interrupted:
         return
     timing: dict[str, Any] = {
-        "seconds": seconds,
+        "seconds": seconds,  # wall time of the loop: training, evaluating, storing
+        "train_seconds": sum(trainer.bucket_seconds.values()),  # training and evaluating
         "members": len(missing),
+        "earlier": len(plan.members()) - len(missing),  # finished by an interrupted run
         "member_epochs": trainer.epochs_trained,
         "overhead_seconds": loop.overhead_seconds,
         "buckets": len(trainer.bucket_seconds),

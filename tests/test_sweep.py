@@ -1,0 +1,296 @@
+"""Sweeps: values, plans, the runner (one population, stored as a study), the readings."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import optuna
+import pytest
+
+from dltune.analysis.sweeps import analyze_sweep, mean_of
+from dltune.config import Config
+from dltune.errors import DLTuneError, StudyError
+from dltune.progress import ProgressListener
+from dltune.records import STUDY_META
+from dltune.space import SearchSpace
+from dltune.sweep import SWEEPABLE, SweepPlan, sweep
+from dltune.sweep.plan import SEED_ATTR, VALUE_ATTR
+from dltune.sweep.values import default_values, parameter_name, parse_range, parse_values
+
+from .synthetic_studies import Run, config, rising, write_study
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+BASE = Config(1, (32,), 0.0, "relu", "categorical_crossentropy", "adam", 1e-2, 0.0, 64, 3)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from dltune.data import load_data
+
+    return load_data("digits")
+
+
+# ---- values ---------------------------------------------------------------------------------
+
+
+def test_log_range_gives_rounded_points_from_low_to_high():
+    assert parse_range("learning_rate", "1e-4:1:5:log") == (1e-4, 1e-3, 1e-2, 0.1, 1.0)
+    assert parse_range("dropout", "0:0.6:4") == (0.0, 0.2, 0.4, 0.6)
+
+
+def test_integer_range_is_rounded_and_repeats_dropped():
+    assert parse_range("units", "8:16:9") == (8, 9, 10, 11, 12, 13, 14, 15, 16)
+    assert parse_range("layers", "1:3:5") == (1, 2, 3)  # 1, 1.5->2, 2, 2.5->2, 3
+
+
+def test_values_are_canonicalised_and_checked():
+    assert parse_values("activation", "ReLU, none,silu") == ("relu", "linear", "swish")
+    assert parse_values("batch_size", "32,64") == (32, 64)
+
+
+@pytest.mark.parametrize(
+    ("param", "values", "value_range", "said"),
+    [
+        ("activation", "relu,rleu", None, ["'rleu'", "did you mean 'relu'"]),
+        ("dropout", "0,1.2", None, ["--values", "dropout 1.2", "in [0, 1)", "0.2"]),
+        ("units", "16,24.5", None, ["24.5 is not a whole number"]),
+        ("learning_rate", "0.1,fast", None, ["'fast' is not a number"]),
+        ("dropout", "0.2,0.2", None, ["at least two different values"]),
+        ("learning_rate", None, "0:1:5:log", ["log range needs LOW > 0"]),
+        ("learning_rate", None, "1:0.1:5", ["HIGH 0.1 must be above LOW 1"]),
+        ("learning_rate", None, "1e-3:1:1", ["whole number of values >= 2"]),
+        ("learning_rate", None, "1e-3-1-5", ["LOW:HIGH:N"]),
+        ("optimizer", None, "1:2:3", ["choice of names", "--values"]),
+        ("loss", "categorical_crossentropy,mse,huber", None, None),  # fine for classification
+    ],
+)
+def test_bad_values_are_refused_with_the_option_value_and_fix(
+    param: str, values: str | None, value_range: str | None, said: list[str] | None
+):
+    def parse() -> Any:
+        return parse_values(param, values) if values else parse_range(param, value_range or "")
+
+    if said is None:
+        assert len(parse()) == 3
+        return
+    with pytest.raises(DLTuneError) as caught:
+        parse()
+    for part in said:
+        assert part in str(caught.value)
+
+
+def test_parameter_names_take_aliases_and_suggest():
+    assert parameter_name("lr") == "learning_rate"
+    assert parameter_name("Batch-Size") == "batch_size"
+    with pytest.raises(DLTuneError, match="did you mean 'dropout'"):
+        parameter_name("dropuot")
+
+
+def test_every_hyperparameter_has_default_values():
+    for param in SWEEPABLE:
+        values = default_values(param, "classification", 27)
+        assert len(values) >= 2, param
+    assert "linear" in default_values("activation", "classification", 27)
+    assert "categorical_crossentropy" not in default_values("loss", "regression", 27)
+    assert default_values("epochs", "classification", 27) == (1, 2, 3, 5, 8, 13, 20, 27)
+    lr = default_values("learning_rate", "classification", 27)
+    assert min(lr) <= 1e-5 and max(lr) >= 10  # from barely moving to diverging
+
+
+@pytest.mark.parametrize(
+    ("param", "values"),
+    [
+        ("units", (8, 64)),
+        ("layers", (1, 3)),
+        ("dropout", (0.0, 0.5)),
+        ("learning_rate", (1e-3, 0.1)),
+        ("optimizer", ("sgd", "adam")),
+        ("batch_size", (16, 128)),
+        ("epochs", (2, 5)),
+    ],
+)
+def test_the_sweep_space_trains_exactly_the_planned_configurations(
+    param: str, values: tuple[Any, ...]
+):
+    base = BASE.replace(layers=2, units=[64, 16], epochs=max(values) if param == "epochs" else 4)
+    plan = SweepPlan(param, values, base, seeds=2, seed=0)
+    space = SearchSpace.from_dict(plan.space_dict("accuracy"))
+    for index, value in enumerate(values):
+        index_or_none = None if param == "epochs" else index
+        assert space.config_from_params(plan.params_for(index_or_none)) == plan.config_for(value)
+    assert plan.member_seed(1) == plan.member_seed(1) != plan.member_seed(0)
+
+
+# ---- running --------------------------------------------------------------------------------
+
+
+def test_learning_rate_sweep_names_the_divergence_and_too_slow_regions(digits, storage_url):
+    result = sweep(
+        "lr",
+        value_range="1e-5:100:8:log",
+        data=digits,
+        base={"optimizer": "sgd", "dropout": 0.0, "units": 64},
+        storage=storage_url,
+        epochs=6,
+        seeds=2,
+        estimate=False,
+    )
+    a = analyze_sweep(result.study)
+    readings = {r.kind: r for r in a.readings}
+    assert readings["diverged"].values == [10.0, 100.0]
+    assert all(row.all_diverged for row in a.rows if row.value >= 10)
+    assert "learning_rate ≥ 10" in readings["diverged"].text
+    slow = readings["slow"].values
+    assert {1e-5, 1e-4} <= set(slow) and max(slow) <= 1e-3
+    assert "learning_rate ≤" in readings["slow"].text and "too slow" in readings["slow"].text
+    assert 0.01 <= a.ranked[0].value <= 1.0  # the best lies between the two regions
+    assert mean_of(a.ranked[0].score) > 0.9
+
+
+def test_dropout_sweep_on_a_wide_network_trained_long_shrinks_the_gap(digits, storage_url):
+    result = sweep(
+        "dropout",
+        values="0,0.25,0.5,0.75",
+        data=digits,
+        base={"units": 256, "optimizer": "adam", "learning_rate": 1e-3},
+        storage=storage_url,
+        epochs=16,
+        seeds=2,
+        estimate=False,
+    )
+    a = analyze_sweep(result.study)
+    gaps = [mean_of(row.gap) for row in a.rows]
+    assert gaps[0] > 0.005  # without dropout it fits the training rows better than the rest
+    assert gaps[-1] < gaps[0] / 2
+    gap = next(r for r in a.readings if r.kind == "gap")
+    assert "shrinks as dropout grows" in gap.text
+
+
+def test_epochs_sweep_reads_every_value_off_one_run_per_seed(digits, storage_url):
+    result = sweep(
+        "epochs",
+        values="1,3,6",
+        data=digits,
+        base={"units": 32, "learning_rate": 1e-2, "optimizer": "adam"},
+        storage=storage_url,
+        seeds=2,
+        estimate=True,
+    )
+    trials = result.study.get_trials()
+    assert len(trials) == 2 and all(len(t.intermediate_values) == 6 for t in trials)
+    a = analyze_sweep(result.study)
+    for row in a.rows:
+        for run, trial in zip(row.runs, trials, strict=True):
+            assert len(run.curve) == row.value
+            assert run.final == pytest.approx(trial.intermediate_values[row.value])
+    # one at a time, each value is its own run: 1 + 3 + 6 epochs per seed
+    alone = result.timing["one_at_a_time"]
+    per_epoch = alone["sample"][0]["seconds_per_epoch"]
+    assert alone["seconds"] == pytest.approx(2 * 10 * per_epoch)
+
+
+class _StopAfter(ProgressListener):
+    """Ctrl-C after `n` members finished."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def trial_finished(self, record: dict[str, Any], best: dict[str, Any] | None) -> None:
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_sweep_keeps_its_runs_and_trains_only_the_rest(digits, storage_url):
+    kwargs: dict[str, Any] = {
+        "values": "16,32,64",  # three buckets: members finish one bucket at a time
+        "data": digits,
+        "base": {"learning_rate": 1e-2, "dropout": 0.0},
+        "storage": storage_url,
+        "epochs": 2,
+        "seeds": 2,
+        "estimate": False,
+    }
+    first = sweep("units", progress=_StopAfter(2), **kwargs)
+    assert first.interrupted
+    finished = [t for t in first.study.get_trials() if t.state.is_finished()]
+    kept = {
+        (t.user_attrs[VALUE_ATTR], t.user_attrs[SEED_ATTR])
+        for t in finished
+        if t.state == optuna.trial.TrialState.COMPLETE
+    }
+    assert len(kept) >= 2
+    second = sweep("units", **kwargs)
+    assert not second.interrupted and second.study.study_name == first.study.study_name
+    assert second.trained == 6 - len(kept)
+    a = analyze_sweep(second.study)
+    assert [len(row.runs) for row in a.rows] == [2, 2, 2]
+    assert [row.runs[0].seed for row in a.rows] == [0, 0, 0]
+    widths = {tuple(t.user_attrs["config"]["units"]) for t in second.study.get_trials()}
+    assert widths == {(16,), (32,), (64,)}
+
+
+def test_another_plan_gets_its_own_study_and_a_named_one_refuses(digits, storage_url):
+    kwargs: dict[str, Any] = {"data": digits, "storage": storage_url, "epochs": 1, "seeds": 1}
+    kwargs["estimate"] = False
+    one = sweep("optimizer", values="sgd,adam", **kwargs)
+    other = sweep("optimizer", values="sgd,rmsprop", **kwargs)
+    assert other.study.study_name == one.study.study_name + "-2"
+    again = sweep("optimizer", values="sgd,adam", **kwargs)
+    assert again.study.study_name == one.study.study_name and again.trained == 0
+    with pytest.raises(StudyError, match="another plan"):
+        sweep("optimizer", values="adam,rmsprop", study_name=one.study.study_name, **kwargs)
+    assert len(one.study.get_trials()) == 2  # nothing lost
+
+
+def test_a_shape_sweep_times_every_value_alone(digits, storage_url):
+    result = sweep(
+        "batch_size",
+        values="32,128",
+        data=digits,
+        base={"units": 32},
+        storage=storage_url,
+        epochs=2,
+        seeds=2,
+    )
+    timing = result.timing
+    assert timing["buckets"] == 2 and timing["members"] == 4
+    alone = timing["one_at_a_time"]
+    assert [s["value"] for s in alone["sample"]] == ["32", "128"]
+    by_value = {s["value"]: s["seconds_per_epoch"] for s in alone["sample"]}
+    expected = 2 * 2 * (by_value["32"] + by_value["128"])  # 2 seeds x 2 epochs per value
+    assert alone["seconds"] == pytest.approx(expected)
+    assert math.isfinite(timing["seconds"]) and timing["member_epochs"] == 8
+
+
+def test_from_study_holds_the_rest_at_its_best_trial(digits, storage_url):
+    best = config(units=[48], learning_rate=0.02, optimizer="rmsprop", epochs=2)
+    tuned = write_study(
+        storage_url,
+        [Run(config(epochs=2), rising(0.8, 2)), Run(best, rising(0.95, 2))],
+        name="tuned",
+    )
+    meta = tuned.user_attrs[STUDY_META]
+    meta["data"] = {
+        "name": "digits",
+        "source": "digits",
+        "task": "classification",
+        "fingerprint": digits.fingerprint(),
+        "description": digits.describe(),
+    }
+    tuned.set_user_attr(STUDY_META, meta)  # as if tuned on digits: the sweep loads them again
+    result = sweep(
+        "dropout",
+        values="0,0.4",
+        from_study="tuned",
+        storage=storage_url,
+        seeds=1,
+        estimate=False,
+    )
+    assert result.plan.base == Config.from_dict(best)
+    assert result.data.name == "digits"
+    configs = [t.user_attrs["config"] for t in result.study.get_trials()]
+    assert [c["dropout"] for c in configs] == [0.0, 0.4]
+    assert {c["optimizer"] for c in configs} == {"rmsprop"}
