@@ -237,8 +237,11 @@ def _best(a: SweepAnalysis) -> list[Reading]:
     text = (
         f"{head} It beats the next best, {second.label} ({_spread(second.score)}), by {margin:.3g}"
     )
-    if a.noise is None or a.noise == 0:
+    if a.noise is None:
         text += "; with one seed per value there is no measure of the noise (use --seeds 3)."
+        return [Reading("best", text, [best.value])]
+    if a.noise == 0:
+        text += "; its seeds agreed exactly, so the noise is below what the validation rows show."
         return [Reading("best", text, [best.value])]
     times = margin / a.noise
     text += f": {times:.1f} times the spread between seeds ({a.noise:.2g})"
