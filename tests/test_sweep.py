@@ -149,6 +149,23 @@ def test_learning_rate_sweep_names_the_divergence_and_too_slow_regions(digits, s
     assert mean_of(a.ranked[0].score) > 0.9
 
 
+def test_adam_at_a_huge_learning_rate_is_told_as_an_exploding_loss(digits, storage_url):
+    result = sweep(
+        "lr",
+        values="0.001,10",
+        data=digits,
+        base={"optimizer": "adam", "units": 32},
+        storage=storage_url,
+        epochs=3,
+        seeds=1,
+        estimate=False,
+    )
+    a = analyze_sweep(result.study)
+    exploded = next(r for r in a.readings if r.kind == "exploded")
+    assert exploded.values == [10.0] and "without becoming NaN" in exploded.text
+    assert a.rows[1].diverged == 0  # finite, yet far above anything a good run sees
+
+
 def test_dropout_sweep_on_a_wide_network_trained_long_shrinks_the_gap(digits, storage_url):
     result = sweep(
         "dropout",
@@ -317,3 +334,56 @@ def test_from_study_holds_the_rest_at_its_best_trial(digits, storage_url):
     configs = [t.user_attrs["config"] for t in result.study.get_trials()]
     assert [c["dropout"] for c in configs] == [0.0, 0.4]
     assert {c["optimizer"] for c in configs} == {"rmsprop"}
+
+
+# ---- the command line and the page ----------------------------------------------------------
+
+
+def test_the_command_prints_the_table_and_readings_and_writes_page_and_picture(tmp_path):
+    from .test_cli import dltune
+
+    db = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    done = dltune(
+        "sweep",
+        "optimizer",
+        "--values",
+        "sgd,adam",
+        "--epochs",
+        "2",
+        "--seeds",
+        "2",
+        "--storage",
+        db,
+        "-o",
+        "sweep.png",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Sweep of optimizer" in out and "What it shows" in out
+    assert "sgd" in out and "adam" in out and "One at a time" in out
+    assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = dltune(
+        "report", "--storage", db, "--study", "sweep-optimizer-digits", "-o", "s.html", cwd=tmp_path
+    )
+    assert page.returncode == 0, page.stderr
+    html = (tmp_path / "s.html").read_text()
+    assert "Sweep of optimizer" in html and html.count("<svg") >= 2
+    assert "<script" not in html and "https://" not in html.replace("http://www.w3.org", "")
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["dropuot"], "did you mean 'dropout'"),
+        (["lr", "--values", "0.1,1", "--range", "0.1:1:3"], "--values or --range, not both"),
+        (["units", "--values", "8,16", "-o", "sweep.pdf"], "write the sweep as .html or .png"),
+    ],
+)
+def test_the_command_refuses_bad_input_in_one_line(tmp_path, args: list[str], said: str):
+    from .test_cli import dltune
+
+    done = dltune("sweep", *args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert said in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "dltune.db").exists() or "units" not in args

@@ -561,10 +561,6 @@ def predict(directory: str, data: str, output: str) -> None:
         click.echo(f"{result.metric} on these rows (the data hold the target): {result.value:.6g}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 def _register_subcommands() -> None:
     """Commands that live in modules of their own (imported here, after `main` exists)."""
     from .cli_sweep import sweep_command
@@ -573,3 +569,7 @@ def _register_subcommands() -> None:
 
 
 _register_subcommands()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

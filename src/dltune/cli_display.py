@@ -5,6 +5,7 @@ A live display when output is a terminal; one plain line per trial when it is no
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ from rich.text import Text
 from .config import Config
 from .engine.result import EpochReport
 from .progress import ProgressListener
+from .sweep.values import label
 
 
 def _fmt_time(seconds: float) -> str:
@@ -226,3 +228,66 @@ def best_table(best: dict[str, Any], title: str) -> Table:
     for key, value in params.items():
         table.add_row(key, str(value))
     return table
+
+
+class SweepProgress(ProgressListener):
+    """One line per epoch of the population: runs training, the best value so far, time."""
+
+    def __init__(self, console: Console, param: str) -> None:
+        self.console = console
+        self.param = param
+        self.values: dict[int, str] = {}  # trial number -> the value it trains
+        self.latest: dict[int, EpochReport] = {}  # running trial -> its last epoch
+        self.epochs = 0
+        self.shown = 0  # the last epoch printed
+        self.diverged = 0
+        self.started = time.perf_counter()
+        self.metric = "value"
+
+    def study_started(self, info: dict[str, Any]) -> None:
+        self.started = time.perf_counter()
+        self.metric = str(info.get("metric"))
+        self.console.print(
+            f"sweep {info['study']!r} in {info['storage']} · {info['data']} · "
+            f"{info['trials']} runs to train",
+            highlight=False,
+            markup=False,
+        )
+
+    def trial_started(self, number: int, config: Config) -> None:
+        self.epochs = max(self.epochs, config.epochs)
+        value = getattr(config, self.param, None) if self.param != "epochs" else None
+        if self.param == "units":
+            value = config.units[0]
+        self.values[number] = "all" if value is None else label(value)
+
+    def epoch_done(self, number: int, report: EpochReport) -> None:
+        self.latest[number] = report
+        self._maybe_print()
+
+    def trial_finished(self, record: dict[str, Any], best: dict[str, Any] | None) -> None:
+        self.diverged += record["state"] == "diverged"
+        self.latest.pop(record["trial"], None)
+        self._maybe_print()
+
+    def _maybe_print(self) -> None:
+        """Print an epoch once every running run has finished it."""
+        if not self.latest:
+            return
+        epoch = min(r.epoch for r in self.latest.values())
+        if epoch <= self.shown:
+            return
+        self.shown = epoch
+        scores = [(r.val_metric, n) for n, r in self.latest.items() if math.isfinite(r.val_metric)]
+        best = ""
+        if scores:
+            value, number = max(scores) if self.metric == "accuracy" else min(scores)
+            best = f" · best now {self.param}={self.values.get(number)} {self.metric} {value:.4f}"
+        elapsed = time.perf_counter() - self.started
+        self.console.print(
+            f"epoch {epoch}/{self.epochs} · {len(self.latest)} runs training{best}"
+            + (f" · {self.diverged} diverged" if self.diverged else "")
+            + f" · {elapsed:.0f}s",
+            highlight=False,
+            markup=False,
+        )

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .analysis.sweeps import SweepAnalysis
     from .sweep.runner import SweepResult
 
+TABLE_WIDTH = 110
 HELP_PARAM = (
     "PARAM: layers, units, dropout, activation, loss, optimizer, learning_rate (lr), "
     "weight_decay, batch_size or epochs."
@@ -110,14 +111,17 @@ def _sweep(
 
     from .analysis.sweeps import analyze_sweep
     from .cli import _console
-    from .cli_display import make_progress
+    from .cli_display import SweepProgress
     from .storage import DEFAULT_STORAGE, display_url
     from .sweep import sweep
+    from .sweep.values import parameter_name
 
     if output is not None:
         _check_output(output)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     console = _console()
+    if not console.is_terminal:
+        console.width = max(console.width, TABLE_WIDTH)  # a log: the table on one line a value
     result = sweep(
         param,
         values=values,
@@ -136,7 +140,7 @@ def _sweep(
         target=target,
         task=task,
         data_dir=data_dir,
-        progress=make_progress(console),
+        progress=SweepProgress(console, parameter_name(param)),
     )
     analysis = analyze_sweep(result.study)
     console.print()

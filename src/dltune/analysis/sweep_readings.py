@@ -16,7 +16,7 @@ import statistics
 from typing import TYPE_CHECKING, Any
 
 from ..sweep.values import CATEGORICAL
-from .sweeps import BARELY, STILL_MOVING, TREND, Reading, mean_of, sd_of
+from .sweeps import BARELY, EXPLODED, STILL_MOVING, TREND, Reading, mean_of, sd_of
 
 if TYPE_CHECKING:
     from .sweeps import Row, SweepAnalysis
@@ -49,6 +49,7 @@ def read(analysis: SweepAnalysis) -> list[Reading]:
     overfits, what the gap does, what is best, what falls behind."""
     readings: list[Reading] = []
     readings += _diverged(analysis)
+    readings += _exploded(analysis)
     readings += _barely_learns(analysis)
     readings += _overfits(analysis)
     readings += _gap_trend(analysis)
@@ -85,6 +86,48 @@ def _diverged(a: SweepAnalysis) -> list[Reading]:
             text += f" The largest value that trained in every seed is {safe[-1].label}."
     text = _with_why(a, "diverged", text)
     return [Reading("diverged", text, [r.value for r in bad])]
+
+
+def _exploded(a: SweepAnalysis) -> list[Reading]:
+    """Values whose training loss ends EXPLODED times above the lowest first-epoch training
+    loss of any value (the loss's scale on this problem) without becoming NaN: Adam at a huge
+    learning rate, whose weights grow huge while the argmax still works (and may even rank
+    best in a short run)."""
+    if a.param == "loss":  # different losses have different scales
+        return []
+    starts = [
+        (first, r)
+        for r in a.rows
+        if math.isfinite(first := mean_of([run.train_loss[0] for run in r.runs if run.train_loss]))
+    ]
+    if not starts:
+        return []
+    reference, calm = min(starts, key=lambda pair: pair[0])
+    if reference <= 0:
+        return []
+    rows = [
+        r
+        for r in a.rows
+        if not r.diverged
+        and r.runs
+        and mean_of([_last(run.train_loss) for run in r.runs]) > EXPLODED * reference
+    ]
+    if not rows:
+        return []
+    worst = max(mean_of([_last(run.train_loss) for run in r.runs]) for r in rows)
+    text = (
+        f"At {_region(a, rows)} the loss explodes without becoming NaN: the training loss "
+        f"ends as high as {worst:.2g}; at {calm.label} it was {reference:.2g} after the "
+        "first epoch and fell from there. The "
+        "weights have grown huge; the accuracy holds up only because it depends on which "
+        "output is largest, not by how much, and the predicted probabilities are useless."
+    )
+    return [Reading("exploded", text, [r.value for r in rows])]
+
+
+def _last(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return finite[-1] if finite else math.nan
 
 
 # ---- what barely learns -----------------------------------------------------------------------

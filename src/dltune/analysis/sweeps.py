@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 BARELY = 0.5  # a value that gained less than half of what the best value gained over chance
 STILL_MOVING = 0.1  # ... whose training loss fell by 10% of its fall in its last quarter: slow
+EXPLODED = 100.0  # a training loss this many times the best value's, yet finite
 TREND = 0.7  # a rank correlation this strong between value and gap is a trend worth a sentence
 
 
@@ -97,7 +98,7 @@ class Row:
 class Reading:
     """One plain sentence about the sweep, and the values it is about."""
 
-    kind: str  # diverged, slow, stalls, overfit, gap, best, behind, noise
+    kind: str  # diverged, exploded, slow, stalls, overfit, gap, best, behind
     text: str
     values: list[Any] = field(default_factory=list)
 
