@@ -37,10 +37,6 @@ WHY: dict[tuple[str, str], str] = {
         "Dropout trains each unit to work without the others, which keeps the network from "
         "memorising the training rows."
     ),
-    ("epochs", "overfit"): (
-        "Past that point the network learns the training rows' noise: more epochs make the "
-        "validation loss worse, so stop there (or keep the best epoch's weights)."
-    ),
 }
 
 
@@ -209,13 +205,7 @@ def _overfits(a: SweepAnalysis) -> list[Reading]:
         return []
     epochs = a.plan.epochs
     if a.param == "epochs":
-        starts = [e for _, s in over for e in s]
-        first = round(statistics.median(starts))
-        text = (
-            f"It starts to overfit at epoch {first} (median over seeds): from there the "
-            "validation loss rises while the training loss keeps falling."
-        )
-        return [Reading("overfit", _with_why(a, "overfit", text), [r.value for r, _ in over])]
+        return _epochs_overfit(a, [r.value for r, _ in over])
     rows = [r for r, _ in over]
     detail = "; ".join(f"{r.label}: epoch {round(statistics.median(s))}" for r, s in over[:6])
     text = (
@@ -223,10 +213,46 @@ def _overfits(a: SweepAnalysis) -> list[Reading]:
         f"after it while the training loss keeps falling (median epoch over seeds: {detail})."
     )
     if clean:
-        text += (
-            f" At {_region(a, [r for r, _ in clean])} it does not overfit within {epochs} epochs."
-        )
+        where = _region(a, [r for r, _ in clean], others=True)
+        text += f" At {where} it does not overfit within {epochs} epochs."
     return [Reading("overfit", _with_why(a, "overfit", text), [r.value for r in rows])]
+
+
+def _epochs_overfit(a: SweepAnalysis, values: list[Any]) -> list[Reading]:
+    """An epochs sweep's overfitting, read off its longest runs: where the validation loss
+    turns, where the metric peaks, and whether it falls after: a loss that rises while the
+    metric still improves is over-confidence on the examples it gets wrong, not yet a worse
+    model, and the advice differs."""
+    longest = max(a.rows, key=lambda r: r.value)
+    runs = [r for r in longest.runs if not r.diverged and r.val_loss and r.best_epoch]
+    if not runs:
+        return []
+    turn = round(
+        statistics.median(min(range(len(r.val_loss)), key=r.val_loss.__getitem__) + 1 for r in runs)
+    )
+    peak = round(statistics.median(r.best_epoch or 0 for r in runs))
+    text = (
+        f"The validation loss is lowest at epoch {turn} (median over seeds) and rises after it "
+        "while the training loss keeps falling: from there it overfits."
+    )
+    if peak > turn + 1:
+        text += (
+            f" The validation {a.metric} still improves until about epoch {peak}: at first the "
+            "network only grows over-confident on the examples it gets wrong, later it gets "
+            "more of them wrong."
+        )
+    best, final = mean_of(longest.best), mean_of(longest.final)
+    sign = 1.0 if a.maximize else -1.0
+    if sign * (best - final) > (a.noise or 0.0):
+        text += (
+            f" After its peak the {a.metric} falls: from {best:.3g} at its best epoch to "
+            f"{final:.3g} at epoch {longest.value}."
+        )
+    text += (
+        f" Train about {peak} epochs (or keep the best epoch's weights, as dltune does for "
+        f"every trial); stop near epoch {turn} when the predicted probabilities matter."
+    )
+    return [Reading("overfit", text, values)]
 
 
 def _gap_trend(a: SweepAnalysis) -> list[Reading]:
@@ -265,8 +291,9 @@ def _best(a: SweepAnalysis) -> list[Reading]:
         return []
     best = ranked[0]
     what = "final" if a.param == "epochs" else "best"
+    name = "number of epochs" if a.param == "epochs" else a.param
     head = (
-        f"The best {a.param} is {best.label}: {what} validation {a.metric} "
+        f"The best {name} is {best.label}: {what} validation {a.metric} "
         f"{_spread(best.score)} over {len(best.runs)} seed{'s' if len(best.runs) > 1 else ''}."
     )
     if len(ranked) == 1:
@@ -330,8 +357,9 @@ def categorical(a: SweepAnalysis) -> bool:
     return a.param in CATEGORICAL
 
 
-def _region(a: SweepAnalysis, rows: list[Row]) -> str:
-    """`param >= v` / `param <= v` when the rows are one end of a numeric sweep, else a list."""
+def _region(a: SweepAnalysis, rows: list[Row], others: bool = False) -> str:
+    """`param >= v` / `param <= v` when the rows are one end of a numeric sweep, else a list;
+    `others`: "the other values" for a list longer than four (the rest of the sweep)."""
     indices = sorted(r.index for r in rows)
     n = len(a.rows)
     contiguous = indices == list(range(indices[0], indices[-1] + 1))
@@ -341,6 +369,8 @@ def _region(a: SweepAnalysis, rows: list[Row]) -> str:
         if indices[0] == 0:
             return f"{a.param} ≤ {a.rows[indices[-1]].label}"
     labels = [a.rows[i].label for i in indices]
+    if others and len(labels) > 4:
+        return "the other values"
     return f"{a.param} " + (
         labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + f" and {labels[-1]}"
     )

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 BARELY = 0.5  # a value that gained less than half of what the best value gained over chance
 STILL_MOVING = 0.1  # ... whose training loss fell by 10% of its fall in its last quarter: slow
+NEAR_BEST = 0.9  # the values whose seeds measure the noise: 90% of the way from chance to the best
 EXPLODED = 100.0  # a training loss this many times the best value's, yet finite
 TREND = 0.7  # a rank correlation this strong between value and gap is a trend worth a sentence
 
@@ -182,17 +183,17 @@ def analyze_sweep(study: optuna.Study) -> SweepAnalysis:
         timing=dict(stored.get("timing") or {}),
         noise=None,
     )
-    analysis.noise = _pooled_sd([r.score for r in _learned(analysis)])
+    analysis.noise = _pooled_sd([r.score for r in _near_best(analysis)])
     from .sweep_readings import read
 
     analysis.readings = read(analysis)
     return analysis
 
 
-def _learned(a: SweepAnalysis) -> list[Row]:
-    """The values that got at least BARELY of the way from chance to the best value: the
-    noise between seeds is measured on these (a value that barely learns can differ wildly
-    between seeds without saying anything about the others)."""
+def _near_best(a: SweepAnalysis) -> list[Row]:
+    """The values that got at least NEAR_BEST of the way from chance to the best value: the
+    noise between seeds that matters when comparing the best values is measured on these (a
+    value still climbing, or on the edge of diverging, differs far more between seeds)."""
     ranked = a.ranked
     if not ranked or a.chance is None:
         return ranked
@@ -200,7 +201,7 @@ def _learned(a: SweepAnalysis) -> list[Row]:
     span = sign * (mean_of(ranked[0].score) - a.chance)
     if span <= 0:
         return ranked
-    return [r for r in ranked if sign * (mean_of(r.score) - a.chance) >= BARELY * span]
+    return [r for r in ranked if sign * (mean_of(r.score) - a.chance) >= NEAR_BEST * span]
 
 
 # ---- rows -----------------------------------------------------------------------------------
@@ -379,8 +380,14 @@ def timing_sentences(timing: dict[str, Any]) -> list[str]:
         each = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
         ratio = estimate / train if train > 0 else math.inf
         compared = f"{ratio:.1f}x the population's" if ratio >= 1 else f"{1 / ratio:.1f}x faster"
+        alone_how = (
+            "trained one at a time, a run per value and seed (as tools that tune epochs like any "
+            "other hyperparameter do), training would take"
+            if timing.get("param") == "epochs"
+            else "one at a time, their training would take"
+        )
         sentences.append(
-            f"One at a time, their training would take about {duration(estimate)} ({compared}), "
+            f"{alone_how[0].upper()}{alone_how[1:]} about {duration(estimate)} ({compared}), "
             f"measured by training {len(sample)} of them alone for {each} epochs each."
         )
     return sentences

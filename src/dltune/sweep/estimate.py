@@ -37,6 +37,8 @@ def sampled_indices(plan: SweepPlan, usable: list[int]) -> list[int]:
     MAX_SAMPLED_VALUES, spread), else the first, middle and last of `usable` (the values that
     did not diverge)."""
     pool = usable or list(range(len(plan.values)))
+    if plan.param == "epochs":
+        return pool[:1]  # every value trains the same configuration
     want = 3 if plan.shares_shapes else MAX_SAMPLED_VALUES
     if len(pool) <= want:
         return pool

@@ -424,6 +424,7 @@ def _run(
         "member_epochs": trainer.epochs_trained,
         "overhead_seconds": loop.overhead_seconds,
         "buckets": len(trainer.bucket_seconds),
+        "param": plan.param,
     }
     if estimate:
         trained, usable = _trained_members(study, plan, since=run_started)
