@@ -107,6 +107,20 @@ def _sweep(
     device: str,
     output: str | None,
 ) -> None:
+    from .errors import DLTuneError
+    from .sweep.values import parameter_name, parse_range, parse_values
+
+    # Mistakes in the options are told before the heavy imports (torch, optuna: seconds).
+    if output is not None:
+        _check_output(output)
+    param = parameter_name(param)
+    if values is not None and value_range is not None:
+        raise DLTuneError("give --values or --range, not both")
+    if values is not None:
+        parse_values(param, values)
+    elif value_range is not None:
+        parse_range(param, value_range)
+
     import optuna
 
     from .analysis.sweeps import analyze_sweep
@@ -114,10 +128,7 @@ def _sweep(
     from .cli_display import SweepProgress
     from .storage import DEFAULT_STORAGE, display_url
     from .sweep import sweep
-    from .sweep.values import parameter_name
 
-    if output is not None:
-        _check_output(output)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     console = _console()
     if not console.is_terminal:
@@ -140,7 +151,7 @@ def _sweep(
         target=target,
         task=task,
         data_dir=data_dir,
-        progress=SweepProgress(console, parameter_name(param)),
+        progress=SweepProgress(console, param),
     )
     analysis = analyze_sweep(result.study)
     console.print()

@@ -8,8 +8,22 @@ all as one population, stored as a study of their own.
 readings; `dltune.report.write_report(result.study, "sweep.html")` draws it.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .plan import SweepPlan
-from .runner import SweepResult, sweep
 from .values import SWEEPABLE
 
+if TYPE_CHECKING:
+    from .runner import SweepResult, sweep
+
 __all__ = ["SWEEPABLE", "SweepPlan", "SweepResult", "sweep"]
+
+
+def __getattr__(name: str) -> Any:
+    """The runner on first use: it imports torch, which checking a command's options (and
+    `dltune --help`) should not wait for."""
+    if name in ("sweep", "SweepResult"):
+        from . import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

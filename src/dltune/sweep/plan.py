@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Config
-from ..lifecycle import trial_seed
 from .values import SHAPE_CHANGING, label
 
 SWEEP_ATTR = "dltune_sweep"  # study user attr: the plan (and, after a run, its timing)
@@ -46,6 +45,8 @@ class SweepPlan:
         return [label(v) for v in self.values]
 
     def member_seed(self, seed_index: int) -> int:
+        from ..lifecycle import trial_seed  # lazily: it imports the engines (torch)
+
         return trial_seed(self.seed, seed_index)
 
     def config_for(self, value: Any) -> Config:
