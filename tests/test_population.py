@@ -56,6 +56,20 @@ def test_every_member_of_a_mixed_population_matches_its_sequential_run(blobs):
         assert_same_curve(population[i], alone)
 
 
+@pytest.mark.parametrize(
+    "activations",
+    [("relu", "relu", "tanh", "tanh", "linear"), ("relu", "tanh", "relu", "linear", "tanh")],
+    ids=["side by side (a sweep)", "interleaved"],
+)
+def test_activation_groups_side_by_side_or_interleaved_match_sequential_runs(
+    blobs, activations: tuple[str, ...]
+):
+    configs = [make_config(activation=name, dropout=0.2, epochs=2) for name in activations]
+    population = PopulationTrainer(blobs).train([(i, c, 10 + i) for i, c in enumerate(configs)])
+    for i, config in enumerate(configs):
+        assert_same_curve(population[i], SequentialTrainer(blobs).train(config, seed=10 + i))
+
+
 def test_regression_members_match_their_sequential_runs(linear_regression):
     configs = [
         make_config(loss=loss, activation="linear", optimizer=opt, learning_rate=0.01, epochs=5)

@@ -82,6 +82,20 @@ class Member:
         return self.epoch + self.segment / max(1, self.segments_per_epoch)
 
 
+def _runs(names: list[str]) -> list[tuple[str, int, int]] | None:
+    """(name, start, end) for each distinct name when every name's members sit side by side
+    (a sweep's members join value by value), else None."""
+    runs: list[tuple[str, int, int]] = []
+    for i, name in enumerate(names):
+        if runs and runs[-1][0] == name:
+            runs[-1] = (name, runs[-1][1], i + 1)
+        elif any(r[0] == name for r in runs):
+            return None
+        else:
+            runs.append((name, i, i + 1))
+    return runs
+
+
 def _groups(names: list[str]) -> list[tuple[str, torch.Tensor]]:
     """(name, member indices) for each distinct name, in order of first appearance."""
     order: dict[str, list[int]] = {}
@@ -224,6 +238,9 @@ class Bucket:
         members = self.members
         device = self.data.device
         self.activations = _groups([m.config.activation for m in members])
+        # Contiguous groups are activated slice by slice and joined: no gather and scatter of
+        # the hidden units per group (measured: a third of a step of a 10-activation sweep).
+        self.activation_runs = _runs([m.config.activation for m in members])
         self.losses = _groups([m.config.loss for m in members])
         self.loss_fns = {
             name: loss_function(name, self.data.task, self.data.n_outputs)
@@ -245,6 +262,10 @@ class Bucket:
     def _activate(self, h: torch.Tensor) -> torch.Tensor:
         if len(self.activations) == 1:
             return activation_module(self.activations[0][0])(h)
+        if self.activation_runs is not None and h.dim() == 3:
+            return torch.cat(
+                [activation_module(name)(h[start:end]) for name, start, end in self.activation_runs]
+            )
         out = torch.empty_like(h)
         for name, index in self.activations:
             index = index.to(h.device)

@@ -326,6 +326,7 @@ def _epochs_panel(ax: Any, a: SweepAnalysis) -> None:
         longest = max(trained, key=lambda r: float(r.value))
         for run in longest.runs:
             _draw_run(ax, run)
+        _draw_val_loss(ax, longest)
     else:
         _note(ax, "not trained", CHANCE)
     for row in a.rows:
@@ -335,6 +336,21 @@ def _epochs_panel(ax: Any, a: SweepAnalysis) -> None:
     ax.set_xlabel("epoch (thin lines: the values swept)")
     ax.set_ylabel(f"{a.metric}")
     _curves_legend(ax, a, inside=True)
+
+
+def _draw_val_loss(ax: Any, row: Row) -> None:
+    """The validation loss on a right-hand axis, thin and dotted: where it turns is where the
+    epochs sweep's reading says overfitting starts, often before the metric peaks."""
+    losses = [run for run in row.runs if run.val_loss]
+    if not losses:
+        return
+    right = ax.twinx()
+    for run in losses:
+        loss = _finite_or_nan(run.val_loss)
+        colour = SEED_COLOURS[run.seed % len(SEED_COLOURS)]
+        right.plot(range(1, len(loss) + 1), loss, c=colour, lw=0.8, ls=":", alpha=0.8)
+    right.set_ylabel("validation loss (dotted)")
+    right.spines["right"].set_visible(True)
 
 
 def _columns(count: int) -> int:
