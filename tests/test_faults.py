@@ -18,6 +18,7 @@ from dltune.storage import GRACE_PERIOD, HEARTBEAT_INTERVAL
 from .test_cli import SMALL_SPACE
 
 FINISHED = ("COMPLETE", "PRUNED")
+BEAT = 2  # seconds between heartbeats in the killed driver (DLTUNE_HEARTBEAT_SECONDS)
 
 
 def trial_rows(db: Path) -> dict[int, tuple[str, float | None]]:
@@ -36,11 +37,15 @@ def test_a_driver_killed_with_sigkill_resumes_with_nothing_finished_lost(tmp_pat
     space.write_text(SMALL_SPACE.replace("epochs: 3", "epochs: 9"))
     db = tmp_path / "dltune.db"
     command = [sys.executable, "-m", "dltune.cli", "run", str(space), "--seed", "0"]
+    # Heartbeats every 2 s, so a trial silent 6 s is a dead process's (10 s and 30 s by
+    # default): the same rule, a shorter wait.
+    env = {**os.environ, "DLTUNE_HEARTBEAT_SECONDS": str(BEAT)}
     driver = subprocess.Popen(
         [*command, "--trials", "500"],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 120
@@ -67,9 +72,14 @@ def test_a_driver_killed_with_sigkill_resumes_with_nothing_finished_lost(tmp_pat
     assert done_before and orphans
 
     # Past the grace period, the same command tells the dead driver's trials from live ones.
-    time.sleep(GRACE_PERIOD + 1.5)
+    time.sleep(3 * BEAT + 1.5)
     again = subprocess.run(
-        [*command, "--trials", "2"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        [*command, "--trials", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert again.returncode == 0, again.stderr
     after = trial_rows(db)

@@ -31,8 +31,32 @@ from .errors import StudyError
 if TYPE_CHECKING:
     import optuna
 
-HEARTBEAT_INTERVAL = 10  # seconds between heartbeats of a running trial
-GRACE_PERIOD = 30  # a running trial silent this long belongs to a dead process
+
+
+def _heartbeat_seconds(default: int = 10) -> int:
+    """Seconds between heartbeats of a running trial: DLTUNE_HEARTBEAT_SECONDS (a whole number
+    >= 1), else `default`. Shorter: a dead process's trials are found sooner, at the cost of a
+    database write per running trial that often."""
+    text = os.environ.get("DLTUNE_HEARTBEAT_SECONDS", "").strip()
+    if not text:
+        return default
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = 0
+    if seconds < 1:
+        warnings.warn(
+            f"DLTUNE_HEARTBEAT_SECONDS={text!r} is not a whole number of seconds >= 1; "
+            f"using {default}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return default
+    return seconds
+
+
+HEARTBEAT_INTERVAL = _heartbeat_seconds()  # seconds between heartbeats of a running trial
+GRACE_PERIOD = 3 * HEARTBEAT_INTERVAL  # a running trial silent this long: a dead process's
 CONNECT_TIMEOUT = 10  # seconds to reach a database server (DLTUNE_CONNECT_TIMEOUT overrides)
 HEARTBEAT_ATTR = "dltune:heartbeat"  # journal storage: the trial's last heartbeat (epoch seconds)
 
