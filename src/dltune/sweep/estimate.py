@@ -2,9 +2,15 @@
 
 A few members are trained again by the sequential trainer (the engine every one-model-per-trial
 tool amounts to), for a couple of epochs each, and their seconds per epoch are charged to every
-member of the sweep for the epochs it trained. Shape-changing sweeps (units, layers, batch size)
-sample every value, since their cost per epoch differs by value; the others sample three values
-spread over the sweep (their cost per epoch differs little: an activation or an optimizer).
+member of the sweep for the epochs it trained. Sweeps whose values cost differently per epoch
+(units, layers and batch size change the shapes; activation, optimizer and loss the arithmetic)
+sample every value; the others (learning rate, dropout, weight decay) three values spread over
+the sweep.
+
+Measured against training every run alone (benchmarks/sweeps.py, RESULTS.md), the estimate
+comes out 5-27% low: a process's seconds per epoch drift upward over minutes of training on
+this shared machine, and the sample is short. Low is the safe side: the population's gain is
+understated, not overstated.
 
 Choices that keep the estimate conservative (it favours the one-at-a-time side): a diverged run
 is charged only its finished epochs, since alone it would stop within a few steps; an epochs
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .plan import SweepPlan
+from .values import CATEGORICAL
 
 if TYPE_CHECKING:
     from ..data import Dataset
@@ -39,7 +46,10 @@ def sampled_indices(plan: SweepPlan, usable: list[int]) -> list[int]:
     pool = usable or list(range(len(plan.values)))
     if plan.param == "epochs":
         return pool[:1]  # every value trains the same configuration
-    want = 3 if plan.shares_shapes else MAX_SAMPLED_VALUES
+    # A choice of activation, optimizer or loss changes the arithmetic (gelu and swish cost
+    # more than relu; Adam more than SGD): those are timed value by value too.
+    same_cost = plan.shares_shapes and plan.param not in CATEGORICAL
+    want = 3 if same_cost else MAX_SAMPLED_VALUES
     if len(pool) <= want:
         return pool
     step = (len(pool) - 1) / (want - 1)
