@@ -16,14 +16,10 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from .cli_options import data_options, storage_option
 from .errors import DLTuneError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-STORAGE_HELP = (
-    "Optuna storage URL: sqlite:///FILE.db (one machine), postgresql://USER:PASSWORD@HOST/DB "
-    "(many machines), journal:///FILE.log (a shared file system)."
-)
 
 
 def _console(stderr: bool = False) -> Any:
@@ -53,35 +49,10 @@ def main() -> None:
     """Tune the hyperparameters of dense neural networks, and explain the result."""
 
 
-def _storage_option(func: F) -> F:
-    from .storage import DEFAULT_STORAGE
-
-    return click.option("--storage", default=DEFAULT_STORAGE, show_default=True, help=STORAGE_HELP)(
-        func
-    )
-
-
 @main.command()
 @click.argument("space", required=False, type=click.Path(dir_okay=False))
-@click.option(
-    "--data",
-    "data",
-    default="digits",
-    show_default=True,
-    help="digits, mnist, a folder of IDX files, or a .csv/.parquet/.npz file.",
-)
-@click.option("--target", help="The target column of a .csv or .parquet file.")
-@click.option(
-    "--task",
-    type=click.Choice(["classification", "regression"]),
-    help="Override the task told from the target.",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    help="Where local copies of downloadable data live (or DLTUNE_DATA_DIR).",
-)
-@_storage_option
+@data_options()
+@storage_option
 @click.option("--study", "study_name", help="Study name [default: SPACE's name and the data's].")
 @click.option("--trials", type=click.IntRange(min=1), help="Run N more trials [default: 50].")
 @click.option(
@@ -256,7 +227,7 @@ def _load_study(storage: str, study_name: str | None) -> Any:
 
 
 @main.command()
-@_storage_option
+@storage_option
 @click.option("--study", "study_name", help="Study name [default: the most recent].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @user_errors
@@ -277,7 +248,7 @@ def best(storage: str, study_name: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@_storage_option
+@storage_option
 @click.option("--study", "study_name", help="Study name [default: the most recent].")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @user_errors
@@ -310,7 +281,7 @@ def trials(storage: str, study_name: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@_storage_option
+@storage_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @user_errors
 def studies(storage: str, as_json: bool) -> None:
@@ -357,7 +328,7 @@ def studies(storage: str, as_json: bool) -> None:
 
 
 @main.command()
-@_storage_option
+@storage_option
 @click.option("--study", "study_name", help="Study name [default: the most recent].")
 @click.option(
     "-o",
@@ -392,7 +363,7 @@ def report(storage: str, study_name: str | None, output: str) -> None:
 
 
 @main.command()
-@_storage_option
+@storage_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
 @user_errors
@@ -442,7 +413,7 @@ def space(show: str | None, as_yaml: bool) -> None:
 
 
 @main.command("train-best")
-@_storage_option
+@storage_option
 @click.option("--study", "study_name", help="Study name [default: the most recent].")
 @click.option(
     "--on",

@@ -18,6 +18,7 @@ from .config import Config
 from .engine.result import EpochReport
 from .progress import ProgressListener
 from .sweep.values import label
+from .vocabulary import HYPERPARAMETERS
 
 
 def _fmt_time(seconds: float) -> str:
@@ -208,18 +209,7 @@ def best_table(best: dict[str, Any], title: str) -> Table:
     table.add_row(f"test {metric}", _fmt_value(best["test"]) if best["test"] is not None else "-")
     table.add_row("best epoch", f"{best['best_epoch']} of {best['epochs']} run")
     params = dict(best["params"])
-    for key in (
-        "layers",
-        "units",
-        "activation",
-        "dropout",
-        "loss",
-        "optimizer",
-        "learning_rate",
-        "weight_decay",
-        "batch_size",
-        "epochs",
-    ):
+    for key in HYPERPARAMETERS:
         if key in params:
             value = params.pop(key)
             if isinstance(value, float):

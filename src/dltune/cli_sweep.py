@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .cli_options import data_options, storage_option
 from .errors import StudyError
 
 if TYPE_CHECKING:
@@ -39,25 +40,8 @@ HELP_PARAM = (
     type=click.Path(dir_okay=False),
     help="Hold the rest at this space file's fixed values (textbook values for the others).",
 )
-@click.option(
-    "--data",
-    default="digits",
-    show_default=True,
-    help="digits, mnist, a folder of IDX files, or a .csv/.parquet/.npz file "
-    "(with --from-study: that study's data unless given).",
-)
-@click.option("--target", help="The target column of a .csv or .parquet file.")
-@click.option(
-    "--task",
-    type=click.Choice(["classification", "regression"]),
-    help="Override the task told from the target.",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    help="Where local copies of downloadable data live (or DLTUNE_DATA_DIR).",
-)
-@click.option("--storage", default=None, help="Optuna storage URL [default: sqlite:///dltune.db].")
+@data_options("(with --from-study: that study's data unless given)")
+@storage_option
 @click.option("--study", "study_name", help="Study name [default: sweep-PARAM-DATA].")
 @click.option(
     "--epochs",
@@ -97,7 +81,7 @@ def _sweep(
     target: str | None,
     task: str | None,
     data_dir: str | None,
-    storage: str | None,
+    storage: str,
     study_name: str | None,
     epochs: int | None,
     seeds: int,
@@ -126,7 +110,7 @@ def _sweep(
     from .analysis.sweeps import analyze_sweep
     from .cli import _console
     from .cli_display import SweepProgress
-    from .storage import DEFAULT_STORAGE, display_url
+    from .storage import display_url
     from .sweep import sweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -140,7 +124,7 @@ def _sweep(
         data=data,
         base=base,
         from_study=from_study,
-        storage=storage or DEFAULT_STORAGE,
+        storage=storage,
         study_name=study_name,
         epochs=epochs,
         seeds=seeds,

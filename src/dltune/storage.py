@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     import optuna
 
 
-
 def _heartbeat_seconds(default: int = 10) -> int:
     """Seconds between heartbeats of a running trial: DLTUNE_HEARTBEAT_SECONDS (a whole number
     >= 1), else `default`. Shorter: a dead process's trials are found sooner, at the cost of a

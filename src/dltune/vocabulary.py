@@ -8,6 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The hyperparameters people guess at, in the order they think of them (weight decay is a
+# ninth knob a space may tune; "epochs" is each trial's best epoch, or a sweep's epochs).
+HYPERPARAMETERS: tuple[str, ...] = (
+    "layers",
+    "units",
+    "dropout",
+    "activation",
+    "loss",
+    "optimizer",
+    "learning_rate",
+    "weight_decay",
+    "batch_size",
+    "epochs",
+)
+
 ACTIVATIONS: tuple[str, ...] = (
     "relu",
     "sigmoid",

@@ -150,30 +150,26 @@ def _barely_learns(a: SweepAnalysis) -> list[Reading]:
             continue
         moving = statistics.fmean(_late_share(run.train_loss) for run in row.runs)
         (slow if moving > STILL_MOVING else stuck).append((row, progress))
-    found = []
-    metric = f"validation {a.metric}"
     epochs = a.plan.epochs
-    if slow:
-        rows = [r for r, _ in slow]
-        reached = (
-            max(mean_of(r.best) for r in rows) if a.maximize else min(mean_of(r.best) for r in rows)
-        )
+    found = []
+    for kind, group, how in (
+        ("slow", slow, f"barely learns in {epochs} epochs"),
+        ("stalls", stuck, "barely learns and has stopped improving"),
+    ):
+        if not group:
+            continue
+        rows = [r for r, _ in group]
+        reached = (max if a.maximize else min)(mean_of(r.best) for r in rows)
         text = (
-            f"At {_region(a, rows)} it barely learns in {epochs} epochs: {metric} reaches at "
-            f"most {reached:.3g} (chance is {a.chance:.3g}; the best value reaches {top:.3g}), "
-            "and it is still improving at the end: too slow, not broken."
+            f"At {_region(a, rows)} it {how}: validation {a.metric} reaches at most "
+            f"{reached:.3g} (chance is {a.chance:.3g}; the best value reaches {top:.3g})"
+            + (
+                ", and it is still improving at the end: too slow, not broken."
+                if kind == "slow"
+                else "."
+            )
         )
-        found.append(Reading("slow", _with_why(a, "slow", text), [r.value for r in rows]))
-    if stuck:
-        rows = [r for r, _ in stuck]
-        reached = (
-            max(mean_of(r.best) for r in rows) if a.maximize else min(mean_of(r.best) for r in rows)
-        )
-        text = (
-            f"At {_region(a, rows)} it barely learns and has stopped improving: {metric} at "
-            f"most {reached:.3g} (chance is {a.chance:.3g}; the best value reaches {top:.3g})."
-        )
-        found.append(Reading("stalls", _with_why(a, "stalls", text), [r.value for r in rows]))
+        found.append(Reading(kind, _with_why(a, kind, text), [r.value for r in rows]))
     return found
 
 

@@ -15,26 +15,14 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .. import vocabulary
 from ..records import study_meta, trial_state
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-# The eight hyperparameters, in the order people think of them (weight decay is a ninth knob
-# that the space may tune; "epochs" is each trial's best epoch).
-HYPERPARAMETERS = (
-    "layers",
-    "units",
-    "dropout",
-    "activation",
-    "loss",
-    "optimizer",
-    "learning_rate",
-    "weight_decay",
-    "batch_size",
-    "epochs",
-)
+HYPERPARAMETERS = vocabulary.HYPERPARAMETERS  # "epochs" here: each trial's best epoch
 CATEGORICAL = ("activation", "loss", "optimizer")
 LOG_SCALE = ("units", "learning_rate", "batch_size")
 FINISHED = ("complete", "pruned", "diverged")

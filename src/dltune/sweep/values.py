@@ -15,19 +15,7 @@ from .. import vocabulary
 from ..errors import DLTuneError, did_you_mean
 from ..space.rules import value_rule
 
-# The hyperparameters a sweep can vary, in the order people think of them.
-SWEEPABLE = (
-    "layers",
-    "units",
-    "dropout",
-    "activation",
-    "loss",
-    "optimizer",
-    "learning_rate",
-    "weight_decay",
-    "batch_size",
-    "epochs",
-)
+SWEEPABLE = vocabulary.HYPERPARAMETERS  # every one of them can be swept
 CATEGORICAL = ("activation", "loss", "optimizer")
 INTEGER = ("layers", "units", "batch_size", "epochs")
 # Shown on a log axis, and --range on them is usually written with :log.
