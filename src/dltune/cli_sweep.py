@@ -191,7 +191,10 @@ def sweep_table(a: SweepAnalysis) -> Table:
             f"{'s' * (seeds > 1)}), {a.plan.epochs} epochs; * best"
         ),
         title_justify="left",
-        caption="gap: train minus validation metric at the last epoch; s/run: seconds per run",
+        caption=(
+            "gap: train minus validation metric at the last epoch; s/run: a run's share of "
+            "the population's seconds"
+        ),
         caption_justify="left",
         box=box.SIMPLE_HEAD,
     )

@@ -185,8 +185,8 @@ def _table(a: SweepAnalysis) -> str:
     note = (
         "<p>Mean ± standard deviation over seeds; the gap is the training metric minus the "
         "validation metric at the last epoch, positive when the training rows score better. "
-        "Seconds: the wall time of a run's epochs; runs trained together in one population "
-        "each show the population's time. Bold: the best value.</p>"
+        "Seconds: a run's share of its population's time (the time of each step divided "
+        "among the runs stacked in it). Bold: the best value.</p>"
     )
     return f"{note}<table>{head}{body}</table>"
 
