@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -372,6 +373,13 @@ def test_the_command_prints_the_table_and_readings_and_writes_page_and_picture(t
     html = write_report(study, tmp_path / "s.html").read_text()
     assert "Sweep of optimizer" in html and html.count("<svg") >= 2
     assert "<script" not in html and "https://" not in html.replace("http://www.w3.org", "")
+    data = dltune(
+        "report", "--storage", db, "--study", "sweep-optimizer-digits", "-o", "s.json", cwd=tmp_path
+    )
+    assert data.returncode == 0, data.stderr
+    plain = json.loads((tmp_path / "s.json").read_text())
+    assert [row["label"] for row in plain["rows"]] == ["sgd", "adam"]
+    assert plain["timing"]["one_at_a_time"]["seconds"] > 0 and plain["readings"]
 
 
 @pytest.mark.parametrize(

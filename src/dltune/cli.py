@@ -336,11 +336,12 @@ def studies(storage: str, as_json: bool) -> None:
     default="report.html",
     show_default=True,
     type=click.Path(dir_okay=False),
-    help="The HTML file to write (or .json: the analysis as data).",
+    help="The HTML file to write (or .json: the analysis as data; .png: a sweep's figures).",
 )
 @user_errors
 def report(storage: str, study_name: str | None, output: str) -> None:
-    """Write a study's report: best configuration, diagnostics, importance, effects, curves."""
+    """Write a study's report: best configuration, diagnostics, importance, effects, curves
+    (for a sweep's study: the sweep's page)."""
     from pathlib import Path
 
     from .errors import StudyError
@@ -353,8 +354,10 @@ def report(storage: str, study_name: str | None, output: str) -> None:
         )
     if target.suffix == ".json":
         from .analysis import analyze
+        from .analysis.sweeps import analyze_sweep, is_sweep
 
-        target.write_text(json.dumps(analyze(study).to_dict(), indent=1, allow_nan=False))
+        analysis = analyze_sweep(study) if is_sweep(study) else analyze(study)
+        target.write_text(json.dumps(analysis.to_dict(), indent=1, allow_nan=False))
     else:
         from .report import write_report
 
