@@ -26,6 +26,7 @@ from ..storage import DEFAULT_STORAGE, display_url, fail_stale_trials, normalize
 from ..vocabulary import DEFAULT_METRIC, loss_applies
 from .estimate import TrainedMember, one_at_a_time
 from .plan import SEED_ATTR, SWEEP_ATTR, VALUE_ATTR, SweepPlan
+from .study import FINISHED_STATES, enqueue_members, missing_members, open_sweep_study
 from .values import default_values, parse_range, parse_values
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
 DEFAULT_SEEDS = 3
 DEFAULT_SEED = 0  # sweeps are for learning: the same command gives the same curves
-FINISHED_STATES = ("complete", "pruned", "diverged")
 
 
 @dataclass
@@ -95,7 +95,7 @@ def sweep(
     storage = normalize_url(storage)
     dataset, config, metric, target = _base(from_study, base, data, storage, target, task, data_dir)
     plan = _plan(param, values, value_range, config, dataset.task, epochs, seeds, seed)
-    study, meta, space = _open(plan, metric, dataset, storage, study_name, target)
+    study, meta, space = open_sweep_study(plan, metric, dataset, storage, study_name, target)
     result = SweepResult(study, storage, plan, dataset, 0.0, 0)
     _run(result, space, meta, memory, device, estimate, progress)
     result.seconds = time.perf_counter() - started
@@ -198,146 +198,6 @@ def _plan(
     return SweepPlan(param, tuple(chosen), base.replace(epochs=most), seeds, seed)
 
 
-# ---- storage --------------------------------------------------------------------------------
-
-
-def _open(
-    plan: SweepPlan,
-    metric: str,
-    dataset: Dataset,
-    storage: str,
-    study_name: str | None,
-    target: str | None,
-) -> tuple[optuna.Study, dict[str, Any], SearchSpace]:
-    """The sweep's study, new or resumed; the same plan under the same name, or an error."""
-    from ..space import SearchSpace
-    from ..tuner import open_study
-
-    space = SearchSpace.from_dict(plan.space_dict(metric), source=f"dltune sweep {plan.param}")
-    if study_name is not None:
-        _check_named(storage, study_name, plan)
-    name = study_name or _free_name(storage, f"sweep-{plan.param}-{dataset.name}", plan, dataset)
-    study, meta, space, _ = open_study(
-        space,
-        dataset,
-        storage=storage,
-        study_name=name,
-        sampler="random",  # never consulted: every member is enqueued with its params
-        seed=plan.seed,
-        parallel=True,
-        target=target,
-    )
-    if study.user_attrs.get(SWEEP_ATTR) is None:
-        chance = chance_level(dataset, str(meta["metric"]))
-        study.set_user_attr(SWEEP_ATTR, {"plan": plan.to_dict(), "chance": chance})
-    return study, meta, space
-
-
-def _check_named(storage: str, name: str, plan: SweepPlan) -> None:
-    """A study named with --study that exists must hold this very sweep (to resume it)."""
-    import optuna
-
-    from ..storage import open_storage
-
-    summaries = optuna.get_all_study_summaries(open_storage(storage), include_best_trial=False)
-    found = next((s for s in summaries if s.study_name == name), None)
-    if found is None:
-        return
-    stored = found.user_attrs.get(SWEEP_ATTR)
-    if not isinstance(stored, dict):
-        raise StudyError(
-            f"study {name!r} in {display_url(storage)} is a study, not a sweep; "
-            "use --study NEW_NAME for the sweep"
-        )
-    if stored.get("plan") != plan.to_dict():
-        raise StudyError(
-            f"study {name!r} in {display_url(storage)} holds a sweep with another plan "
-            f"({_plan_text(stored.get('plan'))}); use --study NEW_NAME to store this one "
-            "separately, or the same options to resume it"
-        )
-
-
-def _plan_text(plain: Any) -> str:
-    try:
-        plan = SweepPlan.from_dict(plain)
-    except (KeyError, TypeError, ValueError):
-        return "unreadable"
-    return f"{plan.param} = {', '.join(plan.labels())}; {plan.seeds} seeds, {plan.epochs} epochs"
-
-
-def chance_level(dataset: Dataset, metric: str) -> float:
-    """The validation metric of a model that learned nothing but the targets' distribution:
-    the commonest class's share (accuracy), the spread around the mean (rmse) or the median
-    (mae). The readings measure how far each value got from here."""
-    import numpy as np
-
-    y = np.asarray(dataset.y_val)
-    if metric == "accuracy":
-        return float(np.bincount(y.astype(np.int64)).max() / len(y))
-    if metric == "mae":
-        return float(np.mean(np.abs(y - np.median(y))))
-    return float(np.std(y))
-
-
-def _free_name(storage: str, wanted: str, plan: SweepPlan, dataset: Dataset) -> str:
-    """`wanted`, or `wanted-2`, `-3`, ...: the first name that is free or holds this very
-    sweep (to resume it), so that sweeps with other values never collide."""
-    import optuna
-
-    from ..records import STUDY_META
-    from ..storage import open_storage
-
-    backend = open_storage(storage)
-    existing = {s.study_name: s for s in optuna.get_all_study_summaries(backend, False)}
-    for n in range(1, 1000):
-        name = wanted if n == 1 else f"{wanted}-{n}"
-        summary = existing.get(name)
-        if summary is None:
-            return name
-        attrs = summary.user_attrs
-        same_plan = (attrs.get(SWEEP_ATTR) or {}).get("plan") == plan.to_dict()
-        same_data = (attrs.get(STUDY_META) or {}).get("data", {}).get("fingerprint") == (
-            dataset.fingerprint()
-        )
-        if same_plan and same_data:
-            return name
-    raise StudyError(f"{display_url(storage)} holds 999 sweeps named {wanted!r}; use --study")
-
-
-def _missing(study: optuna.Study, plan: SweepPlan) -> tuple[list[tuple[int | None, int]], int]:
-    """Members with no finished trial, and how many of them wait enqueued from an earlier,
-    interrupted run (they are not enqueued again)."""
-    done, waiting = set(), set()
-    for trial in study.get_trials(deepcopy=False):
-        key = (trial.user_attrs.get(VALUE_ATTR), trial.user_attrs.get(SEED_ATTR))
-        state = trial_state(trial)
-        if state in FINISHED_STATES:
-            done.add(key)
-        elif state == "waiting":
-            waiting.add(key)
-    missing = [m for m in plan.members() if m not in done]
-    return missing, sum(1 for m in missing if m in waiting)
-
-
-def _enqueue(study: optuna.Study, plan: SweepPlan, missing: list[tuple[int | None, int]]) -> None:
-    queued = {
-        (t.user_attrs.get(VALUE_ATTR), t.user_attrs.get(SEED_ATTR))
-        for t in study.get_trials(deepcopy=False)
-        if trial_state(t) == "waiting"
-    }
-    for value_index, seed_index in missing:
-        if (value_index, seed_index) in queued:
-            continue
-        study.enqueue_trial(
-            plan.params_for(value_index),
-            user_attrs={
-                VALUE_ATTR: value_index,
-                SEED_ATTR: seed_index,
-                "seed": plan.member_seed(seed_index),
-            },
-        )
-
-
 # ---- training -------------------------------------------------------------------------------
 
 
@@ -356,8 +216,8 @@ def _run(
 
     study, plan = result.study, result.plan
     fail_stale_trials(study)
-    missing, _ = _missing(study, plan)
-    _enqueue(study, plan, missing)
+    missing, _ = missing_members(study, plan)
+    enqueue_members(study, plan, missing)
     if not missing:
         result.notes.append("every member was trained before: nothing to train")
         return
