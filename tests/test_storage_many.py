@@ -251,6 +251,33 @@ def test_a_journal_trial_without_heartbeats_is_failed_later(tmp_path):
     }
 
 
+def test_a_database_trial_killed_before_its_first_heartbeat_is_failed_later(tmp_path):
+    import datetime
+    import sqlite3
+
+    import optuna
+
+    db = tmp_path / "h.db"
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{db}"))
+    dead = study.ask()  # created, then its process killed before it could beat
+    old = datetime.datetime.now() - datetime.timedelta(seconds=GRACE_PERIOD + 5)
+    with sqlite3.connect(db) as connection:
+        connection.execute(
+            "UPDATE trials SET datetime_start = ? WHERE trial_id = ?",
+            (old.isoformat(sep=" "), dead._trial_id),
+        )
+    young = study.ask()  # just created, no heartbeat yet: alive until proven otherwise
+    beating = study.ask()
+    study._storage.record_heartbeat(beating._trial_id)
+    fail_stale_trials(study)
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    assert states == {
+        dead.number: optuna.trial.TrialState.FAIL,
+        young.number: optuna.trial.TrialState.RUNNING,
+        beating.number: optuna.trial.TrialState.RUNNING,
+    }
+
+
 def test_two_processes_share_one_journal_file(project):
     run_two_together(project, "journal:///shared.log", (2, 2))
     assert_shared_without_duplicates(f"journal:///{project / 'shared.log'}", 4)

@@ -365,6 +365,41 @@ def record_heartbeat(storage: Any, trial_id: int) -> None:
         storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
 
 
+def _fail_never_beaten(study: optuna.Study) -> None:
+    """Fail the RUNNING trials of a database that never recorded a heartbeat and started more
+    than GRACE_PERIOD ago: their process was killed between creating the trial and its first
+    beat (milliseconds apart). Optuna's fail_stale_trials skips a trial without heartbeats, so
+    such a trial would stay 'running' for ever (a SIGKILL test caught one)."""
+    import datetime
+
+    import optuna
+    import sqlalchemy
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    backend = getattr(study._storage, "_backend", study._storage)  # the cache wraps it
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        return
+    # datetime_start is the creating process's local time (Optuna's datetime.now()).
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=GRACE_PERIOD)
+    with _create_scoped_session(backend.scoped_session) as session:
+        running = (
+            session.query(models.TrialModel)
+            .options(sqlalchemy.orm.selectinload(models.TrialModel.heartbeats))
+            .filter(models.TrialModel.state == optuna.trial.TrialState.RUNNING)
+            .filter(models.TrialModel.study_id == study._study_id)
+            .all()
+        )
+        silent = [
+            int(t.trial_id)
+            for t in running
+            if not t.heartbeats and t.datetime_start is not None and t.datetime_start < cutoff
+        ]
+    for trial_id in silent:
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            study._storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+
+
 def fail_stale_trials(study: optuna.Study) -> None:
     """Mark trials whose process died (no heartbeat within GRACE_PERIOD) as failed."""
     import optuna
@@ -374,6 +409,7 @@ def fail_stale_trials(study: optuna.Study) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
+        _fail_never_beaten(study)
         return
     if not isinstance(storage, optuna.storages.JournalStorage):
         return  # in memory: no other process to have died
