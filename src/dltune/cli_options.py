@@ -24,16 +24,17 @@ def storage_option(func: F) -> F:
     )
 
 
-def data_options(data_help: str = "") -> Callable[[F], F]:
-    """--data, --target, --task and --data-dir: which data, and how to read them."""
+def data_options(data_help: str = "", default: str | None = "digits") -> Callable[[F], F]:
+    """--data, --target, --task and --data-dir: which data, and how to read them. `default`
+    None: the command picks (and `data_help` says how)."""
 
     def decorate(func: F) -> F:
         for option in reversed(
             [
                 click.option(
                     "--data",
-                    default="digits",
-                    show_default=True,
+                    default=default,
+                    show_default=default is not None,
                     help="digits, mnist, a folder of IDX files, or a .csv/.parquet/.npz file"
                     + (f" {data_help}" if data_help else "")
                     + ".",

@@ -40,7 +40,7 @@ HELP_PARAM = (
     type=click.Path(dir_okay=False),
     help="Hold the rest at this space file's fixed values (textbook values for the others).",
 )
-@data_options("(with --from-study: that study's data unless given)")
+@data_options("[default: digits; with --from-study, that study's data]", default=None)
 @storage_option
 @click.option("--study", "study_name", help="Study name [default: sweep-PARAM-DATA].")
 @click.option(
@@ -77,7 +77,7 @@ def _sweep(
     value_range: str | None,
     from_study: str | None,
     base: str | None,
-    data: str,
+    data: str | None,
     target: str | None,
     task: str | None,
     data_dir: str | None,

@@ -57,7 +57,7 @@ def sweep(
     *,
     values: str | list[Any] | tuple[Any, ...] | None = None,
     value_range: str | None = None,
-    data: Dataset | str | Path = "digits",
+    data: Dataset | str | Path | None = None,
     base: SearchSpace | str | Path | dict[str, Any] | None = None,
     from_study: str | None = None,
     storage: str = DEFAULT_STORAGE,
@@ -78,6 +78,7 @@ def sweep(
     The base is the best trial of study `from_study` (in `storage`), or the space `base` with
     its fixed values and, for what it samples, the textbook configuration's nearest values
     (the default space: one Dense(128, relu) layer, dropout 0.2, Adam at 1e-3, batch 32).
+    `data`: None is the study's data with `from_study`, else digits.
     `values` ("V1,V2,..." or a list) or `value_range` ("LOW:HIGH:N[:log]") choose the values;
     neither: every choice of a categorical, a wide default range of a numeric one.
     """
@@ -108,7 +109,7 @@ def sweep(
 def _base(
     from_study: str | None,
     base: SearchSpace | str | Path | dict[str, Any] | None,
-    data: Dataset | str | Path,
+    data: Dataset | str | Path | None,
     storage: str,
     target: str | None,
     task: str | None,
@@ -132,14 +133,13 @@ def _base(
             )
         # The study's data unless other data is given: the sweep then asks the same question
         # of another dataset, which is allowed (the base is only a starting point).
-        given = None if data == "digits" else data
-        if given is None:
+        if data is None:
             dataset, stored_target = study_data(source, data_dir=data_dir)
         else:
             dataset = (
-                given
-                if isinstance(given, Dataset)
-                else load_data(given, target=target, task=task, data_dir=data_dir)
+                data
+                if isinstance(data, Dataset)
+                else load_data(data, target=target, task=task, data_dir=data_dir)
             )
             stored_target = target
         config = Config.from_dict(best.user_attrs["config"])
@@ -150,6 +150,7 @@ def _base(
                 f"a {dataset.task} target ({dataset.describe()})"
             )
         return dataset, config, metric, None if stored_target is None else str(stored_target)
+    data = "digits" if data is None else data
     dataset = (
         data
         if isinstance(data, Dataset)
