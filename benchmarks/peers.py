@@ -367,7 +367,7 @@ def arm_dltune(seed: int, budget: float, folder: Path) -> None:
     import optuna
 
     import dltune
-    from dltune.progress import ProgressListener
+    from dltune.study import ProgressListener
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = load_dataset()

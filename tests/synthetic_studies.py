@@ -79,7 +79,8 @@ def write_study(
     import optuna
     from optuna.trial import TrialState
 
-    from dltune.records import STATE_ATTR, STUDY_META
+    from dltune.storage.schema import STATE as STATE_ATTR
+    from dltune.storage.schema import STUDY_META
 
     direction = "maximize" if metric == "accuracy" else "minimize"
     study = optuna.create_study(storage=url, study_name=name, direction=direction)

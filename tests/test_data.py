@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dltune.data import Dataset, from_arrays, load_data, read_idx, write_idx
+from dltune.data.tables import column_floats, column_kind, column_text, read_csv, read_parquet
 from dltune.errors import DataError
 
 MNIST_10K = Path(__file__).parents[2] / "shared" / "data" / "mnist-10k"
@@ -181,7 +182,7 @@ def test_bool_and_float_integer_labels_become_plain_values() -> None:
 def test_task_override() -> None:
     x, y = blobs(100)
     ds = from_arrays(x, y, task="regression")
-    assert ds.task == "regression" and ds.task_reason == "--task regression given"
+    assert ds.task == "regression" and ds.task_reason == "task='regression' given"
     assert ds.y_train.dtype == np.float32 and ds.target_std is not None
     ds = from_arrays(x, np.linspace(0, 1, 100).round(1), task="classification")
     assert ds.task == "classification" and ds.n_classes == 11
@@ -296,7 +297,7 @@ def test_csv_errors(tmp_path: Path) -> None:
     good = write_csv(tmp_path / "good.csv", ["height", "width", "label"], rows)
     raises(["good.csv", "no column 'lable'", "did you mean 'label'", "'height'"],
            load_data, good, target="lable")  # fmt: skip
-    raises(["good.csv", "--target", "Columns", "'label'"], load_data, good)
+    raises(["good.csv", "target=COLUMN", "Columns", "'label'"], load_data, good)
     raises(["not found", "missing.csv"], load_data, tmp_path / "missing.csv", target="label")
     (tmp_path / "empty.csv").write_text("")
     raises(["empty.csv", "empty"], load_data, tmp_path / "empty.csv", target="label")
@@ -335,6 +336,66 @@ def test_csv_errors(tmp_path: Path) -> None:
     raises(["ragged.csv", "line 3", "2 fields"], load_data, tmp_path / "ragged.csv", target="b")
 
 
+# --- the one CSV reader: header required (training data) or optional (predict) ---------------
+
+
+def test_csv_reader_header_required_or_optional(tmp_path: Path) -> None:
+    named = tmp_path / "named.csv"  # a BOM, ';' found in the first line, a blank line skipped
+    named.write_text("\ufeff a ; b \n\n1; x \n2;y\n", encoding="utf-8")
+    for header in ("required", "optional"):
+        # names stripped, cells as written, the file's line numbers
+        assert read_csv(named, header=header) == (["a", "b"], [["1", " x "], ["2", "y"]], [3, 4])
+    tsv = tmp_path / "t.tsv"
+    tsv.write_text("x\ty,z\n1\t2\n")  # .tsv: tabs, whatever the first line holds
+    assert read_csv(tsv, header="required") == (["x", "y,z"], [["1", "2"]], [2])
+    numbers = tmp_path / "numbers.csv"  # a first row of numbers only: data, to predict
+    numbers.write_text("1,2\n3,4\n")
+    assert read_csv(numbers, header="optional") == (None, [["1", "2"], ["3", "4"]], [1, 2])
+    raises(["numbers.csv", "looks like data, not a header"], read_csv, numbers, header="required")
+
+
+@pytest.mark.parametrize(
+    ("text", "header", "message"),
+    [
+        ("", "required", "the file is empty; it needs a header row and data rows."),
+        ("\n \n", "optional", "the file is empty."),
+        ("a,b\n", "required", "the file has a header row but no data rows."),
+        ("a,b\n", "optional", "the file has a header row but no data rows."),
+        ("a, ,c\n1,2,3\n", "required", "column 1 has an empty name in the header row; name it."),
+        (
+            "a, ,c\n1,2,3\n",
+            "optional",
+            "column name '' in the header is empty or repeated; fix the header.",
+        ),
+        ("a,b,a\n1,2,3\n", "required", "column name 'a' appears twice in the header; rename one."),
+        (
+            "a,b,a\n1,2,3\n",
+            "optional",
+            "column name 'a' in the header is empty or repeated; fix the header.",
+        ),
+        ("1,1\n2,3\n", "required", "column name '1' appears twice in the header; rename one."),
+        ("a,b\n1,2\n\n3\n", "required", "line 4 has 1 fields but the header has 2."),
+        ("a,b\n1,2\n\n3\n", "optional", "line 4 has 1 fields, but the header has 2."),
+        ("1,2\n3\n", "optional", "line 2 has 1 fields, but the first line has 2."),
+    ],
+)
+def test_csv_reader_messages_per_header_rule(
+    tmp_path: Path, text: str, header: str, message: str
+) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    with pytest.raises(DataError) as info:
+        read_csv(path, header=header)
+    assert str(info.value) == f"{path}: {message}"
+
+
+def test_csv_reader_reports_the_first_problem_as_each_caller_did(tmp_path: Path) -> None:
+    path = tmp_path / "late.csv"  # a ragged line, then a byte that is not UTF-8 far on
+    path.write_bytes(b"a,b\n1,2\n3\n" + b"4,5\n" * 5000 + b"\xff,6\n")
+    raises(["late.csv: line 3 has 1 fields"], read_csv, path, header="required")  # as read
+    raises(["late.csv: not UTF-8 text"], read_csv, path, header="optional")  # read whole first
+
+
 # --- parquet ---------------------------------------------------------------------------------
 
 
@@ -371,6 +432,29 @@ def test_parquet_regression(tmp_path: Path) -> None:
     pq.write_table(pa.table({"a": x[:, 0], "b": x[:, 1], "price": x[:, 0] * 2.5 + 0.1}), path)
     ds = load_data(path, target="price")
     assert ds.task == "regression" and ds.feature_names == ["a", "b"]
+
+
+def test_parquet_reader_and_its_column_kinds(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "k.parquet"
+    columns = {
+        "i": [1, None],
+        "f": [0.5, 1.5],
+        "b": [True, False],
+        "d": [Decimal("1.25"), Decimal("2.50")],
+        "s": ["u", None],
+    }
+    pq.write_table(pa.table(columns), path)
+    table = read_parquet(path)
+    kinds = [column_kind(table.column(name)) for name in table.column_names]
+    assert kinds == ["number", "number", "number", "decimal", "other"]
+    floats = column_floats(table.column("i"))
+    assert floats.dtype == np.float64 and floats[0] == 1.0 and np.isnan(floats[1])
+    assert column_floats(table.column("d")).tolist() == [1.25, 2.5]
+    assert column_text(table.column("s")).tolist() == ["u", "None"]
 
 
 def test_parquet_without_pyarrow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -203,7 +203,7 @@ def test_offline_error_names_files_and_directory(
     with pytest.raises(DataError) as info:
         load_data("mnist")
     msg = str(info.value)
-    for word in (*MNIST_FILES, str(env), "--data-dir", "DLTUNE_DATA_DIR", "DLTUNE_MNIST_MIRROR"):
+    for word in (*MNIST_FILES, str(env), "data_dir", "DLTUNE_DATA_DIR", "DLTUNE_MNIST_MIRROR"):
         assert word in msg, f"{word!r} not in: {msg}"
     assert leftovers(env) == []
 

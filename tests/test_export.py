@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import pickle
 import sys
 from pathlib import Path
@@ -13,11 +14,12 @@ import numpy as np
 import pytest
 
 import dltune
+from dltune import tune
+from dltune.engine.losses import metric_named, reduce_metric
 from dltune.errors import DataError, ModelError
 from dltune.export import read_bundle, train_best
 from dltune.export.predict import predict_table, read_table, write_predictions
-from dltune.export.retrain import scaled_epochs
-from dltune.tuner import tune
+from dltune.export.retrain import metric_of, scaled_epochs
 
 SMALL = {
     "layers": [1, 2],
@@ -230,6 +232,88 @@ def test_predict_reads_parquet_and_the_builtin_digits(classified, tmp_path):
         predict_table(model, read_table("digits"))  # 64 pixels are not this model's features
 
 
+def test_predict_reads_csv_with_or_without_a_header_and_keeps_its_messages(tmp_path):
+    named = tmp_path / "named.csv"
+    named.write_text("f0, f1\n 1.5 ,a\n\n2,b\n")
+    table = read_table(named)  # names and cells stripped, line numbers of the file
+    assert table.columns == ["f0", "f1"] and [c.tolist() for c in table.cells] == [
+        ["1.5", "2"],
+        ["a", "b"],
+    ]
+    assert [table.row_label(i) for i in range(2)] == ["line 2", "line 4"]
+    headless = tmp_path / "headless.csv"
+    headless.write_text("1,2\n3,4\n")
+    assert read_table(headless).columns is None and len(read_table(headless).cells[0]) == 2
+    for text, message in [
+        ("", "the file is empty."),
+        ("f0,f0\n1,2\n", "column name 'f0' in the header is empty or repeated; fix the header."),
+        ("1,2\n3\n", "line 2 has 1 fields, but the first line has 2."),
+    ]:
+        headless.write_text(text)
+        with pytest.raises(DataError) as info:
+            read_table(headless)
+        assert str(info.value) == f"{headless}: {message}"
+
+
+def test_predict_without_pyarrow_says_how_to_install_it(tmp_path, monkeypatch):
+    path = tmp_path / "t.parquet"
+    path.write_bytes(b"PAR1")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(DataError) as info:
+        read_table(path)
+    assert str(info.value) == (
+        f"{path}: reading .parquet files needs pyarrow, which is not installed. "
+        f"Install it with: pip install 'dltune[parquet]'"
+    )
+
+
+# ---- the one metric: the engine's, train-best's and predict's ------------------------------
+
+# Four rows worked by hand: errors 0, -1, 2, 0 (in the target's units); two hits of four labels.
+VALUES, TRUTH = [1.0, 2.0, 4.0, 8.0], [1.0, 3.0, 2.0, 8.0]
+BY_HAND = {"accuracy": 2 / 4, "rmse": math.sqrt((0 + 1 + 4 + 0) / 4), "mae": (0 + 1 + 2 + 0) / 4}
+
+
+@pytest.mark.parametrize("metric", sorted(BY_HAND))
+def test_one_metric_definition_equals_the_hand_computation(metric):
+    if metric == "accuracy":
+        predictions = np.array(["ant", "bee", "cat", "ant"])
+        truth = np.array(["ant", "cat", "cat", "bee"])
+    else:
+        predictions, truth = np.array(VALUES, np.float32), np.array(TRUTH, np.float32)
+    # train-best and predict: labels or values, in float64
+    value = metric_of(metric, predictions, truth)
+    assert type(value) is float and value == BY_HAND[metric]
+    terms = (predictions == truth) if metric == "accuracy" else np.array(VALUES) - TRUTH
+    assert reduce_metric(metric, terms.astype(np.float64)) == BY_HAND[metric]
+
+
+@pytest.mark.parametrize("metric", sorted(BY_HAND))
+def test_the_engine_computes_the_same_metric_per_member(metric):
+    import torch
+
+    if metric == "accuracy":  # class indices: member 0 gets rows 0 and 2 right, member 1 all
+        targets = torch.tensor([0, 2, 2, 1])
+        picks = torch.tensor([[0, 1, 2, 0], [0, 2, 2, 1]])
+        outputs = torch.nn.functional.one_hot(picks, 3).to(torch.float32)  # (P, N, C)
+        expected = [BY_HAND[metric], 1.0]
+    else:  # standardized targets (std 2, mean 5): member 0 makes the errors above, member 1 none
+        truth = torch.tensor(TRUTH)
+        targets = (truth - 5.0) / 2.0
+        outputs = torch.stack([(torch.tensor(VALUES) - 5.0) / 2.0, targets])[..., None]
+        expected = [BY_HAND[metric], 0.0]
+    value = metric_named(metric).compute(outputs, targets, target_mean=5.0, target_std=2.0)
+    assert value.shape == (2,) and value.dtype == torch.float32
+    assert value.tolist() == pytest.approx(expected, rel=1e-6)
+
+
+def test_metric_of_without_rows_or_with_an_unknown_metric():
+    assert math.isnan(metric_of("accuracy", np.array([]), np.array([])))
+    with pytest.raises(ModelError, match="metric 'f1' is not known to train-best"):
+        metric_of("f1", np.zeros(3), np.zeros(3))
+
+
 # ---- errors --------------------------------------------------------------------------------
 
 
@@ -268,7 +352,7 @@ def test_train_best_refuses_other_data_and_says_how_to_give_the_right_data(
     assert "not the data study" in str(info.value)
     # a study on data held only in memory: loading it again needs --data
     tune(SMALL, blobs, storage=storage_url, trials=1, seed=0, schedule="none")
-    with pytest.raises(DataError, match="Give it with --data"):
+    with pytest.raises(DataError, match="Give it with data=PATH"):
         train_best(storage_url)
     assert train_best(storage_url, data=blobs, epochs=1).card["training"]["epochs"] == 1
 

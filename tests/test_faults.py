@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dltune.storage import GRACE_PERIOD, HEARTBEAT_INTERVAL
+from dltune.storage import grace_period, heartbeat_seconds
 
 from .test_cli import SMALL_SPACE
 
@@ -89,4 +89,4 @@ def test_a_driver_killed_with_sigkill_resumes_with_nothing_finished_lost(tmp_pat
         assert after[number][0] == "FAIL"  # shown as 'interrupted' by dltune
     assert not [n for n, (state, _) in after.items() if state == "RUNNING"]
     assert len(after) >= len(before) + 2
-    assert GRACE_PERIOD > HEARTBEAT_INTERVAL  # a live driver is never mistaken for a dead one
+    assert grace_period() > heartbeat_seconds()  # a live driver is never mistaken for a dead one

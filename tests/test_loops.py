@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dltune import tune
-from dltune.records import trial_records
-from dltune.schedule import stored
+from dltune.storage import trial_records
+from dltune.storage.schema import RUNGS
 
 SPACE = {
     "layers": [1, 2],
@@ -24,7 +24,7 @@ SPACE = {
 def test_asha_pauses_promotes_and_resumes_trials_where_they_stopped(blobs, storage_url, engine):
     result = tune(SPACE, blobs, storage=storage_url, trials=15, seed=1, engine=engine, population=4)
     trials = result.study.trials
-    rungs = [t.user_attrs[stored.RUNGS_ATTR] for t in trials]
+    rungs = [t.user_attrs[RUNGS] for t in trials]
     assert all(r["bracket"] == 0 for r in rungs)
     reached = [len(t.intermediate_values) for t in trials]
     # every trial stopped at a rung (1, 3 or 9 epochs) or diverged before one
@@ -50,7 +50,7 @@ def test_hyperband_starts_brackets_at_different_rungs(blobs, storage_url):
     result = tune(SPACE, blobs, storage=storage_url, trials=12, seed=0, schedule="hyperband")
     first_rungs = {}
     for trial in result.study.trials:
-        rung = trial.user_attrs[stored.RUNGS_ATTR]
+        rung = trial.user_attrs[RUNGS]
         if rung["values"]:
             first_rungs.setdefault(rung["bracket"], set()).add(min(map(float, rung["values"])))
     assert first_rungs[0] == {1.0}
@@ -63,14 +63,14 @@ def test_rungs_inside_an_epoch_are_stored_as_fractions(blobs, storage_url):
     result = tune(
         space, blobs, storage=storage_url, trials=9, seed=0, engine="population", population=4
     )
-    firsts = [t.user_attrs[stored.RUNGS_ATTR]["values"] for t in result.study.trials]
+    firsts = [t.user_attrs[RUNGS]["values"] for t in result.study.trials]
     assert all("0.25" in values for values in firsts)
     # a trial stopped at 0.25 epochs has no whole epoch on its curve: its rung value is
     # stored at step 0, for the sampler
     short = [t for t in result.study.trials if set(t.intermediate_values) == {0}]
     assert short
     for trial in short:
-        values = trial.user_attrs[stored.RUNGS_ATTR]["values"]
+        values = trial.user_attrs[RUNGS]["values"]
         last = values[max(values, key=float)]  # 0.25 or 0.75: the last rung it reached
         assert trial.intermediate_values[0] == pytest.approx(last)
 
@@ -106,9 +106,7 @@ def test_a_resumed_study_reads_its_rungs_back(blobs, storage_url):
     first = tune(SPACE, blobs, storage=storage_url, study_name="s", trials=6, seed=0)
     again = tune(SPACE, blobs, storage=storage_url, study_name="s", trials=3, seed=0)
     assert len(again.study.trials) == 9
-    entries_at_first_rung = sum(
-        "1" in t.user_attrs[stored.RUNGS_ATTR]["values"] for t in again.study.trials
-    )
+    entries_at_first_rung = sum("1" in t.user_attrs[RUNGS]["values"] for t in again.study.trials)
     assert entries_at_first_rung == 9
     assert first.study.study_name == again.study.study_name
 

@@ -182,7 +182,7 @@ def test_memory_sizes_parse(text, size):
 
 
 def test_a_bad_memory_size_is_a_clear_error():
-    with pytest.raises(DLTuneError, match="--memory 'lots'"):
+    with pytest.raises(DLTuneError, match="memory='lots'"):
         parse_memory("lots")
 
 

@@ -93,7 +93,7 @@ def test_a_real_study_report_renders_in_headless_chromium_offline(blobs, storage
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
-    from dltune.tuner import tune
+    from dltune.study import tune
 
     chromium = browser_or_skip()
     space = {

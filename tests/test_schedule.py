@@ -7,7 +7,8 @@ import math
 import optuna
 import pytest
 
-from dltune.schedule import Rungs, Scheduler, make_scheduler, stored
+from dltune.schedule import Rungs, Scheduler, make_scheduler
+from dltune.study import stored_rungs as stored
 
 # ---------------------------------------------------------------------------------------------
 # Rung placement

@@ -433,7 +433,7 @@ def test_grid_refuses_ranges_naming_each_with_a_list_to_use(tmp_path: Path) -> N
         f"{path}: the grid sampler needs lists of values: key 'learning_rate'"
     )
     assert "log-uniform in [0.0001, 1]" in message
-    assert "[0.0001, 0.001, 0.01, 0.1, 1.0]" in message and "--sampler tpe" in message
+    assert "[0.0001, 0.001, 0.01, 0.1, 1.0]" in message and "sampler=tpe" in message
     with pytest.raises(SpaceError) as info:
         SearchSpace.default().grid()
     assert all(

@@ -23,16 +23,16 @@ import numpy as np
 import pytest
 
 from dltune.errors import StudyError
-from dltune.records import TEST_PREFIX
 from dltune.storage import (
-    GRACE_PERIOD,
-    HEARTBEAT_ATTR,
     display_url,
     fail_stale_trials,
+    grace_period,
     normalize_url,
     open_storage,
 )
-from dltune.tuner import tune
+from dltune.storage.schema import HEARTBEAT as HEARTBEAT_ATTR
+from dltune.storage.schema import TEST_PREFIX
+from dltune.study import tune
 
 from .test_cli import SMALL_SPACE  # the same tiny space the CLI tests run
 
@@ -241,7 +241,7 @@ def test_a_journal_trial_without_heartbeats_is_failed_later(tmp_path):
     assert isinstance(storage, optuna.storages.JournalStorage)
     study = optuna.create_study(storage=storage, study_name="s")
     dead, alive = study.ask(), study.ask()
-    storage.set_trial_system_attr(dead._trial_id, HEARTBEAT_ATTR, time.time() - GRACE_PERIOD - 5)
+    storage.set_trial_system_attr(dead._trial_id, HEARTBEAT_ATTR, time.time() - grace_period() - 5)
     storage.set_trial_system_attr(alive._trial_id, HEARTBEAT_ATTR, time.time())
     fail_stale_trials(study)
     states = {t.number: t.state for t in study.trials}
@@ -260,7 +260,7 @@ def test_a_database_trial_killed_before_its_first_heartbeat_is_failed_later(tmp_
     db = tmp_path / "h.db"
     study = optuna.create_study(storage=open_storage(f"sqlite:///{db}"))
     dead = study.ask()  # created, then its process killed before it could beat
-    old = datetime.datetime.now() - datetime.timedelta(seconds=GRACE_PERIOD + 5)
+    old = datetime.datetime.now() - datetime.timedelta(seconds=grace_period() + 5)
     with sqlite3.connect(db) as connection:
         connection.execute(
             "UPDATE trials SET datetime_start = ? WHERE trial_id = ?",

@@ -12,11 +12,12 @@ import pytest
 from dltune.analysis.sweeps import analyze_sweep, mean_of
 from dltune.config import Config
 from dltune.errors import DLTuneError, StudyError
-from dltune.progress import ProgressListener
-from dltune.records import STUDY_META
 from dltune.space import SearchSpace
+from dltune.storage.schema import STUDY_META
+from dltune.storage.schema import SWEEP_SEED as SEED_ATTR
+from dltune.storage.schema import SWEEP_VALUE as VALUE_ATTR
+from dltune.study import ProgressListener
 from dltune.sweep import SWEEPABLE, SweepPlan, sweep
-from dltune.sweep.plan import SEED_ATTR, VALUE_ATTR
 from dltune.sweep.values import default_values, parameter_name, parse_range, parse_values
 
 from .synthetic_studies import Run, config, rising, write_study
@@ -55,7 +56,7 @@ def test_values_are_canonicalised_and_checked():
     ("param", "values", "value_range", "said"),
     [
         ("activation", "relu,rleu", None, ["'rleu'", "did you mean 'relu'"]),
-        ("dropout", "0,1.2", None, ["--values", "dropout 1.2", "in [0, 1)", "0.2"]),
+        ("dropout", "0,1.2", None, ["values: dropout 1.2", "in [0, 1)", "0.2"]),
         ("units", "16,24.5", None, ["24.5 is not a whole number"]),
         ("learning_rate", "0.1,fast", None, ["'fast' is not a number"]),
         ("dropout", "0.2,0.2", None, ["at least two different values"]),
@@ -63,7 +64,7 @@ def test_values_are_canonicalised_and_checked():
         ("learning_rate", None, "1:0.1:5", ["HIGH 0.1 must be above LOW 1"]),
         ("learning_rate", None, "1e-3:1:1", ["whole number of values >= 2"]),
         ("learning_rate", None, "1e-3-1-5", ["LOW:HIGH:N"]),
-        ("optimizer", None, "1:2:3", ["choice of names", "--values"]),
+        ("optimizer", None, "1:2:3", ["value_range='1:2:3'", "choice of names", "values=sgd"]),
         ("loss", "categorical_crossentropy,mse,huber", None, None),  # fine for classification
     ],
 )

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dltune.errors import StudyError
-from dltune.progress import ProgressListener
-from dltune.records import best_record, trial_records
-from dltune.tuner import tune
+from dltune.storage import best_record, trial_records
+from dltune.study import ProgressListener, tune
 
 SMALL = {
     "layers": [1, 2],
@@ -58,7 +57,7 @@ def test_the_test_split_is_evaluated_once_per_best_trial(blobs, storage_url):
     marker = {"value": -1.0, "loss": -1.0, "metric": "accuracy", "how": "marker"}
     result.study.set_user_attr(key, marker)
     from dltune.engine import SequentialTrainer
-    from dltune.tuner import evaluate_test
+    from dltune.study.test_once import evaluate_test
 
     trainer = SequentialTrainer(blobs, shuffle_seed=2)
     assert evaluate_test(result.study, trainer, kept=None) == marker
@@ -66,7 +65,7 @@ def test_the_test_split_is_evaluated_once_per_best_trial(blobs, storage_url):
 
 def test_a_test_for_a_best_trial_from_an_earlier_run_is_retrained_identically(blobs, storage_url):
     from dltune.engine import SequentialTrainer
-    from dltune.tuner import evaluate_test
+    from dltune.study.test_once import evaluate_test
 
     result = tune(SMALL, blobs, storage=storage_url, trials=2, seed=3, schedule="none")
     key = f"test:{result.best['trial']}"
@@ -80,7 +79,7 @@ def test_a_test_for_a_best_trial_from_an_earlier_run_is_retrained_identically(bl
 
 def test_another_dataset_in_the_same_study_is_refused(blobs, linear_regression, storage_url):
     tune(SMALL, blobs, storage=storage_url, study_name="s", trials=1, seed=0)
-    with pytest.raises(StudyError, match="--study NEW_NAME"):
+    with pytest.raises(StudyError, match="study_name=NEW_NAME"):
         tune(SMALL, linear_regression, storage=storage_url, study_name="s", trials=1)
 
 
@@ -147,15 +146,16 @@ def test_a_trial_left_running_by_a_dead_process_becomes_interrupted(
 
     import optuna
 
-    from dltune import storage as storage_module
+    from dltune.storage import grace_period, open_storage
 
-    monkeypatch.setattr(storage_module, "GRACE_PERIOD", 1)
+    # Read when a study starts: beats every second, so a trial silent 3 s is a dead process's.
+    monkeypatch.setenv("DLTUNE_HEARTBEAT_SECONDS", "1")
     first = tune(SMALL, blobs, storage=storage_url, study_name="s", trials=1, seed=0)
     # A process that asked for a trial, beat once, then died.
-    study = optuna.load_study(study_name="s", storage=storage_module.open_storage(storage_url))
+    study = optuna.load_study(study_name="s", storage=open_storage(storage_url))
     orphan = study.ask()
     study._storage.record_heartbeat(orphan._trial_id)
-    time.sleep(2.1)
+    time.sleep(grace_period() + 1.1)
     resumed = tune(SMALL, blobs, storage=storage_url, study_name="s", trials=1, seed=0)
     states = [r["state"] for r in trial_records(resumed.study)]
     assert states == ["complete", "interrupted", "complete"]

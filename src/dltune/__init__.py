@@ -1,4 +1,4 @@
-"""dltune: tune the hyperparameters of dense neural networks fast, and explain the result.
+"""dltune: tune the hyperparameters of neural networks fast, and explain the result.
 
     import dltune
     result = dltune.tune(data="digits", trials=30)
@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "tune": "dltune.tuner",
-    "TuneResult": "dltune.tuner",
+    "tune": "dltune.study",
+    "TuneResult": "dltune.study",
+    "TuneSettings": "dltune.study",
+    "ProgressListener": "dltune.study",
     "SearchSpace": "dltune.space",
     "Config": "dltune.config",
     "load_data": "dltune.data",
@@ -38,8 +40,10 @@ __all__ = [
     "DLTuneError",
     "DLTuneRegressor",
     "Dataset",
+    "ProgressListener",
     "SearchSpace",
     "TuneResult",
+    "TuneSettings",
     "TunedModel",
     "__version__",
     "load",
@@ -55,7 +59,7 @@ if TYPE_CHECKING:
     from .export import TunedModel, load, train_best
     from .export.estimators import DLTuneClassifier, DLTuneRegressor
     from .space import SearchSpace
-    from .tuner import TuneResult, tune
+    from .study import ProgressListener, TuneResult, TuneSettings, tune
 
 
 def __getattr__(name: str) -> Any:

@@ -23,6 +23,25 @@ HYPERPARAMETERS: tuple[str, ...] = (
     "epochs",
 )
 
+# The hyperparameters whose values are names, not numbers.
+CATEGORICAL: tuple[str, ...] = ("activation", "loss", "optimizer")
+# The numeric ones whose values span orders of magnitude: shown (and binned) on a log axis.
+LOG_SCALE: tuple[str, ...] = ("units", "learning_rate", "batch_size", "epochs")
+
+# A trial's states in dltune's terms (storage.records.trial_state); these three are finished:
+# the trial ran its course, and its curve is a result.
+TRIAL_STATES: tuple[str, ...] = (
+    "complete",
+    "pruned",
+    "diverged",
+    "failed",
+    "interrupted",
+    "running",
+    "paused",
+    "waiting",
+)
+FINISHED_STATES: tuple[str, ...] = ("complete", "pruned", "diverged")
+
 ACTIVATIONS: tuple[str, ...] = (
     "relu",
     "sigmoid",
@@ -107,6 +126,11 @@ METRICS: dict[str, tuple[str, str]] = {
 }
 
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
+
+# train-best: the rows the best configuration is trained on again (the first is the default).
+RETRAIN_ON: tuple[str, ...] = ("train+val", "train")
+# dltune export: the formats a model folder is written as.
+EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torchscript", "keras")
 
 
 def canonical(kind: str, name: str) -> str | None:

@@ -12,7 +12,8 @@ import math
 import statistics
 from typing import Any
 
-from .trials import CATEGORICAL, LOG_SCALE, StudyTrials, TrialView
+from ..vocabulary import CATEGORICAL, LOG_SCALE
+from .trials import StudyTrials, TrialView
 
 MAX_BINS = 6
 LEVELS = ("layers", "batch_size")  # few distinct values: shown per value, like categories

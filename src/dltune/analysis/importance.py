@@ -16,7 +16,8 @@ import math
 import warnings
 from typing import Any
 
-from .trials import CATEGORICAL, LOG_SCALE, StudyTrials
+from ..vocabulary import CATEGORICAL, LOG_SCALE
+from .trials import StudyTrials
 
 MIN_TRIALS = 8  # below this, a forest of trees on the scores says nothing useful
 

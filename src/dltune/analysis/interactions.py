@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .trials import CATEGORICAL, LOG_SCALE, StudyTrials, TrialView
+from ..vocabulary import CATEGORICAL, LOG_SCALE
+from .trials import StudyTrials, TrialView
 
 LEVELS_PER_AXIS = 4
 MIN_TRIALS = 12

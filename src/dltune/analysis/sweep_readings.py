@@ -15,11 +15,11 @@ import math
 import statistics
 from typing import TYPE_CHECKING, Any
 
-from ..sweep.values import CATEGORICAL
-from .sweeps import BARELY, EXPLODED, STILL_MOVING, TREND, Reading, mean_of, sd_of
+from ..vocabulary import CATEGORICAL
+from .sweep_data import BARELY, EXPLODED, STILL_MOVING, TREND, Reading, mean_of, sd_of
 
 if TYPE_CHECKING:
-    from .sweeps import Row, SweepAnalysis
+    from .sweep_data import Row, SweepAnalysis
 
 # Why things happen, by (param, kind); read after the finding.
 WHY: dict[tuple[str, str], str] = {

@@ -12,47 +12,32 @@ seen in the study, so that it counts against its region instead of vanishing.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from .. import vocabulary
-from ..records import study_meta, trial_state
+from ..storage import TrialRecord, read_trials, schema
+from ..vocabulary import HYPERPARAMETERS
 
 if TYPE_CHECKING:
     import optuna
-    from optuna.trial import FrozenTrial
-
-HYPERPARAMETERS = vocabulary.HYPERPARAMETERS  # "epochs" here: each trial's best epoch
-CATEGORICAL = ("activation", "loss", "optimizer")
-LOG_SCALE = ("units", "learning_rate", "batch_size")
-FINISHED = ("complete", "pruned", "diverged")
 
 
 @dataclass
-class TrialView:
-    number: int
-    state: str  # complete, pruned, diverged, paused, running, failed, interrupted
-    params: dict[str, Any]  # the eight hyperparameters (units: the widest layer)
-    widths: list[int]  # every hidden layer's width
-    config: dict[str, Any]  # the configuration as stored (Config.to_dict)
-    curve: list[float]  # the validation metric after epoch 1, 2, ... (NaN where diverged)
-    partial: float | None = None  # a value measured inside the first epoch (sub-epoch rung)
-    train_loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    train_metric: list[float] = field(default_factory=list)  # when tracked (sweeps)
-    epoch_seconds: list[float] = field(default_factory=list)
-    best_epoch: int | None = None
-    diverged_epoch: int | None = None
-    seconds: float | None = None
+class TrialView(TrialRecord):
+    """A stored trial (storage's TrialRecord) with what the analysis adds: its score."""
+
     score: float | None = None  # the best finite validation value (see the module's note)
 
-    @property
-    def epochs(self) -> int:
-        return len(self.curve)
-
-    @property
-    def finished(self) -> bool:
-        return self.state in FINISHED
+    @cached_property
+    def params(self) -> dict[str, Any]:
+        """The hyperparameters as the analysis compares them: the widest layer's units, and
+        "epochs" as what the trial needed (its best epoch)."""
+        params = {key: self.config.get(key) for key in HYPERPARAMETERS if key != "units"}
+        widths = self.widths
+        params["units"] = max(widths) if widths else None
+        params["epochs"] = self.best_epoch
+        return params
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,17 +107,14 @@ def load_trials(study: optuna.Study) -> StudyTrials:
     """Every trial of `study` as a TrialView, with scores; storage is read once."""
     from ..vocabulary import METRICS
 
-    meta = study_meta(study)
+    attrs = study.user_attrs
+    meta = schema.read_study_meta(attrs)
     maximize = study.direction.name == "MAXIMIZE"
     metric = meta.get("metric") or "value"
     if metric in METRICS:
         maximize = METRICS[metric][1] == "maximize"
-    views = [_view(t) for t in study.get_trials(deepcopy=False)]
+    views = read_trials(study, TrialView)
     _score(views, maximize)
-    tests = {}
-    for key, value in study.user_attrs.items():
-        if key.startswith("test:") and isinstance(value, dict) and value.get("value") is not None:
-            tests[int(key.split(":", 1)[1])] = float(value["value"])
     return StudyTrials(
         name=study.study_name,
         maximize=maximize,
@@ -140,37 +122,7 @@ def load_trials(study: optuna.Study) -> StudyTrials:
         trials=views,
         space=meta.get("space", {}),
         data=meta.get("data", {}),
-        tests=tests,
-    )
-
-
-def _view(trial: FrozenTrial) -> TrialView:
-    attrs = trial.user_attrs
-    config = attrs.get("config") or {}
-    widths = [int(u) for u in config.get("units", [])]
-    params = {key: config.get(key) for key in HYPERPARAMETERS if key != "units"}
-    params["units"] = max(widths) if widths else None
-    # "epochs" as a hyperparameter is what the trial needed: its best epoch.
-    params["epochs"] = attrs.get("best_epoch")
-    steps = sorted(step for step in trial.intermediate_values if step >= 1)
-    curve = [_float(trial.intermediate_values[step]) for step in steps]
-    partial = trial.intermediate_values.get(0)
-    duration = trial.duration.total_seconds() if trial.duration is not None else None
-    return TrialView(
-        number=trial.number,
-        state=trial_state(trial),
-        params=params,
-        widths=widths,
-        config=config,
-        curve=curve,
-        partial=_float(partial) if partial is not None else None,
-        train_loss=[_float(v) for v in attrs.get("train_loss", [])],
-        val_loss=[_float(v) for v in attrs.get("val_loss", [])],
-        train_metric=[_float(v) for v in attrs.get("train_metric", [])],
-        epoch_seconds=[float(v) for v in attrs.get("epoch_seconds", [])],
-        best_epoch=attrs.get("best_epoch"),
-        diverged_epoch=attrs.get("diverged_epoch"),
-        seconds=duration,
+        tests=schema.read_test_values(attrs),
     )
 
 
@@ -186,13 +138,6 @@ def _score(views: list[TrialView], maximize: bool) -> None:
     for view in views:
         if view.score is None and view.state == "diverged":
             view.score = worst
-
-
-def _float(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _hashable(value: Any) -> Any:

@@ -9,8 +9,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..vocabulary import TASKS
+
 Task = Literal["classification", "regression"]
-TASKS: tuple[str, ...] = ("classification", "regression")
 
 
 def digest_arrays(arrays: Iterable[np.ndarray], classes: list[Any] | None = None) -> str:

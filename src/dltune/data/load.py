@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dltune.errors import DataError, did_you_mean
+from dltune.errors import DataError, did_you_mean, param
 
+from ..vocabulary import TASKS
 from .arrays import from_arrays
-from .dataset import TASKS, Dataset
+from .dataset import Dataset
 from .mnist import load_mnist
 from .sources import load_csv, load_idx_dir, load_npz, load_parquet
 
@@ -92,6 +93,6 @@ def load_data(
 def _no_target(target: str | int | None, source: str) -> None:
     if target is not None:
         raise DataError(
-            f"target={target!r} applies only to .csv and .parquet files; {source!r} has its "
-            f"target built in. Leave --target out."
+            f"{param('target', target)} applies only to .csv and .parquet files; {source!r} "
+            f"has its target built in. Leave {param('target')} out."
         )

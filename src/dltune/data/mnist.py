@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from dltune.errors import DataError
+from dltune.errors import DataError, param
 
 from .arrays import from_arrays
 from .dataset import Dataset
@@ -76,7 +76,7 @@ def mnist_files(
             raise DataError(
                 f"MNIST files missing: {', '.join(e.missing)} are not in {look}{elsewhere}, "
                 f"and downloading them failed ({e.reasons}). Put them (gzip-compressed or not) "
-                f"in {look}, or point --data-dir / DLTUNE_DATA_DIR at a folder with local "
+                f"in {look}, or point {param('data_dir')} / DLTUNE_DATA_DIR at a folder with local "
                 f"copies, or set {MIRROR_ENV} to a mirror you can reach. To use only the IDX "
                 f"files you have, pass their folder itself as the data source."
             ) from None

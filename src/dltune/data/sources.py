@@ -1,28 +1,32 @@
 """Readers for data files: .csv (csv module), .parquet (pyarrow, optional), .npz, IDX folders.
 
 Each reader turns a file into arrays, with errors naming the file, column and line, and hands
-them to :func:`from_arrays`.
+them to :func:`from_arrays`. The text of .csv and .parquet files comes through the readers that
+`dltune predict` shares (:mod:`.tables`); what makes a column a feature or a target is here.
 """
 
 from __future__ import annotations
 
-import csv
-import zipfile
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from dltune.errors import DataError, did_you_mean
+from dltune.errors import DataError, did_you_mean, param
 
 from .arrays import from_arrays
 from .checks import check_finite
 from .dataset import Dataset
 from .idx import find_idx_pairs, read_pair, split_pairs
-
-MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})  # lower-cased, stripped
+from .tables import (
+    MISSING_TOKENS,
+    column_floats,
+    column_kind,
+    column_text,
+    read_csv,
+    read_npz,
+    read_parquet,
+)
 
 
 def target_index(columns: Sequence[str], target: str | int | None, path: Path) -> int:
@@ -30,7 +34,7 @@ def target_index(columns: Sequence[str], target: str | int | None, path: Path) -
     listed = ", ".join(repr(c) for c in columns)
     if target is None:
         raise DataError(
-            f"{path}: say which column is the target (--target COLUMN, or target= in Python). "
+            f"{path}: say which column is the target ({param('target', shown='COLUMN')}). "
             f"Columns: {listed}."
         )
     if str(target) in columns:
@@ -44,70 +48,6 @@ def target_index(columns: Sequence[str], target: str | int | None, path: Path) -
     raise DataError(
         f"{path}: no column {str(target)!r}.{did_you_mean(target, columns)} Columns: {listed}."
     )
-
-
-def _check_header(header: list[str], path: Path) -> list[str]:
-    names = [h.strip() for h in header]
-    for j, h in enumerate(names):
-        if not h:
-            raise DataError(f"{path}: column {j} has an empty name in the header row; name it.")
-    seen: set[str] = set()
-    for h in names:
-        if h in seen:
-            raise DataError(f"{path}: column name {h!r} appears twice in the header; rename one.")
-        seen.add(h)
-    if all(_is_number(h) for h in names):
-        raise DataError(
-            f"{path}: the first row ({', '.join(names[:5])}...) looks like data, not a header. "
-            f"Add a header row naming the columns."
-        )
-    return names
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def read_csv(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
-    """(column names, rows of text cells, file line number of each row); blank lines skipped."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            first = f.readline()
-            f.seek(0)
-            if path.suffix.lower() == ".tsv":
-                delimiter = "\t"
-            else:  # the first separator found in the header row
-                delimiter = next((d for d in ",;\t|" if d in first), ",")
-            reader = csv.reader(f, delimiter=delimiter)
-            header: list[str] | None = None
-            rows: list[list[str]] = []
-            lines: list[int] = []
-            for row in reader:
-                if not row or all(not c.strip() for c in row):
-                    continue
-                if header is None:
-                    header = _check_header(row, path)
-                    continue
-                if len(row) != len(header):
-                    raise DataError(
-                        f"{path}: line {reader.line_num} has {len(row)} fields but the header "
-                        f"has {len(header)}."
-                    )
-                rows.append(row)
-                lines.append(reader.line_num)
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e}); save it as UTF-8 CSV.") from None
-    except csv.Error as e:
-        raise DataError(f"{path}: cannot parse as CSV: {e}.") from None
-    if header is None:
-        raise DataError(f"{path}: the file is empty; it needs a header row and data rows.")
-    if not rows:
-        raise DataError(f"{path}: the file has a header row but no data rows.")
-    return header, rows, lines
 
 
 def _parse_numbers(cells: list[str]) -> np.ndarray | None:
@@ -125,7 +65,7 @@ def _parse_numbers(cells: list[str]) -> np.ndarray | None:
 
 
 def load_csv(path: Path, target: str | int | None, task: str | None, seed: int) -> Dataset:
-    columns, rows, lines = read_csv(path)
+    columns, rows, lines = read_csv(path, header="required")
     t = target_index(columns, target, path)
 
     def row_label(i: int) -> str:
@@ -167,18 +107,7 @@ def load_csv(path: Path, target: str | int | None, task: str | None, seed: int) 
 
 
 def load_parquet(path: Path, target: str | int | None, task: str | None, seed: int) -> Dataset:
-    try:  # optional: only .parquet files need it
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DataError(
-            f"{path}: reading .parquet files needs pyarrow, which is not installed. "
-            f"Install it with: pip install 'dltune[parquet]'"
-        ) from None
-    try:
-        table = pq.read_table(path)
-    except (OSError, ValueError, pa.ArrowException) as e:
-        raise DataError(f"{path}: cannot read as Parquet: {e}") from None
+    table = read_parquet(path)
     columns = list(table.column_names)
     t = target_index(columns, target, path)
     if table.num_rows == 0:
@@ -189,14 +118,12 @@ def load_parquet(path: Path, target: str | int | None, task: str | None, seed: i
     features = []
     for name in names:
         col = table.column(name)
-        kind = col.type
-        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
-        if not (numeric or pa.types.is_boolean(kind) or pa.types.is_decimal(kind)):
+        if column_kind(col) == "other":
             raise DataError(
-                f"{path}: feature column {name!r} is not numeric (type {kind}). "
+                f"{path}: feature column {name!r} is not numeric (type {col.type}). "
                 f"Encode it as numbers (e.g. one-hot) or drop the column."
             )
-        features.append(col.cast(pa.float64()).to_numpy())  # nulls become NaN
+        features.append(column_floats(col))  # nulls become NaN
     x = np.stack(features, axis=1)
     check_finite(x, str(path), names)
 
@@ -207,11 +134,8 @@ def load_parquet(path: Path, target: str | int | None, task: str | None, seed: i
             f"{path}: the target column {columns[t]!r} is null at row {first} "
             f"({col.null_count} row(s) in all). Drop those rows or fill them in."
         )
-    kind = col.type
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
-        y = col.to_numpy()
-    else:  # strings, categories, dates...: labels
-        y = np.array([str(v) for v in col.to_pylist()])
+    # Numbers as they are stored (integer labels stay integers); anything else as text labels.
+    y = col.to_numpy() if column_kind(col) == "number" else column_text(col)
     return from_arrays(
         x, y, name=path.stem, task=task, seed=seed, feature_names=names, source=str(path)
     )
@@ -222,27 +146,7 @@ NPZ_KEYS = ("x", "y", "x_val", "y_val", "x_test", "y_test", "feature_names")
 
 def load_npz(path: Path, task: str | None, seed: int) -> Dataset:
     """Arrays x, y and optionally x_val, y_val, x_test, y_test, feature_names."""
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):  # np.save's one array, named .npz
-            raise DataError(
-                f"{path}: holds a single .npy array (shape {loaded.shape}), not an .npz archive "
-                f"of named arrays. Save it with np.savez(path, x=..., y=...)."
-            )
-        with loaded as npz:
-            arrays: dict[str, Any] = {k: npz[k] for k in npz.files}
-    except ValueError as e:
-        raise DataError(
-            f"{path}: cannot read ({e}). Save plain number or string arrays with "
-            f"np.savez(path, x=..., y=...)."
-        ) from None
-    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as e:  # zlib: damaged members
-        raise DataError(f"{path}: not a readable .npz file ({e}).") from None
-    except MemoryError as e:  # numpy allocates what an array's header claims before reading it
-        raise DataError(
-            f"{path}: an array in it does not fit in memory ({e}); the file is damaged (its "
-            f"header claims that size) or the data are too large for this machine."
-        ) from None
+    arrays = read_npz(path, "Save plain number or string arrays with np.savez(path, x=..., y=...).")
     found = ", ".join(repr(k) for k in arrays) or "none"
     for key in arrays:
         if key not in NPZ_KEYS:

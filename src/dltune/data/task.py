@@ -8,7 +8,7 @@ import numpy as np
 
 from dltune.errors import DataError, did_you_mean
 
-from .dataset import TASKS
+from ..vocabulary import TASKS
 
 # An integer target with at most this many distinct values (and fewer than half the samples) is
 # a class label; beyond it, a count or a measurement.
@@ -35,7 +35,7 @@ def detect_task(y: np.ndarray, task: str | None, where: str) -> tuple[str, str]:
                 f"non-numeric values (e.g. {example!r}). Use task 'classification', or choose "
                 f"a numeric target column."
             )
-        return task, f"--task {task} given"
+        return task, f"task={task!r} given"
     if y.dtype.kind == "b":
         return "classification", "target is boolean"
     if is_string_target(y):

@@ -23,7 +23,7 @@ from typing import Any
 from ..config import Config
 from ..engine import EpochReport, TrainResult
 from ..engine.result import Checkpoint
-from ..errors import StudyError
+from ..errors import StudyError, param
 
 CALL_TIMEOUT_S = 900  # one segment of one trial per call: minutes at most on any sane node
 CONNECT_TIMEOUT_S = 10
@@ -270,7 +270,8 @@ def _ray() -> Any:
         import ray
     except ImportError:
         raise StudyError(
-            "--ray needs Ray, which is not installed; install the extra: pip install 'dltune[ray]'"
+            f"{param('ray')} needs Ray, which is not installed; install the extra: "
+            "pip install 'dltune[ray]'"
         ) from None
     return ray
 
@@ -284,17 +285,17 @@ def connect(address: str) -> None:
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             raise StudyError(
-                f"--ray {address!r} is not an address; give HOST:PORT of the head node "
+                f"{param('ray', address)} is not an address; give HOST:PORT of the head node "
                 "(e.g. 127.0.0.1:6379) or 'auto'"
             )
         try:  # ray.init may retry for a minute or more: check that something listens first
             socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
         except OSError as exc:
             raise StudyError(
-                f"--ray {address!r}: nothing answers there ({exc}); start the cluster with "
+                f"{param('ray', address)}: nothing answers there ({exc}); start the cluster with "
                 "`ray start --head` or check the address"
             ) from None
     try:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise StudyError(f"--ray {address!r}: cannot join the cluster: {exc}") from None
+        raise StudyError(f"{param('ray', address)}: cannot join the cluster: {exc}") from None

@@ -1,17 +1,48 @@
 """Training engines: they turn configurations into learning curves.
 
+Owns training (sequential, population, the fused optimizer update) and the `Engine` protocol
+the study loop drives; imports nothing of study, storage, Optuna or the command line.
 ``sequential`` trains one configuration at a time and is the reference every faster engine is
-tested against.
+tested against. Names load lazily: the light modules (protocol, result, memory) need no torch.
 """
 
-from .result import Checkpoint, EpochReport, TrainResult
-from .sequential import SequentialEngine, SequentialTrainer, TrainingRun
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .protocol import Engine, EpochCallback, PausedRun
+    from .result import Checkpoint, EpochReport, TrainResult
+    from .sequential import SequentialEngine, SequentialTrainer, TrainingRun
+
+_EXPORTS = {
+    "Checkpoint": "result",
+    "EpochReport": "result",
+    "TrainResult": "result",
+    "Engine": "protocol",
+    "EpochCallback": "protocol",
+    "PausedRun": "protocol",
+    "SequentialEngine": "sequential",
+    "SequentialTrainer": "sequential",
+    "TrainingRun": "sequential",
+}
 
 __all__ = [
     "Checkpoint",
+    "Engine",
+    "EpochCallback",
     "EpochReport",
+    "PausedRun",
     "SequentialEngine",
     "SequentialTrainer",
     "TrainResult",
     "TrainingRun",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

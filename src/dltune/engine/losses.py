@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, overload
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -94,13 +96,33 @@ class Metric:
     ) -> torch.Tensor:
         """The metric over a split: outputs (..., N, C), targets (N,) as the loss gets them."""
         if self.name == "accuracy":
-            return (outputs.argmax(dim=-1) == targets).to(torch.float32).mean(dim=-1)
-        error = (outputs.squeeze(-1) - targets) * target_std
-        if self.name == "rmse":
-            return error.square().mean(dim=-1).sqrt()
-        if self.name == "mae":
-            return error.abs().mean(dim=-1)
-        raise ValueError(f"unknown metric {self.name!r}")
+            terms = (outputs.argmax(dim=-1) == targets).to(torch.float32)
+        else:  # errors in the target's units (its mean cancels out of the difference)
+            terms = (outputs.squeeze(-1) - targets) * target_std
+        return reduce_metric(self.name, terms)
+
+
+@overload
+def reduce_metric(name: str, terms: torch.Tensor) -> torch.Tensor: ...
+@overload
+def reduce_metric(name: str, terms: np.ndarray) -> np.floating[Any] | np.ndarray: ...
+def reduce_metric(name: str, terms: Any) -> Any:
+    """The metric `name` over the last axis of its per-row terms: hits (1.0 or 0.0) for
+    accuracy, errors in the target's units for rmse and mae.
+
+    The one definition of each metric, for the engine (float32 tensors (..., N), every epoch)
+    and for train-best and predict (float64 NumPy arrays (N,)). It calls the terms' own library,
+    so each computes with the kernels it always used: the engine's values stay bit for bit
+    (and copy nothing more), and so do the float64 ones, which NumPy sums pairwise.
+    """
+    xp: Any = torch if isinstance(terms, torch.Tensor) else np
+    if name == "accuracy":
+        return xp.mean(terms, -1)
+    if name == "rmse":
+        return xp.sqrt(xp.mean(xp.square(terms), -1))
+    if name == "mae":
+        return xp.mean(xp.abs(terms), -1)
+    raise ValueError(f"unknown metric {name!r}")
 
 
 def metric_named(name: str) -> Metric:

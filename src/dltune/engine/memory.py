@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..config import Config
-from ..errors import DLTuneError
+from ..errors import DLTuneError, param
+
+if TYPE_CHECKING:
+    import torch
 
 GIB = 2**30
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "m": 2**20, "mb": 2**20, "g": GIB, "gb": GIB}
@@ -26,7 +28,7 @@ def parse_memory(text: str) -> int:
     """'2GB', '512m', '1.5 GiB' -> bytes; a DLTuneError naming the value otherwise."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmg]?)(i?b?)\s*", text.lower())
     if not match:
-        raise DLTuneError(f"--memory {text!r} is not a size; write e.g. 4GB, 512MB or auto")
+        raise DLTuneError(f"{param('memory', text)} is not a size; write e.g. 4GB, 512MB or auto")
     number, unit, _ = match.groups()
     return int(float(number) * _UNITS[unit])
 
@@ -42,6 +44,8 @@ def resolve_memory(memory: int | str | None, device: torch.device) -> int:
     if memory is not None and memory.strip().lower() != "auto":
         return parse_memory(memory)
     if device.type == "cuda":
+        import torch
+
         free, _ = torch.cuda.mem_get_info(device)
         return free // 2
     return min(total_ram() // 4, 8 * GIB)

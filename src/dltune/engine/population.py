@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -29,12 +29,11 @@ from ..config import Config
 from .bucket import Bucket, Member
 from .device_data import DeviceData
 from .memory import member_bytes, resolve_memory
+from .protocol import EpochCallback
 from .result import Checkpoint, EpochReport, TrainResult
 
 if TYPE_CHECKING:
     from ..data import Dataset
-
-EpochDecision = Callable[[Any, EpochReport], bool]  # (member key, report) -> keep training?
 
 
 def ladder_width(width: int) -> int:
@@ -233,7 +232,7 @@ class PopulationTrainer:
 
     # ---- training -------------------------------------------------------------------------
 
-    def run_epoch(self, on_epoch: EpochDecision | None = None) -> list[tuple[Any, TrainResult]]:
+    def run_epoch(self, on_epoch: EpochCallback | None = None) -> list[tuple[Any, TrainResult]]:
         """One epoch of every member (members with no `until`); returns those that finished."""
         finished: list[tuple[Any, TrainResult]] = []
         for _ in range(self.segments):
@@ -242,7 +241,7 @@ class PopulationTrainer:
         return finished
 
     def advance(
-        self, on_epoch: EpochDecision | None = None
+        self, on_epoch: EpochCallback | None = None
     ) -> tuple[list[tuple[Any, TrainResult]], list[Checkpoint]]:
         """One segment of every member. Returns the members that finished, with their
         results, and the checkpoints of those that reached their `until`: they wait, still in
@@ -335,7 +334,7 @@ class PopulationTrainer:
         return None
 
     @staticmethod
-    def _decide(member: Member, on_epoch: EpochDecision | None) -> str | None:
+    def _decide(member: Member, on_epoch: EpochCallback | None) -> str | None:
         """The end-of-epoch rules, in the sequential trainer's order, so both engines agree
         on every member's fate: the caller's callback, patience, the last epoch."""
         result = member.result
@@ -354,7 +353,7 @@ class PopulationTrainer:
         self,
         configs: Iterable[tuple[Any, Config, int]],
         *,
-        on_epoch: EpochDecision | None = None,
+        on_epoch: EpochCallback | None = None,
         patience: int | None = None,
         keep_best_state: bool = False,
     ) -> dict[Any, TrainResult]:

@@ -20,6 +20,7 @@ from ..models import DenseNet
 from .device_data import DeviceData
 from .losses import Metric, loss_function
 from .optim import make_optimizer
+from .protocol import EpochCallback
 from .result import Checkpoint, EpochReport, TrainResult
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 DIVERGENCE_CHECK_EVERY = 16
 EVAL_CHUNK = 8192
 
-EpochCallback = Callable[[EpochReport], bool]
+RunCallback = Callable[[EpochReport], bool]  # one run's epoch report -> keep training?
 
 
 def epoch_order(n: int, shuffle_seed: int, epoch: int) -> np.ndarray:
@@ -84,7 +85,7 @@ class SequentialTrainer:
         seed: int,
         epochs: int | None = None,
         patience: int | None = None,
-        on_epoch: EpochCallback | None = None,
+        on_epoch: RunCallback | None = None,
         keep_best_state: bool = False,
     ) -> TrainResult:
         """Train `config` for up to `epochs` (default config.epochs) and return its curve.
@@ -168,7 +169,7 @@ class TrainingRun:
         """Training time so far, the current epoch's part included."""
         return self.result.seconds + self.epoch_seconds
 
-    def advance(self, on_epoch: EpochCallback | None = None) -> str | None:
+    def advance(self, on_epoch: RunCallback | None = None) -> str | None:
         """Train up to the next stopping point; the status if the run ended there
         ("complete", "diverged", "pruned"), "target" when it reached `until`, else None."""
         trainer, device = self.trainer, self.trainer.device
@@ -202,7 +203,7 @@ class TrainingRun:
             return "target"
         return None
 
-    def _end_epoch(self, on_epoch: EpochCallback | None) -> str | None:
+    def _end_epoch(self, on_epoch: RunCallback | None) -> str | None:
         """Validate, record the epoch and apply the end-of-epoch rules, in the order the
         population engine applies them too."""
         started = time.perf_counter()
@@ -297,7 +298,7 @@ class SequentialEngine:
         return result
 
     def advance(
-        self, on_epoch: Callable[[Any, EpochReport], bool] | None = None
+        self, on_epoch: EpochCallback | None = None
     ) -> tuple[list[tuple[Any, TrainResult]], list[Checkpoint]]:
         """One segment of each run (one run, as the study loop uses it)."""
         finished: list[tuple[Any, TrainResult]] = []

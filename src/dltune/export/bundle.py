@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import __version__
 from ..config import Config
-from ..errors import ModelError
+from ..errors import ModelError, param
 from .card import card_markdown
 from .loaded import TunedModel
 from .preprocessing import Preprocessing
@@ -44,10 +44,13 @@ def write_bundle(directory: str | Path, model: TunedModel, card: dict[str, Any])
         raise ModelError(SAFETENSORS_MISSING) from None
     path = Path(directory)
     if path.exists() and not path.is_dir():
-        raise ModelError(f"-o {str(path)!r} is a file; name a folder (it is created if needed)")
+        raise ModelError(
+            f"{param('directory', str(path))} is a file; name a folder (it is created if needed)"
+        )
     if not path.parent.is_dir():
         raise ModelError(
-            f"-o {str(path)!r}: the folder {str(path.parent)!r} does not exist; create it first"
+            f"{param('directory', str(path))}: the folder {str(path.parent)!r} does not exist; "
+            "create it first"
         )
     path.mkdir(exist_ok=True)
     prep = model.preprocessing

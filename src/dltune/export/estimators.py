@@ -7,14 +7,12 @@
 Parameters live in `__init__` only; `fit` holds out 15% of X (stratified for classification) as
 the study's validation split, tunes `trials` configurations, and retrains the best on all of X
 (train+val, with train-best's epoch rule). The study needs no test split of its own: your
-held-out data, through `score`, is the test. The study lives in a temporary SQLite file unless
-`storage` names one (then it is kept, and a second `fit` on other data needs another
-`study_name`).
+held-out data, through `score`, is the test. The study lives in memory unless `storage` names
+one (then it is kept, and a second `fit` on other data needs another `study_name`).
 """
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -81,7 +79,7 @@ class _DLTuneEstimator(BaseEstimator):
         import optuna
 
         from ..data import from_arrays
-        from ..tuner import tune
+        from ..study import tune
         from .retrain import train_best
 
         X, y = _validate_data(self, X, y)
@@ -110,31 +108,22 @@ class _DLTuneEstimator(BaseEstimator):
             name="sklearn",
             seed=_seed(self.random_state),
         )
-        verbosity = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        try:
-            with tempfile.TemporaryDirectory(prefix="dltune-") as tmp:
-                result = tune(
-                    self.space,
-                    dataset,
-                    storage=self.storage or f"sqlite:///{tmp}/study.db",
-                    study_name=self.study_name or f"sklearn-{self._task}",
-                    trials=self.trials,
-                    timeout=self.timeout,
-                    seed=self.random_state,
-                    sampler=self.sampler,
-                    schedule=self.schedule,
-                    engine=self.engine,
-                    device=self.device,
-                )
-                if result.best is None:
-                    raise DLTuneError("no trial completed (all diverged?); widen the budget")
-                final = train_best(
-                    study=result.study, data=dataset, on=self.refit_on, device=self.device
-                )
-                _close(result.study)
-        finally:
-            optuna.logging.set_verbosity(verbosity)
+        result = tune(
+            self.space,
+            dataset,
+            storage=self.storage or optuna.storages.InMemoryStorage(),
+            study_name=self.study_name or f"sklearn-{self._task}",
+            trials=self.trials,
+            timeout=self.timeout,
+            seed=self.random_state,
+            sampler=self.sampler,
+            schedule=self.schedule,
+            engine=self.engine,
+            device=self.device,
+        )
+        if result.best is None:
+            raise DLTuneError("no trial completed (all diverged?); widen the budget")
+        final = train_best(study=result.study, data=dataset, on=self.refit_on, device=self.device)
         self.model_ = final.model
         self.best_params_ = result.best["params"]
         self.best_score_ = result.best["value"]
@@ -210,11 +199,3 @@ class DLTuneRegressor(RegressorMixin, _DLTuneEstimator):
 
 def _seed(random_state: int | None) -> int:
     return 0 if random_state is None else int(random_state)
-
-
-def _close(study: Any) -> None:
-    """Let go of the study's database connections (its file is about to be deleted)."""
-    backend = getattr(study._storage, "_backend", study._storage)
-    engine = getattr(backend, "engine", None)
-    if engine is not None:
-        engine.dispose()

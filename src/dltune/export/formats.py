@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, param
 from .loaded import TunedModel
 
 FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "keras": "model.keras"}
@@ -52,8 +52,8 @@ def require(fmt: str) -> None:
             importlib.import_module(module)
         except ImportError:
             raise ModelError(
-                f"--format {fmt} needs the package {module!r}, which is not installed; install "
-                f"the extra: pip install 'dltune[{extra}]'"
+                f"{param('fmt', shown=fmt)} needs the package {module!r}, which is not "
+                f"installed; install the extra: pip install 'dltune[{extra}]'"
             ) from None
 
 
@@ -79,7 +79,7 @@ def export(model: TunedModel, fmt: str, output: str | Path) -> Exported:
         "keras": _keras,
     }
     if fmt not in writers:
-        raise ModelError(f"--format {fmt!r} is not known; choose from {', '.join(writers)}")
+        raise ModelError(f"{param('fmt', fmt)} is not known; choose from {', '.join(writers)}")
     require(fmt)
     path = Path(output)
     run = writers[fmt](model, path)
@@ -165,7 +165,7 @@ def _keras(model: TunedModel, path: Path) -> Callable[[np.ndarray], np.ndarray]:
     import keras
 
     if path.suffix != ".keras":
-        raise ModelError(f"-o {str(path)!r}: a Keras 3 file must end in .keras")
+        raise ModelError(f"{param('output', str(path))}: a Keras 3 file must end in .keras")
     prep = model.preprocessing
     activation = model.config.activation
     layers: list[keras.layers.Layer] = [

@@ -9,7 +9,6 @@ the study's metric.
 from __future__ import annotations
 
 import csv
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,19 @@ from typing import Any
 import numpy as np
 
 from ..data.checks import as_features
-from ..errors import DataError, did_you_mean
+from ..data.tables import (
+    column_floats,
+    column_kind,
+    column_text,
+    read_csv,
+    read_npz,
+    read_parquet,
+)
+from ..errors import DataError, did_you_mean, param
 from .features import match_columns
 from .loaded import TunedModel
 from .retrain import metric_of
 
-MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
 BUILTIN = ("digits",)
 
 
@@ -79,93 +85,26 @@ def _builtin(name: str) -> Table:
     return Table(columns, [bunch.data[:, j] for j in range(len(columns))], name, truth=bunch.target)
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _read_csv(path: Path) -> Table:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            first = f.readline()
-            f.seek(0)
-            delimiter = (
-                "\t"
-                if path.suffix.lower() == ".tsv"
-                else next((d for d in ",;\t|" if d in first), ",")
-            )
-            reader = csv.reader(f, delimiter=delimiter)
-            rows: list[list[str]] = []
-            lines: list[int] = []
-            for row in reader:
-                if row and any(c.strip() for c in row):
-                    rows.append([c.strip() for c in row])
-                    lines.append(reader.line_num)
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e}); save it as UTF-8 CSV.") from None
-    except csv.Error as e:
-        raise DataError(f"{path}: cannot parse as CSV: {e}.") from None
-    if not rows:
-        raise DataError(f"{path}: the file is empty.")
-    # A first row of numbers only is data; anything else names the columns.
-    columns = None if all(_is_number(c) for c in rows[0]) else rows[0]
-    if columns is not None:
-        rows, lines = rows[1:], lines[1:]
-        seen: set[str] = set()
-        for c in columns:
-            if not c or c in seen:
-                raise DataError(
-                    f"{path}: column name {c!r} in the header is empty or repeated; fix the header."
-                )
-            seen.add(c)
-    if not rows:
-        raise DataError(f"{path}: the file has a header row but no data rows.")
-    width = len(rows[0]) if columns is None else len(columns)
-    first = "the header has" if columns is not None else "the first line has"
-    for row, line in zip(rows, lines, strict=True):
-        if len(row) != width:
-            raise DataError(f"{path}: line {line} has {len(row)} fields, but {first} {width}.")
-    cells = [np.array([r[j] for r in rows]) for j in range(width)]
+    # With or without a header row: without one, the columns are matched by position.
+    columns, rows, lines = read_csv(path, header="optional")
+    width = len(rows[0])
+    cells = [np.array([r[j].strip() for r in rows]) for j in range(width)]
     return Table(columns, cells, str(path), row_label=lambda i: f"line {lines[i]}")
 
 
 def _read_parquet(path: Path) -> Table:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DataError(
-            f"{path}: reading .parquet files needs pyarrow, which is not installed. "
-            f"Install it with: pip install 'dltune[parquet]'"
-        ) from None
-    try:
-        table = pq.read_table(path)
-    except (OSError, ValueError, pa.ArrowException) as e:
-        raise DataError(f"{path}: cannot read as Parquet: {e}") from None
+    table = read_parquet(path)
     cells = []
     for name in table.column_names:
         col = table.column(name)
-        kind = col.type
-        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
-            cells.append(col.cast(pa.float64()).to_numpy())
-        else:
-            cells.append(np.array([str(v) for v in col.to_pylist()]))
+        # Numbers as float64 (nulls NaN); anything else, decimals included, as text.
+        cells.append(column_floats(col) if column_kind(col) == "number" else column_text(col))
     return Table(list(table.column_names), cells, str(path))
 
 
 def _read_npz(path: Path) -> Table:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except ValueError as e:
-        raise DataError(
-            f"{path}: cannot read ({e}). Save plain arrays: np.savez(path, x=...)."
-        ) from None
-    except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npz file ({e}).") from None
+    arrays = read_npz(path, "Save plain arrays: np.savez(path, x=...).")
     unknown = [k for k in arrays if k not in ("x", "y", "feature_names")]
     if "x" not in arrays or unknown:
         raise DataError(
@@ -234,7 +173,8 @@ def write_predictions(result: Predictions, model: TunedModel, output: str | Path
     path = Path(output)
     if not path.parent.is_dir():
         raise DataError(
-            f"-o {str(path)!r}: the folder {str(path.parent)!r} does not exist; create it first"
+            f"{param('output', str(path))}: the folder {str(path.parent)!r} does not exist; "
+            "create it first"
         )
     header = ["prediction"]
     if result.probabilities is not None:

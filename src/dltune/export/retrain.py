@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,9 +26,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..config import Config
-from ..errors import DataError, ModelError, StudyError
-from ..records import best_trial, study_meta, test_result
-from ..storage import DEFAULT_STORAGE, load_study, normalize_url
+from ..engine.losses import reduce_metric
+from ..errors import DataError, ModelError, StudyError, param
+from ..storage import (
+    DEFAULT_STORAGE,
+    IN_MEMORY,
+    best_trial,
+    display_url,
+    internals,
+    resolve_storage,
+    study_meta,
+    test_result,
+)
+from ..vocabulary import RETRAIN_ON
 from .card import library_versions, now
 from .loaded import TunedModel
 from .preprocessing import Preprocessing
@@ -38,8 +47,7 @@ if TYPE_CHECKING:
     import optuna
 
     from ..data import Dataset
-
-ON = ("train+val", "train")
+    from ..storage import Storage, TrialRecord
 
 
 @dataclasses.dataclass
@@ -82,7 +90,7 @@ def study_data(
         given = f"the dataset given ({dataset.describe()})"
     else:
         source = str(data) if data is not None else stored["source"]
-        given = f"--data {source!r}"
+        given = param("data", source)
         try:
             dataset = load_data(source, target=target, task=stored["task"], data_dir=data_dir)
         except DataError as e:
@@ -90,8 +98,9 @@ def study_data(
                 raise
             raise DataError(
                 f"the data of study {study.study_name!r} ({stored['description']}) cannot be "
-                f"loaded again from {source!r}: {e} Give it with --data PATH (and --target "
-                f"COLUMN for a table)."
+                f"loaded again from {source!r}: {e.template} Give it with "
+                f"{param('data', shown='PATH')} (and {param('target', shown='COLUMN')} for a "
+                "table)."
             ) from None
     if dataset.fingerprint() != stored["fingerprint"]:
         found, expected = dataset.fingerprint()[:12], stored["fingerprint"][:12]
@@ -119,7 +128,7 @@ def scaled_epochs(best_epoch: int, n_train: int, n_all: int, batch_size: int) ->
 
 
 def train_best(
-    storage: str = DEFAULT_STORAGE,
+    storage: str | Storage = DEFAULT_STORAGE,
     study: str | optuna.Study | None = None,
     *,
     on: str = "train+val",
@@ -136,74 +145,135 @@ def train_best(
     are when not where the study found them (they must have the study's fingerprint). `epochs`
     overrides the epoch rule. Returns the model and its card; `.save(DIR)` writes the folder.
     """
-    from ..devices import resolve_device
-    from ..engine import SequentialTrainer
-
-    if on not in ON:
-        raise ModelError(f"--on {on!r} is not known; choose from {', '.join(ON)}")
+    if on not in RETRAIN_ON:
+        raise ModelError(f"{param('on', on)} is not known; choose from {', '.join(RETRAIN_ON)}")
     if epochs is not None and epochs < 1:
-        raise ModelError(f"--epochs must be at least 1; got {epochs}")
+        raise ModelError(f"{param('epochs')} must be at least 1; got {epochs}")
     say = log or (lambda _line: None)
+    shown = None
     if study is None or isinstance(study, str):
-        study = load_study(storage, study)
+        opened = resolve_storage(storage)
+        study, shown = opened.load_study(study), opened.shown
     best = best_trial(study)
     if best is None:
         raise StudyError(f"study {study.study_name!r} has no complete trial yet; run it first")
-    meta = study_meta(study)
     dataset, target = study_data(study, data, target=target, data_dir=data_dir)
-    config = Config.from_dict(best.user_attrs["config"])
-    seed = int(best.user_attrs["seed"])
-    best_epoch = int(best.user_attrs.get("best_epoch") or config.epochs)
-    shuffle_seed = int(meta.get("shuffle_seed", 0))
-    metric = str(meta["metric"])
-
-    train_data = dataset
-    if on == "train+val":
-        train_data = dataclasses.replace(
-            dataset,
-            x_train=np.concatenate([dataset.x_train, dataset.x_val]),
-            y_train=np.concatenate([dataset.y_train, dataset.y_val]),
-        )
+    config = Config.from_dict(best.config)
+    best_epoch = int(best.best_epoch or config.epochs)
+    train_data = _training_rows(dataset, on)
     n_rows = len(train_data.y_train)
-    if epochs is not None:
-        rule = f"{epochs} epoch(s), as asked (the trial's best epoch was {best_epoch})"
-    elif on == "train":
-        epochs, rule = best_epoch, "the trial's best epoch, on the same rows"
-    else:
-        epochs, rule = scaled_epochs(best_epoch, len(dataset.y_train), n_rows, config.batch_size)
+    epochs, rule = _epoch_rule(epochs, on, best_epoch, dataset, n_rows, config.batch_size)
     say(f"Retraining trial {best.number} of study {study.study_name!r} on {on} ({n_rows} rows):")
     say(f"  {config.short()}")
     say(f"  epochs: {rule}")
+    retrained = _retrain(study, best, train_data, on, epochs, device)
+    retrained.rule = rule
+    model = TunedModel(
+        config, Preprocessing.from_dataset(dataset, config.loss, target), retrained.state
+    )
+    # The test split, once: through the same steps `predict` takes on raw rows.
+    predictions = model.head(model.outputs(dataset.x_test))[0]
+    truth = _truth(dataset)
+    metric = str(study_meta(study)["metric"])
+    value = metric_of(metric, predictions, truth)
+    say(f"  test {metric}: {value:.6g} ({len(truth)} rows), in {retrained.seconds:.1f}s")
+    test = {
+        "metric": metric,
+        "value": value,
+        "rows": len(truth),
+        "how": "evaluated once, after retraining, through the same steps as predict",
+    }
+    card = _card(study, shown, best, best_epoch, dataset, target, model, retrained, test)
+    return TrainBest(model, card, [f"epochs: {rule}"])
 
+
+def _training_rows(dataset: Dataset, on: str) -> Dataset:
+    """The rows to retrain on: the training split, or training and validation together."""
+    if on == "train":
+        return dataset
+    return dataclasses.replace(
+        dataset,
+        x_train=np.concatenate([dataset.x_train, dataset.x_val]),
+        y_train=np.concatenate([dataset.y_train, dataset.y_val]),
+    )
+
+
+def _epoch_rule(
+    epochs: int | None, on: str, best_epoch: int, dataset: Dataset, rows: int, batch_size: int
+) -> tuple[int, str]:
+    """How many epochs to retrain for, and the rule that says so (see the module's note)."""
+    if epochs is not None:
+        return epochs, f"{epochs} epoch(s), as asked (the trial's best epoch was {best_epoch})"
+    if on == "train":
+        return best_epoch, "the trial's best epoch, on the same rows"
+    return scaled_epochs(best_epoch, len(dataset.y_train), rows, batch_size)
+
+
+@dataclasses.dataclass
+class _Retrained:
+    """How the final model was trained, for its card."""
+
+    state: dict[str, Any]  # the weights, on the CPU
+    on: str
+    rows: int
+    epochs: int
+    seed: int
+    shuffle_seed: int
+    final_train_loss: float
+    seconds: float
+    rule: str = ""  # the epoch rule, in words
+
+
+def _retrain(
+    study: optuna.Study, best: TrialRecord, rows: Dataset, on: str, epochs: int, device: str
+) -> _Retrained:
+    """Train the best trial's configuration from its seed on `rows` for `epochs` epochs."""
+    from ..devices import resolve_device
+    from ..engine import SequentialTrainer
+
+    meta = study_meta(study)
+    if best.seed is None:
+        raise StudyError(f"trial {best.number} has no stored seed: it was not trained by dltune")
+    seed, shuffle_seed = best.seed, int(meta.get("shuffle_seed", 0))
     started = time.perf_counter()
     trainer = SequentialTrainer(
-        train_data, metric=metric, device=resolve_device(device), shuffle_seed=shuffle_seed
+        rows, metric=str(meta["metric"]), device=resolve_device(device), shuffle_seed=shuffle_seed
     )
-    run = trainer.start(config, seed=seed, epochs=epochs)
+    run = trainer.start(Config.from_dict(best.config), seed=seed, epochs=epochs)
     while run.advance() is None:
         pass
     if run.result.status == "diverged":
         raise ModelError(
             f"trial {best.number} diverged when retrained on {on} (training loss not finite at "
-            f"epoch {run.result.diverged_epoch}); try --on train or fewer --epochs"
+            f"epoch {run.result.diverged_epoch}); try {param('on', shown='train')} or fewer "
+            f"{param('epochs')}"
         )
-    seconds = time.perf_counter() - started
     state = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
-    model = TunedModel(config, Preprocessing.from_dataset(dataset, config.loss, target), state)
+    seconds = time.perf_counter() - started
+    final_loss = run.result.history[-1].train_loss
+    return _Retrained(state, on, len(rows.y_train), epochs, seed, shuffle_seed, final_loss, seconds)
 
-    # The test split, once: through the same steps `predict` takes on raw rows.
-    predictions = model.head(model.outputs(dataset.x_test))[0]
-    truth = _truth(dataset)
-    value = metric_of(metric, predictions, truth)
-    say(f"  test {metric}: {value:.6g} ({len(truth)} rows), in {seconds:.1f}s")
+
+def _card(
+    study: optuna.Study,
+    shown: str | None,
+    best: TrialRecord,
+    best_epoch: int,
+    dataset: Dataset,
+    target: str | int | None,
+    model: TunedModel,
+    retrained: _Retrained,
+    test: dict[str, Any],
+) -> dict[str, Any]:
+    """The model card's record of where the model came from and how it was trained."""
     stored_test = test_result(study, best.number)
-    card = {
+    return {
         "created": now(),
         "study": {
             "name": study.study_name,
-            "storage": _storage_url(study, storage),
+            "storage": shown or _storage_shown(study),
             "trial": best.number,
-            "metric": metric,
+            "metric": str(study_meta(study)["metric"]),
             "direction": study.direction.name.lower(),
             "validation_value": best.value,
             "best_epoch": best_epoch,
@@ -221,33 +291,26 @@ def train_best(
             "classes": dataset.classes,
         },
         "training": {
-            "on": on,
-            "rows": n_rows,
-            "epochs": epochs,
-            "epoch_rule": rule,
-            "seed": seed,
-            "shuffle_seed": shuffle_seed,
+            "on": retrained.on,
+            "rows": retrained.rows,
+            "epochs": retrained.epochs,
+            "epoch_rule": retrained.rule,
+            "seed": retrained.seed,
+            "shuffle_seed": retrained.shuffle_seed,
             "statistics": model.preprocessing.statistics,
-            "final_train_loss": run.result.history[-1].train_loss,
-            "seconds": round(seconds, 3),
-            "config": config.to_dict(),
+            "final_train_loss": retrained.final_train_loss,
+            "seconds": round(retrained.seconds, 3),
+            "config": dict(best.config),
         },
-        "test": {
-            "metric": metric,
-            "value": value,
-            "rows": len(truth),
-            "how": "evaluated once, after retraining, through the same steps as predict",
-        },
+        "test": test,
         "libraries": library_versions(),
     }
-    return TrainBest(model, card, [f"epochs: {rule}"])
 
 
-def _storage_url(study: optuna.Study, given: str) -> str:
-    """The storage's URL for the card, its password hidden (the card is meant to be shared)."""
-    backend = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
-    url = str(getattr(backend, "url", None) or normalize_url(given))
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+def _storage_shown(study: optuna.Study) -> str:
+    """The study's storage for the card (meant to be shared: its password hidden)."""
+    url = internals.database_url(study)
+    return display_url(url) if url else IN_MEMORY
 
 
 def _truth(dataset: Dataset) -> np.ndarray:
@@ -258,12 +321,17 @@ def _truth(dataset: Dataset) -> np.ndarray:
 
 
 def metric_of(metric: str, predictions: np.ndarray, truth: np.ndarray) -> float:
-    """The study's metric of predictions against the truth (labels or values), in float64."""
+    """The study's metric of predictions against the truth (labels or values), in float64.
+
+    Computed by the engine's own definition (reduce_metric), on labels rather than indices.
+    """
     if metric == "accuracy":
-        return float(np.mean(predictions == truth)) if len(truth) else math.nan
+        if not len(truth):
+            return math.nan
+        hits = np.asarray(predictions == truth, dtype=np.float64)
+        return float(reduce_metric(metric, hits))
     error = np.asarray(predictions, dtype=np.float64) - np.asarray(truth, dtype=np.float64)
-    if metric == "rmse":
-        return float(np.sqrt(np.mean(error**2)))
-    if metric == "mae":
-        return float(np.mean(np.abs(error)))
-    raise ModelError(f"metric {metric!r} is not known to train-best")
+    try:
+        return float(reduce_metric(metric, error))
+    except ValueError:  # a name the definition does not know
+        raise ModelError(f"metric {metric!r} is not known to train-best") from None

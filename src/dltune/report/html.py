@@ -12,8 +12,8 @@ from typing import Any
 
 from .. import __version__
 from ..analysis import StudyAnalysis
-from ..analysis.trials import HYPERPARAMETERS
 from ..config import Config
+from ..vocabulary import HYPERPARAMETERS
 from . import figures
 
 SECTIONS = (

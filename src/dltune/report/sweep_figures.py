@@ -14,12 +14,12 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..analysis.sweeps import mean_of
-from ..sweep.values import CATEGORICAL, LOG_SCALE
+from ..analysis.sweep_data import mean_of
+from ..vocabulary import CATEGORICAL, LOG_SCALE
 from .figures import HEIGHT, WIDTH, _pyplot, _svg
 
 if TYPE_CHECKING:
-    from ..analysis.sweeps import Row, Run, SweepAnalysis
+    from ..analysis.sweep_data import Row, Run, SweepAnalysis
 
 SCORE = "#1f77b4"
 FINAL = "#555555"

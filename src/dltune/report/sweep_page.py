@@ -13,14 +13,15 @@ from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..analysis.sweeps import mean_of, sd_of, timing_sentences
+from ..analysis.sweep_data import mean_of, sd_of
+from ..analysis.sweeps import timing_sentences
 from ..config import Config
-from ..sweep.values import CATEGORICAL
+from ..vocabulary import CATEGORICAL
 from . import sweep_figures
 from .html import CSS, esc
 
 if TYPE_CHECKING:
-    from ..analysis.sweeps import Row, SweepAnalysis
+    from ..analysis.sweep_data import Row, SweepAnalysis
 
 SWEEP_CSS = """
 .reading { border-left: 4px solid #bbb; padding: .45rem .9rem; margin: .6rem 0;

@@ -1,5 +1,8 @@
-"""Successive halving over epochs: where the rungs are (rungs.py), who goes on (asha.py), and
-the rung results kept in storage (stored.py)."""
+"""Successive halving over epochs: where the rungs are (rungs.py) and who goes on (asha.py).
+
+Pure decisions on numbers: imports nothing of dltune's engines, storage, study or Optuna (the
+study loop keeps the rung tables in storage: dltune.study.stored_rungs).
+"""
 
 from __future__ import annotations
 
@@ -20,10 +23,12 @@ def make_scheduler(
 ) -> Scheduler:
     """The scheduler `name`: 'asha', 'hyperband' (ASHA in Hyperband's brackets) or 'none'
     (every trial trains max_epochs, a single rung)."""
-    from ..errors import DLTuneError
+    from ..errors import DLTuneError, param
 
     if name not in SCHEDULES:
-        raise DLTuneError(f"--schedule {name!r} is not known; choose from {', '.join(SCHEDULES)}")
+        raise DLTuneError(
+            f"{param('schedule', name)} is not known; choose from {', '.join(SCHEDULES)}"
+        )
     if name == "none":
         rungs = Rungs(max_epochs, max_epochs, reduction)
     else:

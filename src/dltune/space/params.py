@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from dltune.errors import SpaceError
+from dltune.errors import SpaceError, param
 
 if TYPE_CHECKING:  # optuna is only needed for types here; importing it costs ~0.5 s at start-up
     import optuna
@@ -167,7 +167,8 @@ def _grid_hint(key: str, param: IntRange | FloatRange, examples: list[Scalar]) -
 def _grid_error(hints: list[str], source: str = "") -> SpaceError:
     where = f"{source}: " if source else ""
     return SpaceError(
-        f"{where}the grid sampler needs lists of values: {'; '.join(hints)} or use --sampler tpe"
+        f"{where}the grid sampler needs lists of values: {'; '.join(hints)} or use "
+        f"{param('sampler', shown='tpe')}"
     )
 
 

@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..vocabulary import CATEGORICAL
 from .plan import SweepPlan
-from .values import CATEGORICAL
 
 if TYPE_CHECKING:
     from ..data import Dataset

@@ -1,6 +1,6 @@
 """A sweep's plan: one hyperparameter, its values, the configuration that holds the rest, seeds.
 
-The plan is plain data stored with the sweep's study (study attribute "dltune_sweep"), so the
+The plan is plain data stored with the sweep's study (storage.schema.SWEEP), so the
 report and a resumed run read exactly what was trained. Its members are (value, seed) pairs;
 seed k is the same for every value (common random numbers: the values start from the same
 initial weights and see the same dropout masks where shapes agree), so differences between
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Config
+from ..study.lifecycle import trial_seed
 from .values import SHAPE_CHANGING, label
 
-SWEEP_ATTR = "dltune_sweep"  # study user attr: the plan (and, after a run, its timing)
-VALUE_ATTR = "sweep_value"  # trial user attr: the index of its value (None: every value)
-SEED_ATTR = "sweep_seed"  # trial user attr: the index of its seed, 0 .. seeds-1
+DEFAULT_SEEDS = 3
+DEFAULT_SEED = 0  # sweeps are for learning: the same command gives the same curves
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,6 @@ class SweepPlan:
         return [label(v) for v in self.values]
 
     def member_seed(self, seed_index: int) -> int:
-        from ..lifecycle import trial_seed  # lazily: it imports the engines (torch)
-
         return trial_seed(self.seed, seed_index)
 
     def config_for(self, value: Any) -> Config:

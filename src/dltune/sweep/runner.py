@@ -1,7 +1,7 @@
 """Run a sweep: the plan's members trained as one population, stored as a study of their own.
 
-The sweep goes through the same study loop and trial lifecycle as `tune` (loops.py,
-lifecycle.py), with every member enqueued in Optuna beforehand (its value as the trial's
+The sweep goes through the same study loop, trial lifecycle and run as `tune` (dltune.study),
+with every member enqueued in Optuna beforehand (its value as the trial's
 params, its seed as a user attribute) and no scheduler: every member trains all its epochs. So
 the sweep's study looks like any other to `dltune report`, `dltune trials` and optuna-dashboard,
 a Ctrl-C keeps the finished members, and running the same command again trains only the
@@ -16,17 +16,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import errors
 from ..config import Config
 from ..errors import DLTuneError, StudyError
-from ..lifecycle import TrialLifecycle
-from ..loops import Budget, StudyLoop
-from ..progress import ProgressListener
-from ..records import trial_state
-from ..storage import DEFAULT_STORAGE, display_url, fail_stale_trials, normalize_url, storage_lost
-from ..vocabulary import DEFAULT_METRIC, loss_applies
+from ..storage import (
+    DEFAULT_STORAGE,
+    best_trial,
+    fail_stale_trials,
+    read_trials,
+    resolve_storage,
+    schema,
+    study_meta,
+)
+from ..study.lifecycle import TrialLifecycle
+from ..study.loop import Budget, StudyLoop
+from ..study.progress import ProgressListener
+from ..study.run import StudyStart, run_study
+from ..vocabulary import DEFAULT_METRIC, FINISHED_STATES, loss_applies
 from .estimate import TrainedMember, one_at_a_time
-from .plan import SEED_ATTR, SWEEP_ATTR, VALUE_ATTR, SweepPlan
-from .study import FINISHED_STATES, enqueue_members, missing_members, open_sweep_study
+from .plan import DEFAULT_SEED, DEFAULT_SEEDS, SweepPlan
+from .study import enqueue_members, missing_members, open_sweep_study
 from .values import default_values, parse_range, parse_values
 
 if TYPE_CHECKING:
@@ -34,15 +43,14 @@ if TYPE_CHECKING:
 
     from ..data import Dataset
     from ..space import SearchSpace
-
-DEFAULT_SEEDS = 3
-DEFAULT_SEED = 0  # sweeps are for learning: the same command gives the same curves
+    from ..storage import Storage
+    from ..study.opening import OpenedStudy
 
 
 @dataclass
 class SweepResult:
     study: optuna.Study
-    storage: str
+    storage: Storage
     plan: SweepPlan
     data: Dataset
     seconds: float  # this call, the estimate's sample included
@@ -60,7 +68,7 @@ def sweep(
     data: Dataset | str | Path | None = None,
     base: SearchSpace | str | Path | dict[str, Any] | None = None,
     from_study: str | None = None,
-    storage: str = DEFAULT_STORAGE,
+    storage: str | Storage = DEFAULT_STORAGE,
     study_name: str | None = None,
     epochs: int | None = None,
     seeds: int = DEFAULT_SEEDS,
@@ -87,20 +95,33 @@ def sweep(
     started = time.perf_counter()
     progress = progress or ProgressListener()
     param = parameter_name(param)
-    if values is not None and value_range is not None:
-        raise DLTuneError("give --values or --range, not both")
-    if from_study is not None and base is not None:
-        raise DLTuneError("give --from-study or --base, not both: each names the base")
-    if seeds < 1:
-        raise DLTuneError(f"--seeds must be at least 1; got {seeds}")
-    storage = normalize_url(storage)
-    dataset, config, metric, target = _base(from_study, base, data, storage, target, task, data_dir)
+    _check_options(values, value_range, from_study, base, seeds)
+    opened_storage = resolve_storage(storage)
+    dataset, config, metric, target = _base(
+        from_study, base, data, opened_storage, target, task, data_dir
+    )
     plan = _plan(param, values, value_range, config, dataset.task, epochs, seeds, seed)
-    study, meta, space = open_sweep_study(plan, metric, dataset, storage, study_name, target)
-    result = SweepResult(study, storage, plan, dataset, 0.0, 0)
-    _run(result, space, meta, memory, device, estimate, progress)
+    opened = open_sweep_study(plan, metric, dataset, opened_storage, study_name, target)
+    result = SweepResult(opened.study, opened_storage, plan, dataset, 0.0, 0)
+    _run(result, opened, memory, device, estimate, progress)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _check_options(
+    values: Any, value_range: str | None, from_study: str | None, base: Any, seeds: int
+) -> None:
+    if values is not None and value_range is not None:
+        raise DLTuneError(
+            f"give {errors.param('values')} or {errors.param('value_range')}, not both"
+        )
+    if from_study is not None and base is not None:
+        raise DLTuneError(
+            f"give {errors.param('from_study')} or {errors.param('base')}, not both: each "
+            "names the base"
+        )
+    if seeds < 1:
+        raise DLTuneError(f"{errors.param('seeds')} must be at least 1; got {seeds}")
 
 
 # ---- the base configuration and the plan --------------------------------------------------
@@ -110,55 +131,65 @@ def _base(
     from_study: str | None,
     base: SearchSpace | str | Path | dict[str, Any] | None,
     data: Dataset | str | Path | None,
-    storage: str,
+    storage: Storage,
     target: str | None,
     task: str | None,
     data_dir: str | Path | None,
 ) -> tuple[Dataset, Config, str, str | None]:
     """The data, the base configuration, the metric and the target column."""
-    from ..data import Dataset, load_data
-    from ..tuner import resolve_space
+    from ..study.tuning import resolve_space
 
     if from_study is not None:
-        from ..export.retrain import study_data
-        from ..records import best_trial, study_meta
-        from ..storage import load_study
-
-        source = load_study(storage, from_study)
-        best = best_trial(source)
-        if best is None:
-            raise StudyError(
-                f"--from-study {from_study!r}: the study has no complete trial yet, so no best "
-                "configuration to sweep around; run it longer, or use --base SPACE"
-            )
-        # The study's data unless other data is given: the sweep then asks the same question
-        # of another dataset, which is allowed (the base is only a starting point).
-        if data is None:
-            dataset, stored_target = study_data(source, data_dir=data_dir)
-        else:
-            dataset = (
-                data
-                if isinstance(data, Dataset)
-                else load_data(data, target=target, task=task, data_dir=data_dir)
-            )
-            stored_target = target
-        config = Config.from_dict(best.user_attrs["config"])
-        metric = study_meta(source).get("metric") or DEFAULT_METRIC[dataset.task]
-        if not loss_applies(config.loss, dataset.task):
-            raise StudyError(
-                f"--from-study {from_study!r}: its best loss {config.loss!r} does not apply to "
-                f"a {dataset.task} target ({dataset.describe()})"
-            )
-        return dataset, config, metric, None if stored_target is None else str(stored_target)
-    data = "digits" if data is None else data
-    dataset = (
-        data
-        if isinstance(data, Dataset)
-        else load_data(data, target=target, task=task, data_dir=data_dir)
-    )
+        return _base_from_study(from_study, data, storage, target, task, data_dir)
+    dataset = _load(data if data is not None else "digits", target, task, data_dir)
     space, _notes = resolve_space(base).for_task(dataset.task)
     config = space.config_from_params(space.baseline_params())
     return dataset, config, space.metric or DEFAULT_METRIC[dataset.task], target
+
+
+def _base_from_study(
+    from_study: str,
+    data: Dataset | str | Path | None,
+    storage: Storage,
+    target: str | None,
+    task: str | None,
+    data_dir: str | Path | None,
+) -> tuple[Dataset, Config, str, str | None]:
+    """The best trial of study `from_study` as the base; its data unless `data` is given."""
+    from ..export.retrain import study_data
+
+    source = storage.load_study(from_study)
+    best = best_trial(source)
+    where = errors.param("from_study", from_study)
+    if best is None:
+        raise StudyError(
+            f"{where}: the study has no complete trial yet, so no best configuration to sweep "
+            f"around; run it longer, or use {errors.param('base', shown='SPACE')}"
+        )
+    # The study's data unless other data is given: the sweep then asks the same question
+    # of another dataset, which is allowed (the base is only a starting point).
+    if data is None:
+        dataset, stored_target = study_data(source, data_dir=data_dir)
+    else:
+        dataset, stored_target = _load(data, target, task, data_dir), target
+    config = Config.from_dict(best.config)
+    metric = study_meta(source).get("metric") or DEFAULT_METRIC[dataset.task]
+    if not loss_applies(config.loss, dataset.task):
+        raise StudyError(
+            f"{where}: its best loss {config.loss!r} does not apply to a {dataset.task} target "
+            f"({dataset.describe()})"
+        )
+    return dataset, config, metric, None if stored_target is None else str(stored_target)
+
+
+def _load(
+    data: Dataset | str | Path, target: str | None, task: str | None, data_dir: str | Path | None
+) -> Dataset:
+    from ..data import Dataset, load_data
+
+    if isinstance(data, Dataset):
+        return data
+    return load_data(data, target=target, task=task, data_dir=data_dir)
 
 
 def _plan(
@@ -172,7 +203,7 @@ def _plan(
     seed: int,
 ) -> SweepPlan:
     if epochs is not None and epochs < 1:
-        raise DLTuneError(f"--epochs must be at least 1; got {epochs}")
+        raise DLTuneError(f"{errors.param('epochs')} must be at least 1; got {epochs}")
     most = epochs or base.epochs
     if values is not None:
         text = values if isinstance(values, str) else ",".join(str(v) for v in values)
@@ -185,13 +216,15 @@ def _plan(
         wrong = [v for v in chosen if not loss_applies(v, task)]
         if wrong:
             raise DLTuneError(
-                f"--values: loss {', '.join(wrong)} does not apply to a {task} target; losses "
+                f"{errors.param('values')}: loss {', '.join(wrong)} does not apply to a {task} "
+                "target; losses "
                 f"that apply: {', '.join(default_values('loss', task, 1))}"
             )
     if param == "epochs":
         if epochs is not None and max(chosen) > epochs:
             raise DLTuneError(
-                f"--values: epochs {max(chosen)} is above --epochs {epochs}; drop --epochs "
+                f"{errors.param('values')}: epochs {max(chosen)} is above "
+                f"{errors.param('epochs')} {epochs}; drop {errors.param('epochs')} "
                 "(an epochs sweep trains up to its largest value)"
             )
         most = max(chosen)
@@ -204,16 +237,15 @@ def _plan(
 
 def _run(
     result: SweepResult,
-    space: SearchSpace,
-    meta: dict[str, Any],
+    opened: OpenedStudy,
     memory: str | int | None,
     device: str,
     estimate: bool,
     progress: ProgressListener,
 ) -> None:
+    """Train the members still missing as one population, then time a sample alone."""
     from ..devices import resolve_device
     from ..engine.population import PopulationTrainer
-    from ..schedule import make_scheduler
 
     study, plan = result.study, result.plan
     fail_stale_trials(study)
@@ -223,56 +255,30 @@ def _run(
         result.notes.append("every member was trained before: nothing to train")
         return
     resolved = resolve_device(device)
-    shuffle_seed = int(meta["shuffle_seed"])
     trainer = PopulationTrainer(
         result.data,
-        metric=meta["metric"],
+        metric=opened.metric,
         device=resolved,
-        shuffle_seed=shuffle_seed,
+        shuffle_seed=opened.shuffle_seed,
         memory=memory,
         track_train=True,
     )
-    scheduler = make_scheduler(
-        "none",
-        min_epochs=plan.epochs,
-        max_epochs=plan.epochs,
-        reduction=3,
-        direction=study.direction.name.lower(),
-    )
-    lifecycle = TrialLifecycle(study, space, int(meta["seed"]), progress)
-    loop = StudyLoop(
-        lifecycle, trainer, scheduler, Budget(len(missing), None), patience=None, slots=len(missing)
-    )
-    progress.study_started(
-        {
-            "study": study.study_name,
-            "storage": display_url(result.storage),
-            "data": result.data.describe(),
-            "metric": meta["metric"],
-            "trials": len(missing),
-            "timeout": None,
-            "existing_trials": len(study.trials) - len(missing),
-            "engine": "population",
-            "schedule": "none",
-            "notes": [f"sweep of {plan.param}: {len(plan.values)} values x {plan.seeds} seeds"],
-        }
+    loop = _loop(opened, plan, trainer, len(missing), progress)
+    start = StudyStart(
+        study=study.study_name,
+        storage=result.storage.shown,
+        data=result.data.describe(),
+        metric=opened.metric,
+        trials=len(missing),
+        timeout=None,
+        existing_trials=len(study.trials) - len(missing),
+        engine="population",
+        schedule="none",
+        notes=[f"sweep of {plan.param}: {len(plan.values)} values x {plan.seeds} seeds"],
     )
     started = time.perf_counter()
     run_started = datetime.datetime.now()  # Optuna's datetime_start: naive local time
-    try:
-        loop.run()
-    except KeyboardInterrupt:
-        result.interrupted = True
-        lifecycle.fail_running("interrupted", "stopped by the user (Ctrl-C)")
-    except Exception as exc:
-        lifecycle.fail_running("failed", f"{type(exc).__name__}: {exc}")
-        lost = storage_lost(result.storage, exc)
-        if lost is not None:
-            raise lost from exc
-        raise
-    finally:
-        lifecycle.close()
-        progress.study_finished()
+    result.interrupted = run_study(loop, start, result.storage, progress)
     seconds = time.perf_counter() - started
     result.trained = loop.budget.started
     if result.interrupted:
@@ -288,23 +294,58 @@ def _run(
         "param": plan.param,
     }
     if estimate:
-        trained, usable = _trained_members(study, plan, since=run_started)
-        try:
-            timing["one_at_a_time"] = one_at_a_time(
-                plan,
-                result.data,
-                trained,
-                usable=usable,
-                metric=meta["metric"],
-                shuffle_seed=shuffle_seed,
-                device=resolved,
-            )
-        except KeyboardInterrupt:
-            result.notes.append("the one-at-a-time estimate was interrupted: not stored")
+        _estimate(result, opened, timing, run_started, resolved)
     result.timing = timing
-    stored = dict(study.user_attrs.get(SWEEP_ATTR) or {})
+    stored = dict(schema.read_sweep(study.user_attrs) or {})
     stored["timing"] = timing
-    study.set_user_attr(SWEEP_ATTR, stored)
+    schema.write_sweep(study, stored)
+
+
+def _loop(
+    opened: OpenedStudy,
+    plan: SweepPlan,
+    trainer: Any,
+    members: int,
+    progress: ProgressListener,
+) -> StudyLoop:
+    """The study loop over every missing member at once, with no scheduler: each trains all
+    its epochs."""
+    from ..schedule import make_scheduler
+
+    scheduler = make_scheduler(
+        "none",
+        min_epochs=plan.epochs,
+        max_epochs=plan.epochs,
+        reduction=3,
+        direction=opened.study.direction.name.lower(),
+    )
+    lifecycle = TrialLifecycle(opened.study, opened.space, opened.base_seed, progress)
+    return StudyLoop(
+        lifecycle, trainer, scheduler, Budget(members, None), patience=None, slots=members
+    )
+
+
+def _estimate(
+    result: SweepResult,
+    opened: OpenedStudy,
+    timing: dict[str, Any],
+    run_started: datetime.datetime,
+    device: str,
+) -> None:
+    """Time a sample of this run's members trained one at a time (timing["one_at_a_time"])."""
+    trained, usable = _trained_members(result.study, result.plan, since=run_started)
+    try:
+        timing["one_at_a_time"] = one_at_a_time(
+            result.plan,
+            result.data,
+            trained,
+            usable=usable,
+            metric=opened.metric,
+            shuffle_seed=opened.shuffle_seed,
+            device=device,
+        )
+    except KeyboardInterrupt:
+        result.notes.append("the one-at-a-time estimate was interrupted: not stored")
 
 
 def _trained_members(
@@ -313,14 +354,14 @@ def _trained_members(
     """Every member finished in this run (started `since`), charged its finished epochs; the
     values none of whose members diverged (the ones worth timing)."""
     members, diverged = [], set()
-    for trial in study.get_trials(deepcopy=False):
-        if SEED_ATTR not in trial.user_attrs or trial_state(trial) not in FINISHED_STATES:
+    for trial in read_trials(study):
+        if trial.sweep_member is None or trial.state not in FINISHED_STATES:
             continue
-        if trial.datetime_start is None or trial.datetime_start < since:
+        if trial.started is None or trial.started < since:
             continue
-        value_index = trial.user_attrs.get(VALUE_ATTR)
-        epochs = len(trial.user_attrs.get("train_loss", []))
-        if trial_state(trial) == "diverged":
+        value_index = trial.sweep_member[0]
+        epochs = len(trial.train_loss)
+        if trial.state == "diverged":
             diverged.add(value_index)
             epochs -= 1
         members.append(TrainedMember(value_index, max(0, epochs)))

@@ -1,81 +1,76 @@
 """A sweep's study in storage: opened (new, resumed, or under a free name), its members
 enqueued, the ones still missing found.
 
-The plan is stored as study attribute "dltune_sweep" with the data's chance level (what the
-readings measure progress from); each member is a trial enqueued with its value as Optuna
-params and its value index, seed index and seed as user attributes.
+The plan is stored with the study (storage.schema.SWEEP) with the data's chance level (what
+the readings measure progress from); each member is a trial enqueued with its value as Optuna
+params and its value index, seed index and seed as attributes (schema.sweep_member_attrs).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StudyError
-from ..records import trial_state
-from ..storage import display_url
-from .plan import SEED_ATTR, SWEEP_ATTR, VALUE_ATTR, SweepPlan
+from ..errors import StudyError, param
+from ..storage import schema, trial_state
+from ..study.opening import OpenedStudy, open_study
+from ..vocabulary import FINISHED_STATES
+from .plan import SweepPlan
 
 if TYPE_CHECKING:
     import optuna
 
     from ..data import Dataset
-    from ..space import SearchSpace
-
-FINISHED_STATES = ("complete", "pruned", "diverged")
+    from ..storage import Storage
 
 
 def open_sweep_study(
     plan: SweepPlan,
     metric: str,
     dataset: Dataset,
-    storage: str,
+    storage: Storage,
     study_name: str | None,
     target: str | None,
-) -> tuple[optuna.Study, dict[str, Any], SearchSpace]:
+) -> OpenedStudy:
     """The sweep's study, new or resumed; the same plan under the same name, or an error."""
     from ..space import SearchSpace
-    from ..tuner import open_study
 
     space = SearchSpace.from_dict(plan.space_dict(metric), source=f"dltune sweep {plan.param}")
     if study_name is not None:
         _check_named(storage, study_name, plan)
     name = study_name or _free_name(storage, f"sweep-{plan.param}-{dataset.name}", plan, dataset)
-    study, meta, space, _ = open_study(
+    opened = open_study(
         space,
         dataset,
-        storage=storage,
+        storage,
         study_name=name,
         sampler="random",  # never consulted: every member is enqueued with its params
         seed=plan.seed,
         parallel=True,
         target=target,
     )
-    if study.user_attrs.get(SWEEP_ATTR) is None:
-        chance = chance_level(dataset, str(meta["metric"]))
-        study.set_user_attr(SWEEP_ATTR, {"plan": plan.to_dict(), "chance": chance})
-    return study, meta, space
+    study = opened.study
+    if schema.read_sweep(study.user_attrs) is None:
+        chance = chance_level(dataset, opened.metric)
+        schema.write_sweep(study, {"plan": plan.to_dict(), "chance": chance})
+    return opened
 
 
-def _check_named(storage: str, name: str, plan: SweepPlan) -> None:
-    """A study named with --study that exists must hold this very sweep (to resume it)."""
-    import optuna
-
-    from ..storage import open_storage
-
-    summaries = optuna.get_all_study_summaries(open_storage(storage), include_best_trial=False)
-    found = next((s for s in summaries if s.study_name == name), None)
+def _check_named(storage: Storage, name: str, plan: SweepPlan) -> None:
+    """A study named by the caller that exists must hold this very sweep (to resume it)."""
+    found = next((s for s in storage.summaries() if s.study_name == name), None)
     if found is None:
         return
-    stored = found.user_attrs.get(SWEEP_ATTR)
-    if not isinstance(stored, dict):
+    stored = schema.read_sweep(found.user_attrs)
+    new_name = param("study_name", shown="NEW_NAME")
+    if stored is None:
         raise StudyError(
-            f"study {name!r} in {display_url(storage)} is a study, not a sweep; "
-            "use --study NEW_NAME for the sweep"
+            f"study {name!r} in {storage.shown} is a study, not a sweep; "
+            f"use {new_name} for the sweep"
         )
     if stored.get("plan") != plan.to_dict():
         raise StudyError(
-            f"study {name!r} in {display_url(storage)} holds a sweep with another plan "
-            f"({_plan_text(stored.get('plan'))}); use --study NEW_NAME to store this one "
+            f"study {name!r} in {storage.shown} holds a sweep with another plan "
+            f"({_plan_text(stored.get('plan'))}); use {new_name} to store this one "
             "separately, or the same options to resume it"
         )
 
@@ -102,29 +97,25 @@ def chance_level(dataset: Dataset, metric: str) -> float:
     return float(np.std(y))
 
 
-def _free_name(storage: str, wanted: str, plan: SweepPlan, dataset: Dataset) -> str:
+def _free_name(storage: Storage, wanted: str, plan: SweepPlan, dataset: Dataset) -> str:
     """`wanted`, or `wanted-2`, `-3`, ...: the first name that is free or holds this very
     sweep (to resume it), so that sweeps with other values never collide."""
-    import optuna
-
-    from ..records import STUDY_META
-    from ..storage import open_storage
-
-    backend = open_storage(storage)
-    existing = {s.study_name: s for s in optuna.get_all_study_summaries(backend, False)}
+    existing = {s.study_name: s for s in storage.summaries()}
     for n in range(1, 1000):
         name = wanted if n == 1 else f"{wanted}-{n}"
         summary = existing.get(name)
         if summary is None:
             return name
         attrs = summary.user_attrs
-        same_plan = (attrs.get(SWEEP_ATTR) or {}).get("plan") == plan.to_dict()
-        same_data = (attrs.get(STUDY_META) or {}).get("data", {}).get("fingerprint") == (
+        same_plan = (schema.read_sweep(attrs) or {}).get("plan") == plan.to_dict()
+        same_data = schema.read_study_meta(attrs).get("data", {}).get("fingerprint") == (
             dataset.fingerprint()
         )
         if same_plan and same_data:
             return name
-    raise StudyError(f"{display_url(storage)} holds 999 sweeps named {wanted!r}; use --study")
+    raise StudyError(
+        f"{storage.shown} holds 999 sweeps named {wanted!r}; use {param('study_name')}"
+    )
 
 
 def missing_members(
@@ -134,7 +125,7 @@ def missing_members(
     interrupted run (they are not enqueued again)."""
     done, waiting = set(), set()
     for trial in study.get_trials(deepcopy=False):
-        key = (trial.user_attrs.get(VALUE_ATTR), trial.user_attrs.get(SEED_ATTR))
+        key = schema.read_sweep_member(trial)
         state = trial_state(trial)
         if state in FINISHED_STATES:
             done.add(key)
@@ -148,7 +139,7 @@ def enqueue_members(
     study: optuna.Study, plan: SweepPlan, missing: list[tuple[int | None, int]]
 ) -> None:
     queued = {
-        (t.user_attrs.get(VALUE_ATTR), t.user_attrs.get(SEED_ATTR))
+        schema.read_sweep_member(t)
         for t in study.get_trials(deepcopy=False)
         if trial_state(t) == "waiting"
     }
@@ -157,9 +148,7 @@ def enqueue_members(
             continue
         study.enqueue_trial(
             plan.params_for(value_index),
-            user_attrs={
-                VALUE_ATTR: value_index,
-                SEED_ATTR: seed_index,
-                "seed": plan.member_seed(seed_index),
-            },
+            user_attrs=schema.sweep_member_attrs(
+                value_index, seed_index, plan.member_seed(seed_index)
+            ),
         )

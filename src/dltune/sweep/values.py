@@ -11,15 +11,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .. import vocabulary
+from .. import errors, vocabulary
 from ..errors import DLTuneError, did_you_mean
 from ..space.rules import value_rule
+from ..vocabulary import CATEGORICAL
 
 SWEEPABLE = vocabulary.HYPERPARAMETERS  # every one of them can be swept
-CATEGORICAL = ("activation", "loss", "optimizer")
 INTEGER = ("layers", "units", "batch_size", "epochs")
-# Shown on a log axis, and --range on them is usually written with :log.
-LOG_SCALE = ("units", "learning_rate", "batch_size", "epochs")
 # What the sweep changes alters the network's shape or its steps: no shared population.
 SHAPE_CHANGING = ("layers", "units", "batch_size")
 
@@ -94,18 +92,21 @@ def parse_values(param: str, text: str) -> tuple[Any, ...]:
     """--values "V1,V2,...": names canonicalised, numbers checked against the param's rule."""
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items:
-        raise DLTuneError(f"--values {text!r} for {param}: give values separated by commas")
-    values = tuple(_one_value(param, item, "--values") for item in items)
-    return _distinct(param, values, f"--values {text!r}")
+        raise DLTuneError(
+            f"{errors.param('values', text)} for {param}: give values separated by commas"
+        )
+    values = tuple(_one_value(param, item, errors.param("values")) for item in items)
+    return _distinct(param, values, errors.param("values", text))
 
 
 def parse_range(param: str, text: str) -> tuple[Any, ...]:
     """--range "LOW:HIGH:N[:log]": N values from LOW to HIGH, evenly or on a log scale."""
-    where = f"--range {text!r} for {param}"
+    where = f"{errors.param('value_range', text)} for {param}"
     if param in CATEGORICAL:
+        names = ",".join(default_values(param, "classification", 1)[:3])
         raise DLTuneError(
-            f"{where}: {param} is a choice of names, not a number; use --values "
-            f"{','.join(default_values(param, 'classification', 1)[:3])} (or neither: all)"
+            f"{where}: {param} is a choice of names, not a number; use "
+            f"{errors.param('values', shown=names)} (or neither: all)"
         )
     parts = [p.strip() for p in text.split(":")]
     log = len(parts) == 4 and parts[3].lower() == "log"

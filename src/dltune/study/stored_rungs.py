@@ -5,34 +5,33 @@ keeps its rungs as trial system attributes)."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .asha import RungRecord, Scheduler
+from ..schedule import RungRecord, Scheduler
+from ..storage import schema
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-# One attribute per trial (one write per decision): {"bracket": b, "promoted": k, "values":
-# {"<epochs>": value, ...}}, promoted being the highest rung index the trial was let past.
-RUNGS_ATTR = "rungs"
-
 
 def save(trial: optuna.Trial, record: RungRecord, ladder: tuple[float, ...]) -> None:
-    """Write a trial's rung results (after each decision about it)."""
+    """Write a trial's rung results (after each decision about it): one attribute, one write:
+    {"bracket": b, "promoted": k, "values": {"<epochs>": value, ...}}, promoted being the
+    highest rung index the trial was let past."""
     values = {
         f"{ladder[rung]:g}": (None if math.isnan(value) else value)
         for rung, value in sorted(record.values.items())
     }
-    trial.set_user_attr(
-        RUNGS_ATTR, {"bracket": record.bracket, "promoted": record.promoted, "values": values}
+    schema.write_rungs(
+        trial, {"bracket": record.bracket, "promoted": record.promoted, "values": values}
     )
 
 
 def read(trial: FrozenTrial, scheduler: Scheduler) -> RungRecord | None:
     """A stored trial's rung record, or None when it holds none (or another ladder's)."""
-    stored: Any = trial.user_attrs.get(RUNGS_ATTR)
-    if not isinstance(stored, dict) or "bracket" not in stored:
+    stored = schema.read_rungs(trial)
+    if stored is None:
         return None
     bracket = int(stored["bracket"])
     if bracket >= scheduler.rungs.n_brackets:

@@ -1,5 +1,5 @@
-"""Optuna samplers by name, as the command line offers them. (Pruning is dltune's own
-scheduler: see dltune.schedule.)"""
+"""Optuna samplers by name (settings.SAMPLERS). Pruning is dltune's own scheduler: see
+dltune.schedule."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from .errors import DLTuneError
+from ..errors import DLTuneError, param
+from .settings import SAMPLERS
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial, TrialState
 
-    from .space import SearchSpace
-
-SAMPLERS = ("tpe", "random", "grid", "gp")
+    from ..space import SearchSpace
 
 
 class AskTellGridSampler(optuna.samplers.GridSampler):
@@ -56,4 +55,4 @@ def make_sampler(
         return AskTellGridSampler(space.grid(), seed=seed)
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed)
-    raise DLTuneError(f"--sampler {name!r} is not known; choose from {', '.join(SAMPLERS)}")
+    raise DLTuneError(f"{param('sampler', name)} is not known; choose from {', '.join(SAMPLERS)}")

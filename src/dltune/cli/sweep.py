@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
-from .cli_options import data_options, storage_option
-from .errors import StudyError
+from ..errors import StudyError
+from ..sweep.plan import DEFAULT_SEED, DEFAULT_SEEDS
+from .common import console, data_options, quiet_optuna, storage_option, user_errors
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
-    from .analysis.sweeps import SweepAnalysis
-    from .sweep.runner import SweepResult
+    from ..analysis.sweep_data import SweepAnalysis
+    from ..sweep.runner import SweepResult
 
 TABLE_WIDTH = 110
 HELP_PARAM = (
@@ -48,8 +46,8 @@ HELP_PARAM = (
     type=click.IntRange(min=1),
     help="Epochs per run [default: the base's]; for an epochs sweep, the most.",
 )
-@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="The first seed.")
+@click.option("--seeds", type=click.IntRange(min=1), default=DEFAULT_SEEDS, show_default=True)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="The first seed.")
 @click.option(
     "--estimate/--no-estimate",
     default=True,
@@ -64,14 +62,8 @@ HELP_PARAM = (
     type=click.Path(dir_okay=False),
     help="Also write the sweep's page (.html) or picture (.png).",
 )
-def sweep_command(**options: Any) -> None:
-    """Train one configuration with PARAM varied and the rest held, K seeds per value."""
-    from .cli import user_errors
-
-    user_errors(_sweep)(**options)
-
-
-def _sweep(
+@user_errors
+def sweep(
     param: str,
     values: str | None,
     value_range: str | None,
@@ -91,33 +83,31 @@ def _sweep(
     device: str,
     output: str | None,
 ) -> None:
-    from .errors import DLTuneError
-    from .sweep.values import parameter_name, parse_range, parse_values
+    """Train one configuration with PARAM varied and the rest held, K seeds per value."""
+    from ..errors import DLTuneError
+    from ..errors import param as named
+    from ..sweep.values import parameter_name, parse_range, parse_values
 
     # Mistakes in the options are told before the heavy imports (torch, optuna: seconds).
     if output is not None:
         _check_output(output)
     param = parameter_name(param)
     if values is not None and value_range is not None:
-        raise DLTuneError("give --values or --range, not both")
+        raise DLTuneError(f"give {named('values')} or {named('value_range')}, not both")
     if values is not None:
         parse_values(param, values)
     elif value_range is not None:
         parse_range(param, value_range)
 
-    import optuna
+    from ..analysis.sweeps import analyze_sweep
+    from ..sweep.runner import sweep as run_sweep
+    from .display import SweepProgress, sweep_table
 
-    from .analysis.sweeps import analyze_sweep
-    from .cli import _console
-    from .cli_display import SweepProgress
-    from .storage import display_url
-    from .sweep import sweep
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    console = _console()
-    if not console.is_terminal:
-        console.width = max(console.width, TABLE_WIDTH)  # a log: the table on one line a value
-    result = sweep(
+    quiet_optuna()
+    out = console()
+    if not out.is_terminal:
+        out.width = max(out.width, TABLE_WIDTH)  # a log: the table on one line a value
+    result = run_sweep(
         param,
         values=values,
         value_range=value_range,
@@ -135,34 +125,34 @@ def _sweep(
         target=target,
         task=task,
         data_dir=data_dir,
-        progress=SweepProgress(console, param),
+        progress=SweepProgress(out, param),
     )
     analysis = analyze_sweep(result.study)
-    console.print()
-    console.print(sweep_table(analysis))
+    out.print()
+    out.print(sweep_table(analysis))
     for line in _timing_lines(result, analysis):
-        console.print(line, markup=False)
+        out.print(line, markup=False)
     for note in result.notes:
-        console.print(f"note: {note}", markup=False)
+        out.print(f"note: {note}", markup=False)
     if analysis.readings:
-        console.print("\nWhat it shows:")
+        out.print("\nWhat it shows:")
         for reading in analysis.readings:
-            console.print(f"- {reading.text}", markup=False)
-    shown = display_url(result.storage)
-    console.print(f"\nStored in {shown} as study {result.study.study_name!r}.", markup=False)
+            out.print(f"- {reading.text}", markup=False)
+    shown = result.storage.shown
+    out.print(f"\nStored in {shown} as study {result.study.study_name!r}.", markup=False)
     if output is not None:
-        from .report import write_report
+        from ..report import write_report
 
         write_report(result.study, output)
-        console.print(f"Wrote {output}", markup=False)
+        out.print(f"Wrote {output}", markup=False)
     else:
-        console.print(
+        out.print(
             f"Its page: dltune report --storage {shown} --study {result.study.study_name} "
             "-o sweep.html",
             markup=False,
         )
     if result.interrupted:
-        console.print("Interrupted: finished runs are kept; run the same command to continue.")
+        out.print("Interrupted: finished runs are kept; run the same command to continue.")
         sys.exit(130)
 
 
@@ -176,56 +166,9 @@ def _check_output(output: str) -> None:
         )
 
 
-def sweep_table(a: SweepAnalysis) -> Table:
-    """One row per value: final and best validation metric with their spread over seeds, the
-    median best epoch, the train-validation gap, divergence, seconds per run."""
-    from rich import box
-    from rich.table import Table
-
-    from .analysis.sweeps import mean_of, median_of, sd_of
-
-    seeds = a.plan.seeds
-    table = Table(
-        title=(
-            f"Sweep of {a.param}: validation {a.metric} (mean ± sd over {seeds} seed"
-            f"{'s' * (seeds > 1)}), {a.plan.epochs} epochs; * best"
-        ),
-        title_justify="left",
-        caption=(
-            "gap: train minus validation metric at the last epoch; s/run: a run's share of "
-            "the population's seconds"
-        ),
-        caption_justify="left",
-        box=box.SIMPLE_HEAD,
-    )
-    table.add_column(a.param, no_wrap=True)
-    for head in ("final", "best", "best ep.", "gap", "diverged", "s/run"):
-        table.add_column(head, justify="right", no_wrap=True)
-    best = a.ranked[0].index if a.ranked else None
-    for row in a.rows:
-        gap = mean_of(row.gap)
-        epochs = row.best_epochs
-        table.add_row(
-            row.label + (" *" if row.index == best else ""),
-            _spread(mean_of(row.final), sd_of(row.final)),
-            _spread(mean_of(row.best), sd_of(row.best)),
-            f"{median_of(epochs):g}" if epochs else "-",
-            f"{gap:+.3f}" if math.isfinite(gap) else "-",
-            f"{row.diverged}/{len(row.runs)}" if row.diverged else "no",
-            f"{row.seconds:.1f}" if math.isfinite(row.seconds) else "-",
-        )
-    return table
-
-
-def _spread(mean: float, sd: float) -> str:
-    if not math.isfinite(mean):
-        return "-"
-    return f"{mean:.3f}±{sd:.3f}" if math.isfinite(sd) else f"{mean:.3f}"
-
-
 def _timing_lines(result: SweepResult, a: SweepAnalysis) -> list[str]:
     """How long the population took, against the one-at-a-time estimate."""
-    from .analysis.sweeps import timing_sentences
+    from ..analysis.sweeps import timing_sentences
 
     if not result.timing and not a.timing:
         return [f"{result.seconds:.0f} s in all."]

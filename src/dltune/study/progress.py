@@ -1,22 +1,25 @@
 """Hooks through which a running study tells the outside world what it is doing.
 
 The library calls these; each does nothing by default. The command line plugs in a live display
-(see dltune.cli_display); a notebook or a custom loop can plug in its own.
+(dltune.cli.display); a notebook or a custom loop can plug in its own.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import Config
-from .engine.result import EpochReport
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..engine import EpochReport
+    from ..storage import TrialRecord
 
 
 class ProgressListener:
     """Override the hooks you need; the others do nothing."""
 
     def study_started(self, info: dict[str, Any]) -> None:
-        """Once, before the first trial: study name, storage, data, metric, budget."""
+        """Once, before the first trial: study name, storage, data, metric, budget, engine,
+        schedule, notes (see dltune.study.run.StudyStart)."""
 
     def trial_started(self, number: int, config: Config) -> None:
         """A trial is about to train."""
@@ -24,8 +27,9 @@ class ProgressListener:
     def epoch_done(self, number: int, report: EpochReport) -> None:
         """A trial finished an epoch (its validation metric is in the report)."""
 
-    def trial_finished(self, record: dict[str, Any], best: dict[str, Any] | None) -> None:
-        """A trial ended (record as dltune.records.trial_record); best is the best so far."""
+    def trial_finished(self, record: TrialRecord, best: dict[str, Any] | None) -> None:
+        """A trial ended, as storage now holds it; `best` is the best so far (as
+        dltune.storage.best_record gives it), or None."""
 
     def study_finished(self) -> None:
         """The loop ended (budget spent, interrupted or failed)."""

@@ -1,24 +1,28 @@
-"""What the command line shows while a study runs and when it ends (rich, or plain lines).
-
-A live display when output is a terminal; one plain line per trial when it is not (logs, CI).
+"""What the command line shows: while a study runs (a live display on a terminal, one plain
+line per trial in logs and pipes) and the tables of trials, studies, the best trial and a
+sweep. Built from the library's records; the commands only print them.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .config import Config
-from .engine.result import EpochReport
-from .progress import ProgressListener
-from .sweep.values import label
-from .vocabulary import HYPERPARAMETERS
+from ..config import Config
+from ..engine.result import EpochReport
+from ..storage import TrialRecord
+from ..study.progress import ProgressListener
+from ..sweep.values import label
+from ..vocabulary import HYPERPARAMETERS
+
+if TYPE_CHECKING:
+    from ..analysis.sweep_data import SweepAnalysis
 
 
 def _fmt_time(seconds: float) -> str:
@@ -59,9 +63,9 @@ class _Tracker(ProgressListener):
     def epoch_done(self, number: int, report: EpochReport) -> None:
         self.last_epoch = report
 
-    def trial_finished(self, record: dict[str, Any], best: dict[str, Any] | None) -> None:
+    def trial_finished(self, record: TrialRecord, best: dict[str, Any] | None) -> None:
         self.done += 1
-        self.counts[record["state"]] = self.counts.get(record["state"], 0) + 1
+        self.counts[record.state] = self.counts.get(record.state, 0) + 1
         self.best = best
         self.current = None
 
@@ -103,13 +107,13 @@ class PlainProgress(_Tracker):
         for note in info.get("notes", []):
             self.console.print(f"note: {note}", highlight=False)
 
-    def trial_finished(self, record: dict[str, Any], best: dict[str, Any] | None) -> None:
+    def trial_finished(self, record: TrialRecord, best: dict[str, Any] | None) -> None:
         super().trial_finished(record, best)
         best_text = f"best {_fmt_value(best['value'])} (#{best['trial']})" if best else "no best"
         self.console.print(
-            f"trial {record['trial']:>4} {record['state']:<9} "
-            f"{_fmt_value(record['value'])} after {record['epochs']} epochs "
-            f"in {record['seconds'] or 0:.1f}s · {best_text} · {config_text(record['params'])}",
+            f"trial {record.number:>4} {record.state:<9} "
+            f"{_fmt_value(record.value)} after {record.epochs} epochs "
+            f"in {record.seconds or 0:.1f}s · {best_text} · {config_text(record.config)}",
             highlight=False,
         )
 
@@ -184,7 +188,7 @@ class LiveProgress(_Tracker):
         super().epoch_done(number, report)
         self.live.update(self._render())
 
-    def trial_finished(self, record: dict[str, Any], best: dict[str, Any] | None) -> None:
+    def trial_finished(self, record: TrialRecord, best: dict[str, Any] | None) -> None:
         super().trial_finished(record, best)
         self.live.update(self._render())
 
@@ -255,9 +259,9 @@ class SweepProgress(ProgressListener):
         self.latest[number] = report
         self._maybe_print()
 
-    def trial_finished(self, record: dict[str, Any], best: dict[str, Any] | None) -> None:
-        self.diverged += record["state"] == "diverged"
-        self.latest.pop(record["trial"], None)
+    def trial_finished(self, record: TrialRecord, best: dict[str, Any] | None) -> None:
+        self.diverged += record.state == "diverged"
+        self.latest.pop(record.number, None)
         self._maybe_print()
 
     def _maybe_print(self) -> None:
@@ -281,3 +285,101 @@ class SweepProgress(ProgressListener):
             highlight=False,
             markup=False,
         )
+
+
+def trials_table(study_name: str, records: list[TrialRecord]) -> Table:
+    """One row per trial: state, value, epochs, best epoch, seconds, configuration."""
+    table = Table(title=f"Trials of study {study_name!r}", title_justify="left")
+    for column in ("trial", "state", "value", "epochs", "best epoch", "seconds", "configuration"):
+        table.add_column(column, justify="right" if column != "configuration" else "left")
+    for r in records:
+        table.add_row(
+            str(r.number),
+            r.state,
+            "-" if r.value is None else f"{r.value:.4f}",
+            str(r.epochs),
+            "-" if r.best_epoch is None else str(r.best_epoch),
+            "-" if r.seconds is None else f"{r.seconds:.1f}",
+            config_text(r.config),
+        )
+    return table
+
+
+def study_rows(summaries: list[Any]) -> list[dict[str, Any]]:
+    """Optuna's study summaries as `dltune studies --json` prints them."""
+    from ..storage import study_summary_meta
+
+    return [
+        {
+            "study": s.study_name,
+            "trials": s.n_trials,
+            "direction": s.direction.name.lower(),
+            "best": s.best_trial.value if s.best_trial else None,
+            "metric": study_summary_meta(s).get("metric"),
+            "started": s.datetime_start.isoformat(timespec="seconds") if s.datetime_start else None,
+        }
+        for s in summaries
+    ]
+
+
+def studies_table(shown_url: str, rows: list[dict[str, Any]]) -> Table:
+    """One row per study of a storage (rows as study_rows gives them)."""
+    table = Table(title=f"Studies in {shown_url}", title_justify="left")
+    for column in ("study", "trials", "metric", "best", "started"):
+        table.add_column(column)
+    for row in rows:
+        best_value = "-" if row["best"] is None else f"{row['best']:.4f}"
+        table.add_row(
+            str(row["study"]),
+            str(row["trials"]),
+            str(row["metric"] or "-"),
+            best_value,
+            str(row["started"] or "-"),
+        )
+    return table
+
+
+def sweep_table(a: SweepAnalysis) -> Table:
+    """One row per value: final and best validation metric with their spread over seeds, the
+    median best epoch, the train-validation gap, divergence, seconds per run."""
+    from rich import box
+
+    from ..analysis.sweep_data import mean_of, median_of, sd_of
+
+    seeds = a.plan.seeds
+    table = Table(
+        title=(
+            f"Sweep of {a.param}: validation {a.metric} (mean ± sd over {seeds} seed"
+            f"{'s' * (seeds > 1)}), {a.plan.epochs} epochs; * best"
+        ),
+        title_justify="left",
+        caption=(
+            "gap: train minus validation metric at the last epoch; s/run: a run's share of "
+            "the population's seconds"
+        ),
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column(a.param, no_wrap=True)
+    for head in ("final", "best", "best ep.", "gap", "diverged", "s/run"):
+        table.add_column(head, justify="right", no_wrap=True)
+    best = a.ranked[0].index if a.ranked else None
+    for row in a.rows:
+        gap = mean_of(row.gap)
+        epochs = row.best_epochs
+        table.add_row(
+            row.label + (" *" if row.index == best else ""),
+            _spread(mean_of(row.final), sd_of(row.final)),
+            _spread(mean_of(row.best), sd_of(row.best)),
+            f"{median_of(epochs):g}" if epochs else "-",
+            f"{gap:+.3f}" if math.isfinite(gap) else "-",
+            f"{row.diverged}/{len(row.runs)}" if row.diverged else "no",
+            f"{row.seconds:.1f}" if math.isfinite(row.seconds) else "-",
+        )
+    return table
+
+
+def _spread(mean: float, sd: float) -> str:
+    if not math.isfinite(mean):
+        return "-"
+    return f"{mean:.3f}±{sd:.3f}" if math.isfinite(sd) else f"{mean:.3f}"

@@ -2,16 +2,12 @@
 
 Which storage for what (README, "Storage: which one"):
 
-- SQLite (``sqlite:///FILE.db``, the default): one process, or ``--workers N`` on one machine
+- SQLite (``sqlite:///FILE.db``, the default): one process, or several workers on one machine
   (write-ahead log on a local file system).
 - PostgreSQL (``postgresql://USER:PASSWORD@HOST:PORT/DB``, extra ``dltune[postgres]``): many
   processes on many machines.
 - A journal file (``journal:///FILE.log``): Optuna's JournalStorage on a shared file system
   (NFS) when there is no database server; appends under a lock file, modest write rates.
-
-Heartbeats let a later run tell a trial whose process was killed (no heartbeat for GRACE_PERIOD
-seconds) from one that is still running elsewhere: Optuna's own for the databases, a trial
-attribute (HEARTBEAT_ATTR) for the journal, whose storage has none.
 
 Every network wait has a limit: connecting (CONNECT_TIMEOUT), and a connection whose server
 stopped answering is given up by TCP keepalives and tcp_user_timeout instead of hanging.
@@ -26,42 +22,14 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import StudyError
+from ..errors import StudyError, param
+from .heartbeats import grace_period, heartbeat_seconds
+from .urls import DEFAULT_STORAGE, display_url, journal_path, normalize_url
 
 if TYPE_CHECKING:
     import optuna
 
-
-def _heartbeat_seconds(default: int = 10) -> int:
-    """Seconds between heartbeats of a running trial: DLTUNE_HEARTBEAT_SECONDS (a whole number
-    >= 1), else `default`. Shorter: a dead process's trials are found sooner, at the cost of a
-    database write per running trial that often."""
-    text = os.environ.get("DLTUNE_HEARTBEAT_SECONDS", "").strip()
-    if not text:
-        return default
-    try:
-        seconds = int(text)
-    except ValueError:
-        seconds = 0
-    if seconds < 1:
-        warnings.warn(
-            f"DLTUNE_HEARTBEAT_SECONDS={text!r} is not a whole number of seconds >= 1; "
-            f"using {default}",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return default
-    return seconds
-
-
-HEARTBEAT_INTERVAL = _heartbeat_seconds()  # seconds between heartbeats of a running trial
-GRACE_PERIOD = 3 * HEARTBEAT_INTERVAL  # a running trial silent this long: a dead process's
 CONNECT_TIMEOUT = 10  # seconds to reach a database server (DLTUNE_CONNECT_TIMEOUT overrides)
-HEARTBEAT_ATTR = "dltune:heartbeat"  # journal storage: the trial's last heartbeat (epoch seconds)
-
-DEFAULT_STORAGE = "sqlite:///dltune.db"
-_DB_SUFFIXES = (".db", ".sqlite", ".sqlite3")
-_JOURNAL_SUFFIXES = (".log", ".journal")
 POSTGRES_EXTRA = "pip install 'dltune[postgres]'"
 
 
@@ -94,37 +62,6 @@ def _postgres_connect_args() -> dict[str, int]:
     }
 
 
-def normalize_url(url: str) -> str:
-    """Accept a bare SQLite file name ('studies.db') or journal file name ('study.log') as well
-    as a URL."""
-    if "://" not in url and url.endswith(_DB_SUFFIXES):
-        return f"sqlite:///{url}"
-    if "://" not in url and url.endswith(_JOURNAL_SUFFIXES):
-        return f"journal:///{url}"
-    return url
-
-
-def display_url(url: str) -> str:
-    """`url` as it may be printed: its password, if any, masked."""
-    if "://" not in url or "@" not in url:
-        return url
-    try:
-        import sqlalchemy
-
-        return str(sqlalchemy.engine.make_url(url).render_as_string(hide_password=True))
-    except Exception:  # not parseable: mask between the user's colon and the @ by hand
-        scheme, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
-
-
-def journal_path(url: str) -> str:
-    """The file of a journal URL: `journal:///study.log` (relative, as SQLite's URLs are) or
-    `journal:////shared/study.log` (absolute)."""
-    return url.split(":///", 1)[1] if ":///" in url else url.split("://", 1)[1]
-
-
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An Optuna storage for `url`, or a StudyError naming the URL and the fix."""
     url = given = normalize_url(url)
@@ -155,7 +92,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     else:
         raise StudyError(
             f"storage {display_url(url)!r} is not a storage URL dltune can open; use "
-            f"{DEFAULT_STORAGE} (one process or --workers on one machine), "
+            f"{DEFAULT_STORAGE} (one process or {param('workers')} on one machine), "
             "postgresql://USER:PASSWORD@HOST:PORT/DB (many processes or machines) or "
             "journal:///FILE.log (a shared file system)"
         )
@@ -186,8 +123,9 @@ def _open_rdb(url: str, given: str, engine_kwargs: dict[str, Any]) -> optuna.sto
                 storage = optuna.storages.RDBStorage(
                     url,
                     engine_kwargs=engine_kwargs,
-                    heartbeat_interval=HEARTBEAT_INTERVAL,
-                    grace_period=GRACE_PERIOD,
+                    # Read now, when a study starts, not at import (DLTUNE_HEARTBEAT_SECONDS).
+                    heartbeat_interval=heartbeat_seconds(),
+                    grace_period=grace_period(),
                 )
             if url.startswith("sqlite") and ":memory:" not in url:
                 _use_write_ahead_log(storage)
@@ -348,103 +286,3 @@ def _use_write_ahead_log(storage: optuna.storages.RDBStorage) -> None:
 
     sqlalchemy.event.listen(storage.engine, "connect", pragmas)
     storage.engine.dispose()  # connections opened while creating the storage lack the pragmas
-
-
-def _optuna_heartbeats(storage: Any) -> bool:
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
-    return is_heartbeat_enabled(storage)  # a database's storage, not the journal
-
-
-def record_heartbeat(storage: Any, trial_id: int) -> None:
-    """Note that the trial's process is alive: Optuna's heartbeat where the storage has one
-    (the databases), else a trial attribute (the journal)."""
-    if _optuna_heartbeats(storage):
-        storage.record_heartbeat(trial_id)
-    else:
-        storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
-
-
-def _fail_never_beaten(study: optuna.Study) -> None:
-    """Fail the RUNNING trials of a database that never recorded a heartbeat and started more
-    than GRACE_PERIOD ago: their process was killed between creating the trial and its first
-    beat (milliseconds apart). Optuna's fail_stale_trials skips a trial without heartbeats, so
-    such a trial would stay 'running' for ever (a SIGKILL test caught one)."""
-    import datetime
-
-    import optuna
-    import sqlalchemy
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-
-    backend = getattr(study._storage, "_backend", study._storage)  # the cache wraps it
-    if not isinstance(backend, optuna.storages.RDBStorage):
-        return
-    # datetime_start is the creating process's local time (Optuna's datetime.now()).
-    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=GRACE_PERIOD)
-    with _create_scoped_session(backend.scoped_session) as session:
-        running = (
-            session.query(models.TrialModel)
-            .options(sqlalchemy.orm.selectinload(models.TrialModel.heartbeats))
-            .filter(models.TrialModel.state == optuna.trial.TrialState.RUNNING)
-            .filter(models.TrialModel.study_id == study._study_id)
-            .all()
-        )
-        silent = [
-            int(t.trial_id)
-            for t in running
-            if not t.heartbeats and t.datetime_start is not None and t.datetime_start < cutoff
-        ]
-    for trial_id in silent:
-        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            study._storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
-
-
-def fail_stale_trials(study: optuna.Study) -> None:
-    """Mark trials whose process died (no heartbeat within GRACE_PERIOD) as failed."""
-    import optuna
-
-    storage = study._storage
-    if _optuna_heartbeats(storage):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        _fail_never_beaten(study)
-        return
-    if not isinstance(storage, optuna.storages.JournalStorage):
-        return  # in memory: no other process to have died
-    # The journal: the last heartbeat attribute, compared with this machine's clock (machines
-    # sharing a file system should agree on the time within a few seconds).
-    now = time.time()
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        beat = trial.system_attrs.get(HEARTBEAT_ATTR)
-        if beat is None and trial.datetime_start is not None:
-            beat = trial.datetime_start.timestamp()
-        if isinstance(beat, (int, float)) and now - beat > GRACE_PERIOD:
-            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-
-
-def load_study(storage: str, study_name: str | None = None) -> optuna.Study:
-    """A study from storage; without a name, the only one or the most recently used (the
-    CLI's commands, train-best). Errors name the storage, its password masked."""
-    import optuna
-
-    from .errors import did_you_mean
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = normalize_url(storage)
-    backend = open_storage(url)
-    summaries = optuna.get_all_study_summaries(backend, include_best_trial=False)
-    names = [s.study_name for s in summaries]
-    if not names:
-        raise StudyError(f"storage {display_url(url)} holds no study yet; run `dltune run` first")
-    if study_name is None:
-        latest = max(summaries, key=lambda s: (s.datetime_start is not None, s.datetime_start))
-        study_name = latest.study_name
-    elif study_name not in names:
-        raise StudyError(
-            f"study {study_name!r} is not in {display_url(url)};{did_you_mean(study_name, names)} "
-            f"It holds: {', '.join(names)}"
-        )
-    return optuna.load_study(study_name=study_name, storage=backend)

@@ -13,7 +13,7 @@ One loop drives both engines (one run at a time, or a stacked population). At ev
 
 Trials paused at a rung stay RUNNING in storage (state attribute "paused") until promoted; when
 the study ends they are told as pruned. Rung results are written to storage at each decision
-(schedule/stored.py), so a resumed study or another worker decides from the same tables.
+(stored_rungs.py), so a resumed study or another worker decides from the same tables.
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from .schedule import stored
+from . import stored_rungs
 
 if TYPE_CHECKING:
     import optuna
 
-    from .config import Config
-    from .engine import Checkpoint, TrainResult
+    from ..config import Config
+    from ..engine import Checkpoint, Engine, TrainResult
+    from ..schedule import Scheduler
     from .lifecycle import TrialLifecycle
-    from .schedule import Scheduler
 
 SYNC_SECONDS = 5.0  # how often rung tables are re-read from storage (other workers' results)
 
@@ -66,39 +66,13 @@ class Budget:
         return self.epochs is not None and self.epochs_spent >= self.epochs - 1e-9
 
 
-class Engine(Protocol):
-    """What the loop needs of an engine (PopulationTrainer, SequentialEngine)."""
-
-    epochs_trained: float
-
-    def __len__(self) -> int: ...
-    def has_room(self, config: Config) -> bool: ...
-    def add(
-        self,
-        key: Any,
-        config: Config,
-        *,
-        seed: int,
-        patience: int | None = None,
-        keep_best_state: bool = False,
-        until: float | None = None,
-    ) -> None: ...
-    def advance(
-        self, on_epoch: Any = None
-    ) -> tuple[list[tuple[Any, TrainResult]], list[Checkpoint]]: ...
-    def set_until(self, key: Any, until: float) -> None: ...
-    def pause(self, key: Any) -> Any: ...
-    def resume(self, paused: Any, until: float | None = None) -> None: ...
-    def stop(self, key: Any, status: str = "pruned") -> TrainResult: ...
-
-
 class StudyLoop:
     """Runs trials through `engine` under `scheduler` until `budget` is spent."""
 
     def __init__(
         self,
         lifecycle: TrialLifecycle,
-        engine: Engine,
+        engine: Engine[Any],
         scheduler: Scheduler,
         budget: Budget,
         *,
@@ -260,7 +234,7 @@ class StudyLoop:
                 continue
             if result.best_value is None:
                 result.status = "pruned"
-            self.lifecycle.mark(number, "budget", attr="stopped")
+            self.lifecycle.mark_stopped_by_budget(number)
             self._end(number, result)
 
     def _release_paused(self) -> None:
@@ -271,9 +245,9 @@ class StudyLoop:
         for number in list(self.paused):
             earned = self.scheduler.is_promotable(number, draining=True)
             if earned:
-                self.lifecycle.mark(number, "budget", attr="stopped")
+                self.lifecycle.mark_stopped_by_budget(number)
             self._end_paused(number, "complete" if earned else "pruned")
-        from .engine import TrainResult
+        from ..engine import TrainResult
 
         for number, _config, _seed in self.waiting:
             self.lifecycle.end(number, TrainResult(status="pruned"))
@@ -284,13 +258,13 @@ class StudyLoop:
     def _save_rungs(self, number: int) -> None:
         trial = self.lifecycle.running.get(number)
         if trial is not None:
-            stored.save(trial, self.scheduler.trials[number], self.scheduler.ladder(number))
+            stored_rungs.save(trial, self.scheduler.trials[number], self.scheduler.ladder(number))
 
     def _sync(self) -> None:
         """Re-read rung results from storage now and then (other workers add to them)."""
         now = time.perf_counter()
         if now - self._synced >= SYNC_SECONDS:
-            stored.load(self.lifecycle.study, self.scheduler)
+            stored_rungs.load(self.lifecycle.study, self.scheduler)
             self._synced = now
 
     def _overhead(self) -> _Timer:

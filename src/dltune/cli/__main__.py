@@ -1,0 +1,5 @@
+"""`python -m dltune.cli ...`, as the `dltune` command."""
+
+from . import main
+
+main()

@@ -1,0 +1,137 @@
+"""`dltune run`: run (or continue) a study, then say what it found."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ..schedule import SCHEDULES
+from ..study.settings import DEFAULT_SLOTS, ENGINES, SAMPLERS, TuneSettings
+from .common import console, data_options, quiet_optuna, storage_option, user_errors
+
+DEFAULTS = TuneSettings()  # the library's defaults, shown as the flags' defaults
+
+
+@click.command()
+@click.argument("space", required=False, type=click.Path(dir_okay=False))
+@data_options()
+@storage_option
+@click.option("--study", "study_name", help="Study name [default: SPACE's name and the data's].")
+@click.option("--trials", type=click.IntRange(min=1), help="Run N more trials [default: 50].")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    help="Stop after S seconds (running trials end at their next checkpoint).",
+)
+@click.option(
+    "--epoch-budget",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stop after training this many epochs in all trials together.",
+)
+@click.option("--seed", type=int, help="Seed of the sampler and of the trials' weights.")
+@click.option("--sampler", type=click.Choice(SAMPLERS), default=DEFAULTS.sampler, show_default=True)
+@click.option(
+    "--schedule",
+    type=click.Choice(SCHEDULES),
+    default=DEFAULTS.schedule,
+    show_default=True,
+    help="Successive halving over epochs (rungs: the space's min_epochs, reduction), "
+    "in Hyperband brackets, or none.",
+)
+@click.option(
+    "--baseline/--no-baseline",
+    default=DEFAULTS.baseline,
+    show_default=True,
+    help="Start a new study with the textbook configuration (Dense 128 relu, Adam 1e-3).",
+)
+@click.option(
+    "--cost-aware/--no-cost-aware",
+    default=DEFAULTS.cost_aware,
+    show_default=True,
+    help="Promote the cheapest of the trials that earned a rung first.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default=DEFAULTS.engine,
+    show_default=True,
+    help="Train trials one at a time, or many at once, stacked.",
+)
+@click.option(
+    "--population",
+    type=click.IntRange(min=1),
+    default=DEFAULT_SLOTS,
+    show_default=True,
+    help="Trials trained at once by the population engine.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=DEFAULTS.workers,
+    show_default=True,
+    help="Processes on this machine working on the study together (e.g. one per core).",
+)
+@click.option(
+    "--ray",
+    metavar="ADDRESS",
+    help="Train on a Ray cluster: HOST:PORT of its head, or auto (extra: dltune[ray]).",
+)
+@click.option(
+    "--memory",
+    default="auto",
+    show_default=True,
+    help="Memory the population may use (e.g. 4GB; auto: a quarter of RAM, <= 8GB).",
+)
+@click.option("--device", default=DEFAULTS.device, show_default=True, help="auto, cpu or cuda.")
+@user_errors
+def run(space: str | None, **options: Any) -> None:
+    """Run (or continue) a study: SPACE is a YAML search space [default: the built-in one]."""
+    from ..study import tune
+    from .display import make_progress
+
+    quiet_optuna()
+    out = console()
+    result = tune(space, progress=make_progress(out), **options)
+    _summary(out, result)
+    if result.interrupted:
+        out.print("Interrupted: finished trials are kept; run the same command to continue.")
+        sys.exit(130)
+
+
+def _summary(out: Any, result: Any) -> None:
+    """The end of the run: counts, notes, the best configuration, the top findings, where the
+    study is stored."""
+    from ..storage import state_counts
+    from .display import best_table
+
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(state_counts(result.study).items()))
+    out.print(
+        f"\n{result.trials_run} trials in {result.seconds:.0f}s this run; "
+        f"study {result.study.study_name!r} now holds {len(result.study.trials)} ({counts})."
+    )
+    for note in result.notes:
+        out.print(f"note: {note}")
+    if result.best is None:
+        out.print("No trial completed yet: there is no best configuration.")
+    else:
+        out.print(f"Data: {result.data.describe()}")
+        out.print(best_table(result.best, "Best configuration"))
+        _top_diagnostics(out, result.study)
+    shown = result.storage.shown  # a password is not printed
+    out.print(f"Stored in {shown} as study {result.study.study_name!r}.")
+    out.print(f"See it again: dltune best --storage {shown} --study {result.study.study_name}")
+
+
+def _top_diagnostics(out: Any, study: Any, count: int = 3) -> None:
+    """The most important findings, one line and a fix each."""
+    from ..analysis import load_trials
+    from ..analysis.diagnostics import diagnose
+
+    found = diagnose(load_trials(study))[:count]
+    if not found:
+        return
+    out.print("\nWhat the study shows (dltune report -o report.html for the evidence):")
+    for d in found:
+        out.print(f"- {d.title}.\n  Try: {d.suggestion}", markup=False)

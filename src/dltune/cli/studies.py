@@ -1,0 +1,69 @@
+"""`dltune best`, `trials` and `studies`: what a storage holds, as tables or JSON."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .common import console, open_storage, quiet_optuna, storage_option, study_option, user_errors
+
+
+@click.command()
+@storage_option
+@study_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@user_errors
+def best(storage: str, study_name: str | None, as_json: bool) -> None:
+    """The best trial of a study."""
+    from ..errors import StudyError
+    from ..storage import best_record
+    from .display import best_table
+
+    quiet_optuna()
+    study = open_storage(storage).load_study(study_name)
+    record = best_record(study)
+    if record is None:
+        raise StudyError(f"study {study.study_name!r} has no complete trial yet")
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+    else:
+        console().print(best_table(record, f"Best of study {study.study_name!r}"))
+
+
+@click.command()
+@storage_option
+@study_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@user_errors
+def trials(storage: str, study_name: str | None, as_json: bool) -> None:
+    """One row per trial of a study."""
+    from ..storage import read_trials
+    from .display import trials_table
+
+    quiet_optuna()
+    study = open_storage(storage).load_study(study_name)
+    records = read_trials(study)
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in records], indent=2))
+    else:
+        console().print(trials_table(study.study_name, records))
+
+
+@click.command()
+@storage_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@user_errors
+def studies(storage: str, as_json: bool) -> None:
+    """The studies in a storage."""
+    from .display import studies_table, study_rows
+
+    quiet_optuna()
+    opened = open_storage(storage)
+    rows = study_rows(opened.summaries(include_best_trial=True))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        click.echo(f"{opened.shown} holds no study yet.")
+    else:
+        console().print(studies_table(opened.shown, rows))

@@ -1,0 +1,52 @@
+"""The one owner of what storage holds: opening a storage, the schema of every attribute dltune
+writes (schema.py), the typed reader of a stored trial (records.py), heartbeats, and the only
+code that touches Optuna's internals (internals.py).
+
+Imports nothing of dltune but errors and vocabulary (and the engine's result types, for
+typing); optuna and sqlalchemy are imported inside the functions that need them.
+"""
+
+from .handle import IN_MEMORY, Storage, resolve_storage
+from .heartbeats import fail_stale_trials, grace_period, heartbeat_seconds
+from .opening import connect_timeout, open_storage, storage_lost
+from .records import (
+    TrialRecord,
+    best_record,
+    best_trial,
+    read_trial,
+    read_trials,
+    state_counts,
+    study_meta,
+    study_summary_meta,
+    test_result,
+    trial_records,
+    trial_state,
+)
+from .urls import DEFAULT_STORAGE, display_url, journal_path, normalize_url
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "IN_MEMORY",
+    "Storage",
+    "TrialRecord",
+    "best_record",
+    "best_trial",
+    "connect_timeout",
+    "display_url",
+    "fail_stale_trials",
+    "grace_period",
+    "heartbeat_seconds",
+    "journal_path",
+    "normalize_url",
+    "open_storage",
+    "read_trial",
+    "read_trials",
+    "resolve_storage",
+    "state_counts",
+    "storage_lost",
+    "study_meta",
+    "study_summary_meta",
+    "test_result",
+    "trial_records",
+    "trial_state",
+]

@@ -1,0 +1,121 @@
+"""Heartbeats: how a later run tells a trial whose process was killed (no heartbeat for the
+grace period) from one still running elsewhere, and fails the dead ones.
+
+Optuna's own heartbeats serve the databases; the journal, whose storage has none, gets a trial
+system attribute (schema.HEARTBEAT). The interval is read from DLTUNE_HEARTBEAT_SECONDS when a
+study starts (when its storage is opened, when its heartbeat thread starts), never at import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import threading
+import time
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from . import internals, schema
+
+if TYPE_CHECKING:
+    import optuna
+
+DEFAULT_HEARTBEAT_SECONDS = 10
+BEATS_OF_GRACE = 3  # a running trial silent for this many beats is a dead process's
+
+
+def heartbeat_seconds() -> int:
+    """Seconds between heartbeats of a running trial: DLTUNE_HEARTBEAT_SECONDS (a whole number
+    >= 1), else 10. Shorter: a dead process's trials are found sooner, at the cost of a
+    database write per running trial that often."""
+    text = os.environ.get("DLTUNE_HEARTBEAT_SECONDS", "").strip()
+    if not text:
+        return DEFAULT_HEARTBEAT_SECONDS
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = 0
+    if seconds < 1:
+        warnings.warn(
+            f"DLTUNE_HEARTBEAT_SECONDS={text!r} is not a whole number of seconds >= 1; "
+            f"using {DEFAULT_HEARTBEAT_SECONDS}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return DEFAULT_HEARTBEAT_SECONDS
+    return seconds
+
+
+def grace_period() -> int:
+    """Seconds without a heartbeat after which a running trial's process is taken for dead."""
+    return BEATS_OF_GRACE * heartbeat_seconds()
+
+
+def record_heartbeat(study: optuna.Study, trial: optuna.Trial) -> None:
+    """Note that the trial's process is alive: Optuna's heartbeat where the storage has one
+    (the databases), else a trial attribute (the journal)."""
+    if internals.heartbeats_enabled(study):
+        internals.record_optuna_heartbeat(study, trial)
+    else:
+        schema.write_heartbeat(study, trial, time.time())
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Mark trials whose process died (no heartbeat within the grace period) as failed."""
+    import optuna
+
+    if internals.heartbeats_enabled(study):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        _fail_never_beaten(study)
+        return
+    if not isinstance(internals.storage_of(study), optuna.storages.JournalStorage):
+        return  # in memory: no other process to have died
+    # The journal: the last heartbeat attribute, compared with this machine's clock (machines
+    # sharing a file system should agree on the time within a few seconds).
+    now, grace = time.time(), grace_period()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        beat = schema.read_heartbeat(trial)
+        if beat is None and trial.datetime_start is not None:
+            beat = trial.datetime_start.timestamp()
+        if beat is not None and now - beat > grace:
+            internals.fail_trial(study, internals.trial_id(trial))
+
+
+def _fail_never_beaten(study: optuna.Study) -> None:
+    """Fail the RUNNING trials of a database that never recorded a heartbeat and started more
+    than the grace period ago: their process was killed between creating the trial and its
+    first beat (milliseconds apart). Optuna's fail_stale_trials skips a trial without
+    heartbeats, so such a trial would stay 'running' for ever (a SIGKILL test caught one)."""
+    # datetime_start is the creating process's local time (Optuna's datetime.now()).
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace_period())
+    for trial_id in internals.running_trials_never_beaten(study, started_before=cutoff):
+        internals.fail_trial(study, trial_id)
+
+
+class Heartbeats:
+    """Records the heartbeat of every running trial, from one background thread."""
+
+    def __init__(self, study: optuna.Study, running: dict[int, Any]) -> None:
+        self._study = study
+        self._running = running  # trial number -> optuna.Trial, kept up to date by the owner
+        self._interval = heartbeat_seconds()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="dltune-heartbeat", daemon=True)
+        self._thread.start()
+
+    def beat(self, trial: optuna.Trial) -> None:
+        record_heartbeat(self._study, trial)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            for trial in list(self._running.values()):
+                # A missed beat only delays stale detection; it must not end the trial.
+                with contextlib.suppress(Exception):
+                    self.beat(trial)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self._interval)

@@ -1,0 +1,216 @@
+"""What storage holds, read back as typed records: trials, the best trial, state counts.
+
+:func:`read_trial` is the one reader that turns a stored Optuna trial into dltune's terms (a
+:class:`TrialRecord`): the CLI's `best`, `trials` and `studies`, the live display, the analysis,
+the sweeps and the exports all read trials through it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from ..vocabulary import FINISHED_STATES
+from . import schema
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+
+def trial_state(trial: FrozenTrial) -> str:
+    """dltune's state of a trial: complete, pruned, diverged, failed, running, paused,
+    interrupted or waiting."""
+    from optuna.trial import TrialState
+
+    marked = trial.user_attrs.get(schema.STATE)
+    if trial.state == TrialState.COMPLETE:
+        return "complete"
+    if trial.state == TrialState.PRUNED:
+        return "diverged" if marked == "diverged" else "pruned"
+    if trial.state == TrialState.FAIL:
+        # A trial failed without dltune's mark was found stale: its process died mid-trial.
+        return "failed" if marked == "failed" else "interrupted"
+    if trial.state == TrialState.RUNNING:
+        return "paused" if marked == "paused" else "running"
+    return "waiting"
+
+
+@dataclass
+class TrialRecord:
+    """One stored trial in dltune's terms (lists hold NaN where an epoch has no value)."""
+
+    number: int
+    state: str  # see trial_state
+    value: float | None = None  # the objective of a complete trial (its best epoch's value)
+    config: dict[str, Any] = field(default_factory=dict)  # as stored (Config.to_dict)
+    seed: int | None = None
+    curve: list[float] = field(default_factory=list)  # validation metric after epoch 1, 2, ...
+    partial: float | None = None  # a value measured inside the first epoch (sub-epoch rung)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    train_metric: list[float] = field(default_factory=list)  # when tracked (sweeps)
+    epoch_seconds: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+    diverged_epoch: int | None = None
+    stopped_early: bool = False
+    seconds: float | None = None  # wall time from start to end
+    started: datetime.datetime | None = None  # Optuna's datetime_start (naive local time)
+    error: str | None = None
+    worker: int | None = None
+    sweep_member: tuple[int | None, int] | None = None  # (value index, seed index)
+
+    @property
+    def epochs(self) -> int:
+        """Whole epochs trained (a value inside the first epoch is not one)."""
+        return len(self.curve)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+    @property
+    def widths(self) -> list[int]:
+        """Every hidden layer's width."""
+        return [int(u) for u in self.config.get("units", [])]
+
+    def to_json(self) -> dict[str, Any]:
+        """The trial as `dltune trials --json` prints it."""
+        return {
+            "trial": self.number,
+            "state": self.state,
+            "value": self.value,
+            "epochs": self.epochs,
+            "best_epoch": self.best_epoch,
+            "diverged_epoch": self.diverged_epoch,
+            "params": self.config,
+            "seed": self.seed,
+            "seconds": self.seconds,
+            "error": self.error,
+        }
+
+
+R = TypeVar("R", bound=TrialRecord)
+
+
+@overload
+def read_trial(trial: FrozenTrial) -> TrialRecord: ...
+@overload
+def read_trial(trial: FrozenTrial, as_type: type[R]) -> R: ...
+
+
+def read_trial(trial: FrozenTrial, as_type: type[Any] = TrialRecord) -> Any:
+    """The one reader of a stored trial (`as_type`: a TrialRecord subclass, e.g. the
+    analysis's, that adds fields with defaults)."""
+    attrs = trial.user_attrs
+    steps = sorted(step for step in trial.intermediate_values if step >= 1)
+    partial = trial.intermediate_values.get(0)
+    duration = trial.duration.total_seconds() if trial.duration is not None else None
+    return as_type(
+        number=trial.number,
+        state=trial_state(trial),
+        value=_finite_or_none(trial.value) if trial.values else None,
+        config=attrs.get(schema.CONFIG, dict(trial.params)),
+        seed=attrs.get(schema.SEED),
+        curve=[_float(trial.intermediate_values[step]) for step in steps],
+        partial=_float(partial) if partial is not None else None,
+        train_loss=[_float(v) for v in attrs.get(schema.TRAIN_LOSS, [])],
+        val_loss=[_float(v) for v in attrs.get(schema.VAL_LOSS, [])],
+        train_metric=[_float(v) for v in attrs.get(schema.TRAIN_METRIC, [])],
+        epoch_seconds=[float(v) for v in attrs.get(schema.EPOCH_SECONDS, [])],
+        best_epoch=attrs.get(schema.BEST_EPOCH),
+        diverged_epoch=attrs.get(schema.DIVERGED_EPOCH),
+        stopped_early=bool(attrs.get(schema.STOPPED_EARLY, False)),
+        seconds=duration,
+        started=trial.datetime_start,
+        error=attrs.get(schema.ERROR),
+        worker=attrs.get(schema.WORKER),
+        sweep_member=schema.read_sweep_member(trial),
+    )
+
+
+@overload
+def read_trials(study: optuna.Study) -> list[TrialRecord]: ...
+@overload
+def read_trials(study: optuna.Study, as_type: type[R]) -> list[R]: ...
+
+
+def read_trials(study: optuna.Study, as_type: type[Any] = TrialRecord) -> list[Any]:
+    """Every trial of `study`, read once."""
+    return [read_trial(t, as_type) for t in study.get_trials(deepcopy=False)]
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def study_meta(study: optuna.Study) -> dict[str, Any]:
+    """The study's dltune metadata (space, data, metric, seeds), or {} if it has none."""
+    return schema.read_study_meta(study.user_attrs)
+
+
+def study_summary_meta(summary: Any) -> dict[str, Any]:
+    """The dltune metadata of one of Optuna's study summaries (Storage.summaries)."""
+    return schema.read_study_meta(summary.user_attrs)
+
+
+def test_result(study: optuna.Study, trial_number: int) -> dict[str, Any] | None:
+    return schema.read_test_result(study.user_attrs, trial_number)
+
+
+def best_trial(study: optuna.Study) -> TrialRecord | None:
+    """The complete trial with the best value, or None when no trial completed."""
+    from optuna.trial import TrialState
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return None
+    # As Optuna's study.best_trial (the first of the best), without reading the trials twice.
+    pick = max if study.direction.name == "MAXIMIZE" else min
+    return read_trial(pick(complete, key=lambda t: t.value if t.value is not None else math.nan))
+
+
+def best_record(study: optuna.Study) -> dict[str, Any] | None:
+    """The best trial as plain data (what `dltune best --json` prints), with the study's name,
+    metric and test result."""
+    best = best_trial(study)
+    if best is None:
+        return None
+    attrs = study.user_attrs
+    meta = schema.read_study_meta(attrs)
+    test = schema.read_test_result(attrs, best.number)
+    return {
+        "study": study.study_name,
+        "trial": best.number,
+        "value": best.value,
+        "metric": meta.get("metric"),
+        "direction": study.direction.name.lower(),
+        "params": best.config,
+        "best_epoch": best.best_epoch,
+        "epochs": best.epochs,
+        "seed": best.seed,
+        "test": test.get("value") if test else None,
+        "data": meta.get("data", {}).get("name"),
+    }
+
+
+def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
+    """Every trial as `dltune trials --json` prints it."""
+    return [record.to_json() for record in read_trials(study)]
+
+
+def state_counts(study: optuna.Study) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        state = trial_state(t)
+        counts[state] = counts.get(state, 0) + 1
+    return counts

@@ -1,0 +1,223 @@
+"""What dltune keeps in storage, key by key: each attribute's name, its writer and its reader.
+
+Nothing outside dltune.storage reads or writes an Optuna attribute: everything goes through
+these functions, so this page is the whole schema. All values are JSON (no NaN: an epoch
+without a value is null).
+
+Study attributes (user attrs of the study):
+    STUDY_META    the study's metadata: version, space, metric, seed, shuffle_seed, data
+    TEST_PREFIX   + trial number: that trial's test result, evaluated once
+    SWEEP         a sweep's plan and chance level (and, after a run, its timing)
+Trial attributes (user attrs of a trial):
+    CONFIG, SEED, WORKER, BASELINE          written when the trial starts (or is enqueued)
+    STATE, STOPPED, ERROR                   dltune's state marks (paused, diverged, ...)
+    TRAIN_LOSS, VAL_LOSS, TRAIN_METRIC,     its curves, written when it ends (the validation
+    EPOCH_SECONDS, BEST_EPOCH,              metric per epoch is Optuna's intermediate values)
+    STOPPED_EARLY, DIVERGED_EPOCH
+    RUNGS                                   its successive-halving rung results
+    SWEEP_VALUE, SWEEP_SEED                 a sweep member's value index and seed index
+Trial system attribute:
+    HEARTBEAT     the journal's heartbeat (epoch seconds); databases use Optuna's own
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import internals
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+    from ..engine import TrainResult
+
+# ---- study attributes ------------------------------------------------------------------------
+STUDY_META = "dltune"
+TEST_PREFIX = "test:"
+SWEEP = "dltune_sweep"
+
+# ---- trial attributes ------------------------------------------------------------------------
+CONFIG = "config"
+SEED = "seed"
+WORKER = "worker"
+BASELINE = "baseline"
+STATE = "dltune_state"  # "paused", "running", "diverged", "failed", "interrupted"
+STOPPED = "stopped"  # "budget": the budget, not the scheduler, ended it
+ERROR = "error"
+TRAIN_LOSS = "train_loss"
+VAL_LOSS = "val_loss"
+TRAIN_METRIC = "train_metric"
+EPOCH_SECONDS = "epoch_seconds"
+BEST_EPOCH = "best_epoch"
+STOPPED_EARLY = "stopped_early"
+DIVERGED_EPOCH = "diverged_epoch"
+RUNGS = "rungs"
+SWEEP_VALUE = "sweep_value"
+SWEEP_SEED = "sweep_seed"
+HEARTBEAT = "dltune:heartbeat"
+
+ERROR_LENGTH = 500  # characters of an error message kept with a failed trial
+
+Attrs = Mapping[str, Any]
+
+
+# ---- the study's metadata --------------------------------------------------------------------
+
+
+def read_study_meta(attrs: Attrs) -> dict[str, Any]:
+    """The metadata in a study's (or a study summary's) user attributes; {} if not dltune's."""
+    meta = attrs.get(STUDY_META)
+    return meta if isinstance(meta, dict) else {}
+
+
+def write_study_meta(study: optuna.Study, meta: dict[str, Any]) -> dict[str, Any]:
+    """Store a new study's metadata and return what storage kept: two processes starting a new
+    study together (a shared database) may both write it, and both must go on with the same
+    seeds."""
+    study.set_user_attr(STUDY_META, meta)
+    kept = read_study_meta(study.user_attrs)  # a fresh read of storage, not a cache
+    return kept or meta
+
+
+# ---- test results ----------------------------------------------------------------------------
+
+
+def read_test_result(attrs: Attrs, number: int) -> dict[str, Any] | None:
+    """Trial `number`'s test result (value, loss, metric, how), or None if never tested."""
+    result = attrs.get(f"{TEST_PREFIX}{number}")
+    return result if isinstance(result, dict) else None
+
+
+def read_test_values(attrs: Attrs) -> dict[int, float]:
+    """Trial number -> its test value, for every trial tested."""
+    tests = {}
+    for key, value in attrs.items():
+        tested = key.startswith(TEST_PREFIX) and isinstance(value, dict)
+        if tested and value.get("value") is not None:
+            tests[int(key[len(TEST_PREFIX) :])] = float(value["value"])
+    return tests
+
+
+def write_test_result(study: optuna.Study, number: int, result: dict[str, Any]) -> None:
+    study.set_user_attr(f"{TEST_PREFIX}{number}", result)
+
+
+# ---- sweeps ----------------------------------------------------------------------------------
+
+
+def read_sweep(attrs: Attrs) -> dict[str, Any] | None:
+    """A sweep's stored plan, chance level and timing; None when the study is not a sweep."""
+    stored = attrs.get(SWEEP)
+    return stored if isinstance(stored, dict) else None
+
+
+def write_sweep(study: optuna.Study, stored: dict[str, Any]) -> None:
+    study.set_user_attr(SWEEP, stored)
+
+
+def sweep_member_attrs(value_index: int | None, seed_index: int, seed: int) -> dict[str, Any]:
+    """The attributes a sweep member is enqueued with (its value, its seed's index and seed)."""
+    return {SWEEP_VALUE: value_index, SWEEP_SEED: seed_index, SEED: seed}
+
+
+def read_sweep_member(trial: FrozenTrial) -> tuple[int | None, int] | None:
+    """(value index, seed index) of a sweep member, or None for a trial of no sweep."""
+    attrs = trial.user_attrs
+    if SWEEP_SEED not in attrs:
+        return None
+    return attrs.get(SWEEP_VALUE), int(attrs[SWEEP_SEED])
+
+
+# ---- a trial's start -------------------------------------------------------------------------
+
+
+def baseline_attrs() -> dict[str, Any]:
+    """The attributes the textbook baseline trial is enqueued with."""
+    return {BASELINE: True}
+
+
+def read_enqueued_seed(trial: optuna.Trial | FrozenTrial) -> int | None:
+    """The seed a trial was enqueued with (a sweep member's), or None."""
+    seed = trial.user_attrs.get(SEED)
+    return seed if isinstance(seed, int) else None
+
+
+def write_trial_start(
+    trial: optuna.Trial, config: dict[str, Any], seed: int, worker: int | None
+) -> None:
+    """What a trial trains, written before it trains: its configuration, its seed, and which
+    local worker process asked for it (several workers)."""
+    trial.set_user_attr(CONFIG, config)
+    trial.set_user_attr(SEED, seed)
+    if worker is not None:
+        trial.set_user_attr(WORKER, worker)
+
+
+# ---- a trial's state marks -------------------------------------------------------------------
+
+
+def write_state(trial: optuna.Trial, state: str) -> None:
+    """dltune's state of a trial Optuna sees as running or finished (paused at a rung, ...)."""
+    trial.set_user_attr(STATE, state)
+
+
+def write_stopped_by_budget(trial: optuna.Trial) -> None:
+    trial.set_user_attr(STOPPED, "budget")
+
+
+def write_failure(trial: optuna.Trial, state: str, error: str) -> None:
+    """Why a trial ends failed: 'interrupted' (Ctrl-C) or 'failed' (an error), and the error."""
+    trial.set_user_attr(STATE, state)
+    trial.set_user_attr(ERROR, error[:ERROR_LENGTH])
+
+
+# ---- a trial's end ---------------------------------------------------------------------------
+
+
+def write_trial_end(trial: optuna.Trial, result: TrainResult) -> None:
+    """The trial's curves and how it ended (the validation metric per epoch is already stored
+    as Optuna's intermediate values, one report per epoch)."""
+    history = result.history
+    trial.set_user_attr(TRAIN_LOSS, [r.train_loss for r in history])
+    trial.set_user_attr(VAL_LOSS, [r.val_loss for r in history])
+    trial.set_user_attr(EPOCH_SECONDS, [round(r.seconds, 4) for r in history])
+    if any(math.isfinite(r.train_metric) for r in history):  # tracked (sweeps)
+        trial.set_user_attr(TRAIN_METRIC, [_json_float(r.train_metric) for r in history])
+    trial.set_user_attr(BEST_EPOCH, result.best_epoch)
+    trial.set_user_attr(STOPPED_EARLY, result.stopped_early)
+    if result.status == "diverged":
+        write_state(trial, "diverged")
+        trial.set_user_attr(DIVERGED_EPOCH, result.diverged_epoch)
+
+
+def _json_float(value: float) -> float | None:
+    """Storage holds JSON, which has no NaN: an epoch without a value is null."""
+    return value if math.isfinite(value) else None
+
+
+# ---- rungs -----------------------------------------------------------------------------------
+
+
+def write_rungs(trial: optuna.Trial, rungs: dict[str, Any]) -> None:
+    """A trial's rung results: {"bracket": b, "promoted": k, "values": {"<epochs>": value}}."""
+    trial.set_user_attr(RUNGS, rungs)
+
+
+def read_rungs(trial: FrozenTrial) -> dict[str, Any] | None:
+    stored = trial.user_attrs.get(RUNGS)
+    return stored if isinstance(stored, dict) and "bracket" in stored else None
+
+
+# ---- heartbeats (the journal's) --------------------------------------------------------------
+
+
+def write_heartbeat(study: optuna.Study, trial: optuna.Trial, when: float) -> None:
+    internals.set_trial_system_attr(study, trial, HEARTBEAT, when)
+
+
+def read_heartbeat(trial: FrozenTrial) -> float | None:
+    beat = trial.system_attrs.get(HEARTBEAT)
+    return float(beat) if isinstance(beat, (int, float)) else None

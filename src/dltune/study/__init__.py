@@ -1,0 +1,51 @@
+"""Running a study: its settings, opening it, the loop (ask, train, report, tell), a trial's
+life in storage, local workers, samplers, progress hooks, the test used once; tune() on top.
+
+May import engine, schedule, space, data, models and storage; never analysis, report, export,
+sweep or the command line. Names load lazily, so that the CLI's choices (settings.py) need no
+torch.
+
+    from dltune.study import tune
+    result = tune(data="digits", trials=30)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .loop import Budget, StudyLoop
+    from .progress import ProgressListener
+    from .run import StudyStart, run_study
+    from .settings import TuneSettings
+    from .tuning import TuneResult, tune
+
+_EXPORTS = {
+    "Budget": "loop",
+    "StudyLoop": "loop",
+    "ProgressListener": "progress",
+    "StudyStart": "run",
+    "run_study": "run",
+    "TuneSettings": "settings",
+    "TuneResult": "tuning",
+    "tune": "tuning",
+}
+
+__all__ = [
+    "Budget",
+    "ProgressListener",
+    "StudyLoop",
+    "StudyStart",
+    "TuneResult",
+    "TuneSettings",
+    "run_study",
+    "tune",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

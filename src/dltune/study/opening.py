@@ -1,0 +1,151 @@
+"""Opening a study: created, or loaded to continue, and checked against this run's data, space
+and metric before anything is trained. Its metadata (the space, the data's fingerprint, the
+metric, the seeds) is written once, when the study is new, so that every later run, worker and
+report reads the same."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from .. import __version__
+from ..errors import StudyError, param
+from ..storage import schema
+from ..vocabulary import DEFAULT_METRIC, METRICS
+from .samplers import make_sampler
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ..data import Dataset
+    from ..space import SearchSpace
+    from ..storage import Storage
+
+# A worker's sampler seed is the study's seed moved by this much per worker, so that workers
+# do not propose the same configurations.
+SEED_STRIDE = 7919
+
+
+def new_study_hint() -> str:
+    return f"use {param('study_name', shown='NEW_NAME')} to start a separate study"
+
+
+@dataclass
+class OpenedStudy:
+    """A study ready to run: its stored metadata, the space restricted to the data's task, and
+    notes on what that restriction dropped."""
+
+    study: optuna.Study
+    meta: dict[str, Any]
+    space: SearchSpace
+    notes: list[str]
+
+    @property
+    def metric(self) -> str:
+        return str(self.meta["metric"])
+
+    @property
+    def base_seed(self) -> int:
+        return int(self.meta["seed"])
+
+    @property
+    def shuffle_seed(self) -> int:
+        return int(self.meta["shuffle_seed"])
+
+
+def open_study(
+    space: SearchSpace,
+    data: Dataset,
+    storage: Storage,
+    *,
+    study_name: str | None,
+    sampler: str,
+    seed: int | None,
+    parallel: bool = False,
+    worker_index: int = 0,
+    target: str | int | None = None,
+) -> OpenedStudy:
+    """Create the study, or load it to continue, checked against this run's data and space."""
+    import optuna
+
+    name = study_name or f"{space.name}-{data.name}"
+    study = optuna.create_study(
+        storage=storage.backend,
+        study_name=name,
+        direction=_direction(space.metric or DEFAULT_METRIC[data.task]),
+        # dltune's scheduler decides at rungs (loop.py); Optuna's pruner is not consulted.
+        pruner=optuna.pruners.NopPruner(),
+        load_if_exists=True,
+    )
+    _check_same_data(study, data, storage)
+    space, notes = space.for_task(data.task)
+    metric = space.metric or DEFAULT_METRIC[data.task]
+    direction = _direction(metric)
+    if study.direction.name.lower() != direction:
+        raise StudyError(
+            f"study {name!r} in {storage.shown} is to {study.direction.name.lower()} but "
+            f"the metric {metric!r} is to {direction}; {new_study_hint()}"
+        )
+    base_seed = seed if seed is not None else random.randrange(2**31 - 1)
+    meta = _check_same_space(study, _study_meta(space, data, metric, base_seed, target), storage)
+    # A resumed study keeps its seeds; the sampler's seed moves on with the trial count, so
+    # that a resumed random search does not propose the first configurations again.
+    sampler_seed = None if seed is None else seed + len(study.trials) + SEED_STRIDE * worker_index
+    study.sampler = make_sampler(sampler, space, sampler_seed, parallel=parallel)
+    return OpenedStudy(study, meta, space, notes)
+
+
+def _study_meta(
+    space: SearchSpace, data: Dataset, metric: str, seed: int, target: str | int | None = None
+) -> dict[str, Any]:
+    return {
+        "version": __version__,
+        "space": space.to_dict(),
+        "metric": metric,
+        "seed": seed,
+        "shuffle_seed": seed,
+        "data": {
+            "name": data.name,
+            "source": data.source,
+            "task": data.task,
+            "fingerprint": data.fingerprint(),
+            "description": data.describe(),
+            # The target column of a table, so that train-best can load the same data again.
+            "target": target,
+        },
+    }
+
+
+def _check_same_data(study: optuna.Study, data: Dataset, storage: Storage) -> None:
+    """Refuse to mix another dataset into a stored study (checked before anything else)."""
+    old = schema.read_study_meta(study.user_attrs)
+    if not old:
+        if study.trials:
+            raise StudyError(
+                f"study {study.study_name!r} in {storage.shown} was not made by dltune; "
+                f"choose another name with {param('study_name')}"
+            )
+        return
+    if old["data"]["fingerprint"] != data.fingerprint():
+        raise StudyError(
+            f"study {study.study_name!r} in {storage.shown} was run on data "
+            f"{old['data']['description']!r}, not {data.describe()!r}; {new_study_hint()}"
+        )
+
+
+def _check_same_space(study: optuna.Study, new: dict[str, Any], storage: Storage) -> dict[str, Any]:
+    """The study's stored metadata (written now if new); an error if the space or metric differ."""
+    old = schema.read_study_meta(study.user_attrs)
+    if not old:
+        return schema.write_study_meta(study, new)
+    if old["space"] != new["space"] or old["metric"] != new["metric"]:
+        raise StudyError(
+            f"study {study.study_name!r} in {storage.shown} was run with another search "
+            f"space or metric; run it with the same space file, or {new_study_hint()}"
+        )
+    return old
+
+
+def _direction(metric: str) -> Literal["minimize", "maximize"]:
+    return "maximize" if METRICS[metric][1] == "maximize" else "minimize"

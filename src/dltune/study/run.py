@@ -1,0 +1,69 @@
+"""Running one study loop to its end, the same way for a tuning run and a sweep: the "study
+started" record, the loop, and what happens when it is interrupted or fails.
+
+Ctrl-C ends the running trials as interrupted and returns normally (finished trials are kept;
+the same command continues the study). An error ends them as failed and is raised again; a
+storage that went away mid-run becomes one StudyError that says so, not a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..storage import Storage
+    from .loop import StudyLoop
+    from .progress import ProgressListener
+
+
+@dataclass(frozen=True)
+class StudyStart:
+    """What a study's run tells its listener before the first trial."""
+
+    study: str
+    storage: str  # as it may be printed (password masked)
+    data: str  # the dataset's description
+    metric: str
+    trials: int | None  # trials this run may start (None: until the timeout)
+    timeout: float | None
+    existing_trials: int
+    engine: str
+    schedule: str  # the rungs, described, or "none"
+    notes: list[str] = field(default_factory=list)
+
+
+def run_study(
+    loop: StudyLoop,
+    start: StudyStart,
+    storage: Storage,
+    progress: ProgressListener,
+    *,
+    cleanup: Callable[[], object] | None = None,
+) -> bool:
+    """Run `loop` until its budget is spent; True when the user interrupted it (Ctrl-C).
+
+    `cleanup` runs once the loop has ended, however it ended, before the listener hears that
+    the study finished (e.g. waiting for the other worker processes).
+    """
+    lifecycle = loop.lifecycle
+    progress.study_started(asdict(start))
+    interrupted = False
+    try:
+        loop.run()
+    except KeyboardInterrupt:
+        interrupted = True
+        lifecycle.fail_running("interrupted", "stopped by the user (Ctrl-C)")
+    except Exception as exc:
+        lifecycle.fail_running("failed", f"{type(exc).__name__}: {exc}")
+        lost = storage.lost(exc)  # the database went away: a message, not a traceback
+        if lost is not None:
+            raise lost from exc
+        raise
+    finally:
+        lifecycle.close()
+        if cleanup is not None:
+            cleanup()
+        progress.study_finished()
+    return interrupted

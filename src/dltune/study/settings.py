@@ -1,0 +1,112 @@
+"""How to run a study, as one frozen object: checked once, then handed to every part (and every
+worker process) that runs it, so that a new setting cannot silently miss one of them.
+
+Like a scikit-learn estimator, the constructor only stores; :meth:`TuneSettings.validate` is
+the one step that checks, naming the parameter, the value received and the rule. This module
+imports neither torch nor optuna: the command line takes its choices and defaults from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..devices import check_device
+from ..engine.memory import parse_memory
+from ..errors import DLTuneError, param
+from ..schedule import SCHEDULES
+from ..storage.urls import DEFAULT_STORAGE
+from ..vocabulary import TASKS
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ..data import Dataset
+    from ..space import SearchSpace
+    from ..storage import Storage
+
+ENGINES = ("sequential", "population")
+SAMPLERS = ("tpe", "random", "grid", "gp")
+DEFAULT_SLOTS = 16  # trials trained at once by the population engine
+DEFAULT_TRIALS = 50  # when neither a trial count nor a timeout is given
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """Everything `tune` was asked, as given (see `tune` for each parameter's meaning).
+
+    `space` and `data` may be given as names or paths; `resolved` replaces them by the objects
+    they name, once, so that worker processes receive the same space and the same arrays.
+    """
+
+    space: SearchSpace | str | Path | dict[str, Any] | None = None
+    data: Dataset | str | Path = "digits"
+    storage: str | Storage | optuna.storages.BaseStorage = DEFAULT_STORAGE
+    study_name: str | None = None
+    trials: int | None = None
+    timeout: float | None = None
+    seed: int | None = None
+    sampler: str = "tpe"
+    schedule: str = "asha"
+    epoch_budget: float | None = None
+    cost_aware: bool = False
+    baseline: bool = True
+    engine: str = "sequential"
+    population: int = DEFAULT_SLOTS
+    workers: int = 1
+    memory: str | int | None = None
+    device: str = "cpu"
+    target: str | None = None
+    task: str | None = None
+    data_dir: str | Path | None = None
+    ray: str | None = None
+
+    def validate(self) -> TuneSettings:
+        """Self, or a DLTuneError naming the first setting that breaks its rule."""
+        _one_of("sampler", self.sampler, SAMPLERS)
+        _one_of("schedule", self.schedule, SCHEDULES)
+        _one_of("engine", self.engine, ENGINES)
+        if self.task is not None:
+            _one_of("task", self.task, TASKS)
+        check_device(self.device)
+        _at_least("trials", self.trials, 1)
+        _at_least("population", self.population, 1)
+        _at_least("workers", self.workers, 1)
+        if self.timeout is not None and not (self.timeout >= 0):
+            raise DLTuneError(f"{param('timeout', self.timeout)}: give 0 or more seconds")
+        if self.epoch_budget is not None and not (self.epoch_budget > 0):
+            raise DLTuneError(f"{param('epoch_budget', self.epoch_budget)}: give more than 0")
+        if isinstance(self.memory, str) and self.memory.strip().lower() != "auto":
+            parse_memory(self.memory)
+        if self.ray is not None and self.workers > 1:
+            raise DLTuneError(
+                f"{param('ray')} and {param('workers')} do not mix: Ray places the workers itself"
+            )
+        return self
+
+    def replace(self, **changes: Any) -> TuneSettings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def parallel(self) -> bool:
+        """Trials run side by side (a population, or several workers): samplers must know."""
+        return self.engine == "population" or self.workers > 1
+
+    @property
+    def slots(self) -> int:
+        """Trials trained at once by one process's engine."""
+        return self.population if self.engine == "population" else 1
+
+
+def _one_of(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise DLTuneError(f"{param(name, value)} is not known; choose from {', '.join(choices)}")
+
+
+def _at_least(name: str, value: int | None, low: int) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise DLTuneError(f"{param(name, value)} is not a whole number")
+    if value is not None and value < low:
+        raise DLTuneError(f"{param(name)} must be at least {low}; got {value}")

@@ -1,0 +1,385 @@
+"""tune(): a study on the dense network's hyperparameters, from the first trial to the test.
+
+The loop is Optuna's ask/tell, so a custom loop and this one share one path. Everything a later
+run needs (the space, the data's fingerprint, seeds, each trial's configuration and learning
+curve, the test result) is written to storage; nothing lives only in this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import Config
+from ..errors import DLTuneError
+from ..storage import DEFAULT_STORAGE, best_record, best_trial, fail_stale_trials, resolve_storage
+from ..storage import schema as stored
+from .lifecycle import TrialLifecycle
+from .loop import Budget, StudyLoop
+from .opening import OpenedStudy, open_study
+from .progress import ProgressListener
+from .run import StudyStart, run_study
+from .settings import DEFAULT_SLOTS, DEFAULT_TRIALS, TuneSettings
+from .test_once import evaluate_test
+from .workers import LocalWorkers, WorkerSummary, share, threads_per_worker
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ..data import Dataset
+    from ..engine import Engine, SequentialTrainer
+    from ..schedule import Scheduler
+    from ..space import SearchSpace
+    from ..storage import Storage
+
+
+@dataclass
+class TuneResult:
+    """What `tune` returns: the study (still in storage) and its best trial as plain data."""
+
+    study: optuna.Study
+    storage: Storage
+    space: SearchSpace
+    data: Dataset
+    best: dict[str, Any] | None
+    trials_run: int
+    seconds: float
+    interrupted: bool = False
+    notes: list[str] = field(default_factory=list)
+    epochs_trained: float = 0.0  # member-epochs trained in this call
+    overhead_seconds: float = 0.0  # asking, storing and scheduling, not training
+
+    @property
+    def best_config(self) -> Config | None:
+        return Config.from_dict(self.best["params"]) if self.best else None
+
+
+def tune(
+    space: SearchSpace | str | Path | dict[str, Any] | None = None,
+    data: Dataset | str | Path = "digits",
+    *,
+    storage: str | Storage | optuna.storages.BaseStorage = DEFAULT_STORAGE,
+    study_name: str | None = None,
+    trials: int | None = None,
+    timeout: float | None = None,
+    seed: int | None = None,
+    sampler: str = "tpe",
+    schedule: str = "asha",
+    epoch_budget: float | None = None,
+    cost_aware: bool = False,
+    baseline: bool = True,
+    engine: str = "sequential",
+    population: int = DEFAULT_SLOTS,
+    workers: int = 1,
+    memory: str | int | None = None,
+    device: str = "cpu",
+    target: str | None = None,
+    task: str | None = None,
+    data_dir: str | Path | None = None,
+    ray: str | None = None,
+    progress: ProgressListener | None = None,
+) -> TuneResult:
+    """Tune a dense network's hyperparameters on `data`; the study lives in `storage`.
+
+    `trials` more trials are started in this call (like Optuna's n_trials), until `timeout`
+    seconds have passed or `epoch_budget` member-epochs have been trained: then the running
+    trials end at their next checkpoint (complete with their best epoch so far). A study of the
+    same name in the storage is continued.
+
+    `schedule`: "asha" (asynchronous successive halving over epochs, with promotion: rungs at
+    the space's min_epochs times powers of its reduction, up to its epochs), "hyperband" (the
+    same in Hyperband's brackets) or "none" (every trial trains all its epochs). `cost_aware`:
+    among the trials that earned a promotion, the cheapest per epoch goes first.
+
+    `baseline`: a new study's first trial is the textbook configuration (one Dense(128, relu)
+    layer, dropout 0.2, Adam at 1e-3, batch size 32), projected into the space, so that every
+    study has a known-good start and a baseline to beat.
+
+    `engine` trains trials one at a time ("sequential") or up to `population` at once, stacked,
+    within a `memory` budget ("population"). `workers` > 1 runs that many processes on the
+    study (this one and workers - 1 children, see workers.py), sharing the trial and epoch
+    budgets. `ray` ("auto" or HOST:PORT): trials are trained by Ray actors on that cluster,
+    one per CPU, fed from this process's study (distributed/ray_engine.py). At the end the best
+    trial is evaluated once on the test split.
+    """
+    settings = TuneSettings(
+        space, data, storage, study_name, trials, timeout, seed, sampler, schedule,
+        epoch_budget, cost_aware, baseline, engine, population, workers, memory, device,
+        target, task, data_dir, ray,
+    )  # fmt: skip
+    return run_tune(settings.validate(), progress or ProgressListener())
+
+
+def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0) -> TuneResult:
+    """One process's part of a study: worker 0 is the caller's (it enqueues the baseline,
+    starts the other workers and, at the end, tests the best trial); 1.. are children."""
+    started = time.perf_counter()
+    storage = resolve_storage(settings.storage)
+    space, dataset = resolve_space(settings.space), _resolve_data(settings)
+    tagged = worker if settings.workers > 1 or worker > 0 else None
+    opened = open_study(
+        space,
+        dataset,
+        storage,
+        study_name=settings.study_name,
+        sampler=settings.sampler,
+        seed=settings.seed,
+        parallel=settings.parallel or worker > 0,
+        worker_index=worker,
+        target=settings.target,
+    )
+    study = opened.study
+    scheduler = _scheduler(settings, opened)
+    fail_stale_trials(study)
+    if worker == 0:
+        _enqueue_baseline(settings, opened)
+    helpers = _start_helpers(settings, opened, dataset, storage, started) if worker == 0 else None
+    trainer = _sequential_trainer(dataset, opened, settings.device)
+    lifecycle = TrialLifecycle(study, opened.space, opened.base_seed, progress, worker=tagged)
+    budget = _budget(settings, worker, started)
+    start = _study_start(settings, opened, storage, dataset, budget, scheduler)
+    engine, slots = _engine(settings, opened, dataset, trainer, scheduler)  # Ray adds a note
+    loop = StudyLoop(
+        lifecycle, engine, scheduler, budget, patience=opened.space.patience, slots=slots
+    )
+    with _threads(settings.workers):
+        interrupted = run_study(
+            loop, start, storage, progress, cleanup=helpers.join if helpers else None
+        )
+    _test_once(study, trainer, lifecycle, interrupted, worker)
+    others = helpers.summaries if helpers else []
+    _raise_failed(others)
+    return TuneResult(
+        study=study,
+        storage=storage,
+        space=opened.space,
+        data=dataset,
+        best=best_record(study),
+        trials_run=budget.started + sum(o.trials for o in others),
+        seconds=time.perf_counter() - started,
+        interrupted=interrupted,
+        notes=opened.notes,
+        epochs_trained=engine.epochs_trained + sum(o.epochs for o in others),
+        overhead_seconds=loop.overhead_seconds + sum(o.overhead for o in others),
+    )
+
+
+def run_worker(settings: TuneSettings, index: int) -> WorkerSummary:
+    """The body of worker process `index` (workers.py): its share of the budgets, no
+    baseline (worker 0 enqueued it)."""
+    mine = settings.replace(
+        trials=share(settings.trials, settings.workers, index),
+        epoch_budget=share(settings.epoch_budget, settings.workers, index),
+        baseline=False,
+    )
+    result = run_tune(mine, ProgressListener(), worker=index)
+    return WorkerSummary(
+        index,
+        trials=result.trials_run,
+        epochs=result.epochs_trained,
+        overhead=result.overhead_seconds,
+        interrupted=result.interrupted,
+    )
+
+
+# ---- the parts of a run --------------------------------------------------------------------
+
+
+def resolve_space(space: SearchSpace | str | Path | dict[str, Any] | None) -> SearchSpace:
+    from ..space import SearchSpace
+
+    if space is None:
+        return SearchSpace.default()
+    if isinstance(space, SearchSpace):
+        return space
+    if isinstance(space, dict):
+        return SearchSpace.from_dict(space)
+    return SearchSpace.from_file(space)
+
+
+def _resolve_data(settings: TuneSettings) -> Dataset:
+    from ..data import Dataset, load_data
+
+    if isinstance(settings.data, Dataset):
+        return settings.data
+    return load_data(
+        settings.data, target=settings.target, task=settings.task, data_dir=settings.data_dir
+    )
+
+
+def _scheduler(settings: TuneSettings, opened: OpenedStudy) -> Scheduler:
+    from ..schedule import make_scheduler
+
+    space = opened.space
+    return make_scheduler(
+        settings.schedule,
+        min_epochs=space.min_epochs,
+        max_epochs=space.epochs,
+        reduction=space.reduction,
+        direction=opened.study.direction.name.lower(),
+        cost_aware=settings.cost_aware,
+    )
+
+
+def _enqueue_baseline(settings: TuneSettings, opened: OpenedStudy) -> None:
+    """A new study's first trial: the textbook configuration (not for a grid, which is its
+    own plan)."""
+    study = opened.study
+    if settings.baseline and settings.sampler != "grid" and not study.trials:
+        # skip_if_exists: another process starting the same study may just have enqueued it.
+        study.enqueue_trial(
+            opened.space.baseline_params(),
+            user_attrs=stored.baseline_attrs(),
+            skip_if_exists=True,
+        )
+
+
+def _start_helpers(
+    settings: TuneSettings,
+    opened: OpenedStudy,
+    dataset: Dataset,
+    storage: Storage,
+    started: float,
+) -> LocalWorkers | None:
+    """Workers 1..n-1, started on the same study with the same, resolved settings."""
+    if settings.workers == 1:
+        return None
+    if storage.url is None:
+        raise DLTuneError(
+            "several workers need a storage every process can open: give its URL "
+            "(e.g. sqlite:///dltune.db), not an in-memory storage"
+        )
+    left = None if settings.timeout is None else settings.timeout - (time.perf_counter() - started)
+    helpers = LocalWorkers(
+        settings.replace(
+            space=opened.space,
+            data=dataset,
+            storage=storage.url,
+            study_name=opened.study.study_name,
+            timeout=left,
+        ),
+        run_worker,
+    )
+    helpers.start()
+    return helpers
+
+
+def _sequential_trainer(dataset: Dataset, opened: OpenedStudy, device: str) -> SequentialTrainer:
+    """The sequential trainer: it trains (sequential engine) and evaluates the test split."""
+    from ..devices import resolve_device
+    from ..engine import SequentialTrainer
+
+    return SequentialTrainer(
+        dataset,
+        metric=opened.metric,
+        device=resolve_device(device),
+        shuffle_seed=opened.shuffle_seed,
+    )
+
+
+def _engine(
+    settings: TuneSettings,
+    opened: OpenedStudy,
+    dataset: Dataset,
+    trainer: SequentialTrainer,
+    scheduler: Scheduler,
+) -> tuple[Engine[Any], int]:
+    """The engine that trains this process's trials, and how many it trains at once."""
+    segments = scheduler.rungs.segments
+    if settings.ray is not None:
+        from ..distributed.ray_engine import RayEngine
+
+        ray = RayEngine.start(settings.ray, dataset, opened.metric, opened.shuffle_seed, segments)
+        where = ", ".join(f"{n['host']}:{n['pid']}" for n in ray.nodes)
+        opened.notes.append(f"Ray at {settings.ray}: {len(ray.actors)} workers ({where})")
+        return ray, len(ray.actors)
+    if settings.engine == "population":
+        from ..engine.population import PopulationTrainer
+
+        population = PopulationTrainer(
+            dataset,
+            metric=opened.metric,
+            device=trainer.device,
+            shuffle_seed=opened.shuffle_seed,
+            memory=settings.memory,
+            segments=segments,
+        )
+        return population, settings.slots
+    from ..engine import SequentialEngine
+
+    return SequentialEngine(trainer, segments), settings.slots
+
+
+def _budget(settings: TuneSettings, worker: int, started: float) -> Budget:
+    """This process's budget: its share of the trials and epochs, the deadline."""
+    trials, epochs = settings.trials, settings.epoch_budget
+    if worker == 0 and settings.workers > 1:
+        trials = share(trials, settings.workers, 0)
+        epochs = share(epochs, settings.workers, 0)
+    if trials is None and not settings.timeout:
+        trials = DEFAULT_TRIALS
+    deadline = None if settings.timeout is None else started + settings.timeout
+    return Budget(trials, deadline, epochs)
+
+
+def _study_start(
+    settings: TuneSettings,
+    opened: OpenedStudy,
+    storage: Storage,
+    dataset: Dataset,
+    budget: Budget,
+    scheduler: Scheduler,
+) -> StudyStart:
+    return StudyStart(
+        study=opened.study.study_name,
+        storage=storage.shown,
+        data=dataset.describe(),
+        metric=opened.metric,
+        trials=budget.trials,
+        timeout=settings.timeout,
+        existing_trials=len(opened.study.trials),
+        engine=settings.engine,
+        schedule=scheduler.rungs.describe() if settings.schedule != "none" else "none",
+        notes=list(opened.notes),
+    )
+
+
+@contextlib.contextmanager
+def _threads(workers: int) -> Iterator[None]:
+    """Torch's threads while this process trains beside `workers` - 1 others."""
+    import torch
+
+    before = torch.get_num_threads()
+    if workers > 1:
+        torch.set_num_threads(threads_per_worker(workers))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _test_once(
+    study: optuna.Study,
+    trainer: SequentialTrainer,
+    lifecycle: TrialLifecycle,
+    interrupted: bool,
+    worker: int,
+) -> None:
+    """The best trial on the test split, when this process may: after Ctrl-C, or in a child
+    worker, only when cheap (the weights are in memory); a retrain waits for the next,
+    uninterrupted run of the main process."""
+    kept = lifecycle.best_state
+    best = best_trial(study)
+    cheap = kept is not None and best is not None and best.number == kept[0]
+    if cheap or (not interrupted and worker == 0):
+        evaluate_test(study, trainer, kept)
+
+
+def _raise_failed(others: list[WorkerSummary]) -> None:
+    failed = [o for o in others if o.error is not None]
+    if failed:
+        raise DLTuneError(f"worker {failed[0].worker} failed: {failed[0].error}")
