@@ -248,3 +248,25 @@ def test_rungs_inside_an_epoch_stop_members_there_and_change_nothing_else(blobs)
     sequential = SequentialTrainer(blobs)
     for key, config, seed in configs:
         assert_same_curve(results[key], sequential.train(config, seed=seed))
+
+
+def test_one_trainers_updates_do_not_decide_whether_another_compiles(blobs, monkeypatch):
+    """The compile-after-N-updates count belongs to a trainer: a trainer that has done a lot
+    of eager work compiles, a fresh one starts eager again (no process-wide counter)."""
+    from dltune.engine import stacked_optim
+
+    monkeypatch.delenv("DLTUNE_COMPILE", raising=False)
+    monkeypatch.setattr(stacked_optim, "COMPILE_AFTER_UPDATES", 1.0)  # compile at the 2nd call
+    compiled: list[object] = []
+
+    def fake_compile(function, **options):  # the real one costs seconds: count, run eagerly
+        compiled.append(function)
+        return lambda *tensors: function(*tensors)
+
+    monkeypatch.setattr(stacked_optim.torch, "compile", fake_compile)
+    first = PopulationTrainer(blobs, metric="accuracy")
+    first.train([(seed, MIXED[0].replace(epochs=1), seed) for seed in range(3)])  # one bucket
+    assert first.kernel.eager_updates > 0 and first.kernel.compiled and len(compiled) == 1
+    second = PopulationTrainer(blobs, metric="accuracy")
+    assert second.kernel is not first.kernel
+    assert second.kernel.eager_updates == 0 and not second.kernel.compiled

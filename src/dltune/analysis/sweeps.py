@@ -28,11 +28,11 @@ if TYPE_CHECKING:
 
 
 def is_sweep(study: optuna.Study) -> bool:
-    return schema.read_sweep(study.user_attrs) is not None
+    return schema.read_sweep(study) is not None
 
 
 def analyze_sweep(study: optuna.Study) -> SweepAnalysis:
-    stored = schema.read_sweep(study.user_attrs)
+    stored = schema.read_sweep(study)
     if stored is None:
         raise ValueError(f"study {study.study_name!r} is not a sweep")
     plan = SweepPlan.from_dict(stored["plan"])

@@ -107,7 +107,7 @@ def load_trials(study: optuna.Study) -> StudyTrials:
     """Every trial of `study` as a TrialView, with scores; storage is read once."""
     from ..vocabulary import METRICS
 
-    attrs = study.user_attrs
+    attrs = schema.study_attrs(study)  # one read for the metadata and the tests
     meta = schema.read_study_meta(attrs)
     maximize = study.direction.name == "MAXIMIZE"
     metric = meta.get("metric") or "value"

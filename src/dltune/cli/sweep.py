@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -63,35 +63,38 @@ HELP_PARAM = (
     help="Also write the sweep's page (.html) or picture (.png).",
 )
 @user_errors
-def sweep(
-    param: str,
-    values: str | None,
-    value_range: str | None,
-    from_study: str | None,
-    base: str | None,
-    data: str | None,
-    target: str | None,
-    task: str | None,
-    data_dir: str | None,
-    storage: str,
-    study_name: str | None,
-    epochs: int | None,
-    seeds: int,
-    seed: int,
-    estimate: bool,
-    memory: str | None,
-    device: str,
-    output: str | None,
-) -> None:
+def sweep(param: str, output: str | None, **options: Any) -> None:
     """Train one configuration with PARAM varied and the rest held, K seeds per value."""
-    from ..errors import DLTuneError
-    from ..errors import param as named
-    from ..sweep.values import parameter_name, parse_range, parse_values
+    from ..sweep.values import parameter_name
 
     # Mistakes in the options are told before the heavy imports (torch, optuna: seconds).
+    param = parameter_name(param)
+    _check_options(param, output, options["values"], options["value_range"])
+
+    from ..analysis.sweeps import analyze_sweep
+    from ..sweep.runner import sweep as run_sweep
+    from .display import SweepProgress
+
+    quiet_optuna()
+    out = console()
+    if not out.is_terminal:
+        out.width = max(out.width, TABLE_WIDTH)  # a log: the table on one line a value
+    result = run_sweep(param, progress=SweepProgress(out, param), **options)
+    _print_result(out, result, analyze_sweep(result.study), output)
+    if result.interrupted:
+        out.print("Interrupted: finished runs are kept; run the same command to continue.")
+        sys.exit(130)
+
+
+def _check_options(
+    param: str, output: str | None, values: str | None, value_range: str | None
+) -> None:
+    from ..errors import DLTuneError
+    from ..errors import param as named
+    from ..sweep.values import parse_range, parse_values
+
     if output is not None:
         _check_output(output)
-    param = parameter_name(param)
     if values is not None and value_range is not None:
         raise DLTuneError(f"give {named('values')} or {named('value_range')}, not both")
     if values is not None:
@@ -99,35 +102,13 @@ def sweep(
     elif value_range is not None:
         parse_range(param, value_range)
 
-    from ..analysis.sweeps import analyze_sweep
-    from ..sweep.runner import sweep as run_sweep
-    from .display import SweepProgress, sweep_table
 
-    quiet_optuna()
-    out = console()
-    if not out.is_terminal:
-        out.width = max(out.width, TABLE_WIDTH)  # a log: the table on one line a value
-    result = run_sweep(
-        param,
-        values=values,
-        value_range=value_range,
-        data=data,
-        base=base,
-        from_study=from_study,
-        storage=storage,
-        study_name=study_name,
-        epochs=epochs,
-        seeds=seeds,
-        seed=seed,
-        estimate=estimate,
-        memory=memory,
-        device=device,
-        target=target,
-        task=task,
-        data_dir=data_dir,
-        progress=SweepProgress(out, param),
-    )
-    analysis = analyze_sweep(result.study)
+def _print_result(
+    out: Any, result: SweepResult, analysis: SweepAnalysis, output: str | None
+) -> None:
+    """The table, the timing, the readings, and where the sweep is stored (and its page)."""
+    from .display import sweep_table
+
     out.print()
     out.print(sweep_table(analysis))
     for line in _timing_lines(result, analysis):
@@ -151,9 +132,6 @@ def sweep(
             "-o sweep.html",
             markup=False,
         )
-    if result.interrupted:
-        out.print("Interrupted: finished runs are kept; run the same command to continue.")
-        sys.exit(130)
 
 
 def _check_output(output: str) -> None:

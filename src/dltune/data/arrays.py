@@ -134,32 +134,10 @@ def from_arrays(
     xa = as_features(x, where, feature_names)
     names = _feature_names(feature_names, xa.shape[1], where)
     ya = as_target(y, f"{where} (target)")
-    if len(xa) != len(ya):
-        raise DataError(
-            f"{where}: x has {len(xa)} rows but y has {len(ya)}; they must match row for row."
-        )
-    if len(xa) < MIN_SAMPLES:
-        raise DataError(
-            f"{where}: only {len(xa)} sample(s) to train on; dltune needs at least {MIN_SAMPLES} "
-            f"(and far more to tune anything meaningful)."
-        )
+    _check_rows(xa, ya, where)
     val = _pair(x_val, y_val, "val", where, names, xa.shape[1])
     test = _pair(x_test, y_test, "test", where, names, xa.shape[1])
-
-    ys = [ya] + [p[1] for p in (val, test) if p is not None]
-    if any(v.dtype.kind == "U" for v in ys):
-        ys = [v.astype(str) for v in ys]  # text labels in one split: compare all as text
-    detected, reason = detect_task(np.concatenate(ys), task, where)
-    classes: list[Any] | None = None
-    if detected == "classification":
-        ys, classes = encode_labels(ys)
-        _check_classes(ys[0], classes, where)
-        ys = [v.astype(np.int64) for v in ys]
-    else:
-        ys = [
-            _float32_target(v, f"{where} ({split})")
-            for v, split in zip(ys, _ys_names(val, test), strict=True)
-        ]
+    ys, classes, reason = _encoded_targets(ya, val, test, task, where)
     rest = iter(ys[1:])
     if val is not None:
         val = (val[0], next(rest))
@@ -169,19 +147,8 @@ def from_arrays(
     splits, how = _split(xa, ys[0], val, test, seed, classes)
     x_train, y_train, x_val, y_val, x_test, y_test = splits
     digest = digest_arrays(splits, classes)
-
     mean, std = feature_stats(x_train)
-    target_mean = target_std = None
-    if classes is None:
-        target_mean, target_std = (
-            float(y_train.mean(dtype=np.float64)),
-            float(y_train.std(dtype=np.float64)),
-        )
-        if target_std == 0:
-            raise DataError(
-                f"{where}: the target is constant ({target_mean!r}) in the training split; "
-                f"there is nothing to learn."
-            )
+    target_mean, target_std = _target_stats(y_train, classes, where)
     final_task: Task = "classification" if classes is not None else "regression"
     return Dataset(
         name=name,
@@ -203,6 +170,56 @@ def from_arrays(
         split=how,
         raw_digest=digest,
     )
+
+
+def _check_rows(xa: np.ndarray, ya: np.ndarray, where: str) -> None:
+    if len(xa) != len(ya):
+        raise DataError(
+            f"{where}: x has {len(xa)} rows but y has {len(ya)}; they must match row for row."
+        )
+    if len(xa) < MIN_SAMPLES:
+        raise DataError(
+            f"{where}: only {len(xa)} sample(s) to train on; dltune needs at least {MIN_SAMPLES} "
+            f"(and far more to tune anything meaningful)."
+        )
+
+
+def _encoded_targets(
+    ya: np.ndarray, val: Any, test: Any, task: str | None, where: str
+) -> tuple[list[np.ndarray], list[Any] | None, str]:
+    """Every split's targets (y, then y_val and y_test where given) encoded for the detected
+    task: class indices (int64) and the classes, or float32 values; and why that task."""
+    ys = [ya] + [p[1] for p in (val, test) if p is not None]
+    if any(v.dtype.kind == "U" for v in ys):
+        ys = [v.astype(str) for v in ys]  # text labels in one split: compare all as text
+    detected, reason = detect_task(np.concatenate(ys), task, where)
+    classes: list[Any] | None = None
+    if detected == "classification":
+        ys, classes = encode_labels(ys)
+        _check_classes(ys[0], classes, where)
+        ys = [v.astype(np.int64) for v in ys]
+    else:
+        ys = [
+            _float32_target(v, f"{where} ({split})")
+            for v, split in zip(ys, _ys_names(val, test), strict=True)
+        ]
+    return ys, classes, reason
+
+
+def _target_stats(
+    y_train: np.ndarray, classes: list[Any] | None, where: str
+) -> tuple[float | None, float | None]:
+    """A regression target's mean and spread on the training split (None for classes)."""
+    if classes is not None:
+        return None, None
+    target_mean = float(y_train.mean(dtype=np.float64))
+    target_std = float(y_train.std(dtype=np.float64))
+    if target_std == 0:
+        raise DataError(
+            f"{where}: the target is constant ({target_mean!r}) in the training split; "
+            f"there is nothing to learn."
+        )
+    return target_mean, target_std
 
 
 def _ys_names(val: Any, test: Any) -> list[str]:

@@ -37,7 +37,7 @@ from .device_data import DeviceData
 from .losses import loss_function
 from .result import TrainResult
 from .sequential import DIVERGENCE_CHECK_EVERY, epoch_order
-from .stacked_optim import MemberOptimizer, StackedOptimizer
+from .stacked_optim import MemberOptimizer, StackedOptimizer, UpdateKernel
 
 EVAL_BUDGET_FLOATS = 32 * 2**20  # activations held at once while evaluating (128 MiB)
 
@@ -107,8 +107,15 @@ def _groups(names: list[str]) -> list[tuple[str, torch.Tensor]]:
 class Bucket:
     """Members that share batch size and depth, stacked into one network of given widths."""
 
-    def __init__(self, data: DeviceData, batch_size: int, widths: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        data: DeviceData,
+        batch_size: int,
+        widths: tuple[int, ...],
+        kernel: UpdateKernel | None = None,
+    ) -> None:
         self.data = data
+        self.kernel = kernel if kernel is not None else UpdateKernel()  # the trainer's
         self.batch_size = batch_size
         self.widths = widths  # the padded width of each hidden layer
         self.dims = (data.n_features, *widths, data.n_outputs)
@@ -120,7 +127,7 @@ class Bucket:
             for fan_in, fan_out in zip(self.dims[:-1], self.dims[1:], strict=True)
             for size in (fan_in * fan_out, fan_out)
         ]
-        self.optimizer = StackedOptimizer(self.params, [])
+        self.optimizer = StackedOptimizer(self.params, [], kernel=self.kernel)
         self._layout()
 
     def weight(self, layer: int) -> torch.Tensor:
@@ -230,7 +237,9 @@ class Bucket:
             MemberOptimizer(x.config.optimizer, x.config.learning_rate, x.config.weight_decay)
             for x in members
         ]
-        self.optimizer = StackedOptimizer(self.params, optimizers, steps=steps, m=m, v=v)
+        self.optimizer = StackedOptimizer(
+            self.params, optimizers, steps=steps, m=m, v=v, kernel=self.kernel
+        )
         self._layout()
 
     def _layout(self) -> None:

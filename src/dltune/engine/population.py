@@ -31,6 +31,7 @@ from .device_data import DeviceData
 from .memory import member_bytes, resolve_memory
 from .protocol import EpochCallback
 from .result import Checkpoint, EpochReport, TrainResult
+from .stacked_optim import UpdateKernel
 
 if TYPE_CHECKING:
     from ..data import Dataset
@@ -77,6 +78,8 @@ class PopulationTrainer:
         # (1: only the width ladder's rounding). See _plan.
         self.max_padding = max_padding
         self.segments = segments  # an epoch's parts: the finest point where a member can stop
+        # The optimizer update, compiled once this trainer has done enough eager work.
+        self.kernel = UpdateKernel()
         self.buckets: list[Bucket] = []
         self.pending: list[Member] = []  # join at the next segment boundary
         self.bucket_seconds: dict[tuple[int, tuple[int, ...]], float] = {}
@@ -177,7 +180,7 @@ class PopulationTrainer:
             else:
                 rest.append(member)
         for widths, members in self._plan(rest):
-            bucket = Bucket(self.tensors, members[0].config.batch_size, widths)
+            bucket = Bucket(self.tensors, members[0].config.batch_size, widths, self.kernel)
             bucket.add(members)
             self.buckets.append(bucket)
         self.pending = []

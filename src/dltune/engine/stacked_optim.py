@@ -18,8 +18,8 @@ Why compiled: written as eager tensor operations the rule makes about fifteen pa
 parameter, and for small networks those passes cost more than the matrix products (measured:
 two thirds of a step of 16 members of 784-256-256-10 at batch 32). torch.compile fuses it into
 one pass that reads p, grad, m, v and writes p, m, v. Where compiling is impossible (no C++
-compiler), disabled (DLTUNE_COMPILE=0) or not yet worth its fixed cost (see
-COMPILE_AFTER_UPDATES) the same function runs eagerly.
+compiler), disabled (DLTUNE_COMPILE=0) or not yet worth its fixed cost for this trainer (see
+COMPILE_AFTER_UPDATES and UpdateKernel) the same function runs eagerly.
 """
 
 from __future__ import annotations
@@ -150,7 +150,6 @@ def update_eager_(
     p.sub_(step.mul_(col(10)))
 
 
-_compiled: Callable[..., None] | None = None
 # Compiling costs a fixed 7-15 s on this project's CPU (importing the compiler, tracing, loading
 # the cached kernel), while the eager update costs some 15-40 ns per parameter more than the
 # compiled one (measured: 14-42 ns against 1.3-3.4 ns). So the update runs eagerly until it has
@@ -158,73 +157,80 @@ _compiled: Callable[..., None] | None = None
 # jobs (a sweep on a small dataset) never pay for the compiler, large ones pay at most about
 # twice the best choice in hindsight (the ski-rental rule).
 COMPILE_AFTER_UPDATES = 4e8
-_eager_updates = 0.0
 
 
-def _update_function(size: int) -> Callable[..., None]:
-    """update_ compiled once per process, for every member count and tensor size, once the
-    eager updates have reached COMPILE_AFTER_UPDATES parameters (see above). `size`: the
-    parameters this call updates. DLTUNE_COMPILE=1 compiles at once, 0 never.
+class UpdateKernel:
+    """The update rule as a trainer runs it: eager until its own updates have reached
+    COMPILE_AFTER_UPDATES parameters, then compiled (see above). One per trainer, so that how
+    much one trainer has trained never decides whether another compiles.
 
-    Why compiled: written as eager tensor operations the rule makes about fifteen passes over
-    every parameter, and for small networks those cost more than the matrix products; the
-    compiled kernel makes one. One call per parameter tensor rather than one over a bucket's
-    list of tensors: a list would compile a graph per network depth (some 20 s each on a cold
-    cache) to save a few microseconds a step.
+    `mode`: "auto", "1" (compile at once) or "0" (never); None reads DLTUNE_COMPILE, once, now.
+
+    One compiled call per parameter tensor rather than one over a bucket's list of tensors: a
+    list would compile a graph per network depth (some 20 s each on a cold cache) to save a
+    few microseconds a step.
     """
-    global _compiled, _eager_updates
-    if _compiled is not None:
-        return _compiled
-    mode = os.environ.get("DLTUNE_COMPILE", "auto")
-    if mode == "0":
-        _compiled = update_
-    elif mode == "1" or _eager_updates >= COMPILE_AFTER_UPDATES:
-        _compiled = torch.compile(update_, dynamic=True)
-    else:
-        _eager_updates += size
-        return update_
-    return _compiled
 
+    def __init__(self, mode: str | None = None) -> None:
+        self.mode = mode if mode is not None else os.environ.get("DLTUNE_COMPILE", "auto")
+        self.eager_updates = 0.0
+        self._function: Callable[..., None] | None = None  # chosen: compiled, or update_
 
-def _run_update(
-    p: torch.Tensor,
-    g: torch.Tensor,
-    m: torch.Tensor,
-    v: torch.Tensor,
-    c: torch.Tensor,
-    terms: Terms = Terms(),
-    all_active: bool = False,
-) -> None:
-    """The update on (P, k) rows, compiled where possible.
+    @property
+    def compiled(self) -> bool:
+        return self._function is not None and self._function is not update_
 
-    torch.compile specializes a dimension of size 1, so a lone member's row is viewed as two
-    half rows (its coefficients repeated) rather than compiling a second kernel; a row of odd
-    length (only the bias of a layer narrower than 8) runs eagerly.
-    """
-    global _compiled
-    function = _update_function(p.numel())
-    if function is update_:
-        update_eager_(p, g, m, v, c, terms, all_active)
-        return
-    if p.shape[0] == 1:
-        if p.shape[1] % 2:
-            update_(p, g, m, v, c)
-            return
-        p, g, m, v = (t.view(2, -1) for t in (p, g, m, v))
-        c = c.repeat(2, 1)
-    try:
-        function(p, g, m, v, c)
-    except Exception as exc:  # no C++ compiler, an unsupported platform: run it eagerly
+    def _choose(self, size: int) -> Callable[..., None]:
+        """The function for an update of `size` parameters: update_ while eager."""
+        if self._function is not None:
+            return self._function
+        if self.mode == "0":
+            self._function = update_
+        elif self.mode == "1" or self.eager_updates >= COMPILE_AFTER_UPDATES:
+            self._function = torch.compile(update_, dynamic=True)
+        else:
+            self.eager_updates += size
+            return update_
+        return self._function
+
+    def run(
+        self,
+        p: torch.Tensor,
+        g: torch.Tensor,
+        m: torch.Tensor,
+        v: torch.Tensor,
+        c: torch.Tensor,
+        terms: Terms = Terms(),
+        all_active: bool = False,
+    ) -> None:
+        """The update on (P, k) rows, compiled where possible.
+
+        torch.compile specializes a dimension of size 1, so a lone member's row is viewed as
+        two half rows (its coefficients repeated) rather than compiling a second kernel; a row
+        of odd length (only the bias of a layer narrower than 8) runs eagerly.
+        """
+        function = self._choose(p.numel())
         if function is update_:
-            raise
-        warnings.warn(
-            f"dltune: compiling the population's optimizer failed ({type(exc).__name__}); "
-            "running it uncompiled, which is slower. Set DLTUNE_COMPILE=0 to skip the attempt.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        _compiled = update_
-        update_(p, g, m, v, c)
+            update_eager_(p, g, m, v, c, terms, all_active)
+            return
+        if p.shape[0] == 1:
+            if p.shape[1] % 2:
+                update_(p, g, m, v, c)
+                return
+            p, g, m, v = (t.view(2, -1) for t in (p, g, m, v))
+            c = c.repeat(2, 1)
+        try:
+            function(p, g, m, v, c)
+        except Exception as exc:  # no C++ compiler, an unsupported platform: run it eagerly
+            warnings.warn(
+                f"dltune: compiling the population's optimizer failed ({type(exc).__name__}); "
+                "running it uncompiled, which is slower. Set DLTUNE_COMPILE=0 to skip the "
+                "attempt.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            self._function = update_
+            update_(p, g, m, v, c)
 
 
 def _step_tensor(step: int) -> torch.Tensor:
@@ -274,8 +280,10 @@ class StackedOptimizer:
         steps: list[int] | None = None,
         m: list[torch.Tensor] | None = None,
         v: list[torch.Tensor] | None = None,
+        kernel: UpdateKernel | None = None,
     ) -> None:
         self.params = params
+        self.kernel = kernel if kernel is not None else UpdateKernel()
         self.members = list(members)
         self.steps = list(steps) if steps is not None else [0] * len(members)
         self.m = m if m is not None else [torch.zeros_like(p) for p in params]
@@ -351,5 +359,5 @@ class StackedOptimizer:
             table[:, 11] = active.to(torch.float32)
         for p, m, v in zip(self.params, self.m, self.v, strict=True):
             if p.grad is not None:
-                _run_update(p, p.grad.contiguous(), m, v, table, self._terms, active is None)
+                self.kernel.run(p, p.grad.contiguous(), m, v, table, self._terms, active is None)
                 p.grad = None

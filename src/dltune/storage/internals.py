@@ -4,9 +4,10 @@ and tests/test_storage_internals.py has a test per function, so an Optuna upgrad
 these internals fails there, by name, rather than somewhere in a study.
 
 Written against Optuna 4.x and 5.0: `Study._storage` (the storage, under Optuna's cache for
-databases), `_CachedStorage._backend`, `Trial._trial_id` / `FrozenTrial._trial_id`,
-`Study._study_id`, `optuna.storages._heartbeat.is_heartbeat_enabled`, and the RDB models and
-session helper of `optuna.storages._rdb`.
+databases), `optuna.storages._cached_storage._CachedStorage` and its `_backend`,
+`Trial._trial_id` / `FrozenTrial._trial_id`, `Study._study_id`,
+`optuna.storages._heartbeat.is_heartbeat_enabled`, and the RDB models and session helper of
+`optuna.storages._rdb`.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:
 
 
 def backend_of(study: optuna.Study) -> optuna.storages.BaseStorage:
-    """The storage itself, under Optuna's cache: an RDBStorage, a JournalStorage, ..."""
+    """The storage itself, under Optuna's cache: an RDBStorage, a JournalStorage, ... (only
+    the cache is unwrapped: a JournalStorage has a `_backend` of its own, its file)."""
+    from optuna.storages._cached_storage import _CachedStorage
+
     storage = storage_of(study)
-    return getattr(storage, "_backend", storage)
+    return storage._backend if isinstance(storage, _CachedStorage) else storage
 
 
 def trial_id(trial: optuna.Trial | FrozenTrial) -> int:

@@ -155,16 +155,16 @@ def _float(value: Any) -> float:
 
 def study_meta(study: optuna.Study) -> dict[str, Any]:
     """The study's dltune metadata (space, data, metric, seeds), or {} if it has none."""
-    return schema.read_study_meta(study.user_attrs)
+    return schema.read_study_meta(study)
 
 
 def study_summary_meta(summary: Any) -> dict[str, Any]:
     """The dltune metadata of one of Optuna's study summaries (Storage.summaries)."""
-    return schema.read_study_meta(summary.user_attrs)
+    return schema.read_study_meta(summary)
 
 
 def test_result(study: optuna.Study, trial_number: int) -> dict[str, Any] | None:
-    return schema.read_test_result(study.user_attrs, trial_number)
+    return schema.read_test_result(study, trial_number)
 
 
 def best_trial(study: optuna.Study) -> TrialRecord | None:
@@ -185,7 +185,7 @@ def best_record(study: optuna.Study) -> dict[str, Any] | None:
     best = best_trial(study)
     if best is None:
         return None
-    attrs = study.user_attrs
+    attrs = schema.study_attrs(study)  # one read for the metadata and the test
     meta = schema.read_study_meta(attrs)
     test = schema.read_test_result(attrs, best.number)
     return {

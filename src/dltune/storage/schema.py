@@ -62,14 +62,26 @@ HEARTBEAT = "dltune:heartbeat"
 ERROR_LENGTH = 500  # characters of an error message kept with a failed trial
 
 Attrs = Mapping[str, Any]
+# What a reader takes: a study, a study's summary, a trial (anything with user_attrs), or the
+# user attributes already read (study_attrs), to read several keys with one query.
+Source = Any
+
+
+def study_attrs(study: Any) -> Attrs:
+    """A study's (or a summary's) user attributes, read once: one query of storage."""
+    return study.user_attrs
+
+
+def _attrs(source: Source) -> Attrs:
+    return source if isinstance(source, Mapping) else source.user_attrs
 
 
 # ---- the study's metadata --------------------------------------------------------------------
 
 
-def read_study_meta(attrs: Attrs) -> dict[str, Any]:
+def read_study_meta(source: Source) -> dict[str, Any]:
     """The metadata in a study's (or a study summary's) user attributes; {} if not dltune's."""
-    meta = attrs.get(STUDY_META)
+    meta = _attrs(source).get(STUDY_META)
     return meta if isinstance(meta, dict) else {}
 
 
@@ -78,23 +90,23 @@ def write_study_meta(study: optuna.Study, meta: dict[str, Any]) -> dict[str, Any
     study together (a shared database) may both write it, and both must go on with the same
     seeds."""
     study.set_user_attr(STUDY_META, meta)
-    kept = read_study_meta(study.user_attrs)  # a fresh read of storage, not a cache
+    kept = read_study_meta(study)  # a fresh read of storage, not a cache
     return kept or meta
 
 
 # ---- test results ----------------------------------------------------------------------------
 
 
-def read_test_result(attrs: Attrs, number: int) -> dict[str, Any] | None:
+def read_test_result(source: Source, number: int) -> dict[str, Any] | None:
     """Trial `number`'s test result (value, loss, metric, how), or None if never tested."""
-    result = attrs.get(f"{TEST_PREFIX}{number}")
+    result = _attrs(source).get(f"{TEST_PREFIX}{number}")
     return result if isinstance(result, dict) else None
 
 
-def read_test_values(attrs: Attrs) -> dict[int, float]:
+def read_test_values(source: Source) -> dict[int, float]:
     """Trial number -> its test value, for every trial tested."""
     tests = {}
-    for key, value in attrs.items():
+    for key, value in _attrs(source).items():
         tested = key.startswith(TEST_PREFIX) and isinstance(value, dict)
         if tested and value.get("value") is not None:
             tests[int(key[len(TEST_PREFIX) :])] = float(value["value"])
@@ -108,9 +120,9 @@ def write_test_result(study: optuna.Study, number: int, result: dict[str, Any]) 
 # ---- sweeps ----------------------------------------------------------------------------------
 
 
-def read_sweep(attrs: Attrs) -> dict[str, Any] | None:
+def read_sweep(source: Source) -> dict[str, Any] | None:
     """A sweep's stored plan, chance level and timing; None when the study is not a sweep."""
-    stored = attrs.get(SWEEP)
+    stored = _attrs(source).get(SWEEP)
     return stored if isinstance(stored, dict) else None
 
 
@@ -118,9 +130,14 @@ def write_sweep(study: optuna.Study, stored: dict[str, Any]) -> None:
     study.set_user_attr(SWEEP, stored)
 
 
-def sweep_member_attrs(value_index: int | None, seed_index: int, seed: int) -> dict[str, Any]:
-    """The attributes a sweep member is enqueued with (its value, its seed's index and seed)."""
-    return {SWEEP_VALUE: value_index, SWEEP_SEED: seed_index, SEED: seed}
+def enqueue_sweep_member(
+    study: optuna.Study, params: dict[str, Any], value_index: int | None, seed_index: int, seed: int
+) -> None:
+    """Enqueue a sweep member: its value as Optuna params, its value index, seed index and
+    seed as attributes."""
+    study.enqueue_trial(
+        params, user_attrs={SWEEP_VALUE: value_index, SWEEP_SEED: seed_index, SEED: seed}
+    )
 
 
 def read_sweep_member(trial: FrozenTrial) -> tuple[int | None, int] | None:
@@ -134,9 +151,10 @@ def read_sweep_member(trial: FrozenTrial) -> tuple[int | None, int] | None:
 # ---- a trial's start -------------------------------------------------------------------------
 
 
-def baseline_attrs() -> dict[str, Any]:
-    """The attributes the textbook baseline trial is enqueued with."""
-    return {BASELINE: True}
+def enqueue_baseline(study: optuna.Study, params: dict[str, Any]) -> None:
+    """Enqueue the textbook baseline as a new study's first trial. skip_if_exists: another
+    process starting the same study may just have enqueued it."""
+    study.enqueue_trial(params, user_attrs={BASELINE: True}, skip_if_exists=True)
 
 
 def read_enqueued_seed(trial: optuna.Trial | FrozenTrial) -> int | None:

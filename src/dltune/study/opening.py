@@ -119,7 +119,7 @@ def _study_meta(
 
 def _check_same_data(study: optuna.Study, data: Dataset, storage: Storage) -> None:
     """Refuse to mix another dataset into a stored study (checked before anything else)."""
-    old = schema.read_study_meta(study.user_attrs)
+    old = schema.read_study_meta(study)
     if not old:
         if study.trials:
             raise StudyError(
@@ -136,7 +136,7 @@ def _check_same_data(study: optuna.Study, data: Dataset, storage: Storage) -> No
 
 def _check_same_space(study: optuna.Study, new: dict[str, Any], storage: Storage) -> dict[str, Any]:
     """The study's stored metadata (written now if new); an error if the space or metric differ."""
-    old = schema.read_study_meta(study.user_attrs)
+    old = schema.read_study_meta(study)
     if not old:
         return schema.write_study_meta(study, new)
     if old["space"] != new["space"] or old["metric"] != new["metric"]:

@@ -31,7 +31,7 @@ def evaluate_test(
     best = best_trial(study)
     if best is None:
         return None
-    stored = schema.read_test_result(study.user_attrs, best.number)
+    stored = schema.read_test_result(study, best.number)
     if stored is not None:
         return stored
     config = Config.from_dict(best.config)

@@ -230,12 +230,7 @@ def _enqueue_baseline(settings: TuneSettings, opened: OpenedStudy) -> None:
     own plan)."""
     study = opened.study
     if settings.baseline and settings.sampler != "grid" and not study.trials:
-        # skip_if_exists: another process starting the same study may just have enqueued it.
-        study.enqueue_trial(
-            opened.space.baseline_params(),
-            user_attrs=stored.baseline_attrs(),
-            skip_if_exists=True,
-        )
+        stored.enqueue_baseline(study, opened.space.baseline_params())
 
 
 def _start_helpers(

@@ -296,7 +296,7 @@ def _run(
     if estimate:
         _estimate(result, opened, timing, run_started, resolved)
     result.timing = timing
-    stored = dict(schema.read_sweep(study.user_attrs) or {})
+    stored = dict(schema.read_sweep(study) or {})
     stored["timing"] = timing
     schema.write_sweep(study, stored)
 

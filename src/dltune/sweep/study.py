@@ -49,7 +49,7 @@ def open_sweep_study(
         target=target,
     )
     study = opened.study
-    if schema.read_sweep(study.user_attrs) is None:
+    if schema.read_sweep(study) is None:
         chance = chance_level(dataset, opened.metric)
         schema.write_sweep(study, {"plan": plan.to_dict(), "chance": chance})
     return opened
@@ -60,7 +60,7 @@ def _check_named(storage: Storage, name: str, plan: SweepPlan) -> None:
     found = next((s for s in storage.summaries() if s.study_name == name), None)
     if found is None:
         return
-    stored = schema.read_sweep(found.user_attrs)
+    stored = schema.read_sweep(found)
     new_name = param("study_name", shown="NEW_NAME")
     if stored is None:
         raise StudyError(
@@ -106,7 +106,7 @@ def _free_name(storage: Storage, wanted: str, plan: SweepPlan, dataset: Dataset)
         summary = existing.get(name)
         if summary is None:
             return name
-        attrs = summary.user_attrs
+        attrs = schema.study_attrs(summary)
         same_plan = (schema.read_sweep(attrs) or {}).get("plan") == plan.to_dict()
         same_data = schema.read_study_meta(attrs).get("data", {}).get("fingerprint") == (
             dataset.fingerprint()
@@ -146,9 +146,10 @@ def enqueue_members(
     for value_index, seed_index in missing:
         if (value_index, seed_index) in queued:
             continue
-        study.enqueue_trial(
+        schema.enqueue_sweep_member(
+            study,
             plan.params_for(value_index),
-            user_attrs=schema.sweep_member_attrs(
-                value_index, seed_index, plan.member_seed(seed_index)
-            ),
+            value_index,
+            seed_index,
+            plan.member_seed(seed_index),
         )

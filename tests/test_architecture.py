@@ -1,0 +1,178 @@
+"""The package's structure, checked from its source: no import cycles, Optuna's internals and
+attributes touched only by dltune.storage, functions small enough to read, packages that say
+what they own."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dltune"
+LONGEST = 80  # lines a function may have without a comment that says why ("# long: ...")
+
+
+def _modules() -> dict[str, Path]:
+    """dotted module name -> file, for every module of the package."""
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """The package's modules that `name` imports, anywhere in it (lazy imports inside
+    functions included: each is a dependency; not the imports only type checkers run)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):  # drop `if TYPE_CHECKING:` blocks
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"):
+            node.body = []
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            for alias in node.names:
+                # `from . import schema` imports a submodule; `from .x import f`, module x.
+                child = f"{base}.{alias.name}"
+                found.add(child if child in MODULES else base)
+    return {m for m in found if m in MODULES and m != name}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return components
+
+
+def test_no_module_imports_a_module_that_imports_it_back():
+    graph = {name: _imports(name, path) for name, path in MODULES.items()}
+    # a package imports its own modules, and they take names from it: not a cycle to break
+    for name in graph:
+        graph[name] = {m for m in graph[name] if not (name.startswith(m + ".") and m != "dltune")}
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+
+
+def _optuna_private_names() -> set[str]:
+    """Private attributes of the Optuna objects dltune handles: studies, trials, storages."""
+    import optuna
+
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    trial = study.ask()
+    study.tell(trial, 1.0)
+    objects = [study, trial, study.trials[0], optuna.storages.InMemoryStorage()]
+    names = set()
+    for obj in objects:
+        names |= set(vars(obj)) | set(dir(type(obj)))
+    names |= {"_backend", "_heartbeat", "_rdb", "_create_scoped_session"}
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def _own_private_names() -> set[str]:
+    """Private names dltune defines itself (methods, functions, attributes set on self)."""
+    names = set()
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                names.add(node.attr)
+    return {n for n in names if n.startswith("_")}
+
+
+def test_only_the_internals_module_names_optuna_private_attributes():
+    # Optuna's private names that dltune does not also use for its own things (_config, ...).
+    private = _optuna_private_names() - _own_private_names()
+    assert {"_storage", "_trial_id", "_study_id", "_backend"} <= private
+    pattern = re.compile(r"\.(" + "|".join(sorted(map(re.escape, private))) + r")\b")
+    offenders = []
+    for name, path in MODULES.items():
+        if name == "dltune.storage.internals":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if pattern.search(code) or re.search(r"optuna(\.\w+)*\._(?!_)", code):
+                offenders.append(f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+def test_only_the_storage_package_reads_or_writes_optuna_attributes():
+    words = re.compile(r"\b(user_attrs|system_attrs|set_user_attr|set_system_attr|enqueue_trial)\b")
+    offenders = [
+        f"{path.relative_to(PACKAGE)}:{number}"
+        for name, path in MODULES.items()
+        if not name.startswith("dltune.storage")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if words.search(line.split("#", 1)[0])
+    ]
+    assert offenders == []
+
+
+def test_no_function_is_long_without_a_reason():
+    long = []
+    for path in MODULES.values():
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                body = "\n".join(lines[node.lineno - 1 : node.end_lineno])
+                if size > LONGEST and "# long:" not in body:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({size})")
+    assert long == []
+
+
+@pytest.mark.parametrize(
+    "package",
+    sorted(n for n, p in MODULES.items() if p.name == "__init__.py" and n != "dltune"),
+)
+def test_each_package_says_what_it_owns(package):
+    docstring = ast.get_docstring(ast.parse(MODULES[package].read_text())) or ""
+    assert docstring, f"{package} has no docstring"
