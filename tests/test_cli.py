@@ -1,61 +1,32 @@
-"""The command line end to end, in subprocesses, as a user runs it."""
+"""The command line as a user runs it: in this process (click's runner), but for one start-up
+smoke test in a real process. Killed processes are tests/test_faults.py's."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
-SMALL_SPACE = """\
-# a tiny space that trains in a fraction of a second per trial
-layers: [1, 2]
-units: [16, 32]
-activation: [relu, tanh]
-optimizer: [adam, sgd]
-lr: {low: 1.0e-3, high: 0.3, log: true}
-batch_size: [32, 64]
-epochs: 3
-"""
+from .helpers import dltune, dltune_process
 
 
-def dltune(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dltune.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-
-
-@pytest.fixture
-def space_file(tmp_path: Path) -> Path:
-    path = tmp_path / "small.yaml"
-    path.write_text(SMALL_SPACE)
-    return path
-
-
-def test_run_then_best_trials_and_studies(tmp_path, space_file):
-    run = dltune("run", str(space_file), "--trials", "3", "--seed", "0", cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
+def test_run_prints_one_line_per_trial_the_best_and_what_the_study_shows(trained):
+    _, run = trained
     assert "Best configuration" in run.stdout
     assert "test accuracy" in run.stdout
     assert "sqlite:///dltune.db" in run.stdout  # the default storage, in the working folder
     assert "'small-digits'" in run.stdout  # the study's name: the space's and the data's
-    assert (tmp_path / "dltune.db").exists()
-    # the summary ends with the most important diagnostics: 3 trials are too few to conclude
+    # output that is not a terminal gets one plain line per trial
+    lines = [line for line in run.stdout.splitlines() if line.startswith("trial ")]
+    assert len(lines) == 4 and "best" in lines[-1]
+    # the summary ends with the most important diagnostics: 4 trials are too few to conclude
     assert "What the study shows" in run.stdout
-    assert "Only 3 finished trials" in run.stdout.split("What the study shows")[1]
+    assert "Only 4 finished trials" in run.stdout.split("What the study shows")[1]
 
-    best = dltune("best", "--json", cwd=tmp_path)
+
+def test_best_trials_studies_and_report_read_the_stored_study(trained_copy):
+    folder = trained_copy
+    best = dltune("best", "--json", cwd=folder)
     assert best.returncode == 0, best.stderr
     record = json.loads(best.stdout)
     assert {"study", "trial", "value", "metric", "params", "best_epoch", "test"} <= set(record)
@@ -63,36 +34,36 @@ def test_run_then_best_trials_and_studies(tmp_path, space_file):
     assert record["metric"] == "accuracy"
     assert 0.5 < record["value"] <= 1 and 0.5 < record["test"] <= 1
 
-    trials = dltune("trials", "--json", cwd=tmp_path)
-    rows = json.loads(trials.stdout)
-    assert len(rows) == 3
+    rows = json.loads(dltune("trials", "--json", cwd=folder).stdout)
+    assert len(rows) == 4
     for row in rows:
         assert {"trial", "state", "value", "epochs", "params", "seconds"} <= set(row)
         assert row["state"] in {"complete", "pruned"}
     assert record["value"] == max(r["value"] for r in rows if r["state"] == "complete")
 
-    studies = dltune("studies", "--json", cwd=tmp_path)
+    studies = dltune("studies", "--json", cwd=folder)
     assert [s["study"] for s in json.loads(studies.stdout)] == ["small-digits"]
 
-    table = dltune("trials", cwd=tmp_path)
+    table = dltune("trials", cwd=folder)
     assert table.returncode == 0 and "small-digits" in table.stdout
+    assert "Best of study 'small-digits'" in dltune("best", cwd=folder).stdout
+    assert "Studies in sqlite:///dltune.db" in dltune("studies", cwd=folder).stdout
 
-    report = dltune("report", "-o", "report.html", cwd=tmp_path)
+    report = dltune("report", "-o", "report.html", cwd=folder)
     assert report.returncode == 0, report.stderr
-    page = (tmp_path / "report.html").read_text()
+    page = (folder / "report.html").read_text()
     assert "small-digits" in page and "Diagnostics" in page
-    as_json = dltune("report", "-o", "analysis.json", cwd=tmp_path)
+    as_json = dltune("report", "-o", "analysis.json", cwd=folder)
     assert as_json.returncode == 0, as_json.stderr
-    analysis = json.loads((tmp_path / "analysis.json").read_text())
+    analysis = json.loads((folder / "analysis.json").read_text())
     assert analysis["best"]["trial"] == record["trial"]
     assert analysis["best"]["test"] == record["test"]
 
 
-def test_output_that_is_not_a_terminal_gets_one_plain_line_per_trial(tmp_path, space_file):
-    run = dltune("run", str(space_file), "--trials", "2", "--seed", "1", cwd=tmp_path)
-    lines = [line for line in run.stdout.splitlines() if line.startswith("trial ")]
-    assert len(lines) == 2
-    assert "best" in lines[-1]
+def test_running_again_continues_the_study_and_says_how_many_it_holds(trained_copy):
+    again = dltune("run", "small.yaml", "--trials", "1", "--seed", "0", cwd=trained_copy)
+    assert again.returncode == 0, again.stderr
+    assert "4 trials so far" in again.stdout and "now holds 5" in again.stdout
 
 
 @pytest.mark.parametrize(
@@ -103,6 +74,11 @@ def test_output_that_is_not_a_terminal_gets_one_plain_line_per_trial(tmp_path, s
         (["run", "--data", "missing.csv", "--trials", "1"], ["missing.csv"]),
         (["best", "--storage", "nosuch://x"], ["nosuch://x", "sqlite:///"]),
         (["best"], ["holds no study", "dltune run"]),
+        # the library's errors name its parameters; the command line shows its own flags
+        (["run", "--memory", "lots"], ["--memory 'lots' is not a size"]),
+        (["run", "--device", "tpu"], ["--device 'tpu' is not known"]),
+        (["best", "--storage", "nosuch://x"], ["--workers on one machine"]),
+        (["train-best", "-o", "m", "--on", "train", "--epochs", "1"], ["holds no study"]),
     ],
 )
 def test_user_errors_exit_2_with_a_message_and_no_traceback(tmp_path, args, words):
@@ -114,6 +90,16 @@ def test_user_errors_exit_2_with_a_message_and_no_traceback(tmp_path, args, word
         assert word in result.stderr
 
 
+def test_an_error_about_the_study_names_its_flag(trained_copy):
+    """Another space on a stored study is refused; the fix names --study, not study_name=."""
+    (trained_copy / "other.yaml").write_text("layers: [1]\nunits: [8]\nepochs: 1\n")
+    args = ["run", "other.yaml", "--study", "small-digits", "--trials", "1"]
+    refused = dltune(*args, cwd=trained_copy)
+    assert refused.returncode == 2, refused.stdout
+    assert "another search space" in refused.stderr and "--study NEW_NAME" in refused.stderr
+    assert "study_name" not in refused.stderr
+
+
 def test_space_show_prints_the_parsed_space(tmp_path, space_file):
     result = dltune("space", "--show", str(space_file), cwd=tmp_path)
     assert result.returncode == 0
@@ -121,45 +107,11 @@ def test_space_show_prints_the_parsed_space(tmp_path, space_file):
         assert key in result.stdout
 
 
-def _complete_trials(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db, timeout=5) as conn:
-            (n,) = conn.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()
-        return int(n)
-    except sqlite3.OperationalError:  # tables not created yet
-        return 0
-
-
-def test_a_study_killed_between_trials_loses_nothing_and_continues(tmp_path, space_file):
-    db = tmp_path / "dltune.db"
-    cmd = [
-        sys.executable,
-        "-m",
-        "dltune.cli",
-        "run",
-        str(space_file),
-        "--trials",
-        "200",
-        "--seed",
-        "0",
-        "--schedule",
-        "none",
-    ]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 90
-    while _complete_trials(db) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    before = _complete_trials(db)
-    assert before >= 3
-
-    again = dltune(
-        "run", str(space_file), "--trials", "2", "--seed", "0", "--schedule", "none", cwd=tmp_path
-    )
-    assert again.returncode == 0, again.stderr
-    assert _complete_trials(db) >= before + 1  # nothing lost, new trials added
-    rows = json.loads(dltune("trials", "--json", cwd=tmp_path).stdout)
-    assert sum(r["state"] == "complete" for r in rows) == _complete_trials(db)
+def test_the_installed_command_starts_answers_and_fails_cleanly(tmp_path):
+    """The one start-up smoke test: a real interpreter runs `python -m dltune.cli`."""
+    shown = dltune_process("space", "--show", "bad.yaml", cwd=tmp_path)
+    assert shown.returncode == 2 and "bad.yaml" in shown.stderr and "Traceback" not in shown.stderr
+    helped = dltune_process("--help", cwd=tmp_path)
+    assert helped.returncode == 0
+    for command in ("run", "best", "trials", "studies", "report", "sweep", "train-best"):
+        assert command in helped.stdout

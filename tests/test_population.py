@@ -11,7 +11,7 @@ from dltune.engine.population import PopulationTrainer, ladder_width
 from dltune.errors import DLTuneError
 from dltune.vocabulary import ACTIVATIONS, LOSSES, OPTIMIZERS
 
-from .test_sequential import make_config
+from .helpers import make_config
 
 # A mixed population: every optimizer, activation and classification loss, several widths
 # (padded to the ladder), weight decay on some.

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_cli import SMALL_SPACE
+from .helpers import SMALL_SPACE
 
 PORT = 6391
 pytestmark = pytest.mark.slow

@@ -6,25 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from dltune.config import Config
 from dltune.engine import SequentialTrainer
 from dltune.vocabulary import ACTIVATIONS, LOSSES, OPTIMIZERS
 
-
-def make_config(**changes) -> Config:
-    base = Config(
-        layers=1,
-        units=(32,),
-        dropout=0.0,
-        activation="relu",
-        loss="categorical_crossentropy",
-        optimizer="adam",
-        learning_rate=1e-2,
-        weight_decay=0.0,
-        batch_size=32,
-        epochs=5,
-    )
-    return base.replace(**changes)
+from .helpers import make_config
 
 
 def test_accuracy_rises_on_separable_classes(blobs):

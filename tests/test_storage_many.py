@@ -34,7 +34,7 @@ from dltune.storage.schema import HEARTBEAT as HEARTBEAT_ATTR
 from dltune.storage.schema import TEST_PREFIX
 from dltune.study import tune
 
-from .test_cli import SMALL_SPACE  # the same tiny space the CLI tests run
+from .helpers import SMALL_SPACE
 
 SMALL = {
     "layers": [1, 2],
