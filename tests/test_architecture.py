@@ -176,3 +176,75 @@ def test_no_function_is_long_without_a_reason():
 def test_each_package_says_what_it_owns(package):
     docstring = ast.get_docstring(ast.parse(MODULES[package].read_text())) or ""
     assert docstring, f"{package} has no docstring"
+
+
+# Who may import whom: a package (or top-level module) imports only ranks below its own (and
+# itself). The README's Layout section and each package's docstring say the same in words.
+RANKS = {
+    "dltune.errors": 0,
+    "dltune.vocabulary": 0,
+    "dltune.config": 0,
+    "dltune.version": 0,
+    "dltune.data": 1,
+    "dltune.space": 1,
+    "dltune.schedule": 1,
+    "dltune.models": 1,
+    "dltune.devices": 1,
+    "dltune.storage": 1,
+    "dltune.engine": 2,
+    "dltune.distributed": 3,
+    "dltune.study": 4,
+    "dltune.export": 5,
+    "dltune.sweep": 6,
+    "dltune.analysis": 7,
+    "dltune.report": 8,
+    "dltune.cli": 9,
+    "dltune": 10,  # the front door: offers everything, lazily
+}
+# Third-party packages a layer must not import, even lazily.
+KEPT_OUT = {
+    "dltune.engine": ("optuna", "sqlalchemy", "click", "rich"),
+    "dltune.schedule": ("optuna", "torch", "numpy"),
+    "dltune.storage": ("torch", "click", "rich"),
+    "dltune.data": ("optuna", "torch"),
+    "dltune.analysis": ("torch", "click", "rich", "matplotlib"),
+}
+
+
+def _layer(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def test_every_module_has_a_layer():
+    assert {_layer(m) for m in MODULES} <= set(RANKS)
+
+
+def test_nothing_imports_a_layer_above_its_own():
+    upward = sorted(
+        f"{name} -> {target}"
+        for name, path in MODULES.items()
+        for target in _imports(name, path)
+        if RANKS[_layer(target)] > RANKS[_layer(name)]
+    )
+    assert upward == []
+
+
+def _third_party(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("layer", sorted(KEPT_OUT))
+def test_a_layer_keeps_out_the_libraries_it_has_no_business_with(layer):
+    used = {
+        f"{name}: {package}"
+        for name, path in MODULES.items()
+        if _layer(name) == layer
+        for package in _third_party(path) & set(KEPT_OUT[layer])
+    }
+    assert used == set()

@@ -51,14 +51,6 @@ def test_database_url_of_a_database_and_of_a_journal(db_study, journal_study):
     assert internals.database_url(journal_study) is None
 
 
-def test_dispose_connections_leaves_the_study_usable(db_study):
-    db_study.ask()
-    engine = internals.backend_of(db_study).engine
-    internals.dispose_connections(db_study)
-    assert engine.pool.checkedout() == 0
-    assert len(db_study.get_trials(deepcopy=False)) == 1  # reconnects when needed
-
-
 def test_read_trial_reads_the_stored_state(db_study):
     trial = db_study.ask()
     db_study.tell(trial, 0.5)

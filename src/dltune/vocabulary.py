@@ -28,18 +28,8 @@ CATEGORICAL: tuple[str, ...] = ("activation", "loss", "optimizer")
 # The numeric ones whose values span orders of magnitude: shown (and binned) on a log axis.
 LOG_SCALE: tuple[str, ...] = ("units", "learning_rate", "batch_size", "epochs")
 
-# A trial's states in dltune's terms (storage.records.trial_state); these three are finished:
-# the trial ran its course, and its curve is a result.
-TRIAL_STATES: tuple[str, ...] = (
-    "complete",
-    "pruned",
-    "diverged",
-    "failed",
-    "interrupted",
-    "running",
-    "paused",
-    "waiting",
-)
+# The trial states (storage.records.trial_state) whose curve is a result: the trial ran its
+# course (complete), was stopped by the scheduler (pruned) or diverged.
 FINISHED_STATES: tuple[str, ...] = ("complete", "pruned", "diverged")
 
 ACTIVATIONS: tuple[str, ...] = (

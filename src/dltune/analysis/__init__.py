@@ -1,4 +1,5 @@
 """What a study shows, as plain data computed from storage alone (no drawing, no engine).
+Reads storage (and a sweep's plan); never imports torch, the engines, the report or the CLI.
 
     analysis = analyze(study)          # an optuna.Study made by dltune
     analysis.diagnostics[:3]           # the three most important findings

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
+from ..version import __version__
 from .model import export, predict, train_best
 from .report import dashboard, report
 from .run import run

@@ -1,4 +1,5 @@
 """Datasets: built-in, files and folders, split 70/15/15 and standardized with train statistics.
+Imports nothing of dltune but errors and vocabulary; no torch, no Optuna.
 
 >>> from dltune.data import load_data
 >>> ds = load_data("digits")

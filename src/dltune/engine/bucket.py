@@ -24,7 +24,6 @@ and rejoins a bucket with them when promoted.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -322,10 +321,6 @@ class Bucket:
             losses = losses.index_copy(0, index, value)
         return losses
 
-    def train_epoch(self, shuffle_seed: int) -> torch.Tensor:
-        """One epoch of every member; returns (P,) mean training loss (NaN/inf: diverged)."""
-        return self.train_segment(shuffle_seed, 1) / len(self.data.splits["train"][0])
-
     def train_segment(self, shuffle_seed: int, segments: int) -> torch.Tensor:
         """The members' current segment (of `segments` per epoch); returns (P,) the sum of the
         training loss over the segment's rows (NaN/inf: diverged)."""
@@ -386,5 +381,3 @@ def _linear_names(config: Config) -> list[str]:
     per_layer = 3 if config.dropout > 0 else 2  # Linear, Activation[, Dropout]
     return [f"hidden.{i * per_layer}" for i in range(config.layers)] + ["output"]
 
-
-Callback = Callable[[Any, Any], bool]

@@ -13,7 +13,6 @@ from .losses import Metric, metric_named
 if TYPE_CHECKING:
     from ..data import Dataset
 
-SPLITS = ("train", "val", "test")
 # The training rows on which the train metric is measured (see train_sample): as many as the
 # validation split has, so that the train-validation gap compares samples of one size.
 TRAIN_SAMPLE_SEED = 20_240_917

@@ -290,7 +290,7 @@ class StackedOptimizer:
         self.v = v if v is not None else [torch.zeros_like(p) for p in params]
         device = params[0].device if params else torch.device("cpu")
         rows = [(*coefficients(x), 1.0) for x in self.members]
-        self._base = torch.tensor(rows, dtype=torch.float32, device=device).view(-1, 12)
+        self._base = torch.tensor(rows, dtype=torch.float32, device=device).view(-1, N_COEFFICIENTS)
         self._adam = torch.tensor(
             [x.name in ("adam", "adamw") for x in self.members], dtype=torch.bool, device=device
         )

@@ -1,4 +1,5 @@
 """The tuned model: retrain the best trial, test it once, save, load, predict, export.
+May import study, storage, engine and data; never analysis, report, sweep or the CLI.
 
 retrain.py       train_best(): the study's best configuration trained again, tested once
 bundle.py        the model folder (safetensors, JSON, model card) written and read; load()

@@ -15,9 +15,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from ..config import Config
 from ..errors import ModelError, param
+from ..version import __version__
 from .card import card_markdown
 from .loaded import TunedModel
 from .preprocessing import Preprocessing

@@ -6,7 +6,7 @@ import datetime
 import platform
 from typing import Any
 
-from .. import __version__
+from ..version import __version__
 
 
 def library_versions() -> dict[str, str]:

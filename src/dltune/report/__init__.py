@@ -1,4 +1,5 @@
 """The study report: drawing and HTML from dltune.analysis' plain data.
+Draws only what analysis computed; never reads storage itself or imports the CLI.
 
 from dltune.report import write_report
 write_report(study, "report.html")   # a sweep's study gets the sweep's page

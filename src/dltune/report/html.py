@@ -10,9 +10,9 @@ import html
 import math
 from typing import Any
 
-from .. import __version__
 from ..analysis import StudyAnalysis
 from ..config import Config
+from ..version import __version__
 from ..vocabulary import HYPERPARAMETERS
 from . import figures
 

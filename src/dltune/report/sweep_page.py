@@ -12,10 +12,10 @@ import statistics
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
-from .. import __version__
 from ..analysis.sweep_data import mean_of, sd_of
 from ..analysis.sweeps import timing_sentences
 from ..config import Config
+from ..version import __version__
 from ..vocabulary import CATEGORICAL
 from . import sweep_figures
 from .html import CSS, esc

@@ -1,4 +1,5 @@
 """The search space: parse it, validate it, and sample it through Optuna.
+Imports nothing of dltune but errors, vocabulary and config; no torch.
 
 A space is a YAML file in Keras's vocabulary, or the same structure as Python keywords or a dict::
 

@@ -46,13 +46,6 @@ def database_url(study: optuna.Study) -> str | None:
     return str(url) if url else None
 
 
-def dispose_connections(study: optuna.Study) -> None:
-    """Close the study's database connections (before its file is deleted)."""
-    engine = getattr(backend_of(study), "engine", None)
-    if engine is not None:
-        engine.dispose()
-
-
 def read_trial(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> FrozenTrial:
     """The trial as storage holds it now, read alone (not the whole study)."""
     return storage_of(study).get_trial(trial_id(trial))

@@ -9,9 +9,9 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .. import __version__
 from ..errors import StudyError, param
 from ..storage import schema
+from ..version import __version__
 from ..vocabulary import DEFAULT_METRIC, METRICS
 from .samplers import make_sampler
 

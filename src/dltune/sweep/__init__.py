@@ -1,5 +1,6 @@
 """Sweeps: one hyperparameter varied and the rest held, each value trained with several seeds,
 all as one population, stored as a study of their own.
+Runs through dltune.study (the same loop and lifecycle); never imports analysis or the CLI.
 
     from dltune.sweep import sweep
     result = sweep("learning_rate", value_range="1e-5:10:13:log", data="digits")
