@@ -39,8 +39,10 @@ browser:
 	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) \
 	  || echo "note: chromium could not be installed; the report's browser test will be skipped"
 
+# -n auto: a worker per core; loadgroup keeps the tests of one xdist_group (the Ray cluster's)
+# on one worker, so that the cluster starts once.
 test: lint browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 clean:
 	rm -rf $(VENV) dltune.db .pytest_cache .mypy_cache .ruff_cache

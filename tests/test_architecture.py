@@ -185,6 +185,7 @@ RANKS = {
     "dltune.vocabulary": 0,
     "dltune.config": 0,
     "dltune.version": 0,
+    "dltune.lazy": 0,
     "dltune.data": 1,
     "dltune.space": 1,
     "dltune.schedule": 1,

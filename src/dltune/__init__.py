@@ -12,9 +12,9 @@ not load torch or optuna until they are needed.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .lazy import lazy_names
 from .version import __version__
 
 _EXPORTS = {
@@ -62,8 +62,4 @@ if TYPE_CHECKING:
     from .study import ProgressListener, TuneResult, TuneSettings, tune
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dltune' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_names(__name__, _EXPORTS)

@@ -8,8 +8,9 @@ tested against. Names load lazily: the light modules (protocol, result, memory) 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_names
 
 if TYPE_CHECKING:
     from .protocol import Engine, EpochCallback, PausedRun
@@ -17,15 +18,15 @@ if TYPE_CHECKING:
     from .sequential import SequentialEngine, SequentialTrainer, TrainingRun
 
 _EXPORTS = {
-    "Checkpoint": "result",
-    "EpochReport": "result",
-    "TrainResult": "result",
-    "Engine": "protocol",
-    "EpochCallback": "protocol",
-    "PausedRun": "protocol",
-    "SequentialEngine": "sequential",
-    "SequentialTrainer": "sequential",
-    "TrainingRun": "sequential",
+    "Checkpoint": ".result",
+    "EpochReport": ".result",
+    "TrainResult": ".result",
+    "Engine": ".protocol",
+    "EpochCallback": ".protocol",
+    "PausedRun": ".protocol",
+    "SequentialEngine": ".sequential",
+    "SequentialTrainer": ".sequential",
+    "TrainingRun": ".sequential",
 }
 
 __all__ = [
@@ -41,8 +42,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_names(__name__, _EXPORTS)

@@ -380,4 +380,3 @@ def _linear_names(config: Config) -> list[str]:
     """The state-dict prefixes of a DenseNet's Dense layers (hidden.0, hidden.3, ..., output)."""
     per_layer = 3 if config.dropout > 0 else 2  # Linear, Activation[, Dropout]
     return [f"hidden.{i * per_layer}" for i in range(config.layers)] + ["output"]
-

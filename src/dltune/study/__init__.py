@@ -11,8 +11,9 @@ torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_names
 
 if TYPE_CHECKING:
     from .loop import Budget, StudyLoop
@@ -22,14 +23,14 @@ if TYPE_CHECKING:
     from .tuning import TuneResult, tune
 
 _EXPORTS = {
-    "Budget": "loop",
-    "StudyLoop": "loop",
-    "ProgressListener": "progress",
-    "StudyStart": "run",
-    "run_study": "run",
-    "TuneSettings": "settings",
-    "TuneResult": "tuning",
-    "tune": "tuning",
+    "Budget": ".loop",
+    "StudyLoop": ".loop",
+    "ProgressListener": ".progress",
+    "StudyStart": ".run",
+    "run_study": ".run",
+    "TuneSettings": ".settings",
+    "TuneResult": ".tuning",
+    "tune": ".tuning",
 }
 
 __all__ = [
@@ -44,8 +45,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_names(__name__, _EXPORTS)

@@ -9,8 +9,9 @@ Runs through dltune.study (the same loop and lifecycle); never imports analysis 
 readings; `dltune.report.write_report(result.study, "sweep.html")` draws it.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..lazy import lazy_names
 from .plan import SweepPlan
 from .values import SWEEPABLE
 
@@ -20,11 +21,6 @@ if TYPE_CHECKING:
 __all__ = ["SWEEPABLE", "SweepPlan", "SweepResult", "sweep"]
 
 
-def __getattr__(name: str) -> Any:
-    """The runner on first use: it imports torch, which checking a command's options (and
-    `dltune --help`) should not wait for."""
-    if name in ("sweep", "SweepResult"):
-        from . import runner
-
-        return getattr(runner, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The runner on first use: it imports torch, which checking a command's options (and
+# `dltune --help`) should not wait for.
+__getattr__ = lazy_names(__name__, {"sweep": ".runner", "SweepResult": ".runner"})
