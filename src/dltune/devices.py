@@ -7,6 +7,7 @@ import re
 from .errors import DLTuneError, param
 
 DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_DEVICE = "cpu"  # a study on a GPU is asked for (auto prefers one)
 
 
 def check_device(name: str) -> str:

@@ -110,6 +110,15 @@ def data_options(data_help: str = "", default: str | None = "digits") -> Callabl
     return decorate
 
 
+def device_option(func: F) -> F:
+    """--device: auto, cpu or cuda (the library's default)."""
+    from ..devices import DEFAULT_DEVICE
+
+    return click.option(
+        "--device", default=DEFAULT_DEVICE, show_default=True, help="auto, cpu or cuda."
+    )(func)
+
+
 def open_storage(url: str) -> Any:
     """The storage of --storage, opened once for the command (a dltune.storage.Storage)."""
     from ..storage import Storage

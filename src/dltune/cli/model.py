@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..vocabulary import EXPORT_FORMATS, RETRAIN_ON
-from .common import quiet_optuna, storage_option, study_option, user_errors
+from .common import device_option, quiet_optuna, storage_option, study_option, user_errors
 
 
 @click.command("train-best")
@@ -30,7 +30,7 @@ from .common import quiet_optuna, storage_option, study_option, user_errors
     type=click.Path(file_okay=False),
     help="Where local copies of downloadable data live (or DLTUNE_DATA_DIR).",
 )
-@click.option("--device", default="cpu", show_default=True, help="auto, cpu or cuda.")
+@device_option
 @click.option(
     "-o",
     "--output",

@@ -9,7 +9,7 @@ import click
 
 from ..schedule import SCHEDULES
 from ..study.settings import DEFAULT_SLOTS, ENGINES, SAMPLERS, TuneSettings
-from .common import console, data_options, quiet_optuna, storage_option, user_errors
+from .common import console, data_options, device_option, quiet_optuna, storage_option, user_errors
 
 DEFAULTS = TuneSettings()  # the library's defaults, shown as the flags' defaults
 
@@ -84,7 +84,7 @@ DEFAULTS = TuneSettings()  # the library's defaults, shown as the flags' default
     show_default=True,
     help="Memory the population may use (e.g. 4GB; auto: a quarter of RAM, <= 8GB).",
 )
-@click.option("--device", default=DEFAULTS.device, show_default=True, help="auto, cpu or cuda.")
+@device_option
 @user_errors
 def run(space: str | None, **options: Any) -> None:
     """Run (or continue) a study: SPACE is a YAML search space [default: the built-in one]."""

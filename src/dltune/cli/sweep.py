@@ -10,7 +10,7 @@ import click
 
 from ..errors import StudyError
 from ..sweep.plan import DEFAULT_SEED, DEFAULT_SEEDS
-from .common import console, data_options, quiet_optuna, storage_option, user_errors
+from .common import console, data_options, device_option, quiet_optuna, storage_option, user_errors
 
 if TYPE_CHECKING:
     from ..analysis.sweep_data import SweepAnalysis
@@ -55,7 +55,7 @@ HELP_PARAM = (
     help="Time a sample one at a time, to tell what the population saved.",
 )
 @click.option("--memory", default=None, help="Memory budget of the population (e.g. 4GB).")
-@click.option("--device", default="cpu", show_default=True, help="auto, cpu or cuda.")
+@device_option
 @click.option(
     "-o",
     "--output",

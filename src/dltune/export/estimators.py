@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..data.arrays import MIN_SAMPLES
 from ..data.split import held_out_size, split_one
+from ..devices import DEFAULT_DEVICE
 from ..errors import DLTuneError
 
 try:  # scikit-learn >= 1.6
@@ -57,7 +58,7 @@ class _DLTuneEstimator(BaseEstimator):
         refit_on: str = "train+val",
         storage: str | None = None,
         study_name: str | None = None,
-        device: str = "cpu",
+        device: str = DEFAULT_DEVICE,
     ) -> None:
         self.space = space
         self.trials = trials

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..config import Config
+from ..devices import DEFAULT_DEVICE
 from ..engine.losses import reduce_metric
 from ..errors import DataError, ModelError, StudyError, param
 from ..storage import (
@@ -136,7 +137,7 @@ def train_best(
     target: str | int | None = None,
     data_dir: str | Path | None = None,
     epochs: int | None = None,
-    device: str = "cpu",
+    device: str = DEFAULT_DEVICE,
     log: Callable[[str], None] | None = None,
 ) -> TrainBest:
     """Retrain the best trial of `study` (a name in `storage`, or a Study) and test it once.

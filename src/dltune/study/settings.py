@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..devices import check_device
+from ..devices import DEFAULT_DEVICE, check_device
 from ..engine.memory import parse_memory
 from ..errors import DLTuneError, param
 from ..schedule import SCHEDULES
@@ -57,7 +57,7 @@ class TuneSettings:
     population: int = DEFAULT_SLOTS
     workers: int = 1
     memory: str | int | None = None
-    device: str = "cpu"
+    device: str = DEFAULT_DEVICE
     target: str | None = None
     task: str | None = None
     data_dir: str | Path | None = None

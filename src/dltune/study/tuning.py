@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
+from ..devices import DEFAULT_DEVICE
 from ..errors import DLTuneError
 from ..storage import DEFAULT_STORAGE, best_record, best_trial, fail_stale_trials, resolve_storage
 from ..storage import schema as stored
@@ -76,7 +77,7 @@ def tune(
     population: int = DEFAULT_SLOTS,
     workers: int = 1,
     memory: str | int | None = None,
-    device: str = "cpu",
+    device: str = DEFAULT_DEVICE,
     target: str | None = None,
     task: str | None = None,
     data_dir: str | Path | None = None,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..config import Config
+from ..devices import DEFAULT_DEVICE
 from ..errors import DLTuneError, StudyError
 from ..storage import (
     DEFAULT_STORAGE,
@@ -75,7 +76,7 @@ def sweep(
     seed: int = DEFAULT_SEED,
     estimate: bool = True,
     memory: str | int | None = None,
-    device: str = "cpu",
+    device: str = DEFAULT_DEVICE,
     target: str | None = None,
     task: str | None = None,
     data_dir: str | Path | None = None,
