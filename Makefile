@@ -39,8 +39,8 @@ browser:
 	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) \
 	  || echo "note: chromium could not be installed; the report's browser test will be skipped"
 
-# -n auto: a worker per core; loadgroup keeps the tests of one xdist_group (the Ray cluster's)
-# on one worker, so that the cluster starts once.
+# -n auto: a worker per core; loadgroup keeps the tests of one xdist_group together on one
+# worker, so that what they share (the session's trained study) is made once.
 test: lint browser
 	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 

@@ -1,5 +1,7 @@
 """The analysis and each diagnostic, on studies written into storage for the purpose: each
-diagnostic fires where the situation is there, and stays silent where it is not."""
+diagnostic fires where the situation is there, and stays silent where it is not. None of these
+is about storage itself, so the studies live in Optuna's in-memory storage (synthetic_studies
+keeps what is stored as a database would)."""
 
 from __future__ import annotations
 
@@ -23,35 +25,31 @@ from dltune.analysis.diagnostics import (
 from dltune.analysis.importance import importance
 from dltune.analysis.interactions import interactions
 
-from .synthetic_studies import Run, config, falling_loss, rising, varied_runs, write_study
+from .synthetic_studies import (
+    DEFAULT_SPACE,
+    Run,
+    config,
+    falling_loss,
+    in_memory,
+    mixed_runs,
+    overfitting_runs,
+    rising,
+    sgd_runs_diverging_above,
+    varied_runs,
+    write_study,
+)
 
 
-def trials_of(storage_url, runs, **kwargs):
-    return load_trials(write_study(storage_url, runs, **kwargs))
+def trials_of(runs, **kwargs):
+    """The analysis's view of a study holding `runs`, in memory."""
+    return load_trials(in_memory(runs, **kwargs))
 
 
 # ---- divergence ----
 
 
-def sgd_runs_diverging_above(bound: float) -> list[Run]:
-    runs = []
-    for lr in (0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8):
-        diverged = lr >= bound
-        curve = [0.5, math.nan] if diverged else rising(0.85, 6)
-        runs.append(
-            Run(
-                config(optimizer="sgd", learning_rate=lr),
-                curve,
-                "diverged" if diverged else "complete",
-            )
-        )
-    for lr in (0.001, 0.01, 0.3, 0.8):  # Adam never diverges in this study
-        runs.append(Run(config(optimizer="adam", learning_rate=lr), rising(0.9, 6)))
-    return runs
-
-
-def test_divergence_names_the_optimizer_and_the_learning_rate_bound(storage_url):
-    study = trials_of(storage_url, sgd_runs_diverging_above(0.3))
+def test_divergence_names_the_optimizer_and_the_learning_rate_bound():
+    study = trials_of(sgd_runs_diverging_above(0.3))
     [found] = divergence(study)
     assert found.kind == "diverged"
     assert "sgd" in found.title and "0.3" in found.title and "Every" in found.title
@@ -61,43 +59,22 @@ def test_divergence_names_the_optimizer_and_the_learning_rate_bound(storage_url)
     assert all(e["epoch"] == 2 for e in found.evidence)
 
 
-def test_divergence_counts_runs_above_the_bound_that_did_not_diverge(storage_url):
+def test_divergence_counts_runs_above_the_bound_that_did_not_diverge():
     runs = sgd_runs_diverging_above(0.3)
     runs[6] = Run(config(optimizer="sgd", learning_rate=0.5), rising(0.6, 6))  # one survived
-    [found] = divergence(trials_of(storage_url, runs))
+    [found] = divergence(trials_of(runs))
     assert "2 of 3" in found.title
 
 
-def test_divergence_is_silent_without_diverged_runs(storage_url):
-    assert divergence(trials_of(storage_url, varied_runs(20))) == []
+def test_divergence_is_silent_without_diverged_runs():
+    assert divergence(trials_of(varied_runs(20))) == []
 
 
 # ---- overfitting ----
 
 
-def overfitting_runs() -> list[Run]:
-    runs = []
-    for i, dropout in enumerate((0.0, 0.05, 0.1, 0.4, 0.45, 0.5)):
-        train = falling_loss(12, end=0.02)
-        curve = rising(0.9, 12)
-        if dropout < 0.3:  # validation loss bottoms out at epoch 5 + i, then rises
-            low = 4 + i
-            val = [
-                0.5 - 0.05 * e if e <= low else 0.5 - 0.05 * low + 0.04 * (e - low)
-                for e in range(12)
-            ]
-            peak = low + 2  # accuracy peaks two epochs after the loss's minimum, then slips
-            curve = [
-                a if e <= peak else curve[peak] - 0.01 * (e - peak) for e, a in enumerate(curve)
-            ]
-        else:
-            val = falling_loss(12, end=0.2)
-        runs.append(Run(config(dropout=dropout), curve, train_loss=train, val_loss=val))
-    return runs
-
-
-def test_overfitting_finds_where_it_starts_and_what_prevented_it(storage_url):
-    study = trials_of(storage_url, overfitting_runs())
+def test_overfitting_finds_where_it_starts_and_what_prevented_it():
+    study = trials_of(overfitting_runs())
     assert [overfit_start(t) for t in study.trials] == [5, 6, 7, None, None, None]
     [found] = overfitting(study)
     assert found.kind == "overfit"
@@ -108,34 +85,31 @@ def test_overfitting_finds_where_it_starts_and_what_prevented_it(storage_url):
     assert [e["epoch"] for e in found.evidence] == [5, 6, 7]
 
 
-def test_a_rising_validation_loss_with_accuracy_still_improving_is_not_overfitting(storage_url):
+def test_a_rising_validation_loss_with_accuracy_still_improving_is_not_overfitting():
     val = [0.5 - 0.05 * e if e <= 4 else 0.3 + 0.04 * (e - 4) for e in range(12)]
     run = Run(config(), rising(0.95, 12), train_loss=falling_loss(12, end=0.02), val_loss=val)
-    assert overfitting(trials_of(storage_url, [run])) == []
+    assert overfitting(trials_of([run])) == []
 
 
-def test_overfitting_is_silent_when_validation_loss_barely_moves_or_training_loss_rises(
-    storage_url,
-):
+def test_overfitting_is_silent_when_validation_loss_barely_moves_or_training_loss_rises():
     flat = [0.30, 0.25, 0.20, 0.20, 0.205, 0.206, 0.207]  # +3.5%: within noise
     both_rise = [0.3, 0.2, 0.15, 0.2, 0.3, 0.4, 0.5]
     runs = [
         Run(config(), rising(0.9, 7), train_loss=falling_loss(7), val_loss=flat),
         Run(config(), rising(0.9, 7), train_loss=both_rise, val_loss=both_rise),
     ]
-    assert overfitting(trials_of(storage_url, runs)) == []
+    assert overfitting(trials_of(runs)) == []
 
 
 # ---- underfitting ----
 
 
-def test_underfitting_fires_when_the_best_run_was_still_improving(storage_url):
+def test_underfitting_fires_when_the_best_run_was_still_improving():
     still = [0.5 + 0.04 * e for e in range(9)]  # climbing to the last epoch
     same_loss = [1.0 - 0.08 * e for e in range(9)]
     runs = [Run(config(), still, train_loss=same_loss, val_loss=same_loss)]
     runs += [Run(config(learning_rate=0.1), rising(0.6, 9)) for _ in range(3)]
-    space = dict(trials_of(storage_url, runs).space, epochs=9)
-    study = trials_of(storage_url.replace(".db", "2.db"), runs, space=space)
+    study = trials_of(runs, space=dict(DEFAULT_SPACE, epochs=9))  # 9 epochs at most
     [found] = underfitting(study)
     assert found.kind == "underfit"
     assert "#0" in found.title and "maximum of 9 epochs" in found.title
@@ -143,11 +117,11 @@ def test_underfitting_fires_when_the_best_run_was_still_improving(storage_url):
     assert "Raise `epochs`" in found.suggestion
 
 
-def test_underfitting_is_silent_when_the_best_run_levelled_off(storage_url):
+def test_underfitting_is_silent_when_the_best_run_levelled_off():
     runs = [Run(config(), rising(0.9, 20))]  # best epoch is the last, but the gain is ~0
     runs[0].curve[5:] = [0.9] * 15
     runs += [Run(config(learning_rate=0.1), rising(0.6, 20)) for _ in range(3)]
-    assert underfitting(trials_of(storage_url, runs)) == []
+    assert underfitting(trials_of(runs)) == []
 
 
 # ---- slow learning ----
@@ -163,21 +137,21 @@ def slow_runs(slow_first: float) -> list[Run]:
     return runs
 
 
-def test_slow_learning_fires_for_sigmoid_with_mean_squared_error(storage_url):
-    [found] = slow_learning(trials_of(storage_url, slow_runs(0.2)))
+def test_slow_learning_fires_for_sigmoid_with_mean_squared_error():
+    [found] = slow_learning(trials_of(slow_runs(0.2)))
     assert found.kind == "slow"
     assert "sigmoid or tanh with mean squared error" in found.title
     assert "0.22" in found.title  # the group's median after one epoch
     assert len(found.evidence) == 5
 
 
-def test_slow_learning_is_silent_when_the_group_keeps_up(storage_url):
-    assert slow_learning(trials_of(storage_url, slow_runs(0.86))) == []
+def test_slow_learning_is_silent_when_the_group_keeps_up():
+    assert slow_learning(trials_of(slow_runs(0.86))) == []
 
 
-def test_slow_learning_does_not_blame_mean_squared_error_in_regression(storage_url):
+def test_slow_learning_does_not_blame_mean_squared_error_in_regression():
     runs = slow_runs(0.2)
-    study = trials_of(storage_url, runs, task="regression", metric="rmse")
+    study = trials_of(runs, task="regression", metric="rmse")
     assert slow_learning(study) == []
 
 
@@ -197,77 +171,76 @@ def adagrad_share_runs(adagrad_final: float) -> list[Run]:
     return runs
 
 
-def test_wasted_budget_names_the_region_that_never_worked(storage_url):
-    found = wasted_budget(trials_of(storage_url, adagrad_share_runs(0.5)))
+def test_wasted_budget_names_the_region_that_never_worked():
+    found = wasted_budget(trials_of(adagrad_share_runs(0.5)))
     assert found and found[0].kind == "wasted"
     assert "optimizer = adagrad" in found[0].title
     assert "33%" in found[0].title  # 6 of 18 runs of 9 epochs each
     assert "adagrad" in found[0].suggestion
 
 
-def test_wasted_budget_is_silent_when_the_region_competes(storage_url):
-    found = wasted_budget(trials_of(storage_url, adagrad_share_runs(0.95)))
+def test_wasted_budget_is_silent_when_the_region_competes():
+    found = wasted_budget(trials_of(adagrad_share_runs(0.95)))
     assert not any("adagrad" in d.title for d in found)
 
 
 # ---- edge of the space ----
 
 
-def test_a_best_learning_rate_at_the_top_of_its_range_says_widen_it(storage_url):
+def test_a_best_learning_rate_at_the_top_of_its_range_says_widen_it():
     runs = varied_runs(20, score=lambda c: 0.5 + 0.4 * math.log10(c["learning_rate"] * 1e4) / 4)
     runs.append(Run(config(learning_rate=0.95), rising(0.95, 9)))
-    found = edge_of_space(trials_of(storage_url, runs))
+    found = edge_of_space(trials_of(runs))
     [lr] = [d for d in found if "learning_rate" in d.title]
     assert lr.kind == "edge"
     assert "Widen the range of learning_rate above 1" in lr.suggestion
 
 
-def test_edges_are_silent_for_a_best_inside_the_range_and_for_no_dropout(storage_url):
+def test_edges_are_silent_for_a_best_inside_the_range_and_for_no_dropout():
     runs = varied_runs(20)
     runs.append(Run(config(learning_rate=1e-3, dropout=0.0, units=[128]), rising(0.99, 9)))
-    assert edge_of_space(trials_of(storage_url, runs)) == []
+    assert edge_of_space(trials_of(runs)) == []
 
 
 # ---- too few trials ----
 
 
-def test_too_few_trials_fires_for_a_handful_and_not_for_many(storage_url):
-    [found] = too_few_trials(trials_of(storage_url, varied_runs(6)))
+def test_too_few_trials_fires_for_a_handful_and_not_for_many():
+    [found] = too_few_trials(trials_of(varied_runs(6)))
     assert found.kind == "few_trials" and "Only 6" in found.title
-    other = storage_url.replace(".db", "2.db")
-    assert too_few_trials(trials_of(other, varied_runs(60))) == []
+    assert too_few_trials(trials_of(varied_runs(60))) == []
 
 
 # ---- importance, interactions, the whole analysis ----
 
 
-def test_importance_ranks_the_hyperparameter_that_drives_the_score_first(storage_url):
+def test_importance_ranks_the_hyperparameter_that_drives_the_score_first():
     def score(c):
         return 0.95 - 0.15 * abs(math.log10(c["learning_rate"]) + 3)
 
-    values = importance(trials_of(storage_url, varied_runs(60, score=score)))["values"]
+    values = importance(trials_of(varied_runs(60, score=score)))["values"]
     assert max(values, key=values.get) == "learning_rate"
     assert values["learning_rate"] > 0.5
     assert math.isclose(sum(values.values()), 1.0, abs_tol=1e-3)
     assert "epochs" not in values
 
 
-def test_importance_needs_enough_trials(storage_url):
-    result = importance(trials_of(storage_url, varied_runs(4)))
+def test_importance_needs_enough_trials():
+    result = importance(trials_of(varied_runs(4)))
     assert result["values"] == {} and "at least" in result["note"]
 
 
-def test_an_interaction_of_learning_rate_and_optimizer_is_found(storage_url):
+def test_an_interaction_of_learning_rate_and_optimizer_is_found():
     def score(c):  # sgd wants a high rate, the others a low one: neither alone explains it
         high = c["learning_rate"] > 1e-2
         return 0.9 if high == (c["optimizer"] == "sgd") else 0.5
 
-    pairs = interactions(trials_of(storage_url, varied_runs(120, score=score)))
+    pairs = interactions(trials_of(varied_runs(120, score=score)))
     assert pairs and set(pairs[0]["params"]) == {"learning_rate", "optimizer"}
     assert len(pairs[0]["points"]) == 120
 
 
-def test_additive_effects_show_no_interaction(storage_url):
+def test_additive_effects_show_no_interaction():
     rng = np.random.default_rng(3)
 
     def score(c):
@@ -278,13 +251,13 @@ def test_additive_effects_show_no_interaction(storage_url):
             + rng.normal(0, 0.01)
         )
 
-    pairs = interactions(trials_of(storage_url, varied_runs(120, score=score)))
+    pairs = interactions(trials_of(varied_runs(120, score=score)))
     assert not any(set(p["params"]) == {"learning_rate", "optimizer"} for p in pairs)
 
 
-def test_analyze_gives_plain_json_with_everything_the_report_draws(storage_url):
-    runs = sgd_runs_diverging_above(0.3) + varied_runs(30) + overfitting_runs()
-    result = analyze(write_study(storage_url, runs)).to_dict()
+def test_analyze_gives_plain_json_with_everything_the_report_draws():
+    runs = mixed_runs()
+    result = analyze(in_memory(runs)).to_dict()
     text = json.dumps(result, allow_nan=False)  # no NaN: diverged epochs become null
     assert json.loads(text)["study"] == "synthetic"
     assert result["counts"] == {"complete": len(runs) - 3, "diverged": 3}
@@ -304,18 +277,19 @@ def test_analyze_gives_plain_json_with_everything_the_report_draws(storage_url):
     assert weights == sorted(weights, reverse=True)
 
 
-def test_a_study_with_no_finished_trial_analyzes_without_error(storage_url):
+def test_a_study_with_no_finished_trial_analyzes_without_error():
     import optuna
 
-    study = write_study(storage_url, [])
+    storage = optuna.storages.InMemoryStorage()
+    study = write_study(storage, [])
     study.ask()  # one running trial, nothing finished
-    result = analyze(optuna.load_study(study_name="synthetic", storage=storage_url))
+    result = analyze(optuna.load_study(study_name="synthetic", storage=storage))
     assert result.best is None and result.importance["values"] == {}
     assert result.diagnostics == []
 
 
 @pytest.mark.parametrize("state", ["pruned", "complete"])
-def test_scores_are_each_trials_best_value_whatever_its_state(storage_url, state):
+def test_scores_are_each_trials_best_value_whatever_its_state(state):
     runs = [Run(config(), [0.5, 0.7, 0.6], state=state)]
-    [t] = trials_of(storage_url, runs).trials
+    [t] = trials_of(runs).trials
     assert t.score == 0.7 and t.state == state and t.params["epochs"] == 2

@@ -9,6 +9,9 @@ import pytest
 
 from .helpers import dltune, dltune_process
 
+# Under pytest-xdist, on one worker: the session's trained study is then trained once.
+pytestmark = pytest.mark.xdist_group("trained")
+
 
 def test_run_prints_one_line_per_trial_the_best_and_what_the_study_shows(trained):
     _, run = trained

@@ -1,29 +1,38 @@
 """`dltune run --ray` on a real local Ray cluster of two nodes (a head and one more), inside a
 network namespace of the test's own so that all traffic stays on loopback (../shared/GUIDE.md):
-a study completes across both nodes, and survives a worker killed mid-study.
+one study runs across both nodes and survives a worker killed mid-study; and a bad address is a
+clear error at once (no cluster needed: in this process).
 
-Needs root, `ip` and Ray (the extra dltune[ray]); skipped otherwise, unless DLTUNE_REQUIRE_RAY=1
-(CI), where a missing piece fails instead.
+The cluster test needs root, `ip` and Ray (the extra dltune[ray]); skipped otherwise, unless
+DLTUNE_REQUIRE_RAY=1 (CI), where a missing piece fails instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .helpers import SMALL_SPACE
+from .helpers import SMALL_SPACE, dltune, dltune_command, require_or_skip
 
 PORT = 6391
-pytestmark = pytest.mark.slow
+TRIALS = 16
+START_S = 120  # one `ray start`: seconds at most
+STUDY_S = 300  # the whole study: seconds at most
+
+FINISHED = ("COMPLETE", "PRUNED")
 
 
 def _missing() -> str | None:
@@ -36,31 +45,69 @@ def _missing() -> str | None:
     return None
 
 
+def _pids_in(ns: str) -> set[int]:
+    """Every process in network namespace `ns`: the cluster, its workers, the driver."""
+    listed = subprocess.run(
+        ["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=30
+    ).stdout
+    return {int(pid) for pid in listed.split()}
+
+
+def _kill_all_in(ns: str, within: float = 30) -> None:
+    """SIGKILL every process in `ns` (what `ray stop --force` sends, but only to this test's
+    cluster, and without its start-up and waits), until none is left."""
+    deadline = time.monotonic() + within
+    while pids := _pids_in(ns):
+        assert time.monotonic() < deadline, f"processes {sorted(pids)} outlived SIGKILL"
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):  # gone meanwhile
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+@dataclass
+class Namespace:
+    """A network namespace: the command lines that run in it, the processes that do."""
+
+    name: str
+
+    def inside(self, *command: str) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *command]
+
+    def pids(self) -> set[int]:
+        return _pids_in(self.name)
+
+
 @pytest.fixture(scope="module")
-def cluster():
-    missing = _missing()
-    if missing:
-        if os.environ.get("DLTUNE_REQUIRE_RAY") == "1":
-            pytest.fail(f"DLTUNE_REQUIRE_RAY=1 but {missing}")
-        pytest.skip(missing)
+def cluster() -> Iterator[Namespace]:
+    """A head and one more node, one CPU each, in a fresh namespace with only loopback; its
+    own Ray folder (sessions, logs, sockets), removed at the end."""
+    require_or_skip(_missing(), "DLTUNE_REQUIRE_RAY")
     ns = f"dltune-{uuid.uuid4().hex[:8]}"
+    inside = Namespace(ns).inside
     ray = str(Path(sys.executable).with_name("ray"))
-
-    def inside(*command: str, **kwargs):
-        return ["ip", "netns", "exec", ns, *command]
-
-    subprocess.run(["ip", "netns", "add", ns], check=True)
+    folder = tempfile.mkdtemp(prefix="dltune-ray-", dir="/tmp")  # short: Unix socket paths
+    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=30)
     try:
-        subprocess.run(inside("ip", "link", "set", "lo", "up"), check=True)
-        common = ["--num-cpus=1", "--disable-usage-stats"]
-        head = [ray, "start", "--head", f"--port={PORT}", "--include-dashboard=false", *common]
-        subprocess.run(inside(*head), check=True, capture_output=True, timeout=120)
-        node = [ray, "start", f"--address=127.0.0.1:{PORT}", *common]
-        subprocess.run(inside(*node), check=True, capture_output=True, timeout=120)
-        yield inside
+        subprocess.run(inside("ip", "link", "set", "lo", "up"), check=True, timeout=30)
+        # no log monitor: the driver does not stream the workers' logs (log_to_driver=False)
+        common = ["--num-cpus=1", "--disable-usage-stats", "--include-log-monitor=false"]
+        head = [ray, "start", "--head", f"--port={PORT}", f"--temp-dir={folder}"]
+        subprocess.run(
+            inside(*head, "--include-dashboard=false", *common),
+            check=True,
+            capture_output=True,
+            timeout=START_S,
+        )
+        node = [ray, "start", f"--address=127.0.0.1:{PORT}", *common]  # the head's folder
+        subprocess.run(inside(*node), check=True, capture_output=True, timeout=START_S)
+        yield Namespace(ns)
     finally:
-        subprocess.run(inside(ray, "stop", "--force"), capture_output=True, timeout=120)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        try:
+            _kill_all_in(ns)
+        finally:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def states(db: Path) -> list[str]:
@@ -71,72 +118,57 @@ def states(db: Path) -> list[str]:
         return []
 
 
-def dltune_run(inside, tmp_path: Path, trials: int, epochs: int = 3) -> list[str]:
-    space = tmp_path / "small.yaml"
-    space.write_text(SMALL_SPACE.replace("epochs: 3", f"epochs: {epochs}"))
-    return inside(
-        sys.executable,
-        "-m",
-        "dltune.cli",
-        "run",
-        str(space),
-        "--trials",
-        str(trials),
-        "--seed",
-        "0",
-        "--ray",
-        f"127.0.0.1:{PORT}",
-        "--storage",
-        f"sqlite:///{tmp_path}/r.db",
-    )
-
-
-def test_a_study_completes_across_both_nodes(cluster, tmp_path):
-    run = subprocess.run(
-        dltune_run(cluster, tmp_path, 8), capture_output=True, text=True, timeout=300
-    )
-    assert run.returncode == 0, run.stderr
-    assert "2 workers" in run.stdout  # one actor per CPU: one on each node
-    final = states(tmp_path / "r.db")
-    assert len(final) == 8 and set(final) <= {"COMPLETE", "PRUNED"}
-
-
-def test_a_worker_killed_mid_study_and_the_study_still_completes(cluster, tmp_path):
-    driver = subprocess.Popen(
-        dltune_run(cluster, tmp_path, 16, epochs=9),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+@pytest.mark.slow
+def test_a_study_runs_across_both_nodes_and_survives_a_worker_killed_mid_study(cluster, tmp_path):
+    """One driver, one study of 16 trials on the two nodes' two actors ("2 workers"); once
+    three trials have finished, one actor is SIGKILLed mid-epoch (the actors train all the
+    time); the study still completes: every trial COMPLETE or PRUNED, none running or failed."""
+    (tmp_path / "small.yaml").write_text(SMALL_SPACE.replace("epochs: 3", "epochs: 9"))
     db = tmp_path / "r.db"
-    deadline = time.monotonic() + 180
-    while not (db.exists() and sum(s != "RUNNING" for s in states(db)) >= 3):
-        assert driver.poll() is None and time.monotonic() < deadline, "the study never got going"
-        time.sleep(0.3)
-    workers = subprocess.run(
-        ["pgrep", "-f", "ray::TrialWorker"], capture_output=True, text=True
-    ).stdout.split()
-    assert len(workers) == 2
-    os.kill(int(workers[0]), signal.SIGKILL)  # mid-epoch: the actor trains all the time
-    output, _ = driver.communicate(timeout=300)
+    run = ["run", "small.yaml", "--trials", str(TRIALS), "--seed", "0"]
+    run += ["--ray", f"127.0.0.1:{PORT}", "--storage", f"sqlite:///{db}"]
+    log = tmp_path / "driver.log"
+    with log.open("w") as out:  # a file, not a pipe: no pipe to fill while the test waits
+        driver = subprocess.Popen(
+            cluster.inside(*dltune_command(*run)),
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+    try:
+        deadline = time.monotonic() + STUDY_S
+        while (done := sum(s in FINISHED for s in states(db))) < 3:
+            assert driver.poll() is None, f"the driver ended early:\n{log.read_text()}"
+            assert time.monotonic() < deadline, "the study never got going"
+            time.sleep(0.2)
+        assert done < TRIALS, "the study ended before the kill"  # mid-study
+        listed = subprocess.run(
+            ["pgrep", "-f", "ray::TrialWorker"], capture_output=True, text=True, timeout=30
+        ).stdout.split()
+        workers = sorted(int(pid) for pid in listed if int(pid) in cluster.pids())
+        assert len(workers) == 2, workers  # one actor per CPU: one on each node
+        os.kill(workers[0], signal.SIGKILL)  # mid-epoch: the actor trains all the time
+        driver.wait(timeout=STUDY_S)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait(timeout=30)
+    output = log.read_text()
     assert driver.returncode == 0, output
+    assert "2 workers" in output, output  # the study started on both nodes' actors
+    assert all(f":{pid}" in output for pid in workers), output  # ...these two
     final = states(db)
-    assert len(final) == 16
-    assert set(final) <= {"COMPLETE", "PRUNED"}  # none left running, none failed
+    assert len(final) == TRIALS
+    assert set(final) <= set(FINISHED)  # none left running, none failed
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:1", "not-an-address"])
 def test_an_unreachable_or_malformed_ray_address_is_a_clear_error_not_a_hang(tmp_path, address):
-    space = tmp_path / "small.yaml"
-    space.write_text(SMALL_SPACE)
+    (tmp_path / "small.yaml").write_text(SMALL_SPACE)
     started = time.monotonic()
-    run = subprocess.run(
-        [sys.executable, "-m", "dltune.cli", "run", str(space), "--trials", "1", "--ray", address],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = dltune("run", "small.yaml", "--trials", "1", "--ray", address, cwd=tmp_path)
     assert run.returncode == 2
     assert "--ray" in run.stderr and "Traceback" not in run.stderr
     assert time.monotonic() - started < 60

@@ -1,10 +1,13 @@
 """The HTML report: sections, escaping, offline, and a real study rendered in headless Chromium;
-`dltune report` and `dltune dashboard` on the command line."""
+`dltune report` and `dltune dashboard` on the command line.
+
+The report reads only the study it is given, so its studies live in Optuna's in-memory storage;
+the command line and the dashboard server are given a SQLite URL."""
 
 from __future__ import annotations
 
 import json
-import os
+import multiprocessing
 import re
 import shutil
 import socket
@@ -12,21 +15,21 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 
 import pytest
 
 from dltune.report import write_report
 from dltune.report.html import SECTIONS
 
-from .synthetic_studies import Run, config, rising, varied_runs, write_study
-from .test_analysis import overfitting_runs, sgd_runs_diverging_above
+from .helpers import dltune, dltune_command, require_or_skip
+from .synthetic_studies import Run, config, in_memory, mixed_runs, rising, varied_runs, write_study
 
 HOSTILE = '<script>alert("x")</script>&<img src=x onerror=alert(1)>'
 
 
-def test_the_report_has_every_section_and_draws_without_script(storage_url, tmp_path):
-    runs = sgd_runs_diverging_above(0.3) + varied_runs(30) + overfitting_runs()
-    page = write_report(write_study(storage_url, runs), tmp_path / "r.html").read_text()
+def test_the_report_has_every_section_and_draws_without_script(tmp_path):
+    page = write_report(in_memory(mixed_runs()), tmp_path / "r.html").read_text()
     for key, title in SECTIONS:
         assert f'<section id="{key}"><h2>{title}</h2>' in page
     assert page.count("<svg") >= 10  # importance, 9 effects, epochs, history, curves
@@ -38,31 +41,29 @@ def test_the_report_has_every_section_and_draws_without_script(storage_url, tmp_
     assert re.search(r"sgd runs? with learning_rate ≥ 0.3 diverged", page)
 
 
-def test_user_strings_are_escaped(storage_url, tmp_path):
+def test_user_strings_are_escaped(tmp_path):
     runs = varied_runs(10)
     runs.append(Run(config(activation=HOSTILE), rising(0.99, 9)))  # the best trial
-    study = write_study(storage_url, runs, name=HOSTILE)
+    study = in_memory(runs, name=HOSTILE)
     page = write_report(study, tmp_path / "r.html").read_text()
     assert HOSTILE not in page
     assert "<script" not in page and "<img" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
 
 
-def test_a_study_without_finished_trials_still_gets_a_report(storage_url, tmp_path):
-    study = write_study(storage_url, [])
+def test_a_study_without_finished_trials_still_gets_a_report(tmp_path):
+    study = in_memory([])
     page = write_report(study, tmp_path / "r.html").read_text()
     assert "No trial has finished yet" in page
 
 
 def test_report_command_errors_name_the_study_and_the_folder(storage_url, tmp_path):
     write_study(storage_url, varied_runs(5), name="only")
-    cli = [sys.executable, "-m", "dltune.cli", "report", "--storage", storage_url]
-    missing = subprocess.run([*cli, "--study", "onyl"], capture_output=True, text=True)
+    cli = ("report", "--storage", storage_url)
+    missing = dltune(*cli, "--study", "onyl", cwd=tmp_path)
     assert missing.returncode == 2
     assert "'onyl' is not in" in missing.stderr and "only" in missing.stderr
-    folder = subprocess.run(
-        [*cli, "-o", str(tmp_path / "nowhere" / "r.html")], capture_output=True, text=True
-    )
+    folder = dltune(*cli, "-o", str(tmp_path / "nowhere" / "r.html"), cwd=tmp_path)
     assert folder.returncode == 2 and "does not exist" in folder.stderr
 
 
@@ -81,15 +82,17 @@ def browser_or_skip() -> str:
         import playwright  # noqa: F401
     except ImportError:
         path = None
-    if path is None:
-        if os.environ.get("DLTUNE_REQUIRE_BROWSER") == "1":
-            pytest.fail("chromium and playwright are required (DLTUNE_REQUIRE_BROWSER=1)")
-        pytest.skip("chromium or playwright is not installed")
+    require_or_skip(
+        None if path is not None else "chromium or playwright is not installed",
+        "DLTUNE_REQUIRE_BROWSER",
+    )
+    assert path is not None
     return path
 
 
 @pytest.mark.slow
-def test_a_real_study_report_renders_in_headless_chromium_offline(blobs, storage_url, tmp_path):
+def test_a_real_study_report_renders_in_headless_chromium_offline(blobs, tmp_path):
+    import optuna
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
@@ -105,7 +108,8 @@ def test_a_real_study_report_renders_in_headless_chromium_offline(blobs, storage
         "batch_size": [32, 64],
         "epochs": 4,
     }
-    result = tune(space, blobs, storage=storage_url, trials=12, seed=0)
+    # Trained for real, kept in memory: in a SQLite file the same 12 trials take 20x longer.
+    result = tune(space, blobs, storage=optuna.storages.InMemoryStorage(), trials=12, seed=0)
     path = write_report(result.study, tmp_path / "report.html")
 
     problems: list[str] = []
@@ -149,6 +153,7 @@ def _ink(image) -> float:
 
 
 def test_dashboard_without_the_extra_names_it(storage_url):
+    # A fresh interpreter, where optuna_dashboard can be blocked before anything imports it.
     code = "import sys; sys.modules['optuna_dashboard'] = None; from dltune.cli import main; main()"
     run = subprocess.run(
         [sys.executable, "-c", code, "dashboard", "--storage", storage_url],
@@ -160,26 +165,48 @@ def test_dashboard_without_the_extra_names_it(storage_url):
     assert "pip install 'dltune[dashboard]'" in run.stderr
 
 
+def _serve_dashboard(storage_url: str, port: int) -> None:
+    """`dltune dashboard` in the server's own process (a fork of this one)."""
+    from dltune.cli import main
+
+    main(["dashboard", "--storage", storage_url, "--port", str(port)])
+
+
+def _start_dashboard(storage_url: str, port: int) -> tuple[Callable[[], bool], Callable[[], None]]:
+    """The server started as a process of its own: (is it running, stop it). Forked where the
+    platform can, so that it starts in milliseconds with optuna_dashboard (and the scikit-learn
+    that it imports) already loaded; elsewhere `python -m dltune.cli dashboard` (seconds)."""
+    if "fork" in multiprocessing.get_all_start_methods():
+        child = multiprocessing.get_context("fork").Process(
+            target=_serve_dashboard, args=(storage_url, port), daemon=True
+        )
+        child.start()
+
+        def stop_child() -> None:
+            child.terminate()
+            child.join(timeout=30)
+
+        return child.is_alive, stop_child
+    server = subprocess.Popen(
+        dltune_command("dashboard", "--storage", storage_url, "--port", str(port)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def stop_server() -> None:
+        server.terminate()
+        server.wait(timeout=30)
+
+    return lambda: server.poll() is None, stop_server
+
+
 def test_dashboard_serves_the_study(storage_url):
     pytest.importorskip("optuna_dashboard")
     write_study(storage_url, varied_runs(3), name="served")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dltune.cli",
-            "dashboard",
-            "--storage",
-            storage_url,
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    running, stop = _start_dashboard(storage_url, port)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -190,10 +217,9 @@ def test_dashboard_serves_the_study(storage_url):
                     studies = json.loads(response.read())
                 break
             except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
+                if time.monotonic() > deadline or not running():
                     raise
-                time.sleep(0.5)
+                time.sleep(0.02)  # not listening yet
         assert [s["study_name"] for s in studies["study_summaries"]] == ["served"]
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop()
