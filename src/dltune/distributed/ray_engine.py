@@ -276,20 +276,30 @@ def _ray() -> Any:
     return ray
 
 
+def check_address(address: str) -> tuple[str, int] | None:
+    """(host, port) of a HOST:PORT address, None for "auto"; an error for anything else.
+    Checked with the other settings, before any data is loaded or storage opened."""
+    if address == "auto":
+        return None
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise StudyError(
+            f"{param('ray', address)} is not an address; give HOST:PORT of the head node "
+            "(e.g. 127.0.0.1:6379) or 'auto'"
+        )
+    return host, int(port)
+
+
 def connect(address: str) -> None:
     """Join the cluster at `address` ("auto" or HOST:PORT), or a clear error within seconds."""
     ray = _ray()
     if ray.is_initialized():
         return
-    if address != "auto":
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
-            raise StudyError(
-                f"{param('ray', address)} is not an address; give HOST:PORT of the head node "
-                "(e.g. 127.0.0.1:6379) or 'auto'"
-            )
+    where = check_address(address)
+    if where is not None:
+        host, port = where
         try:  # ray.init may retry for a minute or more: check that something listens first
-            socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
         except OSError as exc:
             raise StudyError(
                 f"{param('ray', address)}: nothing answers there ({exc}); start the cluster with "

@@ -80,6 +80,10 @@ class TuneSettings:
             raise DLTuneError(f"{param('epoch_budget', self.epoch_budget)}: give more than 0")
         if isinstance(self.memory, str) and self.memory.strip().lower() != "auto":
             parse_memory(self.memory)
+        if self.ray is not None:
+            from ..distributed.ray_engine import check_address
+
+            check_address(self.ray)
         if self.ray is not None and self.workers > 1:
             raise DLTuneError(
                 f"{param('ray')} and {param('workers')} do not mix: Ray places the workers itself"
