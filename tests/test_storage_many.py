@@ -5,6 +5,9 @@ whose role may create databases and roles (.ci/with-postgres starts such a throw
 for CI). Without one they are skipped, unless DLTUNE_REQUIRE_POSTGRES=1 (CI), where they fail.
 Each test works in a database of its own, dropped at the end.
 
+The command line runs in this process (tests/helpers.py's `dltune`) but where several processes
+on one storage are the point: there two real `python -m dltune.cli run` processes share a study.
+
 Every network wait has a limit: the error tests measure how long a bad URL takes to fail.
 """
 
@@ -34,7 +37,7 @@ from dltune.storage.schema import HEARTBEAT as HEARTBEAT_ATTR
 from dltune.storage.schema import TEST_PREFIX
 from dltune.study import tune
 
-from .helpers import SMALL_SPACE
+from .helpers import SMALL_SPACE, dltune, dltune_command, require_or_skip
 
 SMALL = {
     "layers": [1, 2],
@@ -51,26 +54,15 @@ SMALL = {
 QUICK = 15  # seconds: a bad storage must be reported within this (connect timeout: 10 s)
 
 
-def dltune(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dltune.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-
-
-def start_dltune(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "dltune.cli", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+def need_driver() -> None:
+    """psycopg2 (the extra dltune[postgres]): skipped without it, unless CI requires it."""
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        require_or_skip(
+            "psycopg2 is not installed (pip install 'dltune[postgres]')",
+            "DLTUNE_REQUIRE_POSTGRES",
+        )
 
 
 @pytest.fixture
@@ -85,10 +77,23 @@ def run_two_together(project: Path, storage: str, trials: tuple[int, int]) -> No
     """Two `dltune run` processes on one study, started together; both must succeed."""
     args = ["run", "small.yaml", "--data", "blobs.npz", "--study", "shared", "--storage", storage]
     runs = [
-        start_dltune(*args, "--trials", str(n), "--seed", str(i), cwd=project)
+        subprocess.Popen(
+            dltune_command(*args, "--trials", str(n), "--seed", str(i)),
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
         for i, n in enumerate(trials)
     ]
-    outputs = [r.communicate(timeout=240) for r in runs]
+    try:
+        outputs = [r.communicate(timeout=240) for r in runs]
+    finally:
+        for run in runs:  # a hung one is not left behind
+            if run.poll() is None:
+                run.kill()
+                run.communicate(timeout=30)
     for run, (out, err) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, f"{out}\n{err}"
 
@@ -175,7 +180,7 @@ def free_port() -> int:
 def test_a_server_that_never_answers_times_out(monkeypatch):
     """A port that accepts connections and then says nothing (a hung server, a firewall that
     swallows packets): the connect timeout ends the wait with a clear error."""
-    pytest.importorskip("psycopg2")
+    need_driver()
     monkeypatch.setenv("DLTUNE_CONNECT_TIMEOUT", "2")  # 10 s by default
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -198,10 +203,10 @@ def test_a_bad_connect_timeout_setting_is_a_clear_error(monkeypatch):
 
 
 def test_nothing_listening_exits_2_at_once(tmp_path):
-    pytest.importorskip("psycopg2")
+    need_driver()
     started = time.perf_counter()
     url = f"postgresql://me:s3cret@127.0.0.1:{free_port()}/x"
-    run = dltune("run", "--storage", url, cwd=tmp_path, timeout=60)
+    run = dltune("run", "--storage", url, cwd=tmp_path)
     assert run.returncode == 2, run.stderr
     assert time.perf_counter() - started < QUICK
     assert "Connection refused" in run.stderr and "server runs" in run.stderr
@@ -223,15 +228,12 @@ def test_a_study_on_a_journal_file_runs_and_resumes(blobs, tmp_path):
     assert all(isinstance(t.system_attrs.get(HEARTBEAT_ATTR), float) for t in trials)
     assert again.best is not None and 0.9 < again.best["test"] <= 1.0
     # the other commands read it as they read a database
-    from click.testing import CliRunner
-
-    from dltune.cli import main
-
     for command in ("best", "trials", "studies"):
-        shown = CliRunner().invoke(main, [command, "--storage", url, "--json"])
-        assert shown.exit_code == 0, shown.output
-        assert str(again.best["trial"]) in shown.output or command == "studies"
-    assert '"trials": 5' in CliRunner().invoke(main, ["studies", "--storage", url, "--json"]).output
+        shown = dltune(command, "--storage", url, "--json", cwd=tmp_path)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert str(again.best["trial"]) in shown.stdout or command == "studies"
+        if command == "studies":
+            assert '"trials": 5' in shown.stdout
 
 
 def test_a_journal_trial_without_heartbeats_is_failed_later(tmp_path):
@@ -288,7 +290,6 @@ def test_two_processes_share_one_journal_file(project):
 
 def _admin_url() -> str:
     url = os.environ.get("DLTUNE_TEST_POSTGRES_URL")
-    required = os.environ.get("DLTUNE_REQUIRE_POSTGRES") == "1"
     why = None
     if not url:
         why = "DLTUNE_TEST_POSTGRES_URL is not set"
@@ -301,10 +302,7 @@ def _admin_url() -> str:
             why = "psycopg2 is not installed (pip install 'dltune[postgres]')"
         except Exception as exc:
             why = f"PostgreSQL at {display_url(url)} cannot be reached: {exc}"
-    if why is not None:
-        if required:
-            pytest.fail(f"{why} (DLTUNE_REQUIRE_POSTGRES=1)")
-        pytest.skip(why)
+    require_or_skip(why, "DLTUNE_REQUIRE_POSTGRES")
     assert url is not None
     return url
 
