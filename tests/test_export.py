@@ -8,7 +8,6 @@ import math
 import pickle
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +19,8 @@ from dltune.errors import DataError, ModelError
 from dltune.export import read_bundle, train_best
 from dltune.export.predict import predict_table, read_table, write_predictions
 from dltune.export.retrain import metric_of, scaled_epochs
+
+from .helpers import dltune as run_cli
 
 SMALL = {
     "layers": [1, 2],
@@ -150,8 +151,10 @@ def test_a_loaded_model_predicts_exactly_what_the_trained_one_did(classified):
 def test_the_card_test_metric_is_what_predict_gives_on_the_test_split(classified, tmp_path):
     root = classified["root"]
     out = tmp_path / "p.csv"
-    run = dltune_cli("predict", str(root / "model"), str(root / "test.npz"), "-o", str(out))
-    assert run.exit_code == 0, run.output
+    run = run_cli(
+        "predict", str(root / "model"), str(root / "test.npz"), "-o", str(out), cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
     header, rows = read_predictions(out)
     assert header == ["prediction", "probability_ant", "probability_bee", "probability_cat"]
     labels = np.array([r[0] for r in rows])
@@ -388,27 +391,18 @@ def test_loading_runs_no_pickle_and_no_torch_load(classified, monkeypatch):
 # ---- the command line ----------------------------------------------------------------------
 
 
-def dltune_cli(*args: str) -> Any:
-    """The command line in this process (a subprocess would spend seconds importing torch)."""
-    from click.testing import CliRunner
-
-    from dltune.cli import main
-
-    return CliRunner().invoke(main, list(args))
-
-
 def test_train_best_on_the_command_line_says_its_epoch_rule(classified, tmp_path):
     out = tmp_path / "model"
-    run = dltune_cli("train-best", "--storage", classified["storage"], "-o", str(out))
-    assert run.exit_code == 0, run.output
+    run = run_cli("train-best", "--storage", classified["storage"], "-o", str(out), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
     assert "epochs:" in run.stdout and "optimizer steps" in run.stdout
     assert "test accuracy:" in run.stdout
     # retrained from the same seeds: the same model as the one trained in this process
     again = dltune.load(out)
     x = classified["arrays"]["x_test"]
     assert np.array_equal(again.predict_proba(x), classified["result"].model.predict_proba(x))
-    wrong = dltune_cli("predict", str(out), str(classified["root"] / "blobs.npz"))
-    assert wrong.exit_code == 2 and wrong.stderr.startswith("error: ")
+    wrong = run_cli("predict", str(out), str(classified["root"] / "blobs.npz"), cwd=tmp_path)
+    assert wrong.returncode == 2 and wrong.stderr.startswith("error: ")
     assert "expected an array 'x'" in wrong.stderr
 
 
@@ -420,8 +414,8 @@ def test_export_on_the_command_line_writes_a_checked_file(classified, tmp_path, 
 
     folder = tmp_path / "model"
     shutil.copytree(classified["root"] / "model", folder)
-    run = dltune_cli("export", str(folder), "--format", "torchscript")
-    assert run.exit_code == 0, run.output
+    run = run_cli("export", str(folder), "--format", "torchscript", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
     assert "agrees with the torch model on 64 check rows" in run.stdout
     x = classified["arrays"]["x_test"]
     with torch.no_grad():
@@ -429,8 +423,8 @@ def test_export_on_the_command_line_writes_a_checked_file(classified, tmp_path, 
     np.testing.assert_allclose(got, classified["result"].model.predict_proba(x), atol=1e-5)
     # without the onnx extra (simulated): one line naming it, exit status 2
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    missing = dltune_cli("export", str(folder), "--format", "onnx")
-    assert missing.exit_code == 2 and "pip install 'dltune[onnx]'" in missing.stderr
+    missing = run_cli("export", str(folder), "--format", "onnx", cwd=tmp_path)
+    assert missing.returncode == 2 and "pip install 'dltune[onnx]'" in missing.stderr
 
 
 def test_a_table_with_named_columns_is_matched_by_name(classified):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import optuna
 import pytest
 
 from dltune import tune
@@ -20,9 +21,18 @@ SPACE = {
 }
 
 
+@pytest.fixture
+def memory():
+    """An in-memory study storage, for the tests of the schedule rather than of storing it
+    (SQLite's reads and writes were most of their time). What is about the stored form keeps
+    SQLite: the rungs stored as fractions, the resumed study reading its rungs back, the
+    workers (and test_tuner.py's population engine under ASHA)."""
+    return optuna.storages.InMemoryStorage()
+
+
 @pytest.mark.parametrize("engine", ["sequential", "population"])
-def test_asha_pauses_promotes_and_resumes_trials_where_they_stopped(blobs, storage_url, engine):
-    result = tune(SPACE, blobs, storage=storage_url, trials=15, seed=1, engine=engine, population=4)
+def test_asha_pauses_promotes_and_resumes_trials_where_they_stopped(blobs, memory, engine):
+    result = tune(SPACE, blobs, storage=memory, trials=15, seed=1, engine=engine, population=4)
     trials = result.study.trials
     rungs = [t.user_attrs[RUNGS] for t in trials]
     assert all(r["bracket"] == 0 for r in rungs)
@@ -46,8 +56,8 @@ def test_asha_pauses_promotes_and_resumes_trials_where_they_stopped(blobs, stora
     assert result.best is not None and result.best["best_epoch"] >= 1
 
 
-def test_hyperband_starts_brackets_at_different_rungs(blobs, storage_url):
-    result = tune(SPACE, blobs, storage=storage_url, trials=12, seed=0, schedule="hyperband")
+def test_hyperband_starts_brackets_at_different_rungs(blobs, memory):
+    result = tune(SPACE, blobs, storage=memory, trials=12, seed=0, schedule="hyperband")
     first_rungs = {}
     for trial in result.study.trials:
         rung = trial.user_attrs[RUNGS]
@@ -75,11 +85,11 @@ def test_rungs_inside_an_epoch_are_stored_as_fractions(blobs, storage_url):
         assert trial.intermediate_values[0] == pytest.approx(last)
 
 
-def test_the_epoch_budget_stops_training_where_it_is(blobs, storage_url):
+def test_the_epoch_budget_stops_training_where_it_is(blobs, memory):
     result = tune(
         SPACE,
         blobs,
-        storage=storage_url,
+        storage=memory,
         trials=100,
         seed=0,
         epoch_budget=12,
@@ -112,7 +122,10 @@ def test_a_resumed_study_reads_its_rungs_back(blobs, storage_url):
 
 
 def test_two_local_workers_share_one_study_and_its_budget(blobs, storage_url):
-    result = tune(SPACE, blobs, storage=storage_url, trials=10, seed=0, workers=2)
+    # Its time is the spawned worker's start (importing torch) and its five trials: three
+    # epochs rather than nine make each trial shorter without changing what is shared.
+    space = {**SPACE, "epochs": 3}
+    result = tune(space, blobs, storage=storage_url, trials=10, seed=0, workers=2)
     trials = result.study.trials
     assert len(trials) == 10 and result.trials_run == 10
     workers = [t.user_attrs["worker"] for t in trials]

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
+import yaml
 
 from dltune.errors import StudyError
 from dltune.storage import best_record, trial_records
 from dltune.study import ProgressListener, tune
+
+from .helpers import SMALL_SPACE
 
 SMALL = {
     "layers": [1, 2],
@@ -48,45 +54,65 @@ def test_running_again_continues_the_same_study(blobs, storage_url):
     assert params[2:4] != params[0:2]
 
 
-def test_the_test_split_is_evaluated_once_per_best_trial(blobs, storage_url):
-    result = tune(SMALL, blobs, storage=storage_url, trials=2, seed=2, schedule="none")
-    key = f"test:{result.best['trial']}"
-    assert result.study.user_attrs[key]["metric"] == "accuracy"
+def _trained_study(folder: Path) -> Any:
+    """The session's trained study (conftest's `trained`: `dltune run small.yaml --trials 4
+    --seed 0` on digits) in this test's copy of its folder."""
+    import optuna
+
+    from dltune.storage import open_storage
+
+    url = f"sqlite:///{folder / 'dltune.db'}"
+    return optuna.load_study(study_name="small-digits", storage=open_storage(url))
+
+
+def test_the_test_split_is_evaluated_once_per_best_trial(trained_copy):
+    from dltune.data import load_data
+    from dltune.engine import SequentialTrainer
+    from dltune.study.test_once import evaluate_test
+
+    study = _trained_study(trained_copy)
+    key = f"test:{best_record(study)['trial']}"
+    assert study.user_attrs[key]["metric"] == "accuracy"
     # Once stored, the result is what every later request gets: the split is not touched again
     # (a marker that no evaluation could produce proves it).
     marker = {"value": -1.0, "loss": -1.0, "metric": "accuracy", "how": "marker"}
-    result.study.set_user_attr(key, marker)
+    study.set_user_attr(key, marker)
+    trainer = SequentialTrainer(load_data("digits"), shuffle_seed=0)  # --seed 0
+    assert evaluate_test(study, trainer, kept=None) == marker
+
+
+def test_a_test_for_a_best_trial_from_an_earlier_run_is_retrained_identically(trained_copy):
+    from dltune.data import load_data
     from dltune.engine import SequentialTrainer
     from dltune.study.test_once import evaluate_test
 
-    trainer = SequentialTrainer(blobs, shuffle_seed=2)
-    assert evaluate_test(result.study, trainer, kept=None) == marker
-
-
-def test_a_test_for_a_best_trial_from_an_earlier_run_is_retrained_identically(blobs, storage_url):
-    from dltune.engine import SequentialTrainer
-    from dltune.study.test_once import evaluate_test
-
-    result = tune(SMALL, blobs, storage=storage_url, trials=2, seed=3, schedule="none")
-    key = f"test:{result.best['trial']}"
-    in_memory = result.study.user_attrs[key]
-    result.study.set_user_attr(key, None)  # forget it: the weights are not in this process
-    trainer = SequentialTrainer(blobs, shuffle_seed=3)
-    retrained = evaluate_test(result.study, trainer, kept=None)
+    study = _trained_study(trained_copy)  # trained by an earlier run (the session's)
+    key = f"test:{best_record(study)['trial']}"
+    in_memory = study.user_attrs[key]
+    assert not in_memory["how"].startswith("retrained")  # the run's own, from its weights
+    study.set_user_attr(key, None)  # forget it: the weights are not in this process
+    trainer = SequentialTrainer(load_data("digits"), shuffle_seed=0)  # --seed 0
+    retrained = evaluate_test(study, trainer, kept=None)
     assert retrained["how"].startswith("retrained")
     assert retrained["value"] == in_memory["value"]
 
 
-def test_another_dataset_in_the_same_study_is_refused(blobs, linear_regression, storage_url):
-    tune(SMALL, blobs, storage=storage_url, study_name="s", trials=1, seed=0)
-    with pytest.raises(StudyError, match="study_name=NEW_NAME"):
-        tune(SMALL, linear_regression, storage=storage_url, study_name="s", trials=1)
+def test_another_dataset_in_the_same_study_is_refused(trained_copy, linear_regression):
+    url = f"sqlite:///{trained_copy / 'dltune.db'}"  # study 'small-digits', run on digits
+    space = trained_copy / "small.yaml"
+    with pytest.raises(StudyError, match=r"was run on data .*study_name=NEW_NAME"):
+        tune(space, linear_regression, storage=url, study_name="small-digits", trials=1)
 
 
-def test_another_space_in_the_same_study_is_refused(blobs, storage_url):
-    tune(SMALL, blobs, storage=storage_url, study_name="s", trials=1, seed=0)
+def test_another_space_in_the_same_study_is_refused(trained_copy):
+    url = f"sqlite:///{trained_copy / 'dltune.db'}"  # study 'small-digits', run on digits
+    # small.yaml (the space's name is the file's) with one more epoch, and nothing else changed
+    space = yaml.safe_load(SMALL_SPACE)
+    (trained_copy / "changed").mkdir()
+    other = trained_copy / "changed" / "small.yaml"
+    other.write_text(yaml.safe_dump({**space, "epochs": space["epochs"] + 1}))
     with pytest.raises(StudyError, match="search space"):
-        tune({**SMALL, "epochs": 4}, blobs, storage=storage_url, study_name="s", trials=1)
+        tune(other, "digits", storage=url, study_name="small-digits", trials=1)
 
 
 def test_a_diverging_trial_ends_as_diverged_and_the_study_goes_on(blobs, storage_url):
@@ -142,7 +168,7 @@ def test_ctrl_c_keeps_finished_trials_and_marks_the_running_one_interrupted(blob
 def test_a_trial_left_running_by_a_dead_process_becomes_interrupted(
     blobs, storage_url, monkeypatch
 ):
-    import time
+    import sqlite3
 
     import optuna
 
@@ -151,11 +177,18 @@ def test_a_trial_left_running_by_a_dead_process_becomes_interrupted(
     # Read when a study starts: beats every second, so a trial silent 3 s is a dead process's.
     monkeypatch.setenv("DLTUNE_HEARTBEAT_SECONDS", "1")
     first = tune(SMALL, blobs, storage=storage_url, study_name="s", trials=1, seed=0)
-    # A process that asked for a trial, beat once, then died.
+    # A process that asked for a trial, beat once, then died: its last beat lies further back
+    # than the grace period (moved back in the database, rather than waited for).
     study = optuna.load_study(study_name="s", storage=open_storage(storage_url))
     orphan = study.ask()
     study._storage.record_heartbeat(orphan._trial_id)
-    time.sleep(grace_period() + 1.1)
+    silent = f"-{grace_period() + 1.1} seconds"
+    with sqlite3.connect(storage_url.removeprefix("sqlite:///")) as db:
+        moved = db.execute(
+            "UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, ?) WHERE trial_id = ?",
+            (silent, orphan._trial_id),
+        )
+        assert moved.rowcount == 1
     resumed = tune(SMALL, blobs, storage=storage_url, study_name="s", trials=1, seed=0)
     states = [r["state"] for r in trial_records(resumed.study)]
     assert states == ["complete", "interrupted", "complete"]
@@ -183,7 +216,11 @@ def test_a_regression_study_minimizes_rmse(linear_regression, storage_url):
     assert all(r["params"]["loss"] == "mean_squared_error" for r in trial_records(result.study))
 
 
-def test_the_population_engine_finds_what_the_sequential_engine_finds(blobs, tmp_path):
+def test_the_population_engine_finds_what_the_sequential_engine_finds(blobs):
+    import optuna
+
+    # About the engines, not the storage: in memory (SQLite's reads and writes were three
+    # quarters of this test's time).
     grid = {
         **SMALL,
         "learning_rate": [0.003, 0.03],
@@ -199,7 +236,7 @@ def test_the_population_engine_finds_what_the_sequential_engine_finds(blobs, tmp
         result = tune(
             grid,
             blobs,
-            storage=f"sqlite:///{tmp_path / engine}.db",
+            storage=optuna.storages.InMemoryStorage(),
             trials=32,
             seed=0,
             sampler="grid",
