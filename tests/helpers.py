@@ -107,3 +107,92 @@ def make_config(**changes: Any) -> Any:
         epochs=5,
     )
     return base.replace(**changes)
+
+
+class Forked:
+    """`dltune ARGS` in a process of its own, forked from this one (so started in milliseconds,
+    with torch already imported): a real process, with its own storage connections, that a
+    test may run beside others or kill. Its output goes to files in `cwd`."""
+
+    def __init__(
+        self,
+        *args: str,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        netns: str | None = None,
+    ) -> None:
+        """`netns`: the network namespace (made by `ip netns add`) the child joins first."""
+        import multiprocessing
+
+        _warm()  # imported once here, not again in every child
+        self.out, self.err = cwd / f"forked-{id(self)}.out", cwd / f"forked-{id(self)}.err"
+        context = multiprocessing.get_context("fork")
+        self.process = context.Process(
+            target=_forked_main,
+            args=(list(args), cwd, env or {}, self.out, self.err, netns),
+        )
+        self.process.start()
+
+    @property
+    def pid(self) -> int:
+        assert self.process.pid is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def wait(self, timeout: float) -> Ran:
+        """Its exit status and output, once it has ended (killed if still running at timeout)."""
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(30)
+            raise AssertionError(f"`dltune` still running after {timeout} s: killed")
+        return Ran(self.process.exitcode or 0, self.out.read_text(), self.err.read_text())
+
+
+def _join_network_namespace(name: str) -> None:
+    """setns(2) into /run/netns/NAME, as `ip netns exec NAME` does before it runs a command."""
+    import ctypes
+
+    clone_newnet = 0x40000000
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        if libc.setns(fd, clone_newnet) != 0:
+            raise OSError(ctypes.get_errno(), f"setns into network namespace {name}")
+    finally:
+        os.close(fd)
+
+
+def _warm() -> None:
+    """What every `dltune run` imports: torch, its compiler front (which torch.optim imports
+    on first use, seconds), the engines, the study loop, Optuna's samplers, scikit-learn."""
+    import optuna.samplers  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+    import torch._dynamo  # noqa: F401
+
+    import dltune.cli.run
+    import dltune.engine.sequential
+    import dltune.study.tuning  # noqa: F401
+
+
+def _forked_main(
+    args: list[str], cwd: Path, env: dict[str, str], out: Path, err: Path, netns: str | None
+) -> None:
+    import torch
+
+    if netns is not None:
+        _join_network_namespace(netns)
+    # One thread: the parent's OpenMP threads did not survive the fork, and a single-threaded
+    # torch never asks for them.
+    torch.set_num_threads(1)
+    os.chdir(cwd)
+    os.environ.update({"COLUMNS": "200", **env})
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        os.dup2(stdout.fileno(), 1)
+        os.dup2(stderr.fileno(), 2)
+        sys.stdout, sys.stderr = stdout, stderr
+        from dltune.cli import main
+
+        main(args)

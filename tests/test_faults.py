@@ -1,6 +1,6 @@
 """Faults: the driver killed with SIGKILL mid-study loses no finished trial, and the same command
-resumes the study with no trial left 'running' for ever. The killed driver is a real process;
-the command that resumes runs in this one."""
+resumes the study with no trial left 'running' for ever. The killed driver is a real process
+(forked from this one, so that it starts at once); the command that resumes runs in this one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from dltune.storage import grace_period, heartbeat_seconds
 
-from .helpers import SMALL_SPACE, dltune, dltune_command
+from .helpers import SMALL_SPACE, Forked, dltune
 
 FINISHED = ("COMPLETE", "PRUNED")
 BEAT = 1  # seconds between heartbeats in the killed driver (DLTUNE_HEARTBEAT_SECONDS)
@@ -42,13 +41,7 @@ def test_a_driver_killed_with_sigkill_resumes_with_nothing_finished_lost(tmp_pat
     # Heartbeats every second, so a trial silent 3 s is a dead process's (10 s and 30 s by
     # default): the same rule, a shorter wait.
     beats = {"DLTUNE_HEARTBEAT_SECONDS": str(BEAT)}
-    driver = subprocess.Popen(
-        dltune_command(*command, "--trials", "500"),
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **beats},
-    )
+    driver = Forked(*command, "--trials", "500", cwd=tmp_path, env=beats)
     try:
         deadline = time.monotonic() + 120
         while True:  # wait until several trials have finished and one is in flight
@@ -62,12 +55,12 @@ def test_a_driver_killed_with_sigkill_resumes_with_nothing_finished_lost(tmp_pat
             if len(finished) >= 3 and running:
                 break
             assert time.monotonic() < deadline, "the study never got going"
-            assert driver.poll() is None, "the driver ended before it could be killed"
+            assert driver.alive(), "the driver ended before it could be killed"
         os.kill(driver.pid, signal.SIGKILL)
-        driver.wait(timeout=30)
+        driver.process.join(30)
     finally:
-        if driver.poll() is None:
-            driver.kill()
+        if driver.alive():
+            driver.process.kill()
     before = trial_rows(db)
     done_before = {n: row for n, row in before.items() if row[0] in FINISHED}
     orphans = [n for n, (state, _) in before.items() if state == "RUNNING"]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import SMALL_SPACE, dltune, dltune_command, require_or_skip
+from .helpers import SMALL_SPACE, Forked, dltune, require_or_skip
 
 PORT = 6391
 TRIALS = 16
@@ -128,20 +128,12 @@ def test_a_study_runs_across_both_nodes_and_survives_a_worker_killed_mid_study(c
     db = tmp_path / "r.db"
     run = ["run", "small.yaml", "--trials", str(TRIALS), "--seed", "0"]
     run += ["--ray", f"127.0.0.1:{PORT}", "--storage", f"sqlite:///{db}"]
-    log = tmp_path / "driver.log"
-    with log.open("w") as out:  # a file, not a pipe: no pipe to fill while the test waits
-        driver = subprocess.Popen(
-            cluster.inside(*dltune_command(*run)),
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "COLUMNS": "200"},
-        )
+    # a real process in the namespace, forked from this one (torch already imported)
+    driver = Forked(*run, cwd=tmp_path, netns=cluster.name)
     try:
         deadline = time.monotonic() + STUDY_S
         while (done := sum(s in FINISHED for s in states(db))) < 3:
-            assert driver.poll() is None, f"the driver ended early:\n{log.read_text()}"
+            assert driver.alive(), f"the driver ended early:\n{driver.out.read_text()}"
             assert time.monotonic() < deadline, "the study never got going"
             time.sleep(0.2)
         assert done < TRIALS, "the study ended before the kill"  # mid-study
@@ -151,13 +143,13 @@ def test_a_study_runs_across_both_nodes_and_survives_a_worker_killed_mid_study(c
         workers = sorted(int(pid) for pid in listed if int(pid) in cluster.pids())
         assert len(workers) == 2, workers  # one actor per CPU: one on each node
         os.kill(workers[0], signal.SIGKILL)  # mid-epoch: the actor trains all the time
-        driver.wait(timeout=STUDY_S)
+        ran = driver.wait(timeout=STUDY_S)
     finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait(timeout=30)
-    output = log.read_text()
-    assert driver.returncode == 0, output
+        if driver.alive():
+            driver.process.kill()
+            driver.process.join(30)
+    output = ran.stdout + ran.stderr
+    assert ran.returncode == 0, output
     assert "2 workers" in output, output  # the study started on both nodes' actors
     note = re.search(r"2 workers \(([^)]*)\)", output)  # "(host:pid, host:pid)"
     assert note is not None, output

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -37,7 +36,7 @@ from dltune.storage.schema import HEARTBEAT as HEARTBEAT_ATTR
 from dltune.storage.schema import TEST_PREFIX
 from dltune.study import tune
 
-from .helpers import SMALL_SPACE, dltune, dltune_command, require_or_skip
+from .helpers import SMALL_SPACE, Forked, dltune, require_or_skip
 
 SMALL = {
     "layers": [1, 2],
@@ -77,25 +76,12 @@ def run_two_together(project: Path, storage: str, trials: tuple[int, int]) -> No
     """Two `dltune run` processes on one study, started together; both must succeed."""
     args = ["run", "small.yaml", "--data", "blobs.npz", "--study", "shared", "--storage", storage]
     runs = [
-        subprocess.Popen(
-            dltune_command(*args, "--trials", str(n), "--seed", str(i)),
-            cwd=project,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "COLUMNS": "200"},
-        )
+        Forked(*args, "--trials", str(n), "--seed", str(i), cwd=project)
         for i, n in enumerate(trials)
     ]
-    try:
-        outputs = [r.communicate(timeout=240) for r in runs]
-    finally:
-        for run in runs:  # a hung one is not left behind
-            if run.poll() is None:
-                run.kill()
-                run.communicate(timeout=30)
-    for run, (out, err) in zip(runs, outputs, strict=True):
-        assert run.returncode == 0, f"{out}\n{err}"
+    for run in runs:
+        done = run.wait(timeout=240)
+        assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
 
 
 def assert_shared_without_duplicates(storage: str, asked: int) -> None:
