@@ -77,6 +77,7 @@ def test_torchscript_agrees_with_torch(tmp_path):
         close(loaded(torch.as_tensor(x)).detach().numpy(), reference(model, x))
 
 
+@pytest.mark.slow
 def test_onnx_runs_in_onnxruntime_and_agrees_with_torch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     for model in (

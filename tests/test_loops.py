@@ -121,6 +121,7 @@ def test_a_resumed_study_reads_its_rungs_back(blobs, storage_url):
     assert first.study.study_name == again.study.study_name
 
 
+@pytest.mark.slow
 def test_two_local_workers_share_one_study_and_its_budget(blobs, storage_url):
     # Its time is the spawned worker's start (importing torch) and its five trials: three
     # epochs rather than nine make each trial shorter without changing what is shared.

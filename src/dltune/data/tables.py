@@ -161,9 +161,13 @@ def read_parquet(path: Path) -> Any:
             f"Install it with: pip install 'dltune[parquet]'"
         ) from None
     try:
-        return pq.read_table(path)
-    except (OSError, ValueError, pa.ArrowException) as e:
+        table = pq.read_table(path)
+        # A damaged file may read, then fail on first use: its column names or text not UTF-8.
+        table.validate(full=True)
+        table.column_names  # noqa: B018 - decoded now, so a bad name is this error
+    except (OSError, ValueError, pa.ArrowException) as e:  # UnicodeDecodeError: a ValueError
         raise DataError(f"{path}: cannot read as Parquet: {e}") from None
+    return table
 
 
 # The column helpers below are called only on a table read_parquet returned: pyarrow is there.
