@@ -84,9 +84,3 @@ def trained_copy(trained: tuple[Path, Ran], tmp_path: Path) -> Path:
     (tmp_path / "small.yaml").write_text(SMALL_SPACE)
     return tmp_path
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The slow tests first (a stable sort, the rest in file order): spread over pytest-xdist's
-    workers while the many short ones fill in around them, rather than one long test starting
-    last while the other worker idles."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

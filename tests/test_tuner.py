@@ -26,6 +26,10 @@ SMALL = {
 }
 
 
+# Under pytest-xdist, with the CLI tests: the session's trained study is then trained once.
+TRAINED = pytest.mark.xdist_group("trained")
+
+
 def test_a_study_stores_each_trial_with_its_curve_and_the_best_with_its_test(blobs, storage_url):
     result = tune(SMALL, blobs, storage=storage_url, trials=4, seed=0, schedule="none")
     assert result.trials_run == 4
@@ -65,6 +69,7 @@ def _trained_study(folder: Path) -> Any:
     return optuna.load_study(study_name="small-digits", storage=open_storage(url))
 
 
+@TRAINED
 def test_the_test_split_is_evaluated_once_per_best_trial(trained_copy):
     from dltune.data import load_data
     from dltune.engine import SequentialTrainer
@@ -81,6 +86,7 @@ def test_the_test_split_is_evaluated_once_per_best_trial(trained_copy):
     assert evaluate_test(study, trainer, kept=None) == marker
 
 
+@TRAINED
 def test_a_test_for_a_best_trial_from_an_earlier_run_is_retrained_identically(trained_copy):
     from dltune.data import load_data
     from dltune.engine import SequentialTrainer
@@ -97,6 +103,7 @@ def test_a_test_for_a_best_trial_from_an_earlier_run_is_retrained_identically(tr
     assert retrained["value"] == in_memory["value"]
 
 
+@TRAINED
 def test_another_dataset_in_the_same_study_is_refused(trained_copy, linear_regression):
     url = f"sqlite:///{trained_copy / 'dltune.db'}"  # study 'small-digits', run on digits
     space = trained_copy / "small.yaml"
@@ -104,6 +111,7 @@ def test_another_dataset_in_the_same_study_is_refused(trained_copy, linear_regre
         tune(space, linear_regression, storage=url, study_name="small-digits", trials=1)
 
 
+@TRAINED
 def test_another_space_in_the_same_study_is_refused(trained_copy):
     url = f"sqlite:///{trained_copy / 'dltune.db'}"  # study 'small-digits', run on digits
     # small.yaml (the space's name is the file's) with one more epoch, and nothing else changed
