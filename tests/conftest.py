@@ -83,4 +83,3 @@ def trained_copy(trained: tuple[Path, Ran], tmp_path: Path) -> Path:
         src.backup(to)  # consistent even while the write-ahead log holds the last writes
     (tmp_path / "small.yaml").write_text(SMALL_SPACE)
     return tmp_path
-
