@@ -189,7 +189,7 @@ RANKS = {
     "dltune.data": 1,
     "dltune.space": 1,
     "dltune.schedule": 1,
-    "dltune.models": 1,
+    "dltune.nets": 1,
     "dltune.devices": 1,
     "dltune.storage": 1,
     "dltune.engine": 2,

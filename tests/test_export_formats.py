@@ -14,7 +14,7 @@ from dltune.errors import ModelError
 from dltune.export import TunedModel
 from dltune.export.formats import check_rows, export, reference
 from dltune.export.preprocessing import Preprocessing
-from dltune.models import DenseNet
+from dltune.nets.dense import DenseNet
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 

@@ -73,7 +73,7 @@ def _trained_study(folder: Path) -> Any:
 def test_the_test_split_is_evaluated_once_per_best_trial(trained_copy):
     from dltune.data import load_data
     from dltune.engine import SequentialTrainer
-    from dltune.study.test_once import evaluate_test
+    from dltune.study.held_out import evaluate_test
 
     study = _trained_study(trained_copy)
     key = f"test:{best_record(study)['trial']}"
@@ -90,7 +90,7 @@ def test_the_test_split_is_evaluated_once_per_best_trial(trained_copy):
 def test_a_test_for_a_best_trial_from_an_earlier_run_is_retrained_identically(trained_copy):
     from dltune.data import load_data
     from dltune.engine import SequentialTrainer
-    from dltune.study.test_once import evaluate_test
+    from dltune.study.held_out import evaluate_test
 
     study = _trained_study(trained_copy)  # trained by an earlier run (the session's)
     key = f"test:{best_record(study)['trial']}"

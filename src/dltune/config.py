@@ -1,4 +1,5 @@
-"""One configuration of the dense network: the eight hyperparameters, as plain data.
+"""One configuration of a network: the eight hyperparameters of the dense network, the
+convolutional blocks before it (none by default), and a user model's own hyperparameters.
 
 A :class:`Config` is what the sampler proposes and the engines train. It crosses process and
 machine boundaries as a plain dict (``to_dict`` / ``from_dict``) and is stored with each trial.
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
+
+# The convolutional blocks' keys, in the order of Config's fields.
+CONV_KEYS = ("conv_layers", "filters", "kernel_size", "pool", "batch_norm", "global_pool")
 
 
 @dataclass(frozen=True)
@@ -22,20 +26,51 @@ class Config:
     weight_decay: float
     batch_size: int
     epochs: int  # the maximum; each trial records its best epoch
+    # Convolutional blocks before the Dense layers (Conv -> BatchNorm? -> Activation ->
+    # MaxPooling?), for data with a shape (signals, images); 0 is the dense network alone.
+    conv_layers: int = 0
+    filters: tuple[int, ...] = ()  # one count per convolutional block
+    kernel_size: int = 3
+    pool: int = 0  # max pooling's size and stride after each block; 0 (or 1): none
+    batch_norm: bool = False
+    global_pool: bool = False  # global average pooling (else Flatten) before the Dense layers
+    # A user model's own hyperparameters, in the order its build(hp) asked for them.
+    model: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.units) != self.layers:
             raise ValueError(f"Config has {self.layers} layers but {len(self.units)} widths")
+        if len(self.filters) != self.conv_layers:
+            raise ValueError(
+                f"Config has {self.conv_layers} conv_layers but {len(self.filters)} filters"
+            )
+
+    @property
+    def convolutional(self) -> bool:
+        return self.conv_layers > 0
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data; the convolutional keys only for a convolutional network and `model` only
+        for a user model, so that a dense configuration reads as it always has."""
         d = asdict(self)
         d["units"] = list(self.units)
+        d["filters"] = list(self.filters)
+        d["model"] = dict(self.model)
+        if not self.convolutional:
+            for key in CONV_KEYS:
+                del d[key]
+        if not self.model:
+            del d["model"]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
+        """From to_dict's form; the keys added since (conv_layers .. model) may be missing, as
+        in the configurations stored before them."""
         d = dict(d)
         d["units"] = tuple(int(u) for u in d["units"])
+        d["filters"] = tuple(int(f) for f in d.get("filters", ()))
+        d["model"] = tuple(dict(d.get("model", {})).items())
         return cls(**d)
 
     def replace(self, **changes: Any) -> Config:
@@ -44,13 +79,25 @@ class Config:
         if "layers" in changes and "units" not in changes:
             width = d["units"][0] if d["units"] else 64
             d["units"] = [width] * int(d["layers"])
+        if "conv_layers" in changes and "filters" not in changes:
+            count = d.get("filters") or [32]
+            d["filters"] = [count[0]] * int(d["conv_layers"])
         return Config.from_dict(d)
 
     def short(self) -> str:
         """A one-line human summary, e.g. '2x[256,128] relu drop=0.20 adam lr=1.2e-03 bs=64'."""
         widths = ",".join(str(u) for u in self.units)
-        return (
+        text = (
             f"{self.layers}x[{widths}] {self.activation} drop={self.dropout:.2f} "
             f"{self.loss} {self.optimizer} lr={self.learning_rate:.2e} "
             f"wd={self.weight_decay:.1e} bs={self.batch_size}"
         )
+        if self.convolutional:
+            filters = ",".join(str(f) for f in self.filters)
+            pooled = f" pool={self.pool}" if self.pool > 1 else ""
+            extras = (" bn" if self.batch_norm else "") + (" gap" if self.global_pool else "")
+            conv = f"conv{self.conv_layers}x[{filters}] k={self.kernel_size}{pooled}{extras}"
+            text = f"{conv} {text}"
+        if self.model:
+            text = " ".join(f"{k}={v}" for k, v in self.model) + " | " + text
+        return text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -59,10 +60,26 @@ class Dataset:
     split: str  # how it was split, e.g. "70/15/15 stratified, seed 0" or "given"
     # sha256 of the split arrays before standardization, set by from_arrays; see fingerprint().
     raw_digest: str = field(default="")
+    # The shape of one example as the networks see it: (n_features,) for a table, (C, L) for a
+    # signal of C channels, (C, H, W) for an image. The x_* arrays stay flat, (n, n_features),
+    # row-major in this shape, so that standardization, storage and the exports treat every
+    # dataset alike; a convolutional network reshapes each batch (see dltune.nets).
+    input_shape: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"Dataset task must be one of {TASKS}. Got {self.task!r}.")
+        self.input_shape = tuple(int(n) for n in self.input_shape) or (self.n_features,)
+        if math.prod(self.input_shape) != self.n_features:
+            raise ValueError(
+                f"input_shape {self.input_shape} holds {math.prod(self.input_shape)} values "
+                f"per example, but the data have {self.n_features} features."
+            )
+
+    @property
+    def shaped(self) -> bool:
+        """Whether examples are signals or images (a shape of two or three axes), not rows."""
+        return len(self.input_shape) > 1
 
     @property
     def n_features(self) -> int:
@@ -96,10 +113,10 @@ class Dataset:
         if self.n_classes is not None:
             task += f" ({self.n_classes} classes)"
         n_train, n_val, n_test = self.sizes
-        return (
-            f"{self.name}: {task}, {self.n_features} features, "
-            f"{n_train}/{n_val}/{n_test} train/val/test"
-        )
+        features = f"{self.n_features} features"
+        if self.shaped:
+            features += f" of shape {'x'.join(str(n) for n in self.input_shape)}"
+        return f"{self.name}: {task}, {features}, {n_train}/{n_val}/{n_test} train/val/test"
 
     def __repr__(self) -> str:
         return f"<Dataset {self.describe()}; split {self.split}>"

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..config import Config
-from ..models import activation_module, dropout_generator, dropout_scale, initial_weights
+from ..nets.dense import activation_module, dropout_generator, dropout_scale, initial_weights
 from .device_data import DeviceData
 from .losses import loss_function
 from .result import TrainResult

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..config import Config
-from ..models import DenseNet
+from ..nets import BuiltinNetworks, NetworkFactory
 from .device_data import DeviceData
 from .losses import Metric, loss_function
 from .optim import make_optimizer
@@ -50,8 +50,11 @@ class SequentialTrainer:
         device: str | torch.device = "cpu",
         shuffle_seed: int = 0,
         track_train: bool = False,
+        network: NetworkFactory | None = None,
     ) -> None:
         self.tensors = DeviceData(data, metric=metric, device=device)
+        # What builds each configuration's module: dltune's own families unless a user's model
+        self.network: NetworkFactory = network or BuiltinNetworks(data.input_shape)
         # Measure the metric on a sample of the training rows after every epoch (sweeps show
         # the train-validation gap); an evaluation pass more per epoch.
         self.track_train = track_train
@@ -64,8 +67,8 @@ class SequentialTrainer:
         self.n_outputs = self.tensors.n_outputs
         self.splits = self.tensors.splits
 
-    def build_model(self, config: Config, seed: int) -> DenseNet:
-        return DenseNet(config, self.data.n_features, self.n_outputs, seed=seed, device=self.device)
+    def build_model(self, config: Config, seed: int) -> torch.nn.Module:
+        return self.network(config, self.n_outputs, seed=seed, device=self.device)
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, split: str, loss: str) -> tuple[float, float]:
@@ -115,7 +118,7 @@ class SequentialTrainer:
             self, config, seed, epochs or config.epochs, patience, keep_best_state, segments
         )
 
-    def model_from_state(self, config: Config, state: dict[str, torch.Tensor]) -> DenseNet:
+    def model_from_state(self, config: Config, state: dict[str, torch.Tensor]) -> torch.nn.Module:
         model = self.build_model(config, seed=0)
         model.load_state_dict(state)
         return model

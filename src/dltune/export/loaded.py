@@ -20,7 +20,7 @@ from ..data.arrays import standardize
 from ..data.checks import as_features
 from ..engine.sequential import EVAL_CHUNK
 from ..errors import DataError
-from ..models import DenseNet, SeededDropout, probabilities
+from ..nets.dense import DenseNet, SeededDropout, probabilities
 from .features import match_columns
 from .preprocessing import Preprocessing
 

@@ -19,13 +19,13 @@ from ..devices import DEFAULT_DEVICE
 from ..errors import DLTuneError
 from ..storage import DEFAULT_STORAGE, best_record, best_trial, fail_stale_trials, resolve_storage
 from ..storage import schema as stored
+from .held_out import evaluate_test
 from .lifecycle import TrialLifecycle
 from .loop import Budget, StudyLoop
 from .opening import OpenedStudy, open_study
 from .progress import ProgressListener
 from .run import StudyStart, run_study
 from .settings import DEFAULT_SLOTS, DEFAULT_TRIALS, TuneSettings
-from .test_once import evaluate_test
 from .workers import LocalWorkers, WorkerSummary, share, threads_per_worker
 
 if TYPE_CHECKING:

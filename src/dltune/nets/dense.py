@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .config import Config
+from ..config import Config
 
 _ACTIVATIONS: dict[str, nn.Module] = {
     "relu": nn.ReLU(),

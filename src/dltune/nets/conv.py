@@ -1,0 +1,109 @@
+"""The convolutional network, in the vocabulary of Keras code.
+
+Per block: Conv1D or Conv2D (padding "same", stride 1) -> BatchNormalization (optional) ->
+Activation -> MaxPooling (optional, size and stride `pool`); then GlobalAveragePooling or
+Flatten; then the Dense layers of the dense network (its dropout included) and the output layer.
+Signals (C, L) get Conv1D, images (C, H, W) Conv2D.
+
+The weights are drawn from the trial's seed, as the dense network's are: the Dense part exactly
+as a DenseNet of the same seed draws it, the convolutions from a generator of their own, in
+block order, with torch's own initialization (uniform in +-1/sqrt(fan_in)).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..config import Config
+from .dense import DenseNet, activation_module
+
+# The convolutions' generator is seeded apart from the Dense part's (seed) and dropout's (seed+1).
+_CONV_SEED_OFFSET = 2
+
+
+def pooled_size(input_shape: tuple[int, ...], conv_layers: int, pool: int) -> tuple[int, ...]:
+    """The spatial size after `conv_layers` blocks (padding "same": only pooling shrinks)."""
+    size = tuple(input_shape[1:])
+    if pool > 1:
+        for _ in range(conv_layers):
+            size = tuple(s // pool for s in size)
+    return size
+
+
+def shape_problem(input_shape: tuple[int, ...], conv_layers: int, pool: int) -> str | None:
+    """Why `conv_layers` blocks with max pooling `pool` cannot take examples of `input_shape`,
+    or None if they can."""
+    if conv_layers == 0:
+        return None
+    if len(input_shape) not in (2, 3):
+        return (
+            f"convolutional layers need examples of shape (channels, length) or (channels, "
+            f"height, width); these examples are flat rows of {math.prod(input_shape)} values"
+        )
+    if min(pooled_size(input_shape, conv_layers, pool)) < 1:
+        shown = "x".join(str(n) for n in input_shape[1:])
+        return (
+            f"{conv_layers} blocks with max pooling of {pool} shrink the input ({shown}) below "
+            f"one element"
+        )
+    return None
+
+
+class ConvNet(nn.Module):
+    """Convolutional blocks, then the Dense layers of `config`, for one configuration."""
+
+    def __init__(
+        self,
+        config: Config,
+        input_shape: tuple[int, ...],
+        n_outputs: int,
+        *,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        super().__init__()
+        problem = shape_problem(input_shape, config.conv_layers, config.pool)
+        if problem:
+            raise ValueError(problem)
+        self.config = config
+        self.input_shape = tuple(input_shape)
+        two_d = len(input_shape) == 3
+        conv, norm, pool = (
+            (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)
+            if two_d
+            else (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d)
+        )
+        blocks: list[nn.Module] = []
+        channels = input_shape[0]
+        for filters in config.filters:
+            blocks.append(conv(channels, filters, config.kernel_size, padding="same"))
+            if config.batch_norm:
+                blocks.append(norm(filters))
+            blocks.append(activation_module(config.activation))
+            if config.pool > 1:
+                blocks.append(pool(config.pool))
+            channels = filters
+        self.features = nn.Sequential(*blocks)
+        size = pooled_size(input_shape, config.conv_layers, config.pool)
+        flat = channels if config.global_pool else channels * math.prod(size)
+        self.head = DenseNet(config, flat, n_outputs, seed=seed, device=device)
+        self._draw_conv_weights(seed + _CONV_SEED_OFFSET)  # on the CPU, as the head's are
+        self.features.to(device)
+
+    @torch.no_grad()
+    def _draw_conv_weights(self, seed: int) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        for module in self.features:
+            if isinstance(module, nn.Conv1d | nn.Conv2d):
+                bound = 1.0 / math.sqrt(module.weight[0].numel())  # fan_in: in x kernel
+                module.weight.uniform_(-bound, bound, generator=generator)
+                if module.bias is not None:
+                    module.bias.uniform_(-bound, bound, generator=generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x.reshape(len(x), *self.input_shape))
+        x = x.mean(dim=tuple(range(2, x.dim()))) if self.config.global_pool else x.flatten(1)
+        return self.head(x)
