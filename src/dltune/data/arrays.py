@@ -11,6 +11,7 @@ from dltune.errors import DataError
 
 from .checks import as_features, as_target, column_label
 from .dataset import Dataset, Task, digest_arrays
+from .shapes import array_example_shape, check_shape, parse_shape, same_example_shape
 from .split import split_one, split_three
 from .task import detect_task, encode_labels
 
@@ -81,9 +82,16 @@ def _feature_names(names: Sequence[str] | None, n_features: int, where: str) -> 
 
 
 def _pair(
-    x: Any, y: Any, label: str, where: str, names: Sequence[str] | None, n_features: int
+    x: Any,
+    y: Any,
+    label: str,
+    where: str,
+    names: Sequence[str] | None,
+    n_features: int,
+    x_dims: tuple[int, ...],
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """A given validation or test split, checked against the training part; None if absent."""
+    """A given validation or test split, checked against the training part (``x_dims``: the
+    shape of x as given); None if absent."""
     if x is None and y is None:
         return None
     if x is None or y is None:
@@ -92,6 +100,9 @@ def _pair(
             f"{where}: {given}_{label} is given without {missing}_{label}; give both or neither."
         )
     xa = as_features(x, f"{where} (x_{label})", names)
+    dims = np.shape(x)
+    if len(dims) > 2 or len(x_dims) > 2:  # images or signals: the same shape, not just size
+        same_example_shape(x_dims, dims, where, "x", f"x_{label}")
     ya = as_target(y, f"{where} (y_{label})")
     if len(xa) != len(ya):
         raise DataError(
@@ -121,22 +132,31 @@ def from_arrays(
     y_test: Any = None,
     feature_names: Sequence[str] | None = None,
     source: str | None = None,
+    input_shape: str | Sequence[int] | None = None,
 ) -> Dataset:
     """Build a :class:`Dataset` from arrays: check, detect the task, encode, split, standardize.
 
-    ``x`` is ``(n, n_features)`` (n-d inputs such as images are flattened), ``y`` one target per
-    row. Validation and test splits given as arrays are used as they are; a missing one is carved
-    from ``x`` (15%, stratified for classification, ``seed``); with neither, 70/15/15.
-    ``task`` ("classification"/"regression") overrides detection. ``source`` (default ``name``)
-    is what error messages and ``Dataset.source`` name.
+    ``x`` holds one example per row: ``(n, n_features)`` is a table, ``(n, C, L)`` a signal
+    of C channels, ``(n, C, H, W)`` an image (more axes are refused); ``y`` one target per
+    example. The arrays are kept flat, ``(n, n_features)`` row-major, and the shape of one
+    example goes to ``Dataset.input_shape``; ``input_shape`` (``(C, L)``, ``(C, H, W)`` or the
+    text "C,H,W") gives it instead, for any ``x`` with that many values per example.
+    Validation and test splits given as arrays are used as they are (with the same per-example
+    shape as ``x``); a missing one is carved from ``x`` (15%, stratified for classification,
+    ``seed``); with neither, 70/15/15. ``task`` ("classification"/"regression") overrides
+    detection. ``source`` (default ``name``) is what error messages and ``Dataset.source`` name.
     """
     where = source or name
+    given = parse_shape(input_shape)
     xa = as_features(x, where, feature_names)
+    x_dims = tuple(np.shape(x))
+    example = given if given is not None else array_example_shape(x_dims, where)
+    check_shape(example, xa.shape[1], where)
     names = _feature_names(feature_names, xa.shape[1], where)
     ya = as_target(y, f"{where} (target)")
     _check_rows(xa, ya, where)
-    val = _pair(x_val, y_val, "val", where, names, xa.shape[1])
-    test = _pair(x_test, y_test, "test", where, names, xa.shape[1])
+    val = _pair(x_val, y_val, "val", where, names, xa.shape[1], x_dims)
+    test = _pair(x_test, y_test, "test", where, names, xa.shape[1], x_dims)
     ys, classes, reason = _encoded_targets(ya, val, test, task, where)
     rest = iter(ys[1:])
     if val is not None:
@@ -169,6 +189,8 @@ def from_arrays(
         target_std=target_std,
         split=how,
         raw_digest=digest,
+        input_shape=example,
+        shape_given=given is not None,
     )
 
 

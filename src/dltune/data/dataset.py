@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -65,16 +65,33 @@ class Dataset:
     # row-major in this shape, so that standardization, storage and the exports treat every
     # dataset alike; a convolutional network reshapes each batch (see dltune.nets).
     input_shape: tuple[int, ...] = ()
+    # Whether input_shape was asked for (load_data's `shape`, from_arrays' `input_shape`) rather
+    # than read from the data's own form: a continued study lends its recorded shape to data
+    # loaded without one, but refuses a given shape that differs from it (study/opening.py).
+    shape_given: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"Dataset task must be one of {TASKS}. Got {self.task!r}.")
-        self.input_shape = tuple(int(n) for n in self.input_shape) or (self.n_features,)
-        if math.prod(self.input_shape) != self.n_features:
+        self.set_input_shape(self.input_shape, self.shape_given)
+
+    def set_input_shape(self, shape: Iterable[int], given: bool = False) -> None:
+        """Give the examples another shape of the same size (the arrays stay flat); () is flat."""
+        new = tuple(int(n) for n in shape) or (self.n_features,)
+        if math.prod(new) != self.n_features:
             raise ValueError(
-                f"input_shape {self.input_shape} holds {math.prod(self.input_shape)} values "
-                f"per example, but the data have {self.n_features} features."
+                f"input_shape {new} holds {math.prod(new)} values per example, but the data "
+                f"have {self.n_features} features."
             )
+        self.input_shape, self.shape_given = new, given
+
+    def reshaped(self, shape: Iterable[int] | None) -> Dataset:
+        """This dataset (the same arrays, not copied) with examples of ``shape``, marked as asked
+        for; itself when ``shape`` is None. ValueError if it does not hold n_features values
+        (load_data checks first, with a DataError that says the fix)."""
+        if shape is None:
+            return self
+        return replace(self, input_shape=tuple(shape), shape_given=True)
 
     @property
     def shaped(self) -> bool:
@@ -108,7 +125,7 @@ class Dataset:
         return digest_arrays(arrays, self.classes)
 
     def describe(self) -> str:
-        """One line, e.g. 'digits: classification (10 classes), 64 features, 1257/270/270 ...'."""
+        """One line, e.g. 'digits: classification (10 classes), 64 features of shape 1x8x8, ...'."""
         task: str = self.task
         if self.n_classes is not None:
             task += f" ({self.n_classes} classes)"

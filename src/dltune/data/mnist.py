@@ -17,6 +17,7 @@ from .arrays import from_arrays
 from .dataset import Dataset
 from .download import DEFAULT_TIMEOUT, DownloadFailed, cache_dir, download_files
 from .idx import IdxPair, read_pair
+from .shapes import Shape, idx_example_shape
 
 # md5 of the .gz files, as torchvision lists them.
 MNIST_FILES: dict[str, str] = {
@@ -89,9 +90,11 @@ def load_mnist(
     task: str | None = None,
     seed: int = 0,
     timeout: float = DEFAULT_TIMEOUT,
+    shape: Shape | None = None,
 ) -> Dataset:
     """MNIST: the official test split as test; validation carved (15%, stratified, ``seed``)
-    from the official training split; 784 pixel features."""
+    from the official training split; 784 pixel features, examples of shape (1, 28, 28)
+    (or ``shape``)."""
     paths = mnist_files(data_dir, timeout)
     train = IdxPair(
         "train", paths["train-images-idx3-ubyte.gz"], paths["train-labels-idx1-ubyte.gz"]
@@ -100,5 +103,13 @@ def load_mnist(
     x, y = read_pair(train)
     x_test, y_test = read_pair(test)
     return from_arrays(
-        x, y, x_test=x_test, y_test=y_test, name="mnist", source="mnist", task=task, seed=seed
+        x,
+        y,
+        x_test=x_test,
+        y_test=y_test,
+        name="mnist",
+        source="mnist",
+        task=task,
+        seed=seed,
+        input_shape=shape or idx_example_shape(x.shape, str(train.images)),
     )

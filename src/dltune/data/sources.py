@@ -18,6 +18,7 @@ from .arrays import from_arrays
 from .checks import check_finite
 from .dataset import Dataset
 from .idx import find_idx_pairs, read_pair, split_pairs
+from .shapes import Shape, idx_example_shape
 from .tables import (
     MISSING_TOKENS,
     column_floats,
@@ -64,7 +65,10 @@ def _parse_numbers(cells: list[str]) -> np.ndarray | None:
     return out
 
 
-def load_csv(path: Path, target: str | int | None, task: str | None, seed: int) -> Dataset:
+def load_csv(
+    path: Path, target: str | int | None, task: str | None, seed: int, shape: Shape | None = None
+) -> Dataset:
+    """A table with a header row: numeric feature columns, flat unless ``shape`` is given."""
     columns, rows, lines = read_csv(path, header="required")
     t = target_index(columns, target, path)
 
@@ -102,11 +106,21 @@ def load_csv(path: Path, target: str | int | None, task: str | None, seed: int) 
         i = int(np.argmin(np.isfinite(numbers)))
         raise DataError(f"{path}: the target column {columns[t]!r} is infinite at {row_label(i)}.")
     return from_arrays(
-        x, y, name=path.stem, task=task, seed=seed, feature_names=names, source=str(path)
+        x,
+        y,
+        name=path.stem,
+        task=task,
+        seed=seed,
+        feature_names=names,
+        source=str(path),
+        input_shape=shape,
     )
 
 
-def load_parquet(path: Path, target: str | int | None, task: str | None, seed: int) -> Dataset:
+def load_parquet(
+    path: Path, target: str | int | None, task: str | None, seed: int, shape: Shape | None = None
+) -> Dataset:
+    """A Parquet table: numeric feature columns, flat unless ``shape`` is given."""
     table = read_parquet(path)
     columns = list(table.column_names)
     t = target_index(columns, target, path)
@@ -137,15 +151,28 @@ def load_parquet(path: Path, target: str | int | None, task: str | None, seed: i
     # Numbers as they are stored (integer labels stay integers); anything else as text labels.
     y = col.to_numpy() if column_kind(col) == "number" else column_text(col)
     return from_arrays(
-        x, y, name=path.stem, task=task, seed=seed, feature_names=names, source=str(path)
+        x,
+        y,
+        name=path.stem,
+        task=task,
+        seed=seed,
+        feature_names=names,
+        source=str(path),
+        input_shape=shape,
     )
 
 
 NPZ_KEYS = ("x", "y", "x_val", "y_val", "x_test", "y_test", "feature_names")
 
 
-def load_npz(path: Path, task: str | None, seed: int) -> Dataset:
-    """Arrays x, y and optionally x_val, y_val, x_test, y_test, feature_names."""
+def load_npz(path: Path, task: str | None, seed: int, shape: Shape | None = None) -> Dataset:
+    """Arrays x, y and optionally x_val, y_val, x_test, y_test, feature_names.
+
+    The shape of one example is x's own: (N, F) a table of F features (flat, as always),
+    (N, C, L) a signal of C channels, (N, C, H, W) an image; any other number of axes is a
+    DataError. x_val and x_test must have the same per-example shape. ``shape`` reshapes the
+    examples instead (the same number of values, row-major), e.g. a flat (N, F) x to (C, L).
+    """
     arrays = read_npz(path, "Save plain number or string arrays with np.savez(path, x=..., y=...).")
     found = ", ".join(repr(k) for k in arrays) or "none"
     for key in arrays:
@@ -172,12 +199,17 @@ def load_npz(path: Path, task: str | None, seed: int) -> Dataset:
         seed=seed,
         source=str(path),
         feature_names=None if names is None else [str(n) for n in names],
+        input_shape=shape,
         **arrays,
     )
 
 
-def load_idx_dir(directory: Path, task: str | None, seed: int) -> Dataset:
-    """A folder of IDX files: a train pair and a test pair, or one pair (split 70/15/15)."""
+def load_idx_dir(
+    directory: Path, task: str | None, seed: int, shape: Shape | None = None
+) -> Dataset:
+    """A folder of IDX files: a train pair and a test pair, or one pair (split 70/15/15).
+    Images (N, H, W) are examples of shape (1, H, W), (N, C, H, W) of (C, H, W), unless
+    ``shape`` says otherwise."""
     pairs, lonely = find_idx_pairs(directory)
     if lonely:
         raise DataError(
@@ -204,4 +236,5 @@ def load_idx_dir(directory: Path, task: str | None, seed: int) -> Dataset:
         source=str(directory),
         task=task,
         seed=seed,
+        input_shape=shape or idx_example_shape(x.shape, str(train.images)),
     )
