@@ -470,6 +470,8 @@ ROUND_TRIP_SPACES = [
         "batch_size": {"low": 8, "high": 64, "step": 8},
     },
     {"activation": "none", "loss": "mae", "optimizer": "momentum", "metric": "mae"},
+    {"conv_layers": {"low": 0, "high": 2}, "filters": {"per_layer": [8, [16, 32]]}},
+    {"conv_layers": 1, "kernel_size": [3, 7], "pool": 0, "batch_norm": True, "global_pool": False},
 ]
 
 
@@ -477,7 +479,11 @@ ROUND_TRIP_SPACES = [
 def test_round_trip_through_dict_json_and_yaml_file(keys: dict[str, Any], tmp_path: Path) -> None:
     space = SearchSpace.from_dict(keys)
     plain = space.to_dict()
-    assert list(plain) == list(SearchSpace.KEYS)
+    # the convolutional keys a space gives, and no others: a dense space reads as it always has
+    conv = [k for k in SearchSpace.CONV_PARAM_KEYS if k in keys]
+    assert list(plain) == [
+        k for k in SearchSpace.KEYS if k not in SearchSpace.CONV_PARAM_KEYS or k in conv
+    ]
     assert SearchSpace.from_dict(plain) == space
     assert SearchSpace.from_dict(json.loads(json.dumps(plain))) == space
     again = SearchSpace.from_file(write(tmp_path, space.to_yaml(), "trip.yaml"))
@@ -501,7 +507,8 @@ def test_equality_is_by_value() -> None:
 
 def test_describe_rows() -> None:
     rows = dict(SearchSpace.default().describe())
-    assert [key for key, _ in SearchSpace.default().describe()] == list(SearchSpace.KEYS)
+    dense = [key for key in SearchSpace.KEYS if key not in SearchSpace.CONV_PARAM_KEYS]
+    assert [key for key, _ in SearchSpace.default().describe()] == dense
     assert rows["learning_rate"] == "log-uniform in [0.0001, 1]"
     assert rows["units"] == "log-uniform integers in [16, 1024]"
     assert rows["layers"] == "integers in [1, 3]"
@@ -676,7 +683,16 @@ BAD = [
         "layers: 1\nunits: {per_layer: [{per_layer: true, low: 1, high: 2}]}\n",
         ["units.per_layer[0].per_layer", "nested"],
     ),
-    ("dropout: {per_layer: true, low: 0, high: 0.5}\n", ["dropout.per_layer", "units only"]),
+    (
+        "dropout: {per_layer: true, low: 0, high: 0.5}\n",
+        ["dropout.per_layer", "units and filters only"],
+    ),
+    ("batch_norm: {low: 0, high: 1}\n", ["batch_norm", "true or false", "not a range"]),
+    ("global_pool: maybe\n", ["global_pool", "'maybe'", "true or false"]),
+    ("conv_layers: 17\n", ["conv_layers", "17", "[0, 16]"]),
+    ("filters: {per_layer: [8]}\nconv_layers: 2\n", ["filters.per_layer", "1 entries", "2"]),
+    ("kernel_size: 0\n", ["kernel_size", "[1, 64]", "Use a size such as 3"]),
+    ("pool: -1\n", ["pool", "-1", "0 for no pooling"]),
     # metric
     ("metric: acuracy\n", ["metric 'acuracy' is not known; did you mean 'accuracy'?", "rmse, mae"]),
     ("metric: 3\n", ["metric", "3", "accuracy"]),
@@ -805,3 +821,80 @@ def test_malformed_space_files_raise_space_errors(
     assert message.startswith(f"{path}: ")
     for word in words:
         assert word in message, f"{word!r} not in: {message}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The convolutional keys: fitted to the data's shape
+# ---------------------------------------------------------------------------------------------
+
+
+def test_flat_data_keep_the_dense_network_alone() -> None:
+    space = SearchSpace.default()
+    fitted, notes = space.for_input((64,))
+    assert fitted == space and notes == [] and dict(fitted.conv) == {}
+    unused, notes = SearchSpace(filters=16, pool=0).for_input((64,))
+    assert dict(unused.conv) == {}
+    assert notes == [
+        "filters, pool apply to convolutional layers; the examples are flat rows, "
+        "so they are not used"
+    ]
+
+
+def test_convolutions_asked_of_flat_data_are_refused_with_the_fix() -> None:
+    with pytest.raises(SpaceError, match=r"conv_layers 2 .* flat rows of 64 values.*shape="):
+        SearchSpace(conv_layers=2).for_input((64,))
+    assert SearchSpace(conv_layers=0).for_input((64,))[0].suggest(_trial()).conv_layers == 0
+
+
+@pytest.mark.parametrize(
+    ("shape", "most"), [((1, 8, 8), 3), ((1, 28, 28), 3), ((1, 24), 3), ((6, 100), 3), ((1, 5), 2)]
+)
+def test_shaped_data_search_conv_layers_as_far_as_pooling_leaves_room(shape, most) -> None:
+    fitted, notes = SearchSpace.default().for_input(shape)
+    assert notes == []
+    assert set(fitted.conv) == set(SearchSpace.CONV_PARAM_KEYS)
+    assert fitted.conv["conv_layers"].to_plain() == {"low": 0, "high": most}
+
+
+def test_a_space_whose_pooling_shrinks_the_input_below_one_element_is_refused() -> None:
+    with pytest.raises(SpaceError, match=r"conv_layers up to 4 with pool 2: .*\(8x8\) below one"):
+        SearchSpace(conv_layers=[0, 4]).for_input((1, 8, 8))
+    SearchSpace(conv_layers=[0, 4], pool=0).for_input((1, 8, 8))  # no pooling: no shrinking
+
+
+def test_conv_keys_are_suggested_only_in_trials_with_blocks() -> None:
+    fitted, _ = SearchSpace(
+        conv_layers=[0, 2], filters={"per_layer": True, "low": 4, "high": 8}
+    ).for_input((3, 24))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        config = fitted.suggest(trial)
+        seen.add(config.conv_layers)
+        names = set(trial.params)
+        if config.conv_layers == 0:
+            assert not names & {"filters_1", "kernel_size", "batch_norm", "global_pool"}
+            assert config.filters == ()
+        else:
+            assert {f"filters_{k}" for k in range(1, config.conv_layers + 1)} <= names
+            assert f"filters_{config.conv_layers + 1}" not in names
+            assert len(config.filters) == config.conv_layers
+        assert fitted.config_from_params(trial.params) == config
+        study.tell(trial, 0.0)
+    assert seen == {0, 2}
+
+
+def test_the_textbook_first_trial_of_shaped_data_is_keras_mnist_convnet() -> None:
+    fitted, _ = SearchSpace.default().for_input((1, 28, 28))
+    config = fitted.config_from_params(fitted.baseline_params())
+    assert (config.conv_layers, config.filters, config.kernel_size, config.pool) == (
+        2,
+        (32, 32),
+        3,
+        2,
+    )
+
+
+def _trial() -> optuna.trial.Trial:
+    return optuna.create_study().ask()

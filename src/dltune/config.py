@@ -7,11 +7,40 @@ machine boundaries as a plain dict (``to_dict`` / ``from_dict``) and is stored w
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 # The convolutional blocks' keys, in the order of Config's fields.
 CONV_KEYS = ("conv_layers", "filters", "kernel_size", "pool", "batch_norm", "global_pool")
+
+
+def pooled_size(input_shape: tuple[int, ...], conv_layers: int, pool: int) -> tuple[int, ...]:
+    """The spatial size after `conv_layers` blocks (padding "same": only pooling shrinks)."""
+    size = tuple(input_shape[1:])
+    if pool > 1:
+        for _ in range(conv_layers):
+            size = tuple(s // pool for s in size)
+    return size
+
+
+def conv_shape_problem(input_shape: tuple[int, ...], conv_layers: int, pool: int) -> str | None:
+    """Why `conv_layers` blocks with max pooling `pool` cannot take examples of `input_shape`,
+    or None if they can."""
+    if conv_layers == 0:
+        return None
+    if len(input_shape) not in (2, 3):
+        return (
+            f"convolutional layers need examples of shape (channels, length) or (channels, "
+            f"height, width); these examples are flat rows of {math.prod(input_shape)} values"
+        )
+    if min(pooled_size(input_shape, conv_layers, pool)) < 1:
+        shown = "x".join(str(n) for n in input_shape[1:])
+        return (
+            f"{conv_layers} blocks with max pooling of {pool} shrink the input ({shown}) below "
+            f"one element"
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from ..config import Config
-from .conv import ConvNet, shape_problem
+from .conv import ConvNet
 from .dense import DenseNet
 
-__all__ = ["BuiltinNetworks", "ConvNet", "DenseNet", "NetworkFactory", "shape_problem"]
+__all__ = ["BuiltinNetworks", "ConvNet", "DenseNet", "NetworkFactory"]
 
 
 class NetworkFactory(Protocol):

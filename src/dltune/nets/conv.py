@@ -17,39 +17,11 @@ import math
 import torch
 from torch import nn
 
-from ..config import Config
+from ..config import Config, conv_shape_problem, pooled_size
 from .dense import DenseNet, activation_module
 
 # The convolutions' generator is seeded apart from the Dense part's (seed) and dropout's (seed+1).
 _CONV_SEED_OFFSET = 2
-
-
-def pooled_size(input_shape: tuple[int, ...], conv_layers: int, pool: int) -> tuple[int, ...]:
-    """The spatial size after `conv_layers` blocks (padding "same": only pooling shrinks)."""
-    size = tuple(input_shape[1:])
-    if pool > 1:
-        for _ in range(conv_layers):
-            size = tuple(s // pool for s in size)
-    return size
-
-
-def shape_problem(input_shape: tuple[int, ...], conv_layers: int, pool: int) -> str | None:
-    """Why `conv_layers` blocks with max pooling `pool` cannot take examples of `input_shape`,
-    or None if they can."""
-    if conv_layers == 0:
-        return None
-    if len(input_shape) not in (2, 3):
-        return (
-            f"convolutional layers need examples of shape (channels, length) or (channels, "
-            f"height, width); these examples are flat rows of {math.prod(input_shape)} values"
-        )
-    if min(pooled_size(input_shape, conv_layers, pool)) < 1:
-        shown = "x".join(str(n) for n in input_shape[1:])
-        return (
-            f"{conv_layers} blocks with max pooling of {pool} shrink the input ({shown}) below "
-            f"one element"
-        )
-    return None
 
 
 class ConvNet(nn.Module):
@@ -65,7 +37,7 @@ class ConvNet(nn.Module):
         device: torch.device | str = "cpu",
     ) -> None:
         super().__init__()
-        problem = shape_problem(input_shape, config.conv_layers, config.pool)
+        problem = conv_shape_problem(input_shape, config.conv_layers, config.pool)
         if problem:
             raise ValueError(problem)
         self.config = config

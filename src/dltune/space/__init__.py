@@ -65,19 +65,28 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
-from dltune import vocabulary
-from dltune.config import Config
+from dltune import errors, vocabulary
+from dltune.config import Config, conv_shape_problem
 from dltune.errors import SpaceError
 
 from .params import Choice, Fixed, FloatRange, IntRange, Param, PerLayer, Scalar, _grid_error
-from .parse import _EPOCHS_WHY, _PATIENCE_WHY, _max_of, _parse_params, _Parser, _top_keys
-from .rules import _DEFAULTS, KEYS, PARAM_KEYS, _show
+from .parse import (
+    _EPOCHS_WHY,
+    _PATIENCE_WHY,
+    _max_of,
+    _parse_conv,
+    _parse_params,
+    _Parser,
+    _top_keys,
+)
+from .rules import _CONV_DEFAULTS, _DEFAULTS, CONV_PARAM_KEYS, KEYS, PARAM_KEYS, _show
 from .yamlfile import _read_yaml
 
 if TYPE_CHECKING:  # optuna is only needed for types here; importing it costs ~0.5 s at start-up
     import optuna
 
 __all__ = [
+    "CONV_PARAM_KEYS",
     "KEYS",
     "PARAM_KEYS",
     "Choice",
@@ -100,6 +109,7 @@ class SearchSpace:
 
     KEYS: ClassVar[tuple[str, ...]] = KEYS
     PARAM_KEYS: ClassVar[tuple[str, ...]] = PARAM_KEYS
+    CONV_PARAM_KEYS: ClassVar[tuple[str, ...]] = CONV_PARAM_KEYS
 
     name: str
     metric: str | None
@@ -109,6 +119,9 @@ class SearchSpace:
     reduction: int
     source: str
     params: Mapping[str, Param | PerLayer]
+    # The convolutional keys the space has: none for flat data (the dense network alone), all
+    # of them once fitted to data with a shape (see for_input).
+    conv: Mapping[str, Param | PerLayer]
 
     def __init__(self, **keys: Any) -> None:
         self._load(keys, "<dict>", "space")
@@ -120,6 +133,7 @@ class SearchSpace:
         self.name = parser.space_name(keys.get("name", default_name))
         self.metric = parser.metric(keys.get("metric"))
         self.params = MappingProxyType(_parse_params(parser, keys))
+        self.conv = MappingProxyType(_parse_conv(parser, keys, defaults=False))
         self.epochs = parser.fixed_count(
             keys.get("epochs", _DEFAULTS["epochs"]), "epochs", _EPOCHS_WHY
         )
@@ -175,6 +189,7 @@ class SearchSpace:
         """Every key with canonical names (learning_rate, not lr): YAML- and JSON-able."""
         plain: dict[str, Any] = {"name": self.name, "metric": self.metric}
         plain.update({key: self.params[key].to_plain() for key in PARAM_KEYS})
+        plain.update({k: self.conv[k].to_plain() for k in CONV_PARAM_KEYS if k in self.conv})
         plain.update({"epochs": self.epochs, "patience": self.patience})
         plain.update({"min_epochs": self.min_epochs, "reduction": self.reduction})
         return plain
@@ -187,6 +202,7 @@ class SearchSpace:
         """(key, description) rows, for `dltune space --show`."""
         rows = [("name", self.name), ("metric", self.metric or "the task's default")]
         rows += [(key, self.params[key].describe()) for key in PARAM_KEYS]
+        rows += [(key, self.conv[key].describe()) for key in CONV_PARAM_KEYS if key in self.conv]
         rows.append(("epochs", f"at most {self.epochs}; each trial records its best epoch"))
         patience = "off" if self.patience is None else f"{self.patience} epochs without improvement"
         rows.append(("patience", patience))
@@ -208,7 +224,7 @@ class SearchSpace:
         params: dict[str, Any] = {}
 
         def value(param: Param, name: str) -> Any:
-            key = "units" if name.startswith("units") else name
+            key = name.rsplit("_", 1)[0] if name.startswith(("units_", "filters_")) else name
             chosen = nearest(param, TEXTBOOK[key])
             if not isinstance(param, Fixed):
                 params[name] = chosen
@@ -237,20 +253,29 @@ class SearchSpace:
         one value per layer (units_1 .. units_layers), after `layers` is known."""
         values: dict[str, Any] = {}
         for key in PARAM_KEYS:
-            param = self.params[key]
-            if isinstance(param, PerLayer):
-                layers = int(values["layers"])
-                values[key] = [
-                    value_of(param.for_layer(k), f"units_{k}") for k in range(1, layers + 1)
-                ]
-            else:
-                values[key] = value_of(param, key)
+            values[key] = _value(self.params[key], key, int(values.get("layers", 0)), value_of)
+        if "conv_layers" in self.conv:
+            conv_layers = int(value_of(_plain(self.conv["conv_layers"]), "conv_layers"))
+            values["conv_layers"] = conv_layers
+            # define-by-run: the blocks' keys exist only in trials that have blocks
+            for key in CONV_PARAM_KEYS[1:] if conv_layers > 0 else ():
+                values[key] = _value(self.conv[key], key, conv_layers, value_of)
         return values
 
     def _config(self, values: dict[str, Any]) -> Config:
         layers = int(values["layers"])
-        units = values["units"]
-        widths = tuple(int(u) for u in units) if isinstance(units, list) else (int(units),) * layers
+        widths = _per_layer(values["units"], layers)
+        conv: dict[str, Any] = {}
+        if values.get("conv_layers", 0) > 0:
+            conv_layers = int(values["conv_layers"])
+            conv = {
+                "conv_layers": conv_layers,
+                "filters": _per_layer(values["filters"], conv_layers),
+                "kernel_size": int(values["kernel_size"]),
+                "pool": int(values["pool"]),
+                "batch_norm": bool(values["batch_norm"]),
+                "global_pool": bool(values["global_pool"]),
+            }
         return Config(
             layers=layers,
             units=widths,
@@ -262,24 +287,22 @@ class SearchSpace:
             weight_decay=float(values["weight_decay"]),
             batch_size=int(values["batch_size"]),
             epochs=self.epochs,
+            **conv,
         )
 
     def _sampled(self) -> list[tuple[str, str, Param]]:
         """(Optuna name, key as written, param) for every param that is not fixed."""
         out: list[tuple[str, str, Param]] = []
-        for key in PARAM_KEYS:
-            param = self.params[key]
+        params = {**self.params, **self.conv}
+        for key, param in params.items():
             if isinstance(param, PerLayer):
-                specs = [
-                    (f"units_{k}", param.label(k), param.for_layer(k)) for k in self._layer_ks()
-                ]
+                count = params["layers" if key == "units" else "conv_layers"]
+                ks = range(1, _max_of(_plain(count)) + 1)
+                specs = [(param.name(k), param.label(k), param.for_layer(k)) for k in ks]
                 out += [spec for spec in specs if not isinstance(spec[2], Fixed)]
             elif not isinstance(param, Fixed):
                 out.append((key, key, param))
         return out
-
-    def _layer_ks(self) -> range:
-        return range(1, self.max_layers + 1)
 
     def grid(self) -> dict[str, list[Scalar]]:
         """The search_space for optuna.samplers.GridSampler: every sampled param's values.
@@ -334,6 +357,66 @@ class SearchSpace:
         plain = self.to_dict() | {"loss": kept}
         return SearchSpace._build(plain, self.source, self.name), notes
 
+    def for_input(self, input_shape: tuple[int, ...]) -> tuple[SearchSpace, list[str]]:
+        """This space fitted to examples of `input_shape`, and a note per key it does not use.
+
+        Flat rows keep the dense network alone (a space that asks for convolutions is refused);
+        signals and images get every convolutional key, the missing ones from their defaults,
+        with conv_layers from 0 to as many blocks as the input's size allows (at most 3), so
+        that a study chooses the family itself.
+        """
+        input_shape = tuple(int(n) for n in input_shape)
+        if len(input_shape) <= 1:
+            return self._for_flat(input_shape)
+        plain = self.to_dict()
+        if "conv_layers" not in self.conv:
+            plain["conv_layers"] = self._fitted_conv_layers(input_shape)
+        plain.update({k: v for k, v in _CONV_DEFAULTS.items() if k not in plain})
+        space = SearchSpace._build(plain, self.source, self.name)
+        space._check_fits(input_shape)
+        return space, []
+
+    def _for_flat(self, input_shape: tuple[int, ...]) -> tuple[SearchSpace, list[str]]:
+        conv_layers = self.conv.get("conv_layers")
+        if conv_layers is not None and _max_of(_plain(conv_layers)) > 0:
+            raise SpaceError(
+                f"{self.source}: conv_layers {_show(conv_layers.to_plain())} asks for "
+                f"convolutional layers, but the examples are flat rows of {input_shape[0]} "
+                f"values. Give their shape ({errors.param('shape', shown='C,L')} for signals of "
+                f"C channels, {errors.param('shape', shown='C,H,W')} for images), or set "
+                f"conv_layers: 0."
+            )
+        unused = [key for key in self.conv if key != "conv_layers"]
+        if not unused:
+            return self, []
+        many = len(unused) > 1
+        note = (
+            f"{', '.join(unused)} {'apply' if many else 'applies'} to convolutional layers; the "
+            f"examples are flat rows, so {'they are' if many else 'it is'} not used"
+        )
+        plain = {k: v for k, v in self.to_dict().items() if k not in unused}
+        return SearchSpace._build(plain, self.source, self.name), [note]
+
+    def _fitted_conv_layers(self, input_shape: tuple[int, ...]) -> Any:
+        """conv_layers' default range, cut to the blocks that pooling leaves room for."""
+        default = dict(_CONV_DEFAULTS["conv_layers"])
+        pools = self.conv.get("pool")
+        pool = _max_of(_plain(pools)) if pools else int(_CONV_DEFAULTS["pool"])
+        most = int(default["high"])
+        while most > 0 and conv_shape_problem(input_shape, most, pool):
+            most -= 1
+        return {"low": 0, "high": most} if most > 0 else 0
+
+    def _check_fits(self, input_shape: tuple[int, ...]) -> None:
+        most = _max_of(_plain(self.conv["conv_layers"]))
+        pool = _max_of(_plain(self.conv["pool"]))  # the largest pooling shrinks the most
+        problem = conv_shape_problem(input_shape, most, pool)
+        if problem:
+            raise SpaceError(
+                f"{self.source}: conv_layers up to {most} with pool {pool}: {problem}. "
+                f"Lower conv_layers' high, or the pool size (0: no pooling)."
+            )
+
     def _check_metric(self, task: str) -> None:
         if self.metric is None or vocabulary.METRICS[self.metric][0] == task:
             return
@@ -343,6 +426,26 @@ class SearchSpace:
             f"but the target is {task}; use {' or '.join(fitting)}, or null for the default "
             f"({vocabulary.DEFAULT_METRIC[task]})."
         )
+
+
+def _plain(param: Param | PerLayer) -> Param:
+    if isinstance(param, PerLayer):  # the parser makes per-layer specs for units/filters only
+        raise TypeError(f"{param!r} is per layer")
+    return param
+
+
+def _value(
+    param: Param | PerLayer, key: str, layers: int, value_of: Callable[[Param, str], Any]
+) -> Any:
+    """One key's value; a per-layer key's as a list of one value per layer (key_1 .. key_N)."""
+    if isinstance(param, PerLayer):
+        return [value_of(param.for_layer(k), param.name(k)) for k in range(1, layers + 1)]
+    return value_of(param, key)
+
+
+def _per_layer(value: Any, layers: int) -> tuple[int, ...]:
+    """Widths (or filter counts) per layer from one value for all of them or a list."""
+    return tuple(int(v) for v in value) if isinstance(value, list) else (int(value),) * layers
 
 
 def _rebuild(plain: dict[str, Any], source: str) -> SearchSpace:

@@ -24,6 +24,13 @@ TEXTBOOK: dict[str, Any] = {
     "learning_rate": 1e-3,
     "weight_decay": 0.0,
     "batch_size": 32,
+    # Keras' MNIST convnet example: two 3x3 convolutions of 32 and 64, max pooling of 2
+    "conv_layers": 2,
+    "filters": 32,
+    "kernel_size": 3,
+    "pool": 2,
+    "batch_norm": False,
+    "global_pool": False,
 }
 
 

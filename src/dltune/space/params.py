@@ -38,7 +38,7 @@ class Fixed:
         return self.value
 
     def describe(self) -> str:
-        return f"fixed {self.value}"
+        return f"fixed {_text(self.value)}"
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Choice:
         return list(self.options)
 
     def describe(self) -> str:
-        return "one of " + ", ".join(str(o) for o in self.options)
+        return "one of " + ", ".join(_text(o) for o in self.options)
 
 
 @dataclass(frozen=True)
@@ -123,14 +123,19 @@ class PerLayer:
 
     each: Param | None = None  # `per_layer: true`: every layer draws from this
     specs: tuple[Param, ...] = ()  # `per_layer: [...]`: layer k (from 1) draws from specs[k - 1]
+    key: str = "units"  # or "filters": the convolutional blocks' counts
 
     def for_layer(self, k: int) -> Param:
         """The distribution of layer `k`, counted from 1 like the Optuna names units_1, units_2."""
         return self.each if self.each is not None else self.specs[k - 1]
 
+    def name(self, k: int) -> str:
+        """Layer `k`'s Optuna name: units_1, filters_2, ..."""
+        return f"{self.key}_{k}"
+
     def label(self, k: int) -> str:
         """Where layer `k`'s spec is written in the space, for error messages."""
-        return "units" if self.each is not None else f"units.per_layer[{k - 1}]"
+        return self.key if self.each is not None else f"{self.key}.per_layer[{k - 1}]"
 
     def to_plain(self) -> dict[str, Any]:
         if self.each is None:
@@ -143,6 +148,11 @@ class PerLayer:
         if self.each is not None:
             return f"per layer, each {self.each.describe()}"
         return "; ".join(f"layer {k}: {s.describe()}" for k, s in enumerate(self.specs, 1))
+
+
+def _text(value: Scalar) -> str:
+    """A value as a space file writes it (true/false for booleans)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _range_plain(low: float, high: float, log: bool, step: float | None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dltune.errors import SpaceError
 from .params import Choice, Fixed, FloatRange, IntRange, Param, PerLayer, Scalar
 from .rules import (
     _ALIASES,
+    _CONV_DEFAULTS,
     _DEFAULTS,
     _EPOCHS_RULE,
     _MIN_EPOCHS_RULE,
@@ -21,8 +22,10 @@ from .rules import (
     _REDUCTION_RULE,
     _RULES,
     _VOCABULARY,
+    CONV_PARAM_KEYS,
     KEYS,
     PARAM_KEYS,
+    PER_LAYER_KEYS,
     _Rule,
     _show,
     _unknown,
@@ -89,10 +92,17 @@ class _Parser:
             raise self.error(f"{head} Choose from: {', '.join(names)}.")
         return canonical
 
+    def boolean(self, value: Any, path: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(f"{path} must be true or false; got {_show(value)}.")
+        return value
+
     def scalar(self, value: Any, key: str, path: str) -> Scalar:
         rule = _RULES[key]
         if rule.kind == "name":
             return self.name(value, key, path)
+        if rule.kind == "bool":
+            return self.boolean(value, path)
         return self.bounded(value, rule, path)
 
     # ---- the value forms ----
@@ -102,7 +112,7 @@ class _Parser:
         if value is None:
             raise self.error(
                 f"{path} is null; give a value, or remove the key to use the default "
-                f"{_show(_DEFAULTS[key])}."
+                f"{_show(_default_of(key))}."
             )
         if isinstance(value, Mapping):
             return self.mapping(value, key, path)
@@ -110,11 +120,11 @@ class _Parser:
             return self.choice(value, key, path)
         return Fixed(self.scalar(value, key, path))
 
-    def units(self, value: Any, path: str) -> Param | PerLayer:
-        """`units` takes the shared forms, and also the per-layer ones."""
+    def layered(self, value: Any, key: str, path: str) -> Param | PerLayer:
+        """`units` and `filters` take the shared forms, and also the per-layer ones."""
         if isinstance(value, Mapping) and "per_layer" in value:
-            return self.per_layer(value, path)
-        return self.param(value, "units", path)
+            return self.per_layer(value, key, path)
+        return self.param(value, key, path)
 
     def choice(self, items: Any, key: str, path: str) -> Choice:
         if not isinstance(items, list | tuple):
@@ -143,8 +153,10 @@ class _Parser:
         for sub in m:
             if sub == "per_layer":
                 # top-level units with per_layer never get here (see `units`): this one is nested
-                where = "nested inside per_layer" if key == "units" else f"used for {key}"
-                raise self.error(f"{path}.per_layer cannot be {where}; it applies to units only.")
+                where = "nested inside per_layer" if key in PER_LAYER_KEYS else f"used for {key}"
+                raise self.error(
+                    f"{path}.per_layer cannot be {where}; it applies to units and filters only."
+                )
             if sub not in allowed:
                 head = _unknown(f"{path}: unknown key {_show(sub)}", sub, allowed)
                 raise self.error(f"{head} Known keys: {', '.join(allowed)}.")
@@ -160,6 +172,11 @@ class _Parser:
             raise self.error(
                 f"{path} is categorical: give a name or a list of names, not a range; "
                 f"got {_show(m)}."
+            )
+        if _RULES[key].kind == "bool":
+            raise self.error(
+                f"{path} is true or false: give one of them or the list [false, true], not a "
+                f"range; got {_show(m)}."
             )
         return self.range(m, key, path)
 
@@ -216,7 +233,7 @@ class _Parser:
             )
         return step
 
-    def per_layer(self, m: Mapping[Any, Any], path: str) -> Param | PerLayer:
+    def per_layer(self, m: Mapping[Any, Any], key: str, path: str) -> Param | PerLayer:
         flag = m["per_layer"]
         rest = {k: v for k, v in m.items() if k != "per_layer"}
         if isinstance(flag, bool):
@@ -225,8 +242,8 @@ class _Parser:
                     f"{path}: per_layer: {_show(flag)} needs a distribution next to it: low/high "
                     f"(with log or step) or choices; got {_show(m)}."
                 )
-            param = self.mapping(rest, "units", path)
-            return PerLayer(each=param) if flag else param
+            param = self.mapping(rest, key, path)
+            return PerLayer(each=param, key=key) if flag else param
         if isinstance(flag, list | tuple):
             if rest:
                 raise self.error(
@@ -235,8 +252,8 @@ class _Parser:
                 )
             if not flag:
                 raise self.error(f"{path}.per_layer is an empty list; give one spec per layer.")
-            specs = (self.param(v, "units", f"{path}.per_layer[{i}]") for i, v in enumerate(flag))
-            return PerLayer(specs=tuple(specs))
+            specs = (self.param(v, key, f"{path}.per_layer[{i}]") for i, v in enumerate(flag))
+            return PerLayer(specs=tuple(specs), key=key)
         raise self.error(
             f"{path}.per_layer must be true or a list of one spec per layer; got {_show(flag)}."
         )
@@ -335,19 +352,57 @@ def _parse_params(parser: _Parser, keys: dict[str, Any]) -> dict[str, Param | Pe
         path = "lr" if key == "learning_rate" and "lr" in keys else key
         value = keys.get(path, _DEFAULTS[key])
         params[key] = (
-            parser.units(value, path) if key == "units" else parser.param(value, key, path)
+            parser.layered(value, key, path)
+            if key in PER_LAYER_KEYS
+            else parser.param(value, key, path)
         )
-    most, units = _max_of(params["layers"]), params["units"]
-    if isinstance(units, PerLayer) and units.each is None and len(units.specs) < most:
-        raise parser.error(
-            f"units.per_layer has {len(units.specs)} entries but layers can be up to {most}; "
-            f"give one spec per layer (at least {most}). Got {_show(keys.get('units'))}."
-        )
+    _check_per_layer(parser, params, keys, "units", "layers")
     return params
 
 
+def _parse_conv(
+    parser: _Parser, keys: Mapping[str, Any], defaults: bool
+) -> dict[str, Param | PerLayer]:
+    """The convolutional keys the space gives; with `defaults`, every one (the missing ones
+    from their defaults), as for data with a shape."""
+    given = {key: keys[key] for key in CONV_PARAM_KEYS if key in keys}
+    if defaults:
+        given = {key: given.get(key, _CONV_DEFAULTS[key]) for key in CONV_PARAM_KEYS}
+    params: dict[str, Param | PerLayer] = {}
+    for key, value in given.items():
+        params[key] = (
+            parser.layered(value, key, key)
+            if key in PER_LAYER_KEYS
+            else parser.param(value, key, key)
+        )
+    if "conv_layers" in params:
+        _check_per_layer(parser, params, keys, "filters", "conv_layers")
+    return params
+
+
+def _check_per_layer(
+    parser: _Parser,
+    params: Mapping[str, Param | PerLayer],
+    keys: Mapping[str, Any],
+    key: str,
+    count_key: str,
+) -> None:
+    """A per-layer list gives a spec for every layer the count allows."""
+    spec = params.get(key)
+    most = _max_of(params[count_key])
+    if isinstance(spec, PerLayer) and spec.each is None and len(spec.specs) < most:
+        raise parser.error(
+            f"{key}.per_layer has {len(spec.specs)} entries but {count_key} can be up to "
+            f"{most}; give one spec per layer (at least {most}). Got {_show(keys.get(key))}."
+        )
+
+
+def _default_of(key: str) -> Any:
+    return _CONV_DEFAULTS[key] if key in _CONV_DEFAULTS else _DEFAULTS[key]
+
+
 def _max_of(layers: Param | PerLayer) -> int:
-    """The most layers a `layers` parameter allows."""
+    """The most layers a `layers` (or `conv_layers`) parameter allows."""
     if isinstance(layers, PerLayer):  # the parser never makes one for `layers`
         raise TypeError("layers cannot be per layer")
     if isinstance(layers, Fixed):

@@ -45,6 +45,15 @@ _RULES: dict[str, _Rule] = {
     "batch_size": _Rule("int", 1, hint="Use a size such as 64."),
 }
 _EPOCHS_RULE = _Rule("int", 1, hint="Use a number such as 27.")
+# The convolutional blocks before the Dense layers (for data with a shape; see dltune.nets.conv).
+_CONV_RULES: dict[str, _Rule] = {
+    "conv_layers": _Rule("int", 0, 16, hint="Use a count such as 2 (0: no convolutions)."),
+    "filters": _Rule("int", 1, 4096, hint="Use a count such as 32."),
+    "kernel_size": _Rule("int", 1, 64, hint="Use a size such as 3."),
+    "pool": _Rule("int", 0, 16, hint="Use 2 (halves each axis), or 0 for no pooling."),
+    "batch_norm": _Rule("bool"),
+    "global_pool": _Rule("bool"),
+}
 
 
 def value_rule(key: str) -> _Rule:
@@ -57,11 +66,15 @@ _MIN_EPOCHS_RULE = _Rule(
 )
 _REDUCTION_RULE = _Rule("int", 2, 100, hint="Use 3 (the top third goes on at each rung).")
 
-PARAM_KEYS: tuple[str, ...] = tuple(_RULES)
+PARAM_KEYS: tuple[str, ...] = tuple(_RULES)  # the dense network's
+CONV_PARAM_KEYS: tuple[str, ...] = tuple(_CONV_RULES)
+PER_LAYER_KEYS = ("units", "filters")  # may be given per layer (units_k, filters_k)
+_RULES.update(_CONV_RULES)
 KEYS: tuple[str, ...] = (
     "name",
     "metric",
     *PARAM_KEYS,
+    *CONV_PARAM_KEYS,
     "epochs",
     "patience",
     "min_epochs",
@@ -86,6 +99,19 @@ _DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "patience": None,
         "min_epochs": 1,
         "reduction": 3,
+    }
+)
+# The convolutional keys' defaults where the data have a shape (a signal or an image) and the
+# space does not say; conv_layers' range is fitted to the input (see SearchSpace.for_input).
+# Flat data get no convolutional keys at all: the dense network, as before they existed.
+_CONV_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        "conv_layers": {"low": 0, "high": 3},
+        "filters": {"low": 8, "high": 64, "log": True},
+        "kernel_size": [3, 5],
+        "pool": 2,
+        "batch_norm": [False, True],
+        "global_pool": [False, True],
     }
 )
 

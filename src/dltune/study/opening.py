@@ -79,7 +79,11 @@ def open_study(
         load_if_exists=True,
     )
     _check_same_data(study, data, storage)
+    shape_note = _keep_study_shape(study, data, storage)
     space, notes = space.for_task(data.task)
+    notes += shape_note
+    space, shape_notes = space.for_input(data.input_shape)
+    notes = [*notes, *shape_notes]
     metric = space.metric or DEFAULT_METRIC[data.task]
     direction = _direction(metric)
     if study.direction.name.lower() != direction:
@@ -113,6 +117,9 @@ def _study_meta(
             "description": data.describe(),
             # The target column of a table, so that train-best can load the same data again.
             "target": target,
+            # One example's shape, so that later runs, train-best and sweeps build the same
+            # networks, whatever shape the data would take when loaded again.
+            **schema.data_record_shape(data.input_shape),
         },
     }
 
@@ -132,6 +139,31 @@ def _check_same_data(study: optuna.Study, data: Dataset, storage: Storage) -> No
             f"study {study.study_name!r} in {storage.shown} was run on data "
             f"{old['data']['description']!r}, not {data.describe()!r}; {new_study_hint()}"
         )
+
+
+def _keep_study_shape(study: optuna.Study, data: Dataset, storage: Storage) -> list[str]:
+    """A continued study's examples keep the shape it was run on (flat, if recorded before
+    shapes): data loaded without a shape take it (and a note says so); a shape asked for
+    that differs is refused. Changes ``data.input_shape`` in place; the arrays stay as they are."""
+    old = schema.read_study_meta(study)
+    if not old:
+        return []
+    recorded = schema.read_input_shape(old) or (data.n_features,)
+    if recorded == data.input_shape:
+        return []
+    theirs, mine = _shape_text(recorded), _shape_text(data.input_shape)
+    if data.shape_given:
+        raise StudyError(
+            f"study {study.study_name!r} in {storage.shown} was run on examples of shape "
+            f"{theirs}, not {param('shape', mine)}; leave {param('shape')} out to continue it "
+            f"with its own shape, or {new_study_hint()}"
+        )
+    data.set_input_shape(recorded)
+    return [f"examples of shape {theirs}, as the study was run on (the data's own: {mine})"]
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return ",".join(str(n) for n in shape)
 
 
 def _check_same_space(study: optuna.Study, new: dict[str, Any], storage: Storage) -> dict[str, Any]:

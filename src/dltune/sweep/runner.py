@@ -144,6 +144,7 @@ def _base(
         return _base_from_study(from_study, data, storage, target, task, data_dir)
     dataset = _load(data if data is not None else "digits", target, task, data_dir)
     space, _notes = resolve_space(base).for_task(dataset.task)
+    space, _notes = space.for_input(dataset.input_shape)
     config = space.config_from_params(space.baseline_params())
     return dataset, config, space.metric or DEFAULT_METRIC[dataset.task], target
 
