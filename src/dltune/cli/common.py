@@ -76,8 +76,8 @@ def study_option(func: F) -> F:
 
 
 def data_options(data_help: str = "", default: str | None = "digits") -> Callable[[F], F]:
-    """--data, --target, --task and --data-dir: which data, and how to read them. `default`
-    None: the command picks (and `data_help` says how)."""
+    """--data, --target, --task, --data-dir and --shape: which data, and how to read them.
+    `default` None: the command picks (and `data_help` says how)."""
     from ..vocabulary import TASKS
 
     def decorate(func: F) -> F:
@@ -102,12 +102,26 @@ def data_options(data_help: str = "", default: str | None = "digits") -> Callabl
                     type=click.Path(file_okay=False),
                     help="Where local copies of downloadable data live (or DLTUNE_DATA_DIR).",
                 ),
+                shape_option(),
             ]
         ):
             func = option(func)
         return func
 
     return decorate
+
+
+SHAPE_HELP = (
+    "The shape of one example: C,L (a signal of C channels) or C,H,W (an image), its product "
+    "the number of features; reshapes flat rows (.csv, .parquet, a 2-D .npz x) or any data "
+    "[default: the data's own: digits 1,8,8, IDX images 1,H,W, a .npz x's axes past the first; "
+    "a continued study's own]."
+)
+
+
+def shape_option() -> Callable[[F], F]:
+    """--shape C,L or C,H,W (the text load_data's `shape` reads)."""
+    return click.option("--shape", metavar="C,L|C,H,W", help=SHAPE_HELP)
 
 
 def device_option(func: F) -> F:

@@ -39,6 +39,7 @@ from ..storage import (
     study_meta,
     test_result,
 )
+from ..storage.schema import read_input_shape
 from ..vocabulary import RETRAIN_ON
 from .card import library_versions, now
 from .loaded import TunedModel
@@ -111,6 +112,8 @@ def study_data(
             f"(the study's data: {stored['description']}, source {stored['source']!r}). Give the "
             f"same file with the same target, so that the splits, and the test split, are the same."
         )
+    # Examples of the shape the study was run on (flat, if recorded before shapes were).
+    dataset.set_input_shape(read_input_shape(meta))
     return dataset, target
 
 

@@ -6,6 +6,9 @@ without a value is null).
 
 Study attributes (user attrs of the study):
     STUDY_META    the study's metadata: version, space, metric, seed, shuffle_seed, data
+                  (data: name, source, task, fingerprint, description, target, and
+                  DATA_INPUT_SHAPE, the shape of one example; absent in studies made before
+                  shapes: flat)
     TEST_PREFIX   + trial number: that trial's test result, evaluated once
     SWEEP         a sweep's plan and chance level (and, after a run, its timing)
 Trial attributes (user attrs of a trial):
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 STUDY_META = "dltune"
 TEST_PREFIX = "test:"
 SWEEP = "dltune_sweep"
+DATA_INPUT_SHAPE = "input_shape"  # in STUDY_META's data record: one example's shape, a list
 
 # ---- trial attributes ------------------------------------------------------------------------
 CONFIG = "config"
@@ -92,6 +96,21 @@ def write_study_meta(study: optuna.Study, meta: dict[str, Any]) -> dict[str, Any
     study.set_user_attr(STUDY_META, meta)
     kept = read_study_meta(study)  # a fresh read of storage, not a cache
     return kept or meta
+
+
+def data_record_shape(shape: tuple[int, ...]) -> dict[str, list[int]]:
+    """The shape entry of STUDY_META's data record (JSON: a list)."""
+    return {DATA_INPUT_SHAPE: [int(n) for n in shape]}
+
+
+def read_input_shape(meta: Mapping[str, Any]) -> tuple[int, ...]:
+    """The shape of one example the study was run on, from its metadata (read_study_meta);
+    () for a study recorded before shapes were: its examples were flat rows."""
+    data = meta.get("data")
+    shape = data.get(DATA_INPUT_SHAPE) if isinstance(data, Mapping) else None
+    if not isinstance(shape, list) or not all(isinstance(n, int) for n in shape):
+        return ()
+    return tuple(shape)
 
 
 # ---- test results ----------------------------------------------------------------------------

@@ -62,6 +62,7 @@ class TuneSettings:
     task: str | None = None
     data_dir: str | Path | None = None
     ray: str | None = None
+    shape: str | tuple[int, ...] | None = None
 
     def validate(self) -> TuneSettings:
         """Self, or a DLTuneError naming the first setting that breaks its rule."""
@@ -71,6 +72,10 @@ class TuneSettings:
         if self.task is not None:
             _one_of("task", self.task, TASKS)
         check_device(self.device)
+        if self.shape is not None:
+            from ..data.shapes import parse_shape
+
+            parse_shape(self.shape)  # its form; its size is checked against the data
         _at_least("trials", self.trials, 1)
         _at_least("population", self.population, 1)
         _at_least("workers", self.workers, 1)

@@ -83,6 +83,7 @@ def tune(
     data_dir: str | Path | None = None,
     ray: str | None = None,
     progress: ProgressListener | None = None,
+    shape: str | tuple[int, ...] | None = None,
 ) -> TuneResult:
     """Tune a dense network's hyperparameters on `data`; the study lives in `storage`.
 
@@ -106,11 +107,15 @@ def tune(
     budgets. `ray` ("auto" or HOST:PORT): trials are trained by Ray actors on that cluster,
     one per CPU, fed from this process's study (distributed/ray_engine.py). At the end the best
     trial is evaluated once on the test split.
+
+    `shape` ("C,L", "C,H,W" or a tuple): the shape of one example, for data that do not carry
+    it (a table) or to reshape them (see load_data); a continued study keeps the shape it was
+    run on.
     """
     settings = TuneSettings(
         space, data, storage, study_name, trials, timeout, seed, sampler, schedule,
         epoch_budget, cost_aware, baseline, engine, population, workers, memory, device,
-        target, task, data_dir, ray,
+        target, task, data_dir, ray, shape=shape,
     )  # fmt: skip
     return run_tune(settings.validate(), progress or ProgressListener())
 
@@ -203,12 +208,16 @@ def resolve_space(space: SearchSpace | str | Path | dict[str, Any] | None) -> Se
 
 
 def _resolve_data(settings: TuneSettings) -> Dataset:
-    from ..data import Dataset, load_data
+    from ..data import Dataset, load_data, with_shape
 
     if isinstance(settings.data, Dataset):
-        return settings.data
+        return with_shape(settings.data, settings.shape)
     return load_data(
-        settings.data, target=settings.target, task=settings.task, data_dir=settings.data_dir
+        settings.data,
+        target=settings.target,
+        task=settings.task,
+        data_dir=settings.data_dir,
+        shape=settings.shape,
     )
 
 

@@ -81,6 +81,7 @@ def sweep(
     task: str | None = None,
     data_dir: str | Path | None = None,
     progress: ProgressListener | None = None,
+    shape: str | tuple[int, ...] | None = None,
 ) -> SweepResult:
     """Train the base configuration with `param` set to each of its values, `seeds` times each.
 
@@ -90,6 +91,7 @@ def sweep(
     `data`: None is the study's data with `from_study`, else digits.
     `values` ("V1,V2,..." or a list) or `value_range` ("LOW:HIGH:N[:log]") choose the values;
     neither: every choice of a categorical, a wide default range of a numeric one.
+    `shape` ("C,L", "C,H,W"): the shape of one example of `data` (see load_data).
     """
     from .values import parameter_name
 
@@ -99,7 +101,7 @@ def sweep(
     _check_options(values, value_range, from_study, base, seeds)
     opened_storage = resolve_storage(storage)
     dataset, config, metric, target = _base(
-        from_study, base, data, opened_storage, target, task, data_dir
+        from_study, base, data, opened_storage, target, task, data_dir, shape
     )
     plan = _plan(param, values, value_range, config, dataset.task, epochs, seeds, seed)
     opened = open_sweep_study(plan, metric, dataset, opened_storage, study_name, target)
@@ -136,13 +138,14 @@ def _base(
     target: str | None,
     task: str | None,
     data_dir: str | Path | None,
+    shape: str | tuple[int, ...] | None = None,
 ) -> tuple[Dataset, Config, str, str | None]:
     """The data, the base configuration, the metric and the target column."""
     from ..study.tuning import resolve_space
 
     if from_study is not None:
-        return _base_from_study(from_study, data, storage, target, task, data_dir)
-    dataset = _load(data if data is not None else "digits", target, task, data_dir)
+        return _base_from_study(from_study, data, storage, target, task, data_dir, shape)
+    dataset = _load(data if data is not None else "digits", target, task, data_dir, shape)
     space, _notes = resolve_space(base).for_task(dataset.task)
     space, _notes = space.for_input(dataset.input_shape)
     config = space.config_from_params(space.baseline_params())
@@ -156,8 +159,10 @@ def _base_from_study(
     target: str | None,
     task: str | None,
     data_dir: str | Path | None,
+    shape: str | tuple[int, ...] | None = None,
 ) -> tuple[Dataset, Config, str, str | None]:
-    """The best trial of study `from_study` as the base; its data unless `data` is given."""
+    """The best trial of study `from_study` as the base; its data (and their shape) unless
+    `data` is given."""
     from ..export.retrain import study_data
 
     source = storage.load_study(from_study)
@@ -172,8 +177,9 @@ def _base_from_study(
     # of another dataset, which is allowed (the base is only a starting point).
     if data is None:
         dataset, stored_target = study_data(source, data_dir=data_dir)
+        dataset = _load(dataset, target, task, data_dir, shape)  # --shape reshapes them too
     else:
-        dataset, stored_target = _load(data, target, task, data_dir), target
+        dataset, stored_target = _load(data, target, task, data_dir, shape), target
     config = Config.from_dict(best.config)
     metric = study_meta(source).get("metric") or DEFAULT_METRIC[dataset.task]
     if not loss_applies(config.loss, dataset.task):
@@ -185,13 +191,17 @@ def _base_from_study(
 
 
 def _load(
-    data: Dataset | str | Path, target: str | None, task: str | None, data_dir: str | Path | None
+    data: Dataset | str | Path,
+    target: str | None,
+    task: str | None,
+    data_dir: str | Path | None,
+    shape: str | tuple[int, ...] | None = None,
 ) -> Dataset:
-    from ..data import Dataset, load_data
+    from ..data import Dataset, load_data, with_shape
 
     if isinstance(data, Dataset):
-        return data
-    return load_data(data, target=target, task=task, data_dir=data_dir)
+        return with_shape(data, shape)
+    return load_data(data, target=target, task=task, data_dir=data_dir, shape=shape)
 
 
 def _plan(
