@@ -67,7 +67,7 @@ def _whole(part: object) -> int | None:
     if isinstance(part, int):
         return part
     if hasattr(part, "__index__"):  # numpy integers
-        return int(part)  # type: ignore[call-overload]
+        return int(part)
     if isinstance(part, str) and re.fullmatch(r"\d+", part.strip()):
         return int(part)
     return None

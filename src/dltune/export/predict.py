@@ -1,7 +1,9 @@
 """`dltune predict`: read new data, match its columns to the model's features, write predictions.
 
 DATA may be a .csv file (with or without a header row), a .parquet file, a .npz file (array `x`,
-optionally `y` and `feature_names`) or the built-in name `digits`. Where DATA holds the target
+optionally `y` and `feature_names`) or the built-in name `digits`. A .npz `x` holds flat rows
+(N, n_features) or examples of the model's shape, (N, C, L) or (N, C, H, W) (a one-channel image
+also as (N, H, W)), flattened row-major before the model as in training. Where DATA holds the target
 column too (by the name it had in training, or `y` in a .npz), the predictions are scored with
 the study's metric.
 """
@@ -9,6 +11,7 @@ the study's metric.
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ class Table:
     where: str
     truth: np.ndarray | None = None  # the target, when the file holds it apart (npz `y`)
     row_label: Any = None  # i -> "line 7" for messages
+    example_shape: tuple[int, ...] | None = None  # a .npz x of signals or images: one's shape
 
 
 @dataclass
@@ -112,17 +116,45 @@ def _read_npz(path: Path) -> Table:
             f"{', '.join(repr(k) for k in arrays) or 'nothing'}. Save np.savez(path, x=...)."
         )
     x = arrays["x"]
-    x = x.reshape(-1, 1) if x.ndim == 1 else x.reshape(len(x), -1)
+    shape = tuple(int(n) for n in x.shape[1:]) if x.ndim > 2 else None
+    x = x.reshape(-1, 1) if x.ndim == 1 else x.reshape(len(x), math.prod(x.shape[1:]))
     names = arrays.get("feature_names")
     columns = [str(n) for n in names] if names is not None else None
     if columns is not None and len(columns) != x.shape[1]:
         raise DataError(f"{path}: {len(columns)} feature_names for {x.shape[1]} columns of x.")
-    return Table(columns, [x[:, j] for j in range(x.shape[1])], str(path), truth=arrays.get("y"))
+    cells = [x[:, j] for j in range(x.shape[1])]
+    return Table(columns, cells, str(path), truth=arrays.get("y"), example_shape=shape)
+
+
+def check_example_shape(table: Table, model: TunedModel) -> None:
+    """Examples given with a shape must have the model's (flat rows are matched by column):
+    (C, L) or (C, H, W) as trained, or (H, W) for a one-channel image."""
+    given, expected = table.example_shape, model.preprocessing.input_shape
+    if given is None or given == expected or (1, *given) == expected:
+        return
+    if len(expected) > 1:
+        fits = f"examples of shape {_shape(expected)}, i.e. x of shape (N, {_axes(expected)})"
+    else:
+        fits = f"flat rows of {expected[0]} features, i.e. x of shape (N, {expected[0]})"
+    raise DataError(
+        f"{table.where}: x holds examples of shape {_shape(given)} (x of shape "
+        f"(N, {_axes(given)})), but the model takes {fits}. Reshape x to that, or save it "
+        f"flat as (N, {math.prod(expected)}) in the order the model was trained on."
+    )
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "x".join(str(n) for n in shape)
+
+
+def _axes(shape: tuple[int, ...]) -> str:
+    return ", ".join(str(n) for n in shape)
 
 
 def predict_table(model: TunedModel, table: Table) -> Predictions:
     """Predictions for every row of `table`; scored when it holds the target."""
     prep = model.preprocessing
+    check_example_shape(table, model)
     match = match_columns(table.columns, len(table.cells), prep, table.where)
     columns = [table.cells[j] for j in match.features]
     names = [table.columns[j] for j in match.features] if table.columns else None

@@ -4,11 +4,14 @@ The network was trained on standardized features (statistics of the study's trai
 for regression, on standardized targets; a model folder keeps both so that raw features go in and
 labels or values in the target's units come out. Everything here round-trips through JSON
 exactly: float32 statistics are written as the doubles they are, and read back to the same bits.
+It also keeps the shape of one example (``input_shape``), so that the network is rebuilt for
+the same signals or images; a folder written before shapes has none: its examples are flat.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +34,18 @@ class Preprocessing:
     target_std: float | None
     target: str | None  # the target column's name in the data, when the data had one
     statistics: str  # which rows the statistics come from, for the model card
+    # One example's shape as the network sees it: (n_features,) flat, (C, L), (C, H, W); the
+    # features stay flat rows, row-major in this shape. () reads as flat.
+    input_shape: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        shape = tuple(int(n) for n in self.input_shape) or (self.n_features,)
+        object.__setattr__(self, "input_shape", shape)
+
+    @property
+    def shaped(self) -> bool:
+        """Whether examples are signals or images (two or three axes), not rows."""
+        return len(self.input_shape) > 1
 
     @property
     def n_features(self) -> int:
@@ -55,6 +70,7 @@ class Preprocessing:
             # A position (e.g. -1) names no column a later file is sure to share.
             target=target if isinstance(target, str) else None,
             statistics=f"training split of the study ({n_train} rows)",
+            input_shape=tuple(data.input_shape),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,6 +85,7 @@ class Preprocessing:
             "target_std": self.target_std,
             "target": self.target,
             "statistics": self.statistics,
+            "input_shape": list(self.input_shape),
         }
 
     @classmethod
@@ -85,6 +102,7 @@ class Preprocessing:
                 f"{where}: x_mean, x_std and feature_names must have one entry per feature "
                 f"(got {mean.shape}, {std.shape} and {len(names or [])}); write the folder again"
             )
+        shape = _input_shape(d.get("input_shape"), len(mean), where)
         if (std == 0).any():
             raise ModelError(f"{where}: x_std holds a zero; write the folder again")
         task = d["task"]
@@ -108,4 +126,20 @@ class Preprocessing:
             target_std=d.get("target_std"),
             target=d.get("target"),
             statistics=str(d.get("statistics", "")),
+            input_shape=shape,
         )
+
+
+def _input_shape(value: Any, n_features: int, where: str) -> tuple[int, ...]:
+    """The stored shape of one example, checked against the feature count; absent: flat."""
+    if value is None:
+        return (n_features,)  # written before shapes were kept: the examples were rows
+    ok = isinstance(value, list) and 1 <= len(value) <= 3
+    ok = ok and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in value)
+    if not ok or math.prod(value) != n_features:
+        raise ModelError(
+            f"{where}: input_shape {value!r} is not the shape of one example of {n_features} "
+            f"features (a list of 1 to 3 positive whole numbers whose product is {n_features}); "
+            f"write the folder again"
+        )
+    return tuple(value)
