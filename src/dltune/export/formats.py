@@ -173,6 +173,14 @@ def _keras(model: TunedModel, path: Path) -> Callable[[np.ndarray], np.ndarray]:
         keras.layers.Normalization(mean=prep.x_mean, variance=np.square(prep.x_std)),
     ]
     weights: list[tuple[keras.layers.Layer, list[np.ndarray]]] = []
+    from ..nets import DenseNet
+
+    if not isinstance(model.network, DenseNet):
+        raise ModelError(
+            f"the Keras export covers the dense network only; this model is "
+            f"{type(model.network).__name__} ({model.config.short()}). Export it with "
+            f"{param('fmt', shown='onnx')} or {param('fmt', shown='torchscript')}."
+        )
     linears = model.network.linears()
     for linear in linears[:-1]:
         w, b = _numpy(linear)

@@ -20,7 +20,8 @@ from ..data.arrays import standardize
 from ..data.checks import as_features
 from ..engine.sequential import EVAL_CHUNK
 from ..errors import DataError
-from ..nets.dense import DenseNet, SeededDropout, probabilities
+from ..nets import BuiltinNetworks, NetworkFactory
+from ..nets.dense import probabilities
 from .features import match_columns
 from .preprocessing import Preprocessing
 
@@ -29,18 +30,18 @@ class Pipeline(nn.Module):
     """The whole model as one torch module, for export: raw features (N, F) in; probabilities
     (N, K) out for classification, values in the target's units (N, 1) for regression.
 
-    It shares its Dense layers with the trained network; dropout is left out (inference only).
+    It shares its layers with the trained network, in evaluation mode (no dropout, batch
+    normalization from its running statistics).
     """
 
     x_mean: torch.Tensor  # (F,) buffers, so that they travel with the module's state
     x_std: torch.Tensor
 
-    def __init__(self, network: DenseNet, prep: Preprocessing) -> None:
+    def __init__(self, network: nn.Module, prep: Preprocessing) -> None:
         super().__init__()
         self.register_buffer("x_mean", torch.as_tensor(prep.x_mean))
         self.register_buffer("x_std", torch.as_tensor(prep.x_std))
-        kept = [m for m in network.hidden if not isinstance(m, SeededDropout)]
-        self.layers = nn.Sequential(*kept, network.output)
+        self.layers = network.eval()
         self.task = prep.task
         self.loss = prep.loss
         self.target_mean = float(prep.target_mean or 0.0)
@@ -63,10 +64,18 @@ class TunedModel:
     the whole pipeline as one torch module (raw features in), as it is exported.
     """
 
-    def __init__(self, config: Config, prep: Preprocessing, state: dict[str, torch.Tensor]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        prep: Preprocessing,
+        state: dict[str, torch.Tensor],
+        network: NetworkFactory | None = None,
+    ) -> None:
         self.config = config
         self.preprocessing = prep
-        self.network = DenseNet(config, prep.n_features, prep.n_outputs, seed=0)
+        # dltune's own families from the configuration, unless the study trained a user's model
+        build = network or BuiltinNetworks(input_shape_of(prep))
+        self.network = build(config, prep.n_outputs, seed=0, device="cpu")
         self.network.load_state_dict(state)
         self.network.eval()
         self.card: dict[str, Any] | None = None  # set when read from a folder
@@ -154,6 +163,11 @@ class TunedModel:
     def __repr__(self) -> str:
         n = self.preprocessing.n_features
         return f"<TunedModel {self.task}, {n} features: {self.config.short()}>"
+
+
+def input_shape_of(prep: Preprocessing) -> tuple[int, ...]:
+    """One example's shape as the network takes it; flat for bundles saved before shapes."""
+    return tuple(getattr(prep, "input_shape", None) or (prep.n_features,))
 
 
 def _plain_array(labels: np.ndarray) -> np.ndarray:

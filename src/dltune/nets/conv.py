@@ -76,6 +76,6 @@ class ConvNet(nn.Module):
                     module.bias.uniform_(-bound, bound, generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x.reshape(len(x), *self.input_shape))
+        x = self.features(x.unflatten(1, self.input_shape))  # the batch stays symbolic (ONNX)
         x = x.mean(dim=tuple(range(2, x.dim()))) if self.config.global_pool else x.flatten(1)
         return self.head(x)
