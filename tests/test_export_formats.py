@@ -125,3 +125,37 @@ def test_check_rows_are_spread_like_the_training_data():
     x = check_rows(model, 4000)
     prep = model.preprocessing
     np.testing.assert_allclose(x.mean(axis=0), prep.x_mean, atol=0.15 * prep.x_std.max())
+
+
+def test_a_convolutional_study_trains_best_round_trips_its_folder_and_exports(tmp_path) -> None:
+    """digits as 8x8 images, a space of convolutional networks only: train-best, the folder,
+    load, predict and the exports, from a stored study to files."""
+    from dltune import tune
+    from dltune.export import load, train_best
+
+    storage = f"sqlite:///{tmp_path / 'conv.db'}"
+    space = {
+        "conv_layers": [1, 2],
+        "filters": [4, 6],
+        "batch_norm": [False, True],
+        "layers": 1,
+        "units": 16,
+        "epochs": 2,
+        "optimizer": "adam",
+        "learning_rate": 1e-2,
+        "batch_size": 64,
+    }
+    tune(space, "digits", storage=storage, trials=2, seed=0, schedule="none")
+    trained = train_best(storage, epochs=1)
+    assert trained.model.config.conv_layers in (1, 2)
+    trained.save(tmp_path / "model")
+    loaded = load(tmp_path / "model")
+    assert loaded.preprocessing.input_shape == (1, 8, 8)
+    rows = fresh_rows(loaded)
+    assert np.array_equal(loaded.predict_proba(rows), trained.model.predict_proba(rows))
+    for fmt in ("onnx", "torchscript"):
+        if fmt == "onnx":
+            pytest.importorskip("onnxruntime")
+        assert export(loaded, fmt, tmp_path / f"model.{fmt}").max_difference < 1e-4
+    with pytest.raises(ModelError, match="dense network only"):
+        export(loaded, "keras", tmp_path / "model.keras")
