@@ -34,11 +34,11 @@ def shape_text(shape: Sequence[int]) -> str:
 
 def parse_shape(value: str | Sequence[int] | None) -> Shape | None:
     """``shape`` as given (None, a sequence of positive ints, or the text "C,L" / "C,H,W";
-    "1x28x28" and spaces are accepted too), as a tuple; a DataError naming the value if not."""
+    "1x28x28" is accepted too), as a tuple; a DataError naming the value if not."""
     if value is None:
         return None
     if isinstance(value, str):
-        parts = [p for p in re.split(r"[,x×\s]+", value.strip().strip("()[]")) if p]
+        parts = _split_text(value)
     else:
         try:
             parts = list(value)
@@ -59,6 +59,16 @@ def parse_shape(value: str | Sequence[int] | None) -> Shape | None:
             f"(at most {MAX_AXES} axes, e.g. 1,28,28)."
         )
     return tuple(numbers)
+
+
+def _split_text(text: str) -> list[str]:
+    """ "1,28,28" (or "(1, 28, 28)", "1x28x28") as its parts; an empty part is kept, to be
+    refused, so that "2,,3" is not read as 2,3."""
+    text = text.strip().strip("()[]").strip()
+    if not text:
+        return []
+    separator = "x" if "x" in text and "," not in text else ","
+    return [p.strip() for p in text.split(separator)]
 
 
 def _whole(part: object) -> int | None:
