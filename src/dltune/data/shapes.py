@@ -37,8 +37,9 @@ def parse_shape(value: str | Sequence[int] | None) -> Shape | None:
     "1x28x28" is accepted too), as a tuple; a DataError naming the value if not."""
     if value is None:
         return None
+    parts: list[object]
     if isinstance(value, str):
-        parts = _split_text(value)
+        parts = list(_split_text(value))
     else:
         try:
             parts = list(value)
