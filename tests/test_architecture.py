@@ -192,6 +192,7 @@ RANKS = {
     "dltune.nets": 1,
     "dltune.devices": 1,
     "dltune.storage": 1,
+    "dltune.usermodel": 1,
     "dltune.engine": 2,
     "dltune.distributed": 3,
     "dltune.study": 4,

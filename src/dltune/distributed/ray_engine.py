@@ -32,13 +32,27 @@ CONNECT_TIMEOUT_S = 10
 class TrialWorker:
     """The body of a Ray actor: trains trials one segment per call (see RayEngine)."""
 
-    def __init__(self, dataset: Any, metric: str, shuffle_seed: int, segments: int) -> None:
+    def __init__(
+        self,
+        dataset: Any,
+        metric: str,
+        shuffle_seed: int,
+        segments: int,
+        model: dict[str, Any] | None = None,
+    ) -> None:
         import torch
 
         from ..engine.sequential import SequentialEngine, SequentialTrainer
 
         torch.set_num_threads(1)  # one actor per CPU
-        trainer = SequentialTrainer(dataset, metric=metric, shuffle_seed=shuffle_seed)
+        network = None
+        if model is not None:  # a user's build, imported on the actor from its record
+            from ..usermodel import ModelSource, UserNetworks
+
+            network = UserNetworks(ModelSource.from_dict(model).build, dataset.input_shape)
+        trainer = SequentialTrainer(
+            dataset, metric=metric, shuffle_seed=shuffle_seed, network=network
+        )
         self.engine = SequentialEngine(trainer, segments)
         self.paused: dict[Any, Any] = {}
 
@@ -112,14 +126,22 @@ class RayEngine:
 
     @classmethod
     def start(
-        cls, address: str, dataset: Any, metric: str, shuffle_seed: int, segments: int
+        cls,
+        address: str,
+        dataset: Any,
+        metric: str,
+        shuffle_seed: int,
+        segments: int,
+        model: dict[str, Any] | None = None,
     ) -> RayEngine:
+        """Actors on the cluster at `address`, one per CPU; `model`: a user model's source
+        record (dltune.usermodel.source), which each actor imports again."""
         ray = _ray()
         connect(address)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         remote = ray.remote(num_cpus=1, max_restarts=0)(TrialWorker)
         data = ray.put(dataset)
-        actors = [remote.remote(data, metric, shuffle_seed, segments) for _ in range(cpus)]
+        actors = [remote.remote(data, metric, shuffle_seed, segments, model) for _ in range(cpus)]
         engine = cls(actors)
         engine.nodes = _call_all(ray, [a.where.remote() for a in actors])
         return engine

@@ -11,6 +11,8 @@ Study attributes (user attrs of the study):
                   shapes: flat)
     TEST_PREFIX   + trial number: that trial's test result, evaluated once
     SWEEP         a sweep's plan and chance level (and, after a run, its timing)
+    MODEL_SOURCE  a user model's build: where it came from (dltune.usermodel.source's record:
+                  kind, path, module, attr, sha256); absent for dltune's own networks
 Trial attributes (user attrs of a trial):
     CONFIG, SEED, WORKER, BASELINE          written when the trial starts (or is enqueued)
     STATE, STOPPED, ERROR                   dltune's state marks (paused, diverged, ...)
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 STUDY_META = "dltune"
 TEST_PREFIX = "test:"
 SWEEP = "dltune_sweep"
+MODEL_SOURCE = "dltune_model"
 DATA_INPUT_SHAPE = "input_shape"  # in STUDY_META's data record: one example's shape, a list
 
 # ---- trial attributes ------------------------------------------------------------------------
@@ -165,6 +168,19 @@ def read_sweep_member(trial: FrozenTrial) -> tuple[int | None, int] | None:
     if SWEEP_SEED not in attrs:
         return None
     return attrs.get(SWEEP_VALUE), int(attrs[SWEEP_SEED])
+
+
+# ---- a user model's build -------------------------------------------------------------------
+
+
+def read_model_source(source: Source) -> dict[str, Any] | None:
+    """Where the study's user model (build(hp)) came from; None for dltune's own networks."""
+    stored = _attrs(source).get(MODEL_SOURCE)
+    return stored if isinstance(stored, dict) else None
+
+
+def write_model_source(study: optuna.Study, record: dict[str, Any]) -> None:
+    study.set_user_attr(MODEL_SOURCE, record)
 
 
 # ---- a trial's start -------------------------------------------------------------------------

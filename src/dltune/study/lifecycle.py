@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..engine import EpochReport, TrainResult
     from ..space import SearchSpace
+    from ..usermodel.network import BuildError
 
 
 def trial_seed(base_seed: int, number: int) -> int:
@@ -51,9 +52,13 @@ class TrialLifecycle:
         self._heartbeats = Heartbeats(study, self.running)
         self._best: dict[str, Any] | None = None  # the best trial's record, as last read
         self._best_read = False
+        from .user_model import EarlyFailures
 
-    def ask(self) -> tuple[optuna.Trial, Config, int]:
-        """A new trial with its configuration and seed, stored before it trains."""
+        self.early_failures = EarlyFailures()  # a user model's first trials, failing alike
+
+    def ask(self) -> tuple[optuna.Trial, Config, int] | None:
+        """A new trial with its configuration and seed, stored before it trains; None when it
+        failed before training (a user model's build failed: the trial is told as failed)."""
         # Optuna warns that heartbeats are meant for Study.optimize; this loop records them
         # itself (storage.heartbeats), so the warning does not apply.
         with warnings.catch_warnings():
@@ -61,7 +66,14 @@ class TrialLifecycle:
             trial = self.study.ask()
         self.running[trial.number] = trial
         self._heartbeats.beat(trial)
-        config = self.space.suggest(trial)
+        from ..usermodel.network import BuildError
+
+        try:
+            config = self.space.suggest(trial)
+        except BuildError as failure:
+            self._fail_before_training(trial, failure)
+            return None
+        self.early_failures.passed()
         # A trial enqueued with its seed (a sweep's member: seed k is shared by every value)
         # keeps it; otherwise the seed follows from the trial's number.
         seed = schema.read_enqueued_seed(trial)
@@ -70,6 +82,18 @@ class TrialLifecycle:
         schema.write_trial_start(trial, config.to_dict(), seed, self.worker)
         self.progress.trial_started(trial.number, config)
         return trial, config, seed
+
+    def _fail_before_training(self, trial: optuna.Trial, failure: BuildError) -> None:
+        """Tell a trial whose build failed as failed, with its message; the study goes on,
+        unless the first trials of this run all failed the same way (EarlyFailures raises)."""
+        import optuna
+
+        self.running.pop(trial.number, None)
+        schema.write_failure(trial, "failed", str(failure))
+        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        stored = internals.read_trial(self.study, trial)
+        self.progress.trial_finished(read_trial(stored), self._best)
+        self.early_failures.failed(failure)
 
     def report(self, number: int, report: EpochReport) -> bool:
         """Store an epoch's validation metric (the learning curve). The scheduler decides at

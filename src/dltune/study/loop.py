@@ -133,8 +133,11 @@ class StudyLoop:
             if not self.budget.allows_another(self.lifecycle.study):
                 self._drain()
                 return
-            trial, config, seed = self.lifecycle.ask()
+            asked = self.lifecycle.ask()
             self.budget.started += 1
+            if asked is None:  # failed before training (a user model's build): the next one
+                continue
+            trial, config, seed = asked
             self.scheduler.start(trial.number)
             self._save_rungs(trial.number)
             self.waiting.append((trial.number, config, seed))

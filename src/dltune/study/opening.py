@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..data import Dataset
     from ..space import SearchSpace
     from ..storage import Storage
+    from ..usermodel.source import ModelSource
 
 # A worker's sampler seed is the study's seed moved by this much per worker, so that workers
 # do not propose the same configurations.
@@ -40,6 +41,7 @@ class OpenedStudy:
     meta: dict[str, Any]
     space: SearchSpace
     notes: list[str]
+    model: ModelSource | None = None  # a user's build(hp), given or the study's own
 
     @property
     def metric(self) -> str:
@@ -65,9 +67,14 @@ def open_study(
     parallel: bool = False,
     worker_index: int = 0,
     target: str | int | None = None,
+    model: ModelSource | None = None,
 ) -> OpenedStudy:
-    """Create the study, or load it to continue, checked against this run's data and space."""
+    """Create the study, or load it to continue, checked against this run's data and space.
+    With a user model (given, or recorded with the study) the space gives the training knobs
+    only (study/user_model.py)."""
     import optuna
+
+    from . import user_model
 
     name = study_name or f"{space.name}-{data.name}"
     study = optuna.create_study(
@@ -80,10 +87,16 @@ def open_study(
     )
     _check_same_data(study, data, storage)
     shape_note = _keep_study_shape(study, data, storage)
+    model = user_model.study_model(study, model, storage)
+    model_notes: list[str] = []
+    if model is not None:
+        space, model_notes = user_model.training_space(space)
     space, notes = space.for_task(data.task)
     notes += shape_note
     space, shape_notes = space.for_input(data.input_shape)
-    notes = [*notes, *shape_notes]
+    notes = [*notes, *shape_notes, *model_notes]
+    if model is not None:  # the convolutional keys the data's shape brought in, fixed again
+        space = user_model.training_space(space)[0]
     metric = space.metric or DEFAULT_METRIC[data.task]
     direction = _direction(metric)
     if study.direction.name.lower() != direction:
@@ -97,7 +110,7 @@ def open_study(
     # that a resumed random search does not propose the first configurations again.
     sampler_seed = None if seed is None else seed + len(study.trials) + SEED_STRIDE * worker_index
     study.sampler = make_sampler(sampler, space, sampler_seed, parallel=parallel)
-    return OpenedStudy(study, meta, space, notes)
+    return OpenedStudy(study, meta, space, notes, model)
 
 
 def _study_meta(

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..data import Dataset
     from ..space import SearchSpace
     from ..storage import Storage
+    from ..usermodel.source import ModelSource
 
 ENGINES = ("sequential", "population")
 SAMPLERS = ("tpe", "random", "grid", "gp")
@@ -63,6 +64,8 @@ class TuneSettings:
     data_dir: str | Path | None = None
     ray: str | None = None
     shape: str | tuple[int, ...] | None = None
+    # A user's build(hp) (dltune.usermodel.ModelSource: travels to workers as its record)
+    model: ModelSource | None = None
 
     def validate(self) -> TuneSettings:
         """Self, or a DLTuneError naming the first setting that breaks its rule."""
@@ -89,6 +92,12 @@ class TuneSettings:
             from ..distributed.ray_engine import check_address
 
             check_address(self.ray)
+        if self.model is not None and (self.workers > 1 or self.ray is not None):
+            from ..usermodel.source import importable
+
+            problem = importable(self.model)
+            if problem:
+                raise DLTuneError(f"{problem} (each worker imports it again)")
         if self.ray is not None and self.workers > 1:
             raise DLTuneError(
                 f"{param('ray')} and {param('workers')} do not mix: Ray places the workers itself"

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..devices import DEFAULT_DEVICE
-from ..errors import DLTuneError
+from ..errors import DLTuneError, param
 from ..storage import DEFAULT_STORAGE, best_record, best_trial, fail_stale_trials, resolve_storage
 from ..storage import schema as stored
 from .held_out import evaluate_test
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ..schedule import Scheduler
     from ..space import SearchSpace
     from ..storage import Storage
+    from ..usermodel.source import ModelSource
 
 
 @dataclass
@@ -60,9 +61,12 @@ class TuneResult:
 
 
 def tune(
-    space: SearchSpace | str | Path | dict[str, Any] | None = None,
+    space_or_build: SearchSpace | str | Path | dict[str, Any] | Callable[..., Any] | None = None,
+    /,
     data: Dataset | str | Path = "digits",
     *,
+    space: SearchSpace | str | Path | dict[str, Any] | None = None,
+    model: str | Callable[..., Any] | None = None,
     storage: str | Storage | optuna.storages.BaseStorage = DEFAULT_STORAGE,
     study_name: str | None = None,
     trials: int | None = None,
@@ -85,7 +89,15 @@ def tune(
     progress: ProgressListener | None = None,
     shape: str | tuple[int, ...] | None = None,
 ) -> TuneResult:
-    """Tune a dense network's hyperparameters on `data`; the study lives in `storage`.
+    """Tune a network's hyperparameters on `data`; the study lives in `storage`.
+
+    The first argument is the search space (a SearchSpace, a YAML file, a dict; default: the
+    built-in one) or your own build function: ``tune(build, data=..., space=...)``, where
+    `build(hp)` returns a torch.nn.Module (Keras Tuner's hp.Int, hp.Float, hp.Choice,
+    hp.Boolean, hp.Fixed; see dltune.usermodel). `model` names it otherwise: the function,
+    "path/to/file.py:build" or "package.module:build". With a build, the space gives only the
+    training knobs (optimizer, learning_rate, weight_decay, batch_size, epochs, loss,
+    patience, min_epochs); its network keys are ignored (a note says so).
 
     `trials` more trials are started in this call (like Optuna's n_trials), until `timeout`
     seconds have passed or `epoch_budget` member-epochs have been trained: then the running
@@ -112,12 +124,36 @@ def tune(
     it (a table) or to reshape them (see load_data); a continued study keeps the shape it was
     run on.
     """
+    space, source = _space_and_model(space_or_build, space, model)
     settings = TuneSettings(
         space, data, storage, study_name, trials, timeout, seed, sampler, schedule,
         epoch_budget, cost_aware, baseline, engine, population, workers, memory, device,
-        target, task, data_dir, ray, shape=shape,
+        target, task, data_dir, ray, shape=shape, model=source,
     )  # fmt: skip
     return run_tune(settings.validate(), progress or ProgressListener())
+
+
+def _space_and_model(first: Any, space: Any, model: Any) -> tuple[Any, ModelSource | None]:
+    """tune()'s first argument is a space or a build function; the build, resolved to where it
+    came from (dltune.usermodel.source), before anything is opened."""
+    from ..space import SearchSpace
+
+    if callable(first) and not isinstance(first, SearchSpace):
+        if model is not None:
+            raise DLTuneError(
+                f"a build function was given first and as {param('model')} too; give it once"
+            )
+        first, model = None, first
+    if first is not None and space is not None:
+        raise DLTuneError(
+            f"a space was given first and as {param('space')} too; give it once (the first "
+            "argument may be a build function instead)"
+        )
+    if model is None:
+        return first if space is None else space, None
+    from ..usermodel.source import resolve_model
+
+    return first if space is None else space, resolve_model(model)
 
 
 def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0) -> TuneResult:
@@ -137,6 +173,7 @@ def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0
         parallel=settings.parallel or worker > 0,
         worker_index=worker,
         target=settings.target,
+        model=settings.model,
     )
     study = opened.study
     scheduler = _scheduler(settings, opened)
@@ -145,7 +182,8 @@ def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0
         _enqueue_baseline(settings, opened)
     helpers = _start_helpers(settings, opened, dataset, storage, started) if worker == 0 else None
     trainer = _sequential_trainer(dataset, opened, settings.device)
-    lifecycle = TrialLifecycle(study, opened.space, opened.base_seed, progress, worker=tagged)
+    asked = _trial_space(opened, dataset, trainer)
+    lifecycle = TrialLifecycle(study, asked, opened.base_seed, progress, worker=tagged)
     budget = _budget(settings, worker, started)
     start = _study_start(settings, opened, storage, dataset, budget, scheduler)
     engine, slots = _engine(settings, opened, dataset, trainer, scheduler)  # Ray adds a note
@@ -240,7 +278,12 @@ def _enqueue_baseline(settings: TuneSettings, opened: OpenedStudy) -> None:
     own plan)."""
     study = opened.study
     if settings.baseline and settings.sampler != "grid" and not study.trials:
-        stored.enqueue_baseline(study, opened.space.baseline_params())
+        params = opened.space.baseline_params()
+        if opened.model is not None:  # and the build's own defaults
+            from .user_model import default_params
+
+            params |= default_params(opened.model.build)
+        stored.enqueue_baseline(study, params)
 
 
 def _start_helpers(
@@ -266,6 +309,7 @@ def _start_helpers(
             storage=storage.url,
             study_name=opened.study.study_name,
             timeout=left,
+            model=opened.model,  # its record: each worker imports the build again
         ),
         run_worker,
     )
@@ -278,12 +322,28 @@ def _sequential_trainer(dataset: Dataset, opened: OpenedStudy, device: str) -> S
     from ..devices import resolve_device
     from ..engine import SequentialTrainer
 
+    network = None
+    if opened.model is not None:  # a user's build(hp), rebuilt from each trial's values
+        from .user_model import networks
+
+        network = networks(opened.model, dataset)
     return SequentialTrainer(
         dataset,
         metric=opened.metric,
         device=resolve_device(device),
         shuffle_seed=opened.shuffle_seed,
+        network=network,
     )
+
+
+def _trial_space(opened: OpenedStudy, dataset: Dataset, trainer: SequentialTrainer) -> Any:
+    """What a trial's configuration is asked of: the space, and a user model's own
+    hyperparameters by a dry build on the same trial (study/user_model.py)."""
+    if opened.model is None:
+        return opened.space
+    from .user_model import UserModelSpace
+
+    return UserModelSpace(opened.space, opened.model.build, dataset.input_shape, trainer.n_outputs)
 
 
 def _engine(
@@ -298,10 +358,21 @@ def _engine(
     if settings.ray is not None:
         from ..distributed.ray_engine import RayEngine
 
-        ray = RayEngine.start(settings.ray, dataset, opened.metric, opened.shuffle_seed, segments)
+        model = opened.model.to_dict() if opened.model is not None else None
+        ray = RayEngine.start(
+            settings.ray, dataset, opened.metric, opened.shuffle_seed, segments, model
+        )
         where = ", ".join(f"{n['host']}:{n['pid']}" for n in ray.nodes)
         opened.notes.append(f"Ray at {settings.ray}: {len(ray.actors)} workers ({where})")
         return ray, len(ray.actors)
+    if settings.engine == "population" and opened.model is not None:
+        opened.notes.append(
+            "a user model trains on the sequential engine (one trial at a time); the "
+            "population engine stacks dltune's own networks"
+        )
+        from ..engine import SequentialEngine
+
+        return SequentialEngine(trainer, segments), 1
     if settings.engine == "population":
         from ..engine.population import PopulationTrainer
 
