@@ -32,7 +32,7 @@ class DigitsNet(nn.Module):
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(len(x), 1, 8, 8)  # (n, 64) or (n, 1, 8, 8) -> (n, 1, 8, 8)
+        x = x.reshape(-1, 1, 8, 8)  # (n, 64) or (n, 1, 8, 8) -> (n, 1, 8, 8); any n (ONNX)
         return self.head(self.features(x))
 
 

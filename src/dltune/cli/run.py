@@ -84,6 +84,13 @@ DEFAULTS = TuneSettings()  # the library's defaults, shown as the flags' default
     show_default=True,
     help="Memory the population may use (e.g. 4GB; auto: a quarter of RAM, <= 8GB).",
 )
+@click.option(
+    "--model",
+    metavar="FILE.py:build|MODULE:build",
+    help="Tune your own PyTorch model: a build(hp) function returning a torch.nn.Module "
+    "(hp.Int, hp.Float, hp.Choice, hp.Boolean, hp.Fixed as in Keras Tuner); SPACE then gives "
+    "the training knobs [default: a continued study's own build].",
+)
 @device_option
 @user_errors
 def run(space: str | None, **options: Any) -> None:

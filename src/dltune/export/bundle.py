@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..errors import ModelError, param
+from ..errors import DLTuneError, ModelError, param
 from ..version import __version__
 from .card import card_markdown
-from .loaded import TunedModel
+from .loaded import TunedModel, user_networks
 from .preprocessing import Preprocessing
 
 WEIGHTS = "model.safetensors"
@@ -27,6 +27,7 @@ CONFIG = "config.json"
 PREPROCESSING = "preprocessing.json"
 CARD_JSON = "model_card.json"
 CARD_MD = "model_card.md"
+MODEL_SOURCE = "model_source"  # in config.json: a user model's build record (usermodel.source)
 FORMAT = "dltune-model"
 FORMAT_VERSION = 1
 
@@ -63,6 +64,8 @@ def write_bundle(directory: str | Path, model: TunedModel, card: dict[str, Any])
         "n_features": prep.n_features,
         "n_outputs": prep.n_outputs,
     }
+    if model.source is not None:  # a user model: where its build(hp) came from
+        config[MODEL_SOURCE] = model.source
     _write_json(path / CONFIG, config)
     _write_json(path / PREPROCESSING, prep.to_dict())
     _write_json(path / CARD_JSON, card)
@@ -110,8 +113,13 @@ def read_bundle(directory: str | Path) -> TunedModel:
         state = load_file(str(path / WEIGHTS))
     except (SafetensorError, OSError) as e:
         raise ModelError(f"{path / WEIGHTS}: cannot be read as safetensors ({e})") from None
+    source = config_data.get(MODEL_SOURCE)
     try:
-        model = TunedModel(config, prep, state)
+        network = user_networks(source, prep)
+    except DLTuneError as e:  # the build cannot be imported, or its file changed
+        raise ModelError(f"{path}: this model is a build(hp) of your own; {e.template}") from None
+    try:
+        model = TunedModel(config, prep, state, network, source)
     except RuntimeError as e:  # load_state_dict: names or shapes do not fit the configuration
         first = str(e).strip().splitlines()[0]
         raise ModelError(

@@ -70,9 +70,13 @@ class TunedModel:
         prep: Preprocessing,
         state: dict[str, torch.Tensor],
         network: NetworkFactory | None = None,
+        source: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.preprocessing = prep
+        # A user model's build: where it came from (dltune.usermodel.source's record), kept in
+        # the folder so that `dltune.load` rebuilds it; None for dltune's own networks.
+        self.source = source
         # dltune's own families from the configuration, unless the study trained a user's model
         build = network or BuiltinNetworks(input_shape_of(prep))
         self.network = build(config, prep.n_outputs, seed=0, device="cpu")
@@ -103,7 +107,8 @@ class TunedModel:
         # Pickled as plain parts (a torch.Generator inside the network does not pickle everywhere);
         # dltune's own folders never use pickle.
         state = {k: v.numpy() for k, v in self.state_dict().items()}
-        return (_rebuild, (self.config.to_dict(), self.preprocessing.to_dict(), state))
+        plain = (self.config.to_dict(), self.preprocessing.to_dict(), state, self.source)
+        return (_rebuild, plain)
 
     # -- the steps of a prediction ---------------------------------------------------------
 
@@ -178,6 +183,23 @@ def _plain_array(labels: np.ndarray) -> np.ndarray:
         return labels
 
 
-def _rebuild(config: dict[str, Any], prep: dict[str, Any], state: dict[str, Any]) -> TunedModel:
+def _rebuild(
+    config: dict[str, Any],
+    prep: dict[str, Any],
+    state: dict[str, Any],
+    source: dict[str, Any] | None = None,
+) -> TunedModel:
     tensors = {k: torch.as_tensor(v) for k, v in state.items()}
-    return TunedModel(Config.from_dict(config), Preprocessing.from_dict(prep, "pickle"), tensors)
+    preprocessing = Preprocessing.from_dict(prep, "pickle")
+    network = user_networks(source, preprocessing)
+    return TunedModel(Config.from_dict(config), preprocessing, tensors, network, source)
+
+
+def user_networks(source: dict[str, Any] | None, prep: Preprocessing) -> NetworkFactory | None:
+    """The factory of a user model's build, imported again from its record (its file's hash
+    checked: a SourceError says when it cannot be imported or changed); None for dltune's own."""
+    if source is None:
+        return None
+    from ..usermodel import ModelSource, UserNetworks
+
+    return UserNetworks(ModelSource.from_dict(source).build, input_shape_of(prep))

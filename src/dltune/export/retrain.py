@@ -36,19 +36,21 @@ from ..storage import (
     display_url,
     internals,
     resolve_storage,
+    schema,
     study_meta,
     test_result,
 )
 from ..storage.schema import read_input_shape
 from ..vocabulary import RETRAIN_ON
 from .card import library_versions, now
-from .loaded import TunedModel
+from .loaded import TunedModel, user_networks
 from .preprocessing import Preprocessing
 
 if TYPE_CHECKING:
     import optuna
 
     from ..data import Dataset
+    from ..nets import NetworkFactory
     from ..storage import Storage, TrialRecord
 
 
@@ -170,11 +172,12 @@ def train_best(
     say(f"Retraining trial {best.number} of study {study.study_name!r} on {on} ({n_rows} rows):")
     say(f"  {config.short()}")
     say(f"  epochs: {rule}")
-    retrained = _retrain(study, best, train_data, on, epochs, device)
+    source = schema.read_model_source(study)  # a user model's build, or None
+    prep = Preprocessing.from_dataset(dataset, config.loss, target)
+    network = user_networks(source, prep)
+    retrained = _retrain(study, best, train_data, on, epochs, device, network)
     retrained.rule = rule
-    model = TunedModel(
-        config, Preprocessing.from_dataset(dataset, config.loss, target), retrained.state
-    )
+    model = TunedModel(config, prep, retrained.state, network, source)
     # The test split, once: through the same steps `predict` takes on raw rows.
     predictions = model.head(model.outputs(dataset.x_test))[0]
     truth = _truth(dataset)
@@ -229,7 +232,13 @@ class _Retrained:
 
 
 def _retrain(
-    study: optuna.Study, best: TrialRecord, rows: Dataset, on: str, epochs: int, device: str
+    study: optuna.Study,
+    best: TrialRecord,
+    rows: Dataset,
+    on: str,
+    epochs: int,
+    device: str,
+    network: NetworkFactory | None = None,
 ) -> _Retrained:
     """Train the best trial's configuration from its seed on `rows` for `epochs` epochs."""
     from ..devices import resolve_device
@@ -241,7 +250,11 @@ def _retrain(
     seed, shuffle_seed = best.seed, int(meta.get("shuffle_seed", 0))
     started = time.perf_counter()
     trainer = SequentialTrainer(
-        rows, metric=str(meta["metric"]), device=resolve_device(device), shuffle_seed=shuffle_seed
+        rows,
+        metric=str(meta["metric"]),
+        device=resolve_device(device),
+        shuffle_seed=shuffle_seed,
+        network=network,
     )
     run = trainer.start(Config.from_dict(best.config), seed=seed, epochs=epochs)
     while run.advance() is None:

@@ -48,7 +48,8 @@ class ShapedInput(nn.Module):
         self.input_shape = tuple(input_shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.reshape(len(x), *self.input_shape))  # (n, F) -> (n, *shape)
+        # (n, F) -> (n, *shape); unflatten keeps the batch symbolic (ONNX takes any batch)
+        return self.model(x.unflatten(1, self.input_shape))
 
 
 def shown(values: Mapping[str, Any]) -> str:
