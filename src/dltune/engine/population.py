@@ -13,6 +13,12 @@ possibly inside an epoch: see `segments`) where it waits for its caller to let i
 it with its state kept, or stop it: successive halving's rungs. No member's results depend on
 the others: each draws from its own generators and data order, and stacked members share no
 parameters.
+
+Networks that cannot be padded (the convolutional family, a user's module from a
+NetworkFactory) stack only with members of exactly their shapes, through torch.func
+(module_population.py, module_bucket.py, functional.py); an architecture whose forward cannot
+be stacked trains one member at a time, and `notes` says why. Dense configurations of the
+built-in family take the padded path as before.
 """
 
 from __future__ import annotations
@@ -26,11 +32,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..config import Config
+from ..nets import BuiltinNetworks, NetworkFactory
 from .bucket import Bucket, Member
 from .device_data import DeviceData
 from .memory import member_bytes, resolve_memory
+from .module_bucket import ModuleBucket, ModuleMember
+from .module_population import ModulePopulation
 from .protocol import EpochCallback
 from .result import Checkpoint, EpochReport, TrainResult
+from .sequential import TrainingRun
 from .stacked_optim import UpdateKernel
 
 if TYPE_CHECKING:
@@ -64,6 +74,7 @@ class PopulationTrainer:
         max_padding: float = 1.0,
         segments: int = 1,
         track_train: bool = False,
+        network: NetworkFactory | None = None,
     ) -> None:
         self.tensors = DeviceData(data, metric=metric, device=device)
         self.track_train = track_train  # as SequentialTrainer's: the train metric every epoch
@@ -82,22 +93,56 @@ class PopulationTrainer:
         self.kernel = UpdateKernel()
         self.buckets: list[Bucket] = []
         self.pending: list[Member] = []  # join at the next segment boundary
-        self.bucket_seconds: dict[tuple[int, tuple[int, ...]], float] = {}
-        self.epochs_trained = 0.0  # member-epochs, fractions included (the epoch budget's)
+        # Seconds per bucket: (batch size, padded widths), or (batch size, (architecture,))
+        self.bucket_seconds: dict[tuple[int, tuple[Any, ...]], float] = {}
+        self._epochs = 0.0  # member-epochs of the buckets, fractions included
+        # What builds every configuration's module, as SequentialTrainer's `network`; the
+        # padded path serves the built-in dense network only.
+        self.network: NetworkFactory = network or BuiltinNetworks(data.input_shape)
+        self.modules = ModulePopulation(
+            data,
+            self.tensors,
+            self.network,
+            builtin=isinstance(self.network, BuiltinNetworks),
+            kernel=self.kernel,
+            shuffle_seed=shuffle_seed,
+            segments=segments,
+            track_train=track_train,
+        )
+
+    @property
+    def epochs_trained(self) -> float:
+        """Member-epochs trained (the epoch budget's), the one-at-a-time members' included."""
+        alone = self.modules.sequential
+        return self._epochs + (alone.epochs_trained if alone is not None else 0.0)
+
+    @property
+    def notes(self) -> list[str]:
+        """What the user should know about how members trained (an architecture that could
+        not be stacked, and why), once each."""
+        return self.modules.notes
+
+    def padded(self, config: Config) -> bool:
+        """Whether `config` takes the padded dense path (else an exact-shape module bucket)."""
+        return isinstance(self.network, BuiltinNetworks) and not config.convolutional
 
     # ---- membership -----------------------------------------------------------------------
 
     @property
     def members(self) -> list[Member]:
-        return [m for b in self.buckets for m in b.members] + self.pending
+        """Every member trained stacked, padded or not (not those trained one at a time)."""
+        return [m for b in self.buckets for m in b.members] + self.pending + self.modules.members
 
     def __len__(self) -> int:
-        return len(self.members)
+        return len([m for b in self.buckets for m in b.members] + self.pending) + len(self.modules)
 
     def memory_in_use(self) -> int:
-        return sum(self._member_bytes(m.config) for m in self.members)
+        dense = [m for b in self.buckets for m in b.members] + self.pending
+        return sum(self._member_bytes(m.config) for m in dense) + self.modules.memory_in_use()
 
     def _member_bytes(self, config: Config) -> int:
+        if not self.padded(config):
+            return self.modules.member_bytes(config)
         return member_bytes(
             config, self.tensors.n_features, self.tensors.n_outputs, self._own_widths(config)
         )
@@ -119,13 +164,18 @@ class PopulationTrainer:
     ) -> None:
         """Add a member; it starts training at the next segment boundary. `until`: stop at
         that many epochs for the caller's decision (see advance)."""
-        member = Member(key, config, seed, epochs or config.epochs, patience, keep_best_state)
+        kind = Member if self.padded(config) else ModuleMember
+        member = kind(key, config, seed, epochs or config.epochs, patience, keep_best_state)
         member.until = math.inf if until is None else until
         member.segments_per_epoch = self.segments
-        self.pending.append(member)
+        if isinstance(member, ModuleMember):
+            self.modules.add(member)
+        else:
+            self.pending.append(member)
 
-    def pause(self, key: Any) -> Member:
-        """Take a member out with its training state kept (member.kept), to resume later."""
+    def pause(self, key: Any) -> Member | TrainingRun:
+        """Take a member out with its training state kept (member.kept), to resume later; a
+        member trained one at a time pauses as its TrainingRun."""
         for bucket in self.buckets:
             for member in bucket.members:
                 if member.key == key:
@@ -133,19 +183,30 @@ class PopulationTrainer:
                     bucket.remove({key})
                     self._drop_empty()
                     return member
-        raise KeyError(key)
+        paused = self.modules.pause(key)
+        if paused is None:
+            raise KeyError(key)
+        return paused
 
-    def resume(self, member: Member, until: float | None = None) -> None:
+    def resume(self, member: Member | TrainingRun, until: float | None = None) -> None:
         """Bring a paused member back; it goes on from where it stopped."""
+        if isinstance(member, TrainingRun):
+            assert self.modules.sequential is not None  # where it was paused from
+            self.modules.sequential.resume(member, until)
+            return
         member.until = math.inf if until is None else until
-        self.pending.append(member)
+        if isinstance(member, ModuleMember):
+            self.modules.pending.append(member)
+        else:
+            self.pending.append(member)
 
     def set_until(self, key: Any, until: float) -> None:
-        for member in self.members:
+        for member in [m for b in self.buckets for m in b.members] + self.pending:
             if member.key == key:
                 member.until = until
                 return
-        raise KeyError(key)
+        if not self.modules.set_until(key, until):
+            raise KeyError(key)
 
     def stop(self, key: Any, status: str = "pruned") -> TrainResult:
         """Remove a member now (between segments) and return its result."""
@@ -158,10 +219,14 @@ class PopulationTrainer:
             if member.key == key:
                 self.pending.remove(member)
                 return self._finish(member, status)
-        raise KeyError(key)
+        result = self.modules.stop(key, status)
+        if result is None:
+            raise KeyError(key)
+        return result
 
     def _drop_empty(self) -> None:
         self.buckets = [b for b in self.buckets if b.members]
+        self.modules.drop_empty()
 
     @staticmethod
     def _finish(member: Member, status: str) -> TrainResult:
@@ -184,6 +249,7 @@ class PopulationTrainer:
             bucket.add(members)
             self.buckets.append(bucket)
         self.pending = []
+        self.modules.admit()
 
     def _own_widths(self, config: Config) -> tuple[int, ...]:
         return tuple(ladder_width(u) for u in config.units) if self.pad_widths else config.units
@@ -256,58 +322,79 @@ class PopulationTrainer:
         self._admit_pending()
         finished: list[tuple[Any, TrainResult]] = []
         at_target: list[Checkpoint] = []
-        n_train = len(self.tensors.splits["train"][0])
-        for bucket in list(self.buckets):
-            members = list(bucket.members)
-            if any(m.epochs_done >= m.until - 1e-9 for m in members):
-                raise RuntimeError("a member waits at its checkpoint: set_until, pause or stop it")
-            started = time.perf_counter()
-            segment_losses = bucket.train_segment(self.shuffle_seed, self.segments).tolist()
-            ends_epoch = members[0].segment + 1 == self.segments
-            needs_validation = ends_epoch or any(
-                m.epoch + (m.segment + 1) / self.segments >= m.until - 1e-9 for m in members
-            )
-            val_losses, values = (
-                (t.tolist() for t in bucket.evaluate("val"))
-                if needs_validation
-                else ([math.nan] * len(members), [math.nan] * len(members))
-            )
-            train_values = (
-                bucket.evaluate("train_sample")[1].tolist()
-                if ends_epoch and self.track_train
-                else [math.nan] * len(members)
-            )
-            seconds = time.perf_counter() - started
-            widths_key = (bucket.batch_size, bucket.widths)
-            self.bucket_seconds[widths_key] = self.bucket_seconds.get(widths_key, 0.0) + seconds
-            self.epochs_trained += len(members) / self.segments
-            leaving: dict[Any, str] = {}
-            for i, member in enumerate(members):
-                member.segment += 1
-                member.loss_sum += segment_losses[i]
-                member.epoch_seconds += seconds / len(members)
-                status = None
-                if member.segment == self.segments:
-                    status = self._end_epoch(
-                        bucket, member, n_train, (val_losses[i], values[i], train_values[i])
-                    )
-                    status = status or self._decide(member, on_epoch)
-                elif not math.isfinite(member.loss_sum):  # diverged inside an epoch
-                    status = self._end_epoch(
-                        bucket, member, n_train, (val_losses[i], values[i], math.nan)
-                    )
-                if status is not None:
-                    leaving[member.key] = status
-                elif member.epochs_done >= member.until - 1e-9:
-                    spent = member.result.seconds + member.epoch_seconds
-                    at_target.append(Checkpoint(member.key, member.epochs_done, values[i], spent))
-            for member in bucket.remove(set(leaving)):
-                finished.append((member.key, self._finish(member, leaving[member.key])))
+        buckets: list[Bucket | ModuleBucket] = [*self.buckets, *self.modules.buckets]
+        for bucket in buckets:
+            done, waiting = self._advance_bucket(bucket, on_epoch)
+            finished.extend(done)
+            at_target.extend(waiting)
         self._drop_empty()
+        if self.modules.sequential is not None:  # the architectures that train one at a time
+            done, waiting = self.modules.sequential.advance(on_epoch)
+            finished.extend(done)
+            at_target.extend(waiting)
+        return finished, at_target
+
+    def _advance_bucket(
+        self, bucket: Bucket | ModuleBucket, on_epoch: EpochCallback | None
+    ) -> tuple[list[tuple[Any, TrainResult]], list[Checkpoint]]:
+        """One segment of one bucket's members: those that left and those at their `until`."""
+        finished: list[tuple[Any, TrainResult]] = []
+        at_target: list[Checkpoint] = []
+        n_train = len(self.tensors.splits["train"][0])
+        members: list[Member] = list(bucket.members)
+        if any(m.epochs_done >= m.until - 1e-9 for m in members):
+            raise RuntimeError("a member waits at its checkpoint: set_until, pause or stop it")
+        started = time.perf_counter()
+        segment_losses = bucket.train_segment(self.shuffle_seed, self.segments).tolist()
+        ends_epoch = members[0].segment + 1 == self.segments
+        needs_validation = ends_epoch or any(
+            m.epoch + (m.segment + 1) / self.segments >= m.until - 1e-9 for m in members
+        )
+        val_losses, values = (
+            (t.tolist() for t in bucket.evaluate("val"))
+            if needs_validation
+            else ([math.nan] * len(members), [math.nan] * len(members))
+        )
+        train_values = (
+            bucket.evaluate("train_sample")[1].tolist()
+            if ends_epoch and self.track_train
+            else [math.nan] * len(members)
+        )
+        seconds = time.perf_counter() - started
+        label = bucket.widths if isinstance(bucket, Bucket) else bucket.label
+        seconds_key = (bucket.batch_size, label)
+        self.bucket_seconds[seconds_key] = self.bucket_seconds.get(seconds_key, 0.0) + seconds
+        self._epochs += len(members) / self.segments
+        leaving: dict[Any, str] = {}
+        for i, member in enumerate(members):
+            member.segment += 1
+            member.loss_sum += segment_losses[i]
+            member.epoch_seconds += seconds / len(members)
+            status = None
+            if member.segment == self.segments:
+                status = self._end_epoch(
+                    bucket, member, n_train, (val_losses[i], values[i], train_values[i])
+                )
+                status = status or self._decide(member, on_epoch)
+            elif not math.isfinite(member.loss_sum):  # diverged inside an epoch
+                status = self._end_epoch(
+                    bucket, member, n_train, (val_losses[i], values[i], math.nan)
+                )
+            if status is not None:
+                leaving[member.key] = status
+            elif member.epochs_done >= member.until - 1e-9:
+                spent = member.result.seconds + member.epoch_seconds
+                at_target.append(Checkpoint(member.key, member.epochs_done, values[i], spent))
+        for gone in bucket.remove(set(leaving)):
+            finished.append((gone.key, self._finish(gone, leaving[gone.key])))
         return finished, at_target
 
     def _end_epoch(
-        self, bucket: Bucket, member: Member, n_train: int, measured: tuple[float, float, float]
+        self,
+        bucket: Bucket | ModuleBucket,
+        member: Member,
+        n_train: int,
+        measured: tuple[float, float, float],
     ) -> str | None:
         """Record the member's epoch from its measured (validation loss, validation metric,
         train metric); "diverged" when its training loss is not finite."""
