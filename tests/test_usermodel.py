@@ -1,0 +1,447 @@
+"""Your own model: build(hp) with Keras Tuner's hp API, where a build comes from, the checks
+that make a bad build a failed trial, and a user-model study end to end (storage, resume,
+workers, train-best, load, predict, ONNX, the command line)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from torch import nn
+
+import dltune
+from dltune.storage import schema
+from dltune.usermodel import (
+    BuildError,
+    HyperParameterError,
+    HyperParameters,
+    SourceError,
+    UserNetworks,
+    resolve_model,
+)
+from dltune.usermodel.source import ModelSource, importable
+
+from .helpers import dltune as dltune_cli
+from .helpers import make_config
+
+REPO = Path(__file__).resolve().parents[1]
+# The training knobs only, fixed, so that the model's own hyperparameters are all that vary.
+SPACE = {
+    "name": "mine",
+    "loss": "categorical_crossentropy",
+    "optimizer": "adam",
+    "learning_rate": 0.03,
+    "batch_size": 32,
+    "epochs": 3,
+}
+
+# ---- builds the tests tune (module level: importable again by a worker) --------------------
+
+
+def mlp(hp):
+    """A small MLP for the 8-feature blobs, with a conditional hidden layer."""
+    width = hp.Int("width", 4, 16, step=4, default=8)
+    layers: list[nn.Module] = [nn.Linear(8, width), nn.ReLU()]
+    if hp.Boolean("deeper"):
+        layers += [nn.Linear(width, hp.Choice("width_2", [4, 8])), nn.ReLU()]
+        width = hp.values["width_2"]
+    layers.append(nn.Linear(width, 3))
+    return nn.Sequential(*layers)
+
+
+def raises(hp):
+    hp.Int("width", 4, 16)
+    raise ValueError("no such layer")
+
+
+def returns_a_number(hp):
+    hp.Int("width", 4, 16)
+    return 42
+
+
+def wrong_shape(hp):
+    return nn.Linear(8, hp.Int("outputs", 5, 7))  # 3 classes wanted
+
+
+def fails_mostly(hp):
+    """Wrong output shape unless k is 0 (its default: the baseline trial passes)."""
+    k = hp.Int("k", 0, 9)
+    return nn.Linear(8, 3 if k == 0 else 4)
+
+
+MLP_FILE = """\
+from torch import nn
+
+
+def build(hp):
+    width = hp.Int("width", 4, 16, step=4, default=8)
+    return nn.Sequential(nn.Linear(8, width), nn.ReLU(), nn.Linear(width, 3))
+"""
+
+
+@pytest.fixture
+def build_file(tmp_path: Path) -> Path:
+    path = tmp_path / "model.py"  # a stem that must not shadow anything in sys.modules
+    path.write_text(MLP_FILE)
+    return path
+
+
+# ---- the hp API ----------------------------------------------------------------------------
+
+
+def test_hp_without_a_trial_gives_each_default():
+    hp = HyperParameters()
+    assert hp.Int("a", 2, 9) == 2
+    assert hp.Int("b", 2, 9, default=5) == 5
+    assert hp.Float("c", 0.1, 0.5) == 0.1
+    assert hp.Float("d", 1e-4, 1e-1, sampling="log", default=1e-3) == 1e-3
+    assert hp.Choice("e", ["relu", "tanh"]) == "relu"
+    assert hp.Choice("f", [1, 2, 3], default=3) == 3
+    assert hp.Boolean("g") is False
+    assert hp.Boolean("h", default=True) is True
+    assert hp.Fixed("i", 7) == 7
+    assert list(hp.values) == ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
+    assert hp.get("b") == 5
+
+
+def test_hp_on_a_trial_suggests_through_optuna():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    hp = HyperParameters.from_trial(trial)
+    width = hp.Int("width", 8, 64, step=8)
+    rate = hp.Float("rate", 1e-4, 1e-1, sampling="log")
+    units = hp.Int("units", 16, 128, step=2, sampling="log")  # Keras Tuner's factor
+    kind = hp.Choice("kind", ["a", "b"])
+    pool = hp.Boolean("pool")
+    fixed = hp.Fixed("classes", 3)
+    d = trial.distributions
+    assert d["width"] == optuna.distributions.IntDistribution(8, 64, step=8)
+    assert d["rate"] == optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+    assert d["units"] == optuna.distributions.CategoricalDistribution([16, 32, 64, 128])
+    assert d["kind"] == optuna.distributions.CategoricalDistribution(["a", "b"])
+    assert d["pool"] == optuna.distributions.CategoricalDistribution([False, True])
+    assert "classes" not in trial.params  # fixed: not a parameter of the study
+    assert hp.values == {
+        "width": width, "rate": rate, "units": units, "kind": kind, "pool": pool, "classes": 3
+    }  # fmt: skip
+    assert width % 8 == 0 and 1e-4 <= rate <= 1e-1 and fixed == 3
+
+
+def test_stored_values_replay_the_build_and_conditionals_exist_only_when_asked():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    seen = set()
+    for _ in range(12):
+        hp = HyperParameters.from_trial(study.ask())
+        mlp(hp)
+        seen.add("width_2" in hp.values)
+        assert ("width_2" in hp.values) == hp.values["deeper"]
+        again = HyperParameters.from_values(tuple(hp.values.items()))
+        mlp(again)
+        assert again.values == hp.values
+    assert seen == {True, False}
+
+
+def test_a_name_asked_twice_differently_names_both_definitions():
+    hp = HyperParameters()
+    assert hp.Int("width", 4, 16) == hp.Int("width", 4, 16)  # the same again: the same value
+    with pytest.raises(HyperParameterError) as error:
+        hp.Int("width", 4, 32)
+    message = str(error.value)
+    assert "'width' twice" in message
+    assert "hp.Int(min_value=4, max_value=16" in message
+    assert "hp.Int(min_value=4, max_value=32" in message
+    with pytest.raises(HyperParameterError, match=r"first hp\.Int.*then hp\.Boolean"):
+        hp.Boolean("width")
+
+
+@pytest.mark.parametrize(
+    ("ask", "words"),
+    [
+        (lambda hp: hp.Float("learning_rate", 1e-4, 1e-1), "training knobs use"),
+        (lambda hp: hp.Int("batch_size", 8, 64), "rename it, e.g. 'model_batch_size'"),
+        (lambda hp: hp.Int("a", 9, 2), "min_value is above max_value"),
+        (lambda hp: hp.Float("a", 0.0, 1.0, sampling="log"), "needs min_value > 0"),
+        (lambda hp: hp.Float("a", 0.1, 1.0, sampling="reverse_log"), "'reverse_log' is not"),
+        (lambda hp: hp.Int("a", 1.5, 3), "min_value must be a whole number"),
+        (lambda hp: hp.Int("a", 2, 64, step=1, sampling="log"), "step is a factor"),
+        (lambda hp: hp.Choice("a", []), "at least one value"),
+        (lambda hp: hp.Choice("a", [nn.ReLU]), "must be numbers, strings or booleans"),
+        (lambda hp: hp.Choice("a", [1, 2], default=3), "default 3 is not a value"),
+        (lambda hp: hp.get("nothing"), "no hyperparameter of that name"),
+    ],
+)
+def test_hp_mistakes_say_what_to_fix(ask, words):
+    with pytest.raises(HyperParameterError, match=words.replace("(", r"\(").replace(".", r"\.")):
+        ask(HyperParameters())
+
+
+def test_the_dense_network_keys_are_free_for_a_user_model():
+    hp = HyperParameters()
+    assert hp.Int("units", 16, 64) == 16 and hp.Float("dropout", 0.0, 0.5) == 0.0
+
+
+# ---- where a build comes from --------------------------------------------------------------
+
+
+def test_a_file_build_is_recorded_as_json_and_imported_again_under_a_private_name(build_file):
+    before = set(sys.modules)
+    source = resolve_model(f"{build_file}:build")
+    record = json.loads(json.dumps(source.to_dict()))
+    assert record["kind"] == "file" and record["attr"] == "build"
+    assert record["path"] == str(build_file.resolve()) and len(record["sha256"]) == 64
+    added = set(sys.modules) - before
+    assert "model" not in added and all(name.startswith("_dltune_model_") for name in added)
+    again = ModelSource.from_dict(record)
+    module = again.build(HyperParameters())
+    assert isinstance(module, nn.Sequential) and module[0].out_features == 8
+
+
+def test_a_module_build_and_a_function_given_directly(build_file, monkeypatch):
+    monkeypatch.syspath_prepend(str(build_file.parent))
+    monkeypatch.delitem(sys.modules, "model", raising=False)
+    source = resolve_model("model:build")
+    assert source.kind == "module" and source.module == "model" and source.sha256
+    direct = resolve_model(mlp)
+    assert direct.kind == "module" and direct.module == __name__ and direct.attr == "mlp"
+    assert direct.path == str(Path(__file__).resolve()) and direct.sha256
+    assert ModelSource.from_dict(direct.to_dict()).build is mlp
+    assert importable(direct) is None
+
+
+def test_a_function_defined_inside_a_function_cannot_go_to_another_process():
+    def local(hp):
+        return nn.Linear(8, 3)
+
+    problem = importable(resolve_model(local))
+    assert problem is not None and "inside a function" in problem
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("{dir}/nowhere.py:build", "does not exist"),
+        ("{dir}/model.py", "name the build function after a colon"),
+        ("{dir}/model.py:biuld", "has no 'biuld'.*did you mean 'build'"),
+        ("{dir}/broken.py:build", "cannot be imported: SyntaxError"),
+        ("no_such_package_xyz.models:build", "module 'no_such_package_xyz.models' cannot be"),
+        ("{dir}/model.py:WIDTH", "'WIDTH' is a int, not a function"),
+    ],
+)
+def test_a_build_that_cannot_be_found_says_where_and_how_to_fix(build_file, spec, words):
+    build_file.write_text(MLP_FILE + "\nWIDTH = 3\n")
+    (build_file.parent / "broken.py").write_text("def build(hp):\n    return (\n")
+    with pytest.raises(SourceError, match=words):
+        resolve_model(spec.format(dir=build_file.parent))
+
+
+def test_a_changed_file_is_noticed_before_it_is_trusted(build_file):
+    record = resolve_model(f"{build_file}:build").to_dict()
+    build_file.write_text(MLP_FILE.replace("default=8", "default=12"))
+    with pytest.raises(SourceError, match=r"changed since it was recorded.*restore the file"):
+        ModelSource.from_dict(record).load()
+    assert ModelSource.from_dict(record).load(allow_changed=True)  # when asked to
+    build_file.unlink()
+    with pytest.raises(SourceError, match="does not exist any more"):
+        ModelSource.from_dict(record).load()
+
+
+# ---- the factory and its checks ------------------------------------------------------------
+
+
+def user_config(**model):
+    return make_config(model=tuple(model.items()))
+
+
+def test_the_seed_decides_the_initial_weights_and_the_global_generator_is_left_alone():
+    networks = UserNetworks(mlp, (8,))
+    config = user_config(width=8, deeper=False)
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    a = networks(config, 3, seed=5, device="cpu")
+    assert torch.equal(torch.rand(3), expected_next)  # forked and restored
+    b = networks(config, 3, seed=5, device="cpu")
+    c = networks(config, 3, seed=6, device="cpu")
+    weights = [m.state_dict()["model.0.weight"] for m in (a, b, c)]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+
+
+def test_the_module_receives_examples_in_the_datas_shape():
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append(tuple(x.shape))
+            return x.flatten(1)[:, :3]
+
+    network = UserNetworks(lambda hp: Probe(), (2, 4))(user_config(), 3, seed=0, device="cpu")
+    assert network(torch.zeros(5, 8)).shape == (5, 3)  # the trainers hold flat rows
+    assert seen[-1] == (5, 2, 4)
+
+
+@pytest.mark.parametrize(
+    ("build", "words"),
+    [
+        (raises, r"build\(hp\) raised ValueError: no such layer \(with width=4\)"),
+        (returns_a_number, r"returned int 42 \(with width=4\); it must return a torch.nn.Module"),
+        (
+            wrong_shape,
+            r"\(with outputs=5\) maps a batch of shape \(2, 8\) to shape \(2, 5\); "
+            r"expected shape \(2, 3\)",
+        ),
+    ],
+)
+def test_a_failing_build_says_what_it_got_and_with_which_values(build, words):
+    with pytest.raises(BuildError, match=words):
+        UserNetworks(build, (8,))(make_config(), 3, seed=0, device="cpu")
+
+
+# ---- studies -------------------------------------------------------------------------------
+
+
+def memory():
+    return optuna.storages.InMemoryStorage()
+
+
+def test_a_user_model_study_end_to_end(blobs):
+    space = {**SPACE, "units": [32, 64]}  # a network key: ignored, and said so
+    result = dltune.tune(
+        mlp, data=blobs, space=space, storage=memory(), trials=4, seed=0, schedule="none"
+    )
+    trials = result.study.trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 4
+    assert any("units is ignored: build(hp) defines the model" in n for n in result.notes)
+    for trial in trials:
+        assert {"width", "deeper"} <= set(trial.params) and "units" not in trial.params
+        config = trial.user_attrs["config"]
+        assert config["layers"] == 0 and config["model"]["width"] == trial.params["width"]
+    assert trials[0].params["width"] == 8 and trials[0].params["deeper"] is False  # defaults
+    record = schema.read_model_source(result.study)
+    assert record is not None and record["module"] == __name__ and record["attr"] == "mlp"
+    assert result.best is not None and result.best["value"] > 0.8
+    assert result.best["test"] is not None  # tested once, rebuilt through build(hp)
+
+
+def test_trials_whose_build_fails_fail_and_the_study_goes_on(blobs):
+    result = dltune.tune(fails_mostly, data=blobs, space=SPACE, storage=memory(), trials=6, seed=0)
+    states = [t.state for t in result.study.trials]
+    assert states[0] == optuna.trial.TrialState.COMPLETE  # the baseline: k's default, 0
+    failed = [t for t in result.study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert failed and len(states) == 6
+    for trial in failed:
+        assert "expected shape (2, 3)" in trial.user_attrs["error"]
+        assert f"k={trial.params['k']}" in trial.user_attrs["error"]
+
+
+@pytest.mark.parametrize(
+    ("build", "words"),
+    [(raises, "raised ValueError: no such layer"), (returns_a_number, "returned int 42")],
+)
+def test_a_study_whose_first_trials_all_fail_alike_stops(blobs, build, words):
+    storage = memory()
+    with pytest.raises(BuildError, match=f"the first 3 trials all failed the same way.*{words}"):
+        dltune.tune(build, data=blobs, space=SPACE, storage=storage, trials=20, seed=0)
+    study = optuna.load_study(study_name="mine-blobs", storage=storage)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 3
+
+
+def test_a_user_model_study_resumes_with_its_own_build(blobs, build_file, storage_url):
+    spec = f"{build_file}:build"
+    first = dltune.tune(model=spec, data=blobs, space=SPACE, storage=storage_url, trials=2, seed=0)
+    # continued without naming the build: the study's record is imported again
+    again = dltune.tune(SPACE, blobs, storage=storage_url, trials=2, seed=0)
+    assert again.study.study_name == first.study.study_name and len(again.study.trials) == 4
+    assert all("width" in t.params for t in again.study.trials)
+    with pytest.raises(dltune.DLTuneError, match="was run with the build"):
+        dltune.tune(mlp, data=blobs, space=SPACE, storage=storage_url, trials=1)
+    build_file.write_text(MLP_FILE + "\n# edited\n")
+    with pytest.raises(SourceError, match="changed since it was recorded"):
+        dltune.tune(SPACE, blobs, storage=storage_url, trials=1)
+    with pytest.raises(dltune.DLTuneError, match="run on dltune's own networks"):
+        dltune.tune(SPACE, blobs, storage=storage_url, study_name="dense", trials=1, seed=0)
+        dltune.tune(mlp, data=blobs, space=SPACE, storage=storage_url, study_name="dense")
+
+
+def test_local_workers_import_the_build_again(blobs, build_file, storage_url):
+    result = dltune.tune(
+        model=f"{build_file}:build", data=blobs, space=SPACE, storage=storage_url, trials=4,
+        seed=0, workers=2, schedule="none",
+    )  # fmt: skip
+    trials = result.study.trials
+    assert len(trials) == 4 and {t.user_attrs.get("worker") for t in trials} == {0, 1}
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+
+
+def test_workers_refuse_a_build_they_cannot_import(blobs, storage_url):
+    def local(hp):
+        return nn.Linear(8, 3)
+
+    with pytest.raises(dltune.DLTuneError, match="inside a function"):
+        dltune.tune(local, data=blobs, space=SPACE, storage=storage_url, workers=2)
+
+
+def test_the_population_engine_hands_a_user_model_to_the_sequential_one(blobs):
+    result = dltune.tune(
+        mlp, data=blobs, space=SPACE, storage=memory(), trials=2, seed=0, engine="population"
+    )
+    assert any("trains on the sequential engine" in n for n in result.notes)
+    assert len(result.study.trials) == 2
+
+
+# ---- downstream: train-best, load, predict, export -----------------------------------------
+
+
+def test_train_best_load_predict_and_onnx(blobs, build_file, tmp_path):
+    pytest.importorskip("onnxruntime")
+    storage = memory()
+    spec = f"{build_file}:build"
+    result = dltune.tune(
+        model=spec, data=blobs, space=SPACE, storage=storage, trials=2, seed=0, schedule="none"
+    )
+    trained = dltune.train_best(storage, result.study.study_name, data=blobs)
+    folder = trained.save(tmp_path / "model")
+    stored = json.loads((folder / "config.json").read_text())
+    assert stored["model_source"]["path"] == str(build_file.resolve())
+    loaded = dltune.load(folder)
+    expected = trained.model.predict_proba(blobs.x_test)
+    assert np.array_equal(loaded.predict_proba(blobs.x_test), expected)
+    assert trained.test > 0.8  # the test split, once, through the user's module
+
+    from dltune.export.formats import export
+
+    exported = export(loaded, "onnx", tmp_path / "model.onnx")
+    assert exported.max_difference < 1e-4
+
+    build_file.write_text(MLP_FILE + "\n# edited\n")
+    with pytest.raises(dltune.DLTuneError, match=r"model: this model is a build\(hp\).*changed"):
+        dltune.load(folder)
+
+
+# ---- the example and the command line ------------------------------------------------------
+
+
+def test_the_example_runs_from_the_command_line(tmp_path):
+    for name in ("my_model.py", "my_model.yaml"):
+        shutil.copy(REPO / "examples" / name, tmp_path / name)
+    ran = dltune_cli(
+        "run", "my_model.yaml", "--model", "my_model.py:build", "--epoch-budget", "2",
+        "--trials", "2", "--seed", "0", cwd=tmp_path,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "Best configuration" in ran.stdout
+    best = json.loads(
+        dltune_cli("best", "--json", "--study", "my_model-digits", cwd=tmp_path).stdout
+    )
+    assert {"filters", "pool", "units", "dropout"} <= set(best["params"]["model"])
+
+
+def test_the_command_line_names_a_missing_build(tmp_path):
+    ran = dltune_cli("run", "--model", "nowhere.py:build", "--trials", "1", cwd=tmp_path)
+    assert ran.returncode == 2 and "nowhere.py does not exist" in ran.stderr
+    assert not (tmp_path / "dltune.db").exists()  # refused before storage was opened
