@@ -30,9 +30,11 @@ BASE = Config(1, (32,), 0.0, "relu", "categorical_crossentropy", "adam", 1e-2, 0
 
 @pytest.fixture(scope="module")
 def digits():
+    """digits as flat rows: these sweeps read the dense network (as 8x8 images, the base would
+    be the textbook convnet)."""
     from dltune.data import load_data
 
-    return load_data("digits")
+    return load_data("digits", shape="64")
 
 
 @pytest.fixture
