@@ -439,6 +439,8 @@ def test_the_example_runs_from_the_command_line(tmp_path):
         dltune_cli("best", "--json", "--study", "my_model-digits", cwd=tmp_path).stdout
     )
     assert {"filters", "pool", "units", "dropout"} <= set(best["params"]["model"])
+    table = dltune_cli("best", "--study", "my_model-digits", cwd=tmp_path).stdout
+    assert "filters" in table and "pool" in table and "layers" not in table  # the build's own
 
 
 def test_the_command_line_names_a_missing_build(tmp_path):

@@ -213,12 +213,18 @@ def best_table(best: dict[str, Any], title: str) -> Table:
     table.add_row(f"test {metric}", _fmt_value(best["test"]) if best["test"] is not None else "-")
     table.add_row("best epoch", f"{best['best_epoch']} of {best['epochs']} run")
     params = dict(best["params"])
+    model = params.pop("model", None)
+    if model:  # a user's build(hp): its own hyperparameters instead of dltune's network keys
+        for key in ("layers", "units", "dropout", "activation"):
+            params.pop(key, None)
     for key in HYPERPARAMETERS:
         if key in params:
             value = params.pop(key)
             if isinstance(value, float):
                 value = f"{value:.4g}"
             table.add_row(key, str(value))
+    for key, value in (model or {}).items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     for key, value in params.items():
         table.add_row(key, str(value))
     return table
