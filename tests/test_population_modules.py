@@ -282,3 +282,44 @@ def test_a_module_that_cannot_be_stacked_trains_one_at_a_time_and_says_why_once(
     check_against_sequential(images, configs, results, network=factory)
     assert population.epochs_trained == pytest.approx(4.0)
     assert not math.isnan(results[0].best_value)
+
+
+def test_the_example_build_trains_stacked_through_its_factory(images):
+    """examples/my_model.py through dltune.usermodel's factory: members of one set of the
+    build's values stack (one bucket) and equal their sequential runs; its nn.Dropout at 0."""
+    import importlib.util
+    from pathlib import Path
+
+    from dltune.usermodel.network import UserNetworks
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "my_model.py"
+    spec = importlib.util.spec_from_file_location("my_model_for_population", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    rows = images.x_train.shape[0]
+    from dltune.data import from_arrays
+
+    ten = from_arrays(
+        np.concatenate([images.x_train, images.x_val, images.x_test]),
+        np.arange(rows + len(images.x_val) + len(images.x_test)) % 10,
+        name="ten",
+        seed=0,
+    )
+    ten.set_input_shape((1, 8, 8))
+    factory = UserNetworks(example.build, ten.input_shape)
+    model = (("filters", 8), ("pool", True), ("second_block", True), ("units", 32))
+    configs = [
+        (i, make_config(model=(*model, ("dropout", 0.0)), optimizer=opt, learning_rate=lr), i)
+        for i, (opt, lr) in enumerate([("adam", 1e-2), ("sgd", 0.1), ("rmsprop", 1e-3)])
+    ]
+    configs = [(k, c.replace(epochs=2), s) for k, c, s in configs]
+    population = PopulationTrainer(ten, network=factory)
+    for key, config, seed in configs:
+        population.add(key, config, seed=seed, keep_best_state=True)
+    results = dict(population.advance()[0])
+    assert len(population.modules.buckets) == 1
+    while len(population):
+        results.update(population.advance()[0])
+    check_against_sequential(ten, configs, results, network=factory)
+    assert not population.notes
