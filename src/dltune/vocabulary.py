@@ -20,13 +20,31 @@ HYPERPARAMETERS: tuple[str, ...] = (
     "learning_rate",
     "weight_decay",
     "batch_size",
+    # the convolutional blocks before the Dense layers (signals and images; see dltune.nets)
+    "conv_layers",
+    "filters",
+    "kernel_size",
+    "pool",
+    "batch_norm",
+    "global_pool",
     "epochs",
+)
+# The convolutional ones: in a trial without blocks (conv_layers 0) only conv_layers is set.
+CONVOLUTIONAL: tuple[str, ...] = (
+    "conv_layers",
+    "filters",
+    "kernel_size",
+    "pool",
+    "batch_norm",
+    "global_pool",
 )
 
 # The hyperparameters whose values are names, not numbers.
 CATEGORICAL: tuple[str, ...] = ("activation", "loss", "optimizer")
+# The ones that are true or false.
+BOOLEAN: tuple[str, ...] = ("batch_norm", "global_pool")
 # The numeric ones whose values span orders of magnitude: shown (and binned) on a log axis.
-LOG_SCALE: tuple[str, ...] = ("units", "learning_rate", "batch_size", "epochs")
+LOG_SCALE: tuple[str, ...] = ("units", "filters", "learning_rate", "batch_size", "epochs")
 
 # The trial states (storage.records.trial_state) whose curve is a result: the trial ran its
 # course (complete), was stopped by the scheduler (pruned) or diverged.

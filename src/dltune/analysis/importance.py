@@ -16,8 +16,8 @@ import math
 import warnings
 from typing import Any
 
-from ..vocabulary import CATEGORICAL, LOG_SCALE
-from .trials import StudyTrials
+from ..vocabulary import BOOLEAN, CATEGORICAL, CONVOLUTIONAL, LOG_SCALE
+from .trials import StudyTrials, TrialView
 
 MIN_TRIALS = 8  # below this, a forest of trees on the scores says nothing useful
 
@@ -25,7 +25,11 @@ MIN_TRIALS = 8  # below this, a forest of trees on the scores says nothing usefu
 def importance(study: StudyTrials, seed: int = 0) -> dict[str, Any]:
     """{"method", "trials", "values": {param: share of variance, summing to 1}, "note"}."""
     names = [n for n in study.varied() if n != "epochs"]
-    scored = [t for t in study.scored if all(t.params.get(n) is not None for n in names)]
+    scored = [
+        t
+        for t in study.scored
+        if all(t.params.get(n) is not None or n in CONVOLUTIONAL for n in names)
+    ]
     result: dict[str, Any] = {"method": "fANOVA", "trials": len(scored), "values": {}}
     if not names:
         result["note"] = "no hyperparameter took more than one value"
@@ -41,12 +45,12 @@ def importance(study: StudyTrials, seed: int = 0) -> dict[str, Any]:
     import optuna
     from optuna.importance import FanovaImportanceEvaluator
 
-    distributions = {n: _distribution(n, [t.params[n] for t in scored]) for n in names}
+    distributions = {n: _distribution(n, [_value(t, n) for t in scored]) for n in names}
     proxy = optuna.create_study(direction="maximize" if study.maximize else "minimize")
     proxy.add_trials(
         [
             optuna.trial.create_trial(
-                params={n: _param(n, t.params[n]) for n in names},
+                params={n: _param(n, _value(t, n)) for n in names},
                 distributions=distributions,
                 value=float(t.score),  # type: ignore[arg-type]
             )
@@ -62,8 +66,17 @@ def importance(study: StudyTrials, seed: int = 0) -> dict[str, Any]:
     return result
 
 
+def _value(trial: TrialView, name: str) -> Any:
+    """A trial's value of `name`; a block key of a network without blocks reads as none of it
+    (0 filters, no pooling, False), so that one forest compares both families."""
+    value = trial.params.get(name)
+    if value is None and name in CONVOLUTIONAL:
+        return False if name in BOOLEAN else 0
+    return value
+
+
 def _param(name: str, value: Any) -> Any:
-    return str(value) if name in CATEGORICAL else value
+    return str(value) if name in CATEGORICAL or name in BOOLEAN else value
 
 
 def _distribution(name: str, values: list[Any]) -> Any:
@@ -73,7 +86,7 @@ def _distribution(name: str, values: list[Any]) -> Any:
         IntDistribution,
     )
 
-    if name in CATEGORICAL:
+    if name in CATEGORICAL or name in BOOLEAN:
         return CategoricalDistribution(sorted({str(v) for v in values}))
     low, high = min(values), max(values)
     log = name in LOG_SCALE and low > 0

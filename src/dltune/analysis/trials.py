@@ -31,12 +31,16 @@ class TrialView(TrialRecord):
 
     @cached_property
     def params(self) -> dict[str, Any]:
-        """The hyperparameters as the analysis compares them: the widest layer's units, and
-        "epochs" as what the trial needed (its best epoch)."""
+        """The hyperparameters as the analysis compares them: the widest layer's units (and
+        the most filters), and "epochs" as what the trial needed (its best epoch)."""
         params = {key: self.config.get(key) for key in HYPERPARAMETERS if key != "units"}
         widths = self.widths
         params["units"] = max(widths) if widths else None
         params["epochs"] = self.best_epoch
+        # A dense network has no blocks: conv_layers 0, and the block keys unset
+        params["conv_layers"] = int(self.config.get("conv_layers", 0))
+        filters = self.config.get("filters") or []
+        params["filters"] = max(filters) if filters else None
         return params
 
     def to_dict(self) -> dict[str, Any]:

@@ -51,7 +51,10 @@ class ConvNet(nn.Module):
         blocks: list[nn.Module] = []
         channels = input_shape[0]
         for filters in config.filters:
-            blocks.append(conv(channels, filters, config.kernel_size, padding="same"))
+            # no bias before batch normalization: its shift does the bias's work (as Keras
+            # users write Conv(use_bias=False) there), and a bias it cancels gets only noise
+            bias = not config.batch_norm
+            blocks.append(conv(channels, filters, config.kernel_size, padding="same", bias=bias))
             if config.batch_norm:
                 blocks.append(norm(filters))
             blocks.append(activation_module(config.activation))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..analysis.sweep_data import mean_of
-from ..vocabulary import CATEGORICAL, LOG_SCALE
+from ..vocabulary import BOOLEAN, CATEGORICAL, LOG_SCALE
 from .figures import HEIGHT, WIDTH, _pyplot, _svg
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def title(a: SweepAnalysis) -> str:
 
 def draw_metric(ax: Any, a: SweepAnalysis) -> None:
     xs = positions(a)
-    categorical = a.param in CATEGORICAL
+    categorical = a.param in CATEGORICAL or a.param in BOOLEAN
     ax.set_xlabel(a.param)
     ax.set_ylabel(f"validation {a.metric}")
     if not any(row.runs for row in a.rows):
@@ -106,7 +106,7 @@ def draw_metric(ax: Any, a: SweepAnalysis) -> None:
 
 def positions(a: SweepAnalysis) -> list[float]:
     """Where each value sits on the x axis: its index for a categorical, else the value."""
-    if a.param in CATEGORICAL:
+    if a.param in CATEGORICAL or a.param in BOOLEAN:
         return [float(i) for i in range(len(a.rows))]
     return [float(r.value) for r in a.rows]
 
@@ -215,7 +215,7 @@ def _draw_chance(ax: Any, a: SweepAnalysis) -> None:
 
 def _x_axis(ax: Any, a: SweepAnalysis, xs: list[float]) -> None:
     labels = [r.label for r in a.rows]
-    if a.param in CATEGORICAL:
+    if a.param in CATEGORICAL or a.param in BOOLEAN:
         crowded = len(labels) > 6
         ax.set_xticks(
             xs, labels, rotation=30 if crowded else 0, ha="right" if crowded else "center"

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..config import Config
 from ..study.lifecycle import trial_seed
+from ..vocabulary import CONVOLUTIONAL
 from .values import SHAPE_CHANGING, label
 
 DEFAULT_SEEDS = 3
@@ -53,6 +54,8 @@ class SweepPlan:
             return self.base  # every value is read off runs of the most epochs
         if self.param == "units":
             return self.base.replace(units=[int(value)] * self.base.layers)
+        if self.param == "filters":
+            return self.base.replace(filters=[int(value)] * self.base.conv_layers)
         return self.base.replace(**{self.param: value})
 
     def members(self) -> list[tuple[int | None, int]]:
@@ -83,6 +86,8 @@ class SweepPlan:
             "batch_size": base.batch_size,
             "epochs": base.epochs,
         }
+        if base.convolutional or self.param in CONVOLUTIONAL:
+            plain.update(_conv_plain(base, per_layer=self.param != "conv_layers"))
         if self.param != "epochs":
             plain[self.param] = list(self.values)
         return plain
@@ -111,3 +116,18 @@ class SweepPlan:
             seeds=int(plain["seeds"]),
             seed=int(plain["seed"]),
         )
+
+
+def _conv_plain(base: Config, per_layer: bool) -> dict[str, Any]:
+    """The base's convolutional blocks as fixed space keys (a sweep of conv_layers repeats
+    the first block's filters, as Config.replace does)."""
+    filters = base.filters or (32,)
+    same = len(set(filters)) == 1 or not per_layer
+    return {
+        "conv_layers": base.conv_layers,
+        "filters": filters[0] if same else {"per_layer": list(filters)},
+        "kernel_size": base.kernel_size,
+        "pool": base.pool,
+        "batch_norm": base.batch_norm,
+        "global_pool": base.global_pool,
+    }

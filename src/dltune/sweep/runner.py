@@ -33,7 +33,7 @@ from ..study.lifecycle import TrialLifecycle
 from ..study.loop import Budget, StudyLoop
 from ..study.progress import ProgressListener
 from ..study.run import StudyStart, run_study
-from ..vocabulary import DEFAULT_METRIC, FINISHED_STATES, loss_applies
+from ..vocabulary import CONVOLUTIONAL, DEFAULT_METRIC, FINISHED_STATES, loss_applies
 from .estimate import TrainedMember, one_at_a_time
 from .plan import DEFAULT_SEED, DEFAULT_SEEDS, SweepPlan
 from .study import enqueue_members, missing_members, open_sweep_study
@@ -217,6 +217,13 @@ def _plan(
     if epochs is not None and epochs < 1:
         raise DLTuneError(f"{errors.param('epochs')} must be at least 1; got {epochs}")
     most = epochs or base.epochs
+    if param in CONVOLUTIONAL and param != "conv_layers" and not base.convolutional:
+        raise DLTuneError(
+            f"a sweep of {param} varies the convolutional blocks, but the base network has "
+            f"none ({base.short()}): the data are flat rows, or the base has conv_layers 0. "
+            f"Give the data a shape ({errors.param('shape', shown='C,L')} or "
+            f"{errors.param('shape', shown='C,H,W')}) or a base with conv_layers of 1 or more."
+        )
     if values is not None:
         text = values if isinstance(values, str) else ",".join(str(v) for v in values)
         chosen = parse_values(param, text)

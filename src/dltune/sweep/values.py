@@ -17,9 +17,18 @@ from ..space.rules import value_rule
 from ..vocabulary import CATEGORICAL
 
 SWEEPABLE = vocabulary.HYPERPARAMETERS  # every one of them can be swept
-INTEGER = ("layers", "units", "batch_size", "epochs")
+INTEGER = (
+    "layers",
+    "units",
+    "batch_size",
+    "epochs",
+    "conv_layers",
+    "filters",
+    "kernel_size",
+    "pool",
+)
 # What the sweep changes alters the network's shape or its steps: no shared population.
-SHAPE_CHANGING = ("layers", "units", "batch_size")
+SHAPE_CHANGING = ("layers", "units", "batch_size", *vocabulary.CONVOLUTIONAL)
 
 ALIASES = {
     "lr": "learning_rate",
@@ -54,6 +63,12 @@ NUMERIC_DEFAULTS: dict[str, tuple[Any, ...]] = {
     ),
     "weight_decay": (0.0, 1e-05, 1e-04, 1e-03, 1e-02, 1e-01),
     "batch_size": (16, 32, 64, 128, 256, 512, 1024),
+    "conv_layers": (0, 1, 2, 3),
+    "filters": (4, 8, 16, 32, 64, 128),
+    "kernel_size": (1, 3, 5, 7),
+    "pool": (0, 2, 3),
+    "batch_norm": (False, True),
+    "global_pool": (False, True),
 }
 
 
@@ -102,6 +117,8 @@ def parse_values(param: str, text: str) -> tuple[Any, ...]:
 def parse_range(param: str, text: str) -> tuple[Any, ...]:
     """--range "LOW:HIGH:N[:log]": N values from LOW to HIGH, evenly or on a log scale."""
     where = f"{errors.param('value_range', text)} for {param}"
+    if param in vocabulary.BOOLEAN:
+        raise DLTuneError(f"{where}: {param} is true or false; sweep it without a range (both)")
     if param in CATEGORICAL:
         names = ",".join(default_values(param, "classification", 1)[:3])
         raise DLTuneError(
@@ -130,6 +147,10 @@ def parse_range(param: str, text: str) -> tuple[Any, ...]:
 
 
 def _one_value(param: str, item: str, where: str) -> Any:
+    if param in vocabulary.BOOLEAN:
+        if item.lower() not in ("true", "false"):
+            raise DLTuneError(f"{where}: {param} is true or false; got {item!r}")
+        return item.lower() == "true"
     if param in CATEGORICAL:
         name = vocabulary.canonical(param, item)
         if name is None:
