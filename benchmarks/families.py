@@ -1,0 +1,162 @@
+"""The default study on images and signals, with and without the convolutional family.
+
+    python benchmarks/families.py --data mnist --budget 300 --seeds 0 1 2 [--families default dense]
+                                  [--out /tmp/families-mnist.json]
+
+For each family and seed, `dltune.tune` runs the default study (the default space fitted to the
+data's shape: conv_layers from 0 to 3) or the same space with `conv_layers: 0` (the dense
+network alone, today's ceiling) for `--budget` seconds on the data, SQLite storage in a
+temporary folder, one process. Printed per run: the chosen trial's validation and test
+accuracy (the test split used once, by dltune), its family, the trials and epochs trained.
+Then the median test accuracy per family over the seeds, next to each other.
+
+The anytime curve (best validation so far, by time, and the test accuracy of that best trial) is
+logged as JSON: every time a trial beats the best so far its time and validation value are
+recorded, and after the budget each of those trials is retrained from its stored seed for its
+best epoch (the sequential engine reproduces a trial exactly) to measure its test accuracy,
+outside the timed budget. A study's clock starts at `tune()`'s call (data already loaded).
+
+Data: mnist = ../shared/data/mnist-10k (10,000 images, 7000/1500/1500), digits (8x8 images),
+gunpoint / italy / basicmotions / tecator = ../shared/data/ucr/*.npz (the archive's test split;
+validation 15% of the training part).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared" / "data"
+SOURCES = {
+    "mnist": SHARED / "mnist-10k",
+    "digits": "digits",
+    "gunpoint": SHARED / "ucr" / "GunPoint.npz",
+    "italy": SHARED / "ucr" / "ItalyPowerDemand.npz",
+    "basicmotions": SHARED / "ucr" / "BasicMotions.npz",
+    "tecator": SHARED / "ucr" / "Tecator.npz",
+}
+FAMILIES = {"default": None, "dense": {"conv_layers": 0}}
+
+
+class Anytime:
+    """Records each new best trial with its time since the study started."""
+
+    def __init__(self, maximize: bool) -> None:
+        from dltune.study.progress import ProgressListener
+
+        self.started = time.perf_counter()
+        self.points: list[dict[str, Any]] = []
+        self.maximize = maximize
+        outer = self
+
+        class Listener(ProgressListener):
+            def trial_finished(self, record: Any, best: dict[str, Any] | None) -> None:
+                if best is None:
+                    return
+                if outer.points and outer.points[-1]["trial"] == best["trial"]:
+                    return
+                outer.points.append(
+                    {
+                        "t": round(time.perf_counter() - outer.started, 2),
+                        "trial": best["trial"],
+                        "val": best["value"],
+                    }
+                )
+
+        self.listener = Listener()
+
+
+def _test_of(study: Any, number: int, data: Any) -> float | None:
+    """The test metric of trial `number`, retrained from its seed for its best epoch."""
+    from dltune.config import Config
+    from dltune.engine import SequentialTrainer
+    from dltune.storage import read_trials
+    from dltune.storage.records import study_meta
+
+    record = next(r for r in read_trials(study) if r.number == number)
+    meta = study_meta(study)
+    trainer = SequentialTrainer(
+        data, metric=str(meta["metric"]), shuffle_seed=int(meta.get("shuffle_seed", 0))
+    )
+    config = Config.from_dict(record.config)
+    run = trainer.start(config, seed=int(record.seed), epochs=int(record.best_epoch or 1))
+    while run.advance() is None:
+        pass
+    return trainer.evaluate(run.model, "test", config.loss)[1]
+
+
+def run_one(source: Any, family: str, seed: int, budget: float) -> dict[str, Any]:
+    import dltune
+    from dltune.data import load_data
+
+    data = load_data(source, seed=0)
+    space = FAMILIES[family]
+    folder = tempfile.mkdtemp(prefix=f"families-{family}-{seed}-")
+    storage = f"sqlite:///{folder}/study.db"
+    anytime = Anytime(maximize=data.task == "classification")
+    result = dltune.tune(
+        space, data, storage=storage, timeout=budget, seed=seed, progress=anytime.listener
+    )
+    best = result.best or {}
+    config = best.get("params") or {}
+    for point in anytime.points:  # outside the budget: each best-so-far's test
+        point["test"] = _test_of(result.study, point["trial"], data)
+    return {
+        "family": family,
+        "seed": seed,
+        "val": best.get("value"),
+        "test": best.get("test"),
+        "conv_layers": int(config.get("conv_layers", 0)),
+        "config": config,
+        "trials": result.trials_run,
+        "epochs": round(result.epochs_trained, 1),
+        "seconds": round(result.seconds, 1),
+        "anytime": anytime.points,
+        "data": data.describe(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", choices=sorted(SOURCES), default="mnist")
+    parser.add_argument("--budget", type=float, default=300.0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--families", nargs="+", choices=sorted(FAMILIES), default=["default"])
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    runs = []
+    for seed in args.seeds:
+        for family in args.families:
+            run = run_one(SOURCES[args.data], family, seed, args.budget)
+            runs.append(run)
+            print(
+                f"{args.data} {family:7s} seed {seed}: val {run['val']:.4f} test "
+                f"{run['test']:.4f} conv_layers {run['conv_layers']} trials {run['trials']} "
+                f"epochs {run['epochs']} ({run['seconds']} s)",
+                flush=True,
+            )
+            if args.out:
+                args.out.write_text(json.dumps(runs, indent=1))
+    print(f"\n{args.data}, {args.budget:g} s per study, seeds {args.seeds}:")
+    for family in args.families:
+        tests = [r["test"] for r in runs if r["family"] == family and r["test"] is not None]
+        shown = ", ".join(f"{t:.4f}" for t in tests)
+        median = statistics.median(tests) if tests else math.nan
+        conv = sum(r["conv_layers"] > 0 for r in runs if r["family"] == family)
+        print(f"  {family:7s} median test {median:.4f} ({shown}); convolutional chosen {conv}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
