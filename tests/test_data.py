@@ -51,7 +51,8 @@ def digits() -> Dataset:
 
 def test_digits(digits: Dataset) -> None:
     assert digits.describe() == (
-        "digits: classification (10 classes), 64 features of shape 1x8x8, 1257/270/270 train/val/test"
+        "digits: classification (10 classes), 64 features of shape 1x8x8, "
+        "1257/270/270 train/val/test"
     )
     assert digits.sizes == (1257, 270, 270)
     assert digits.task == "classification" and digits.n_classes == 10 and digits.n_features == 64

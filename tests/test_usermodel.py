@@ -447,3 +447,24 @@ def test_the_command_line_names_a_missing_build(tmp_path):
     ran = dltune_cli("run", "--model", "nowhere.py:build", "--trials", "1", cwd=tmp_path)
     assert ran.returncode == 2 and "nowhere.py does not exist" in ran.stderr
     assert not (tmp_path / "dltune.db").exists()  # refused before storage was opened
+
+
+def test_the_analysis_reads_a_user_models_own_hyperparameters(blobs):
+    from dltune.analysis import analyze
+
+    result = dltune.tune(
+        mlp,
+        data=blobs,
+        space={**SPACE, "epochs": 1},
+        storage=memory(),
+        trials=16,
+        seed=0,
+        schedule="none",
+    )
+    analysis = analyze(result.study)
+    assert {"width", "deeper"} <= set(analysis.effects)  # the build's names, as it asked them
+    assert not {"layers", "units", "activation"} & set(analysis.effects)  # fixed placeholders
+    deeper = analysis.effects["deeper"]
+    assert deeper["kind"] == "categorical"
+    assert {group["value"] for group in deeper["groups"]} == {False, True}
+    assert set(analysis.importance["values"]) >= {"width", "deeper"}

@@ -127,6 +127,14 @@ class Config:
             extras = (" bn" if self.batch_norm else "") + (" gap" if self.global_pool else "")
             conv = f"conv{self.conv_layers}x[{filters}] k={self.kernel_size}{pooled}{extras}"
             text = f"{conv} {text}"
-        if self.model:
-            text = " ".join(f"{k}={v}" for k, v in self.model) + " | " + text
+        if self.model:  # a user's network: its own values, then the training knobs
+            own = " ".join(f"{k}={_short(v)}" for k, v in self.model)
+            text = (
+                f"{own} | {self.loss} {self.optimizer} lr={self.learning_rate:.2e} "
+                f"wd={self.weight_decay:.1e} bs={self.batch_size}"
+            )
         return text
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

@@ -12,7 +12,7 @@ import math
 import statistics
 from typing import Any
 
-from ..vocabulary import BOOLEAN, CATEGORICAL, LOG_SCALE
+from ..vocabulary import LOG_SCALE
 from .trials import StudyTrials, TrialView
 
 MAX_BINS = 6
@@ -36,11 +36,7 @@ def effect(study: StudyTrials, name: str) -> dict[str, Any]:
     points = [
         {"trial": t.number, "x": t.params[name], "score": t.score, "state": t.state} for t in trials
     ]
-    if (
-        name in CATEGORICAL
-        or name in BOOLEAN
-        or (name in LEVELS and len({t.params[name] for t in trials}) <= 8)
-    ):
+    if study.categorical(name) or (name in LEVELS and len({t.params[name] for t in trials}) <= 8):
         levels = sorted({t.params[name] for t in trials}, key=_sort_key)
         groups = [_group(study, [t for t in trials if t.params[name] == v]) for v in levels]
         for value, group in zip(levels, groups, strict=True):

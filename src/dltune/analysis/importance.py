@@ -16,7 +16,7 @@ import math
 import warnings
 from typing import Any
 
-from ..vocabulary import BOOLEAN, CATEGORICAL, CONVOLUTIONAL, LOG_SCALE
+from ..vocabulary import BOOLEAN, CONVOLUTIONAL, LOG_SCALE
 from .trials import StudyTrials, TrialView
 
 MIN_TRIALS = 8  # below this, a forest of trees on the scores says nothing useful
@@ -45,12 +45,13 @@ def importance(study: StudyTrials, seed: int = 0) -> dict[str, Any]:
     import optuna
     from optuna.importance import FanovaImportanceEvaluator
 
-    distributions = {n: _distribution(n, [_value(t, n) for t in scored]) for n in names}
+    kinds = {n: study.categorical(n) for n in names}
+    distributions = {n: _distribution(n, [_value(t, n) for t in scored], kinds[n]) for n in names}
     proxy = optuna.create_study(direction="maximize" if study.maximize else "minimize")
     proxy.add_trials(
         [
             optuna.trial.create_trial(
-                params={n: _param(n, _value(t, n)) for n in names},
+                params={n: _param(_value(t, n), kinds[n]) for n in names},
                 distributions=distributions,
                 value=float(t.score),  # type: ignore[arg-type]
             )
@@ -75,18 +76,18 @@ def _value(trial: TrialView, name: str) -> Any:
     return value
 
 
-def _param(name: str, value: Any) -> Any:
-    return str(value) if name in CATEGORICAL or name in BOOLEAN else value
+def _param(value: Any, categorical: bool) -> Any:
+    return str(value) if categorical else value
 
 
-def _distribution(name: str, values: list[Any]) -> Any:
+def _distribution(name: str, values: list[Any], categorical: bool) -> Any:
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
         IntDistribution,
     )
 
-    if name in CATEGORICAL or name in BOOLEAN:
+    if categorical:
         return CategoricalDistribution(sorted({str(v) for v in values}))
     low, high = min(values), max(values)
     log = name in LOG_SCALE and low > 0

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..vocabulary import CATEGORICAL, LOG_SCALE
+from ..vocabulary import LOG_SCALE
 from .trials import StudyTrials, TrialView
 
 LEVELS_PER_AXIS = 4
@@ -53,7 +53,7 @@ def interactions(study: StudyTrials) -> list[dict[str, Any]]:
 def _levels(name: str, trials: list[TrialView]) -> np.ndarray:
     values = [t.params[name] for t in trials]
     distinct = sorted({str(v) for v in values})
-    if name in CATEGORICAL or len(distinct) <= LEVELS_PER_AXIS:
+    if any(isinstance(v, str | bool) for v in values) or len(distinct) <= LEVELS_PER_AXIS:
         return np.array([distinct.index(str(v)) for v in values])
     xs = np.array([float(v) for v in values])
     if name in LOG_SCALE and xs.min() > 0:

@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ..storage import TrialRecord, read_trials, schema
-from ..vocabulary import HYPERPARAMETERS
+from ..vocabulary import BOOLEAN, CATEGORICAL, HYPERPARAMETERS
 
 if TYPE_CHECKING:
     import optuna
@@ -41,6 +41,9 @@ class TrialView(TrialRecord):
         params["conv_layers"] = int(self.config.get("conv_layers", 0))
         filters = self.config.get("filters") or []
         params["filters"] = max(filters) if filters else None
+        # A user model's own hyperparameters, as its build(hp) named them (over the network
+        # keys, which such a study holds fixed)
+        params.update(self.config.get("model") or {})
         return params
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,12 +102,21 @@ class StudyTrials:
     def varied(self) -> list[str]:
         """The hyperparameters that took more than one value among the finished trials."""
         names = []
-        for name in HYPERPARAMETERS:
+        own = {n: None for t in self.finished for n in t.config.get("model") or {}}
+        for name in [*HYPERPARAMETERS, *(n for n in own if n not in HYPERPARAMETERS)]:
             values = {_hashable(t.params.get(name)) for t in self.finished}
             values.discard(None)
             if len(values) > 1:
                 names.append(name)
         return names
+
+    def categorical(self, name: str) -> bool:
+        """Whether `name`'s values are names or true/false rather than numbers: dltune's own
+        by the vocabulary, a user model's by the values its trials took."""
+        if name in CATEGORICAL or name in BOOLEAN:
+            return True
+        values = [t.params.get(name) for t in self.finished]
+        return any(isinstance(v, str | bool) for v in values if v is not None)
 
 
 def load_trials(study: optuna.Study) -> StudyTrials:
