@@ -8,6 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The convolutional blocks before the Dense layers (signals and images; see dltune.nets): in a
+# trial without blocks (conv_layers 0) only conv_layers is set.
+CONVOLUTIONAL: tuple[str, ...] = (
+    "conv_layers",
+    "filters",
+    "kernel_size",
+    "pool",
+    "batch_norm",
+    "global_pool",
+)
+
 # The hyperparameters people guess at, in the order they think of them (weight decay is a
 # ninth knob a space may tune; "epochs" is each trial's best epoch, or a sweep's epochs).
 HYPERPARAMETERS: tuple[str, ...] = (
@@ -20,23 +31,8 @@ HYPERPARAMETERS: tuple[str, ...] = (
     "learning_rate",
     "weight_decay",
     "batch_size",
-    # the convolutional blocks before the Dense layers (signals and images; see dltune.nets)
-    "conv_layers",
-    "filters",
-    "kernel_size",
-    "pool",
-    "batch_norm",
-    "global_pool",
+    *CONVOLUTIONAL,
     "epochs",
-)
-# The convolutional ones: in a trial without blocks (conv_layers 0) only conv_layers is set.
-CONVOLUTIONAL: tuple[str, ...] = (
-    "conv_layers",
-    "filters",
-    "kernel_size",
-    "pool",
-    "batch_norm",
-    "global_pool",
 )
 
 # The hyperparameters whose values are names, not numbers.

@@ -232,10 +232,7 @@ class Bucket:
     ) -> None:
         self.params = [p.requires_grad_(True) for p in params]
         self.members = members
-        optimizers = [
-            MemberOptimizer(x.config.optimizer, x.config.learning_rate, x.config.weight_decay)
-            for x in members
-        ]
+        optimizers = [MemberOptimizer.of(x.config) for x in members]
         self.optimizer = StackedOptimizer(
             self.params, optimizers, steps=steps, m=m, v=v, kernel=self.kernel
         )

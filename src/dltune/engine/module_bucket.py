@@ -181,10 +181,7 @@ class ModuleBucket:
         self.params = [p.contiguous().requires_grad_(True) for p in params]
         self.buffers = [b.contiguous() for b in buffers]
         self.members = members
-        optimizers = [
-            MemberOptimizer(x.config.optimizer, x.config.learning_rate, x.config.weight_decay)
-            for x in members
-        ]
+        optimizers = [MemberOptimizer.of(x.config) for x in members]
         self.optimizer = StackedOptimizer(
             self.params, optimizers, steps=steps, m=m, v=v, kernel=self.kernel
         )

@@ -28,10 +28,14 @@ import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from .optim import MOMENTUM, make_optimizer
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -48,6 +52,11 @@ class MemberOptimizer:
     name: str
     lr: float
     weight_decay: float
+
+    @classmethod
+    def of(cls, config: Config) -> MemberOptimizer:
+        """A configuration's optimizer, learning rate and weight decay."""
+        return cls(config.optimizer, config.learning_rate, config.weight_decay)
 
 
 def coefficients(opt: MemberOptimizer) -> tuple[float, ...]:
