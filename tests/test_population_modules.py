@@ -84,30 +84,22 @@ def test_conv_members_train_in_one_bucket_and_each_equals_its_sequential_run(ima
 
 
 def test_batch_norm_statistics_are_kept_per_member(images):
-    """Each member's running statistics are its own (its sequential run's). Optimizers whose
-    step does not scale up a vanishing gradient: the convolutions' biases just before batch
-    normalization get a gradient that is zero but for rounding, which Adam-like optimizers
-    turn into full-size steps, so their biases (and running means) are not reproducible to
-    rounding even between two sequential implementations; their learning curves are."""
+    """Each member's running statistics are its own (its sequential run's), for every kind of
+    optimizer: the convolutions before batch normalization have no bias (a bias it cancels
+    would get a gradient of rounding noise, which Adam-like optimizers scale up to full steps)."""
     normed = CONV.replace(batch_norm=True, dropout=0.2)
     configs = [
         (0, normed.replace(optimizer="sgd", learning_rate=0.1), 1),
         (1, normed.replace(optimizer="momentum", learning_rate=0.02, dropout=0.4), 2),
         (2, normed.replace(optimizer="sgd", learning_rate=0.05, loss="huber"), 3),
+        (3, normed.replace(optimizer="adam"), 4),
+        (4, normed.replace(optimizer="adamw", dropout=0.0), 5),
     ]
     results = PopulationTrainer(images).train(configs, keep_best_state=True)
     check_against_sequential(images, configs, results)
     means = [results[k].best_state["features.1.running_mean"] for k, _, _ in configs]
     assert not torch.allclose(means[0], means[1])
-    adam = [(0, normed.replace(optimizer="adam"), 1), (1, normed.replace(optimizer="adamw"), 2)]
-    stacked = PopulationTrainer(images).train(adam)
-    for key, config, seed in adam:
-        alone = SequentialTrainer(images).train(config, seed=seed)
-        np.testing.assert_allclose(
-            [r.train_loss for r in stacked[key].history],
-            [r.train_loss for r in alone.history],
-            rtol=1e-4,
-        )
+    assert "features.0.bias" not in results[0].best_state
 
 
 def test_a_members_dropout_masks_are_its_own_whoever_its_companions(images):
