@@ -386,12 +386,59 @@ def test_workers_refuse_a_build_they_cannot_import(blobs, storage_url):
         dltune.tune(local, data=blobs, space=SPACE, storage=storage_url, workers=2)
 
 
-def test_the_population_engine_hands_a_user_model_to_the_sequential_one(blobs):
-    result = dltune.tune(
-        mlp, data=blobs, space=SPACE, storage=memory(), trials=2, seed=0, engine="population"
+class _Scalar(nn.Module):
+    """A module torch.func cannot stack: .item() in its forward."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(8, width), nn.ReLU(), nn.Linear(width, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x) * (1.0 + 0.0 * x.sum().item())
+
+
+def unstackable(hp):
+    return _Scalar(hp.Int("width", 4, 8))
+
+
+def test_the_population_engine_stacks_a_user_model_as_its_runs_alone(blobs):
+    runs = {
+        engine: dltune.tune(
+            mlp,
+            data=blobs,
+            space=SPACE,
+            storage=memory(),
+            trials=4,
+            seed=0,
+            schedule="none",
+            engine=engine,
+        )
+        for engine in ("sequential", "population")
+    }
+    from dltune.storage import read_trials
+
+    alone, stacked = (
+        {t.number: t for t in read_trials(runs[e].study)} for e in ("sequential", "population")
     )
-    assert any("trains on the sequential engine" in n for n in result.notes)
-    assert len(result.study.trials) == 2
+    assert sorted(alone) == sorted(stacked) == [0, 1, 2, 3]
+    for number, trial in alone.items():
+        assert stacked[number].config == trial.config and len(trial.curve) == 3
+        np.testing.assert_allclose(stacked[number].curve, trial.curve, rtol=1e-4)
+
+
+def test_a_user_model_the_population_cannot_stack_trains_alone_and_says_why(blobs):
+    result = dltune.tune(
+        unstackable,
+        data=blobs,
+        space=SPACE,
+        storage=memory(),
+        trials=2,
+        seed=0,
+        schedule="none",
+        engine="population",
+    )
+    assert any("cannot be trained stacked" in n for n in result.notes)
+    assert [t.state for t in result.study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
 
 
 # ---- downstream: train-best, load, predict, export -----------------------------------------

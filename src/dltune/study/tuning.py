@@ -206,7 +206,7 @@ def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0
         trials_run=budget.started + sum(o.trials for o in others),
         seconds=time.perf_counter() - started,
         interrupted=interrupted,
-        notes=opened.notes,
+        notes=[*opened.notes, *getattr(engine, "notes", [])],  # the engine's, found training
         epochs_trained=engine.epochs_trained + sum(o.epochs for o in others),
         overhead_seconds=loop.overhead_seconds + sum(o.overhead for o in others),
     )
@@ -365,17 +365,11 @@ def _engine(
         where = ", ".join(f"{n['host']}:{n['pid']}" for n in ray.nodes)
         opened.notes.append(f"Ray at {settings.ray}: {len(ray.actors)} workers ({where})")
         return ray, len(ray.actors)
-    if settings.engine == "population" and opened.model is not None:
-        opened.notes.append(
-            "a user model trains on the sequential engine (one trial at a time); the "
-            "population engine stacks dltune's own networks"
-        )
-        from ..engine import SequentialEngine
-
-        return SequentialEngine(trainer, segments), 1
     if settings.engine == "population":
         from ..engine.population import PopulationTrainer
 
+        # a user model stacks too (one bucket per architecture its hp give), or trains one
+        # member at a time where torch.func cannot run it: the engine's notes say which
         population = PopulationTrainer(
             dataset,
             metric=opened.metric,
@@ -383,6 +377,7 @@ def _engine(
             shuffle_seed=opened.shuffle_seed,
             memory=settings.memory,
             segments=segments,
+            network=trainer.network if opened.model is not None else None,
         )
         return population, settings.slots
     from ..engine import SequentialEngine
