@@ -110,6 +110,17 @@ def test_space_show_prints_the_parsed_space(tmp_path, space_file):
         assert key in result.stdout
 
 
+def test_space_shows_the_convolutional_keys_only_for_a_shape(tmp_path):
+    flat = dltune("space", cwd=tmp_path)
+    assert flat.returncode == 0 and "conv_layers" not in flat.stdout
+    images = dltune("space", "--shape", "1,28,28", cwd=tmp_path)
+    assert images.returncode == 0
+    for key in ("conv_layers", "filters", "kernel_size", "pool", "batch_norm", "global_pool"):
+        assert key in images.stdout
+    refused = dltune("space", "--shape", "0,3", cwd=tmp_path)
+    assert refused.returncode == 2 and "--shape" in refused.stderr
+
+
 def test_the_installed_command_starts_answers_and_fails_cleanly(tmp_path):
     """The one start-up smoke test: a real interpreter runs `python -m dltune.cli`."""
     shown = dltune_process("space", "--show", "bad.yaml", cwd=tmp_path)
