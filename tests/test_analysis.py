@@ -293,3 +293,41 @@ def test_scores_are_each_trials_best_value_whatever_its_state(state):
     runs = [Run(config(), [0.5, 0.7, 0.6], state=state)]
     [t] = trials_of(runs).trials
     assert t.score == 0.7 and t.state == state and t.params["epochs"] == 2
+
+
+def test_the_analysis_compares_the_convolutional_and_dense_families():
+    """Convolutional networks that beat dense ones, and batch normalization that helps them: the
+    importance sees conv_layers (a dense trial counts as 0 blocks) and the effects show each
+    block key per value, over the trials that have blocks."""
+    import random
+
+    from dltune.analysis import analyze
+
+    rng = random.Random(0)
+    runs = []
+    for i in range(24):
+        blocks = i % 3  # 0, 1 or 2 convolutional blocks
+        conv = {}
+        if blocks:
+            bn = bool(i % 2)
+            conv = {
+                "conv_layers": blocks,
+                "filters": [16] * blocks,
+                "kernel_size": 3,
+                "pool": 2,
+                "batch_norm": bn,
+                "global_pool": False,
+            }
+        final = 0.90 + 0.03 * blocks + (0.01 if conv.get("batch_norm") else 0.0)
+        lr = 10 ** rng.uniform(-4, -2)
+        runs.append(Run(config(learning_rate=lr, **conv), rising(final + rng.uniform(0, 0.003), 6)))
+    study = in_memory(runs)
+    analysis = analyze(study)
+    values = analysis.importance["values"]
+    assert max(values, key=values.get) == "conv_layers"
+    effect = analysis.effects["conv_layers"]
+    assert effect["kind"] == "categorical"
+    assert [g["value"] for g in effect["groups"]] == [0, 1, 2]
+    bn = analysis.effects["batch_norm"]
+    assert [g["value"] for g in bn["groups"]] == [False, True]
+    assert sum(g["trials"] for g in bn["groups"]) == 16  # only the trials with blocks
