@@ -31,17 +31,35 @@ def trial_rows(db: Path) -> dict[int, tuple[str, float | None]]:
     return {number: (state, value) for number, state, value in rows}
 
 
+# A user's own model (build(hp) in a file of the test's): the resumed run names no --model,
+# so it rebuilds the build from the study's record.
+USER_BUILD = """\
+from torch import nn
+
+
+def build(hp):
+    width = hp.Int("width", 8, 32)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, 10))
+"""
+USER_SPACE = "optimizer: adam\nlearning_rate: 0.01\nbatch_size: [32, 64]\nepochs: 3\n"
+
+
 @pytest.mark.slow
-def test_a_driver_killed_with_sigkill_resumes_with_nothing_finished_lost(tmp_path):
+@pytest.mark.parametrize("model", [False, True], ids=["built-in", "user-model"])
+def test_a_driver_killed_with_sigkill_resumes_with_nothing_finished_lost(tmp_path, model):
     space = tmp_path / "small.yaml"
-    space.write_text(SMALL_SPACE)
+    space.write_text(USER_SPACE if model else SMALL_SPACE)
     db = tmp_path / "dltune.db"
     # Without successive halving every trial trains all its epochs: one is always in flight.
     command = ["run", str(space), "--seed", "0", "--schedule", "none"]
+    first = list(command)
+    if model:
+        (tmp_path / "mine.py").write_text(USER_BUILD)
+        first += ["--model", f"{tmp_path / 'mine.py'}:build"]
     # Heartbeats every second, so a trial silent 3 s is a dead process's (10 s and 30 s by
     # default): the same rule, a shorter wait.
     beats = {"DLTUNE_HEARTBEAT_SECONDS": str(BEAT)}
-    driver = Forked(*command, "--trials", "500", cwd=tmp_path, env=beats)
+    driver = Forked(*first, "--trials", "500", cwd=tmp_path, env=beats)
     try:
         deadline = time.monotonic() + 120
         while True:  # wait until several trials have finished and one is in flight
@@ -85,3 +103,5 @@ def test_a_driver_killed_with_sigkill_resumes_with_nothing_finished_lost(tmp_pat
     )
     assert {r["trial"] for r in rows if r["state"] == "interrupted"} >= set(orphans)
     assert grace_period() > heartbeat_seconds()  # a live driver is never mistaken for a dead one
+    if model:  # the resumed run trained the user's network again, from the study's record
+        assert all("width" in r["params"]["model"] for r in rows if r["state"] == "complete")
