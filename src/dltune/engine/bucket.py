@@ -33,7 +33,7 @@ import torch
 from ..config import Config
 from ..nets.dense import activation_module, dropout_generator, dropout_scale, initial_weights
 from .device_data import DeviceData
-from .losses import loss_function
+from .losses import MemberLosses
 from .result import TrainResult
 from .sequential import DIVERGENCE_CHECK_EVERY, epoch_order
 from .stacked_optim import MemberOptimizer, StackedOptimizer, UpdateKernel
@@ -246,11 +246,9 @@ class Bucket:
         # Contiguous groups are activated slice by slice and joined: no gather and scatter of
         # the hidden units per group (measured: a third of a step of a 10-activation sweep).
         self.activation_runs = _runs([m.config.activation for m in members])
-        self.losses = _groups([m.config.loss for m in members])
-        self.loss_fns = {
-            name: loss_function(name, self.data.task, self.data.n_outputs)
-            for name, _ in self.losses
-        }
+        self.member_losses = MemberLosses(
+            [m.config.loss for m in members], self.data.task, self.data.n_outputs
+        )
         # Masks of the padded units, per hidden layer: None where every member is full width.
         self.masks: list[torch.Tensor | None] = []
         for layer, width in enumerate(self.widths):
@@ -305,18 +303,6 @@ class Bucket:
                 own, member.config.dropout, member.generator, self.data.device
             )
         return scales
-
-    def member_losses(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """(P,) each member's own loss on its outputs."""
-        if len(self.losses) == 1:
-            return self.loss_fns[self.losses[0][0]](outputs, targets)
-        losses = outputs.new_zeros(len(self.members))
-        for name, index in self.losses:
-            index = index.to(outputs.device)
-            own_targets = targets if targets.dim() == 1 else targets.index_select(0, index)
-            value = self.loss_fns[name](outputs.index_select(0, index), own_targets)
-            losses = losses.index_copy(0, index, value)
-        return losses
 
     def train_segment(self, shuffle_seed: int, segments: int) -> torch.Tensor:
         """The members' current segment (of `segments` per epoch); returns (P,) the sum of the

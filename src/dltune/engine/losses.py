@@ -128,3 +128,28 @@ def reduce_metric(name: str, terms: Any) -> Any:
 def metric_named(name: str) -> Metric:
     task, direction = METRICS[name]
     return Metric(name, direction, task)
+
+
+class MemberLosses:
+    """Each stacked member's own loss: members grouped by loss name (in order of first
+    appearance), one call per group on that group's rows of the stacked outputs (P, B, K)."""
+
+    def __init__(self, names: list[str], task: str, n_outputs: int) -> None:
+        order: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            order.setdefault(name, []).append(i)
+        self.groups = [(name, torch.tensor(index)) for name, index in order.items()]
+        self.functions = {name: loss_function(name, task, n_outputs) for name in order}
+        self.members = len(names)
+
+    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(P,) each member's loss; `targets` (B,) shared or (P, B) per member."""
+        if len(self.groups) == 1:
+            return self.functions[self.groups[0][0]](outputs, targets)
+        losses = outputs.new_zeros(self.members)
+        for name, index in self.groups:
+            index = index.to(outputs.device)
+            own_targets = targets if targets.dim() == 1 else targets.index_select(0, index)
+            value = self.functions[name](outputs.index_select(0, index), own_targets)
+            losses = losses.index_copy(0, index, value)
+        return losses

@@ -29,7 +29,7 @@ from torch import nn
 from .bucket import KeptState, Member
 from .device_data import DeviceData
 from .functional import MaskSource, StackedModule, mask_sources
-from .losses import loss_function
+from .losses import MemberLosses
 from .sequential import DIVERGENCE_CHECK_EVERY, epoch_order
 from .stacked_optim import MemberOptimizer, StackedOptimizer, UpdateKernel
 
@@ -189,30 +189,14 @@ class ModuleBucket:
 
     def _layout(self) -> None:
         """Per-member tables the step needs: the loss groups."""
-        order: dict[str, list[int]] = {}
-        for i, member in enumerate(self.members):
-            order.setdefault(member.config.loss, []).append(i)
-        self.losses = [(name, torch.tensor(idx)) for name, idx in order.items()]
-        self.loss_fns = {
-            name: loss_function(name, self.data.task, self.data.n_outputs) for name in order
-        }
+        self.member_losses = MemberLosses(
+            [m.config.loss for m in self.members], self.data.task, self.data.n_outputs
+        )
 
     def _index(self, member: Member) -> int:
         return next(i for i, m in enumerate(self.members) if m is member)
 
     # ---- computing ------------------------------------------------------------------------
-
-    def member_losses(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """(P,) each member's own loss on its outputs."""
-        if len(self.losses) == 1:
-            return self.loss_fns[self.losses[0][0]](outputs, targets)
-        losses = outputs.new_zeros(len(self.members))
-        for name, index in self.losses:
-            index = index.to(outputs.device)
-            own_targets = targets if targets.dim() == 1 else targets.index_select(0, index)
-            value = self.loss_fns[name](outputs.index_select(0, index), own_targets)
-            losses = losses.index_copy(0, index, value)
-        return losses
 
     def _step(self, x: torch.Tensor, y: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
         """One training step of every member on its own rows x (P, B, F); (P,) losses.
