@@ -24,6 +24,7 @@ and rejoins a bucket with them when promoted.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,20 @@ def _groups(names: list[str]) -> list[tuple[str, torch.Tensor]]:
     for i, name in enumerate(names):
         order.setdefault(name, []).append(i)
     return [(name, torch.tensor(idx)) for name, idx in order.items()]
+
+
+def segment_orders(
+    members: Sequence[Member], n: int, batch_size: int, shuffle_seed: int, segments: int
+) -> tuple[range, torch.Tensor]:
+    """The steps (numbered from 1 in the epoch) of the members' current segment, and (P, n)
+    each member's row order for its own next epoch (members in step share a segment)."""
+    n_steps = -(-n // batch_size)
+    segment = members[0].segment
+    first, last = n_steps * segment // segments, n_steps * (segment + 1) // segments
+    perms = {e: epoch_order(n, shuffle_seed, e) for e in {m.epoch + 1 for m in members}}
+    return range(first + 1, last + 1), torch.as_tensor(
+        np.stack([perms[m.epoch + 1] for m in members])
+    )
 
 
 class Bucket:
@@ -310,20 +325,13 @@ class Bucket:
         x_train, y_train = self.data.splits["train"]
         n, device = len(x_train), self.data.device
         p = len(self.members)
-        n_steps = -(-n // self.batch_size)
-        segment = self.members[0].segment
-        first = n_steps * segment // segments
-        last = n_steps * (segment + 1) // segments
-        # Each member's own permutation for its own next epoch (shared by members in step).
-        perms = {e: epoch_order(n, shuffle_seed, e) for e in {m.epoch + 1 for m in self.members}}
-        orders = torch.as_tensor(
-            np.stack([perms[m.epoch + 1] for m in self.members]), device=device
-        )
+        steps, orders = segment_orders(self.members, n, self.batch_size, shuffle_seed, segments)
+        orders = orders.to(device)
         loss_sums = torch.zeros(p, device=device)
         # A member that diverged earlier in the epoch stays frozen.
         active = torch.tensor([math.isfinite(m.loss_sum) for m in self.members], device=device)
-        self.optimizer.plan(last - first)  # the coefficients of this segment's steps
-        for step in range(first + 1, last + 1):
+        self.optimizer.plan(len(steps))  # the coefficients of this segment's steps
+        for step in steps:
             start = (step - 1) * self.batch_size
             rows = orders[:, start : start + self.batch_size]  # (P, B)
             losses = self.member_losses(self.forward(x_train[rows], True), y_train[rows])

@@ -22,15 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from .bucket import KeptState, Member
+from .bucket import KeptState, Member, segment_orders
 from .device_data import DeviceData
 from .functional import MaskSource, StackedModule, mask_sources
 from .losses import MemberLosses
-from .sequential import DIVERGENCE_CHECK_EVERY, epoch_order
+from .sequential import DIVERGENCE_CHECK_EVERY
 from .stacked_optim import MemberOptimizer, StackedOptimizer, UpdateKernel
 
 EVAL_BUDGET_FLOATS = 32 * 2**20  # activations held at once while evaluating (128 MiB)
@@ -220,19 +219,13 @@ class ModuleBucket:
         training loss over the segment's rows (NaN/inf: diverged)."""
         x_train, y_train = self.data.splits["train"]
         n, device = len(x_train), self.data.device
-        n_steps = -(-n // self.batch_size)
-        segment = self.members[0].segment
-        first = n_steps * segment // segments
-        last = n_steps * (segment + 1) // segments
-        perms = {e: epoch_order(n, shuffle_seed, e) for e in {m.epoch + 1 for m in self.members}}
-        orders = torch.as_tensor(
-            np.stack([perms[m.epoch + 1] for m in self.members]), device=device
-        )
+        steps, orders = segment_orders(self.members, n, self.batch_size, shuffle_seed, segments)
+        orders = orders.to(device)
         loss_sums = torch.zeros(len(self.members), device=device)
         active = torch.tensor([math.isfinite(m.loss_sum) for m in self.members], device=device)
         self.stacked.template.train()
-        self.optimizer.plan(last - first)
-        for step in range(first + 1, last + 1):
+        self.optimizer.plan(len(steps))
+        for step in steps:
             start = (step - 1) * self.batch_size
             rows = orders[:, start : start + self.batch_size]  # (P, B)
             loss_sums += self._step(x_train[rows], y_train[rows], active) * rows.shape[1]
