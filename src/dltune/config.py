@@ -11,8 +11,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .vocabulary import CONVOLUTIONAL
+
 # The convolutional blocks' keys, in the order of Config's fields.
-CONV_KEYS = ("conv_layers", "filters", "kernel_size", "pool", "batch_norm", "global_pool")
+CONV_KEYS = CONVOLUTIONAL
 
 
 def pooled_size(input_shape: tuple[int, ...], conv_layers: int, pool: int) -> tuple[int, ...]:

@@ -80,6 +80,10 @@ KEYS: tuple[str, ...] = (
     "min_epochs",
     "reduction",
 )
+# The keys that describe dltune's own network (a user's build(hp) defines its own), and the
+# rest of a space's keys but its name: the training knobs, which every model takes from the space.
+NETWORK_KEYS: tuple[str, ...] = ("layers", "units", "dropout", "activation", *CONV_PARAM_KEYS)
+TRAINING_KEYS: tuple[str, ...] = tuple(k for k in KEYS if k != "name" and k not in NETWORK_KEYS)
 _ALIASES = {"lr": "learning_rate"}
 
 # The defaults, in the plain form a space file would give them (parsed like any user value).

@@ -22,7 +22,9 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from ..config import CONV_KEYS
 from ..errors import StudyError
+from ..space.rules import NETWORK_KEYS
 from ..storage import schema
 from ..usermodel.hp import HyperParameterError, HyperParameters
 from ..usermodel.network import BuildError, UserNetworks, check_output, seeded_build
@@ -36,9 +38,9 @@ if TYPE_CHECKING:
     from ..space import SearchSpace
     from ..storage import Storage
 
-# The keys of a space that describe dltune's own network, ignored for a user model.
-NETWORK_KEYS = ("layers", "units", "dropout", "activation")
-CONV_KEYS = ("conv_layers", "filters", "kernel_size", "pool", "batch_norm", "global_pool")
+# The keys of a space that describe dltune's own network (space.rules.NETWORK_KEYS) are ignored
+# for a user model: the dense ones fixed, the convolutional ones dropped.
+DENSE_KEYS = tuple(k for k in NETWORK_KEYS if k not in CONV_KEYS)
 # The values they are fixed at: not sampled; the trial's Config has no layers of dltune's own.
 _FIXED = {"layers": 1, "units": 1, "dropout": 0.0, "activation": "linear", "conv_layers": 0}
 EARLY_FAILURES = 3  # the first trials of a run that, all failing alike, stop the study
@@ -52,11 +54,11 @@ def training_space(space: SearchSpace) -> tuple[SearchSpace, list[str]]:
     plain = space.to_dict()
     default = SearchSpace.default().to_dict()
     fixed = {**plain, **_FIXED}
-    for key in CONV_KEYS[1:]:
+    for key in CONV_KEYS[1:]:  # conv_layers stays, fixed at 0
         fixed.pop(key, None)
     if fixed == plain:
         return space, []
-    ignored = [k for k in NETWORK_KEYS if plain[k] != default[k] and plain[k] != _FIXED[k]]
+    ignored = [k for k in DENSE_KEYS if plain[k] != default[k] and plain[k] != _FIXED[k]]
     ignored += [k for k in CONV_KEYS if k in plain and plain[k] != _FIXED.get(k)]
     built = SearchSpace.from_dict(fixed, source=space.source)
     if not ignored:

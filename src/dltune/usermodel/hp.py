@@ -25,23 +25,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DLTuneError
+from ..space.rules import TRAINING_KEYS
 
 if TYPE_CHECKING:
     import optuna
 
 # Names the space's training knobs (and the study's own keys) use as Optuna parameters.
-RESERVED: tuple[str, ...] = (
-    "loss",
-    "optimizer",
-    "learning_rate",
-    "weight_decay",
-    "batch_size",
-    "epochs",
-    "patience",
-    "min_epochs",
-    "reduction",
-    "metric",
-)
+RESERVED: tuple[str, ...] = TRAINING_KEYS
 SAMPLINGS = ("linear", "log")
 Value = int | float | str | bool
 
