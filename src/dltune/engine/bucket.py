@@ -118,6 +118,19 @@ def segment_orders(
     )
 
 
+def pause_member(buckets: Sequence[Any], key: Any) -> Any:
+    """Take the member named `key` out of whichever of `buckets` holds it, its state kept
+    (member.kept), to resume later; None if none holds it. Emptied buckets stay: the caller
+    drops them."""
+    for bucket in buckets:
+        for member in bucket.members:
+            if member.key == key:
+                member.kept = bucket.keep(member)
+                bucket.remove({key})
+                return member
+    return None
+
+
 class Bucket:
     """Members that share batch size and depth, stacked into one network of given widths."""
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..config import Config
 from ..nets import NetworkFactory
-from .bucket import Member
+from .bucket import Member, pause_member
 from .device_data import DeviceData
 from .functional import TRAINING_FIELDS, StackedModule, signature
 from .module_bucket import ModuleBucket, ModuleMember
@@ -253,13 +253,10 @@ class ModulePopulation:
 
     def pause(self, key: Any) -> Member | TrainingRun | None:
         """A paused member (its state kept), or None when `key` is not one of these."""
-        for bucket in self.buckets:
-            for member in bucket.members:
-                if member.key == key:
-                    member.kept = bucket.keep(member)
-                    bucket.remove({key})
-                    self.drop_empty()
-                    return member
+        member = pause_member(self.buckets, key)
+        if member is not None:
+            self.drop_empty()
+            return member
         if self.sequential is not None and key in self.sequential.runs:
             return self.sequential.pause(key)
         return None

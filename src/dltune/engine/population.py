@@ -33,7 +33,7 @@ import torch
 
 from ..config import Config
 from ..nets import BuiltinNetworks, NetworkFactory
-from .bucket import Bucket, Member
+from .bucket import Bucket, Member, pause_member
 from .device_data import DeviceData
 from .memory import member_bytes, resolve_memory
 from .module_bucket import ModuleBucket, ModuleMember
@@ -176,13 +176,10 @@ class PopulationTrainer:
     def pause(self, key: Any) -> Member | TrainingRun:
         """Take a member out with its training state kept (member.kept), to resume later; a
         member trained one at a time pauses as its TrainingRun."""
-        for bucket in self.buckets:
-            for member in bucket.members:
-                if member.key == key:
-                    member.kept = bucket.keep(member)
-                    bucket.remove({key})
-                    self._drop_empty()
-                    return member
+        member = pause_member(self.buckets, key)
+        if member is not None:
+            self._drop_empty()
+            return member
         paused = self.modules.pause(key)
         if paused is None:
             raise KeyError(key)
