@@ -424,6 +424,9 @@ def test_the_population_engine_stacks_a_user_model_as_its_runs_alone(blobs):
     for number, trial in alone.items():
         assert stacked[number].config == trial.config and len(trial.curve) == 3
         np.testing.assert_allclose(stacked[number].curve, trial.curve, rtol=1e-4)
+    # stacked, not handed to one-at-a-time training (which would say so in a note)
+    assert not any("cannot be trained stacked" in n for n in runs["population"].notes)
+    assert not any("sequential engine" in n for n in runs["population"].notes)
 
 
 def test_a_user_model_the_population_cannot_stack_trains_alone_and_says_why(blobs):
