@@ -65,8 +65,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
-from dltune import errors, vocabulary
-from dltune.config import Config, conv_shape_problem
+from dltune import vocabulary
+from dltune.config import Config
 from dltune.errors import SpaceError
 
 from .params import Choice, Fixed, FloatRange, IntRange, Param, PerLayer, Scalar, _grid_error
@@ -77,9 +77,11 @@ from .parse import (
     _parse_conv,
     _parse_params,
     _Parser,
+    _plain,
     _top_keys,
 )
-from .rules import _CONV_DEFAULTS, _DEFAULTS, CONV_PARAM_KEYS, KEYS, PARAM_KEYS, _show
+from .rules import _DEFAULTS, CONV_PARAM_KEYS, KEYS, PARAM_KEYS, _show
+from .shapes import check_fits, flat_plain, shaped_plain
 from .yamlfile import _read_yaml
 
 if TYPE_CHECKING:  # optuna is only needed for types here; importing it costs ~0.5 s at start-up
@@ -363,59 +365,19 @@ class SearchSpace:
         Flat rows keep the dense network alone (a space that asks for convolutions is refused);
         signals and images get every convolutional key, the missing ones from their defaults,
         with conv_layers from 0 to as many blocks as the input's size allows (at most 3), so
-        that a study chooses the family itself.
+        that a study chooses the family itself (see shapes.py).
         """
         input_shape = tuple(int(n) for n in input_shape)
         if len(input_shape) <= 1:
-            return self._for_flat(input_shape)
-        plain = self.to_dict()
-        if "conv_layers" not in self.conv:
-            plain["conv_layers"] = self._fitted_conv_layers(input_shape)
-        plain.update({k: v for k, v in _CONV_DEFAULTS.items() if k not in plain})
-        space = SearchSpace._build(plain, self.source, self.name)
-        space._check_fits(input_shape)
-        return space, []
-
-    def _for_flat(self, input_shape: tuple[int, ...]) -> tuple[SearchSpace, list[str]]:
-        conv_layers = self.conv.get("conv_layers")
-        if conv_layers is not None and _max_of(_plain(conv_layers)) > 0:
-            raise SpaceError(
-                f"{self.source}: conv_layers {_show(conv_layers.to_plain())} asks for "
-                f"convolutional layers, but the examples are flat rows of {input_shape[0]} "
-                f"values. Give their shape ({errors.param('shape', shown='C,L')} for signals of "
-                f"C channels, {errors.param('shape', shown='C,H,W')} for images), or set "
-                f"conv_layers: 0."
+            plain, notes = flat_plain(self.conv, self.to_dict(), self.source, input_shape)
+            return (
+                (SearchSpace._build(plain, self.source, self.name), notes) if notes else (self, [])
             )
-        unused = [key for key in self.conv if key != "conv_layers"]
-        if not unused:
-            return self, []
-        many = len(unused) > 1
-        note = (
-            f"{', '.join(unused)} {'apply' if many else 'applies'} to convolutional layers; the "
-            f"examples are flat rows, so {'they are' if many else 'it is'} not used"
+        space = SearchSpace._build(
+            shaped_plain(self.conv, self.to_dict(), input_shape), self.source, self.name
         )
-        plain = {k: v for k, v in self.to_dict().items() if k not in unused}
-        return SearchSpace._build(plain, self.source, self.name), [note]
-
-    def _fitted_conv_layers(self, input_shape: tuple[int, ...]) -> Any:
-        """conv_layers' default range, cut to the blocks that pooling leaves room for."""
-        default = dict(_CONV_DEFAULTS["conv_layers"])
-        pools = self.conv.get("pool")
-        pool = _max_of(_plain(pools)) if pools else int(_CONV_DEFAULTS["pool"])
-        most = int(default["high"])
-        while most > 0 and conv_shape_problem(input_shape, most, pool):
-            most -= 1
-        return {"low": 0, "high": most} if most > 0 else 0
-
-    def _check_fits(self, input_shape: tuple[int, ...]) -> None:
-        most = _max_of(_plain(self.conv["conv_layers"]))
-        pool = _max_of(_plain(self.conv["pool"]))  # the largest pooling shrinks the most
-        problem = conv_shape_problem(input_shape, most, pool)
-        if problem:
-            raise SpaceError(
-                f"{self.source}: conv_layers up to {most} with pool {pool}: {problem}. "
-                f"Lower conv_layers' high, or the pool size (0: no pooling)."
-            )
+        check_fits(space.conv, input_shape, space.source)
+        return space, []
 
     def _check_metric(self, task: str) -> None:
         if self.metric is None or vocabulary.METRICS[self.metric][0] == task:
@@ -426,12 +388,6 @@ class SearchSpace:
             f"but the target is {task}; use {' or '.join(fitting)}, or null for the default "
             f"({vocabulary.DEFAULT_METRIC[task]})."
         )
-
-
-def _plain(param: Param | PerLayer) -> Param:
-    if isinstance(param, PerLayer):  # the parser makes per-layer specs for units/filters only
-        raise TypeError(f"{param!r} is per layer")
-    return param
 
 
 def _value(

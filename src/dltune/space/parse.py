@@ -410,3 +410,9 @@ def _max_of(layers: Param | PerLayer) -> int:
     if isinstance(layers, Choice):
         return max(int(v) for v in layers.options)
     return int(layers.high)
+
+
+def _plain(param: Param | PerLayer) -> Param:
+    if isinstance(param, PerLayer):  # the parser makes per-layer specs for units/filters only
+        raise TypeError(f"{param!r} is per layer")
+    return param
