@@ -121,6 +121,7 @@ def run_one(source: Any, family: str, seed: int, budget: float) -> dict[str, Any
         "seconds": round(result.seconds, 1),
         "anytime": anytime.points,
         "data": data.describe(),
+        "storage": storage,  # for benchmarks/ties.py
     }
 
 
