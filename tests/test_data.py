@@ -538,6 +538,13 @@ def test_mnist_10k_folder() -> None:
 # --- arrays and the rest of the error paths --------------------------------------------------
 
 
+def text_of(x: np.ndarray) -> np.ndarray:
+    """x as text with one word that is no number (row 4, column 1)."""
+    text = x.astype(object)
+    text[4, 1] = "tall"
+    return text
+
+
 def test_from_arrays_errors() -> None:
     x, y = blobs(50)
     raises(["x has 50 rows", "y has 49"], from_arrays, x, y[:49])
@@ -554,9 +561,10 @@ def test_from_arrays_errors() -> None:
     yo[5] = None
     raises(["target", "missing", "row 5"], from_arrays, x, yo)
     raises(["3 feature names", "4 feature columns"], from_arrays, x, y, feature_names=list("abc"))
-    text = x.astype(object)
-    text[4, 1] = "tall"
-    raises(["feature column 1", "not numeric", "'tall'"], from_arrays, text, y)
+    # The count is checked before the values, whose messages name columns by these names.
+    raises(["0 feature names", "4 feature columns"], from_arrays, bad, y, feature_names=[])
+    raises(["0 feature names", "4 feature columns"], from_arrays, text_of(x), y, feature_names=[])
+    raises(["feature column 1", "not numeric", "'tall'"], from_arrays, text_of(x), y)
     raises(["constant"], from_arrays, x, np.full(50, 2.5), task="regression")
 
 

@@ -15,6 +15,7 @@ import csv
 import gzip
 import io
 import math
+import os
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -40,12 +41,14 @@ except ImportError:  # pragma: no cover
     pa = pq = None
 needs_pyarrow = pytest.mark.skipif(pa is None, reason="pyarrow is not installed")
 
+# DLTUNE_FUZZ_SCALE=20 hunts twenty times longer (a run by hand; CI keeps the default).
+SCALE = int(os.environ.get("DLTUNE_FUZZ_SCALE", "1"))
 FAST = settings(
-    max_examples=80,
+    max_examples=80 * SCALE,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-MORE = settings(FAST, max_examples=150)
+MORE = settings(FAST, max_examples=150 * SCALE)
 
 
 @contextmanager

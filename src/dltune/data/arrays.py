@@ -70,6 +70,11 @@ def _standardized(
     return out
 
 
+def _columns_of(x_dims: tuple[int, ...]) -> int:
+    """How many feature columns an x of these dimensions has once flat (as_features makes it)."""
+    return 1 if len(x_dims) <= 1 else int(np.prod(x_dims[1:]))
+
+
 def _feature_names(names: Sequence[str] | None, n_features: int, where: str) -> list[str] | None:
     if names is None:
         return None
@@ -148,11 +153,12 @@ def from_arrays(
     """
     where = source or name
     given = parse_shape(input_shape)
-    xa = as_features(x, where, feature_names)
     x_dims = tuple(np.shape(x))
+    # The names are checked against x's columns first: the feature checks name columns by them.
+    names = _feature_names(feature_names, _columns_of(x_dims), where)
+    xa = as_features(x, where, names)
     example = given if given is not None else array_example_shape(x_dims, where)
     check_shape(example, xa.shape[1], where)
-    names = _feature_names(feature_names, xa.shape[1], where)
     ya = as_target(y, f"{where} (target)")
     _check_rows(xa, ya, where)
     val = _pair(x_val, y_val, "val", where, names, xa.shape[1], x_dims)
