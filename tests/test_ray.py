@@ -1,7 +1,8 @@
 """`dltune run --ray` on a real local Ray cluster of two nodes (a head and one more), inside a
 network namespace of the test's own so that all traffic stays on loopback (../shared/GUIDE.md):
-one study runs across both nodes and survives a worker killed mid-study; and a bad address is a
-clear error at once (no cluster needed: in this process).
+one study runs across both nodes, each node's actor training a population of trials at once,
+and survives a worker killed mid-study; which actors a cluster gets (placement.py, no cluster
+needed); and a bad address is a clear error at once (no cluster needed: in this process).
 
 The cluster test needs root, `ip` and Ray (the extra dltune[ray]); skipped otherwise, unless
 DLTUNE_REQUIRE_RAY=1 (CI), where a missing piece fails instead.
@@ -26,10 +27,14 @@ from pathlib import Path
 
 import pytest
 
+from dltune.distributed.placement import ActorPlan, plan_actors
+from dltune.errors import StudyError
+
 from .helpers import SMALL_SPACE, Forked, dltune, require_or_skip
 
 PORT = 6391
 TRIALS = 16
+POPULATION = 3  # trials each node's actor trains at once
 START_S = 120  # one `ray start`: seconds at most
 STUDY_S = 300  # the whole study: seconds at most
 
@@ -119,15 +124,30 @@ def states(db: Path) -> list[str]:
         return []
 
 
+def stored(db: Path) -> list[tuple[str, int, int]]:
+    """Per trial: its state, how many values and parameters storage holds for it."""
+    with sqlite3.connect(db, timeout=30) as connection:
+        return list(
+            connection.execute(
+                "SELECT t.state, (SELECT COUNT(*) FROM trial_values v WHERE v.trial_id = "
+                "t.trial_id), (SELECT COUNT(*) FROM trial_params p WHERE p.trial_id = "
+                "t.trial_id) FROM trials t"
+            )
+        )
+
+
 @pytest.mark.slow
 def test_a_study_runs_across_both_nodes_and_survives_a_worker_killed_mid_study(cluster, tmp_path):
-    """One driver, one study of 16 trials on the two nodes' two actors ("2 workers"); once
-    three trials have finished, one actor is SIGKILLed mid-epoch (the actors train all the
-    time); the study still completes: every trial COMPLETE or PRUNED, none running or failed."""
+    """One driver, one study of 16 trials on the two nodes' two population actors, 3 trials
+    each at once ("2 workers, 6 trials at once"); once three trials have finished, one actor
+    is SIGKILLed mid-epoch (the actors train all the time); its trials restart on the other
+    and the study still completes: every trial COMPLETE or PRUNED, none running or failed,
+    each complete one stored with its value and parameters."""
     (tmp_path / "small.yaml").write_text(SMALL_SPACE.replace("epochs: 3", "epochs: 9"))
     db = tmp_path / "r.db"
     run = ["run", "small.yaml", "--trials", str(TRIALS), "--seed", "0"]
     run += ["--ray", f"127.0.0.1:{PORT}", "--storage", f"sqlite:///{db}"]
+    run += ["--engine", "population", "--population", str(POPULATION)]
     # a real process in the namespace, forked from this one (torch already imported)
     driver = Forked(*run, cwd=tmp_path, netns=cluster.name)
     try:
@@ -141,7 +161,7 @@ def test_a_study_runs_across_both_nodes_and_survives_a_worker_killed_mid_study(c
             ["pgrep", "-f", "ray::TrialWorker"], capture_output=True, text=True, timeout=30
         ).stdout.split()
         workers = sorted(int(pid) for pid in listed if int(pid) in cluster.pids())
-        assert len(workers) == 2, workers  # one actor per CPU: one on each node
+        assert len(workers) == 2, workers  # one population actor per node
         os.kill(workers[0], signal.SIGKILL)  # mid-epoch: the actor trains all the time
         ran = driver.wait(timeout=STUDY_S)
     finally:
@@ -150,13 +170,54 @@ def test_a_study_runs_across_both_nodes_and_survives_a_worker_killed_mid_study(c
             driver.process.join(30)
     output = ran.stdout + ran.stderr
     assert ran.returncode == 0, output
-    assert "2 workers" in output, output  # the study started on both nodes' actors
-    note = re.search(r"2 workers \(([^)]*)\)", output)  # "(host:pid, host:pid)"
-    assert note is not None, output
-    assert sorted(int(w.rpartition(":")[2]) for w in note[1].split(", ")) == workers, output
-    final = states(db)
+    # the study started on both nodes' actors, a population of 3 each
+    assert f"2 workers, {2 * POPULATION} trials at once" in output, output
+    placed = re.findall(r"\S+:(\d+) \(a population of (\d+), cpu, 1 thread\)", output)
+    assert sorted(int(pid) for pid, _ in placed) == workers, output
+    assert {int(slots) for _, slots in placed} == {POPULATION}, output
+    # each actor trained several trials at once (its largest advance call)
+    peaks = re.search(r"the most trials each trained at once: \S+:\d+ (\d+), \S+:\d+ (\d+)", output)
+    assert peaks is not None, output
+    assert all(2 <= int(p) <= POPULATION for p in peaks.groups()), output
+    assert re.search(r"\d+ trials restarted from scratch after their Ray worker died", output)
+    final = stored(db)
     assert len(final) == TRIALS
-    assert set(final) <= set(FINISHED)  # none left running, none failed
+    assert {state for state, _, _ in final} <= set(FINISHED)  # none left running, none failed
+    complete = [(values, params) for state, values, params in final if state == "COMPLETE"]
+    assert complete, output
+    assert all(values == 1 and params > 0 for values, params in complete), final
+
+
+NODE = {"NodeID": "a", "Alive": True, "Resources": {"CPU": 8.0, "memory": 1e9}}
+GPU_NODE = {"NodeID": "g", "Alive": True, "Resources": {"CPU": 16.0, "GPU": 2.0}}
+DEAD = {"NodeID": "d", "Alive": False, "Resources": {"CPU": 4.0}}
+
+
+def test_each_node_gets_one_population_actor_with_all_its_cpus_or_one_per_gpu():
+    plans = plan_actors([NODE, GPU_NODE, DEAD], device="auto", population=5, memory="4GB")
+    assert plans == [
+        ActorPlan("a", "population", "cpu", 8.0, 0, 8, 5, "4GB", 1),
+        # the node's memory budget split between its two GPUs' actors, its CPUs too
+        ActorPlan("g", "population", "cuda", 8.0, 1, 8, 5, "4GB", 2),
+        ActorPlan("g", "population", "cuda", 8.0, 1, 8, 5, "4GB", 2),
+    ]
+    assert sum(p.slots for p in plans) == 15  # the driver's slots
+    # an automatic budget is each GPU's own (half its free memory), not split
+    assert {p.share for p in plan_actors([GPU_NODE], device="cuda")} == {1}
+    # a CPU run leaves the GPUs alone: one actor with every CPU of the node
+    assert plan_actors([GPU_NODE], device="cpu", population=4) == [
+        ActorPlan("g", "population", "cpu", 16.0, 0, 16, 4)
+    ]
+
+
+def test_the_sequential_engine_keeps_one_single_threaded_actor_per_cpu():
+    plans = plan_actors([NODE, DEAD], kind="sequential", device="auto")
+    assert plans == [ActorPlan("a", "sequential", "cpu", 1, 0, 1, 1)] * 8
+
+
+def test_asking_for_cuda_on_a_cluster_without_gpus_is_a_clear_error():
+    with pytest.raises(StudyError, match="no node of the Ray cluster has a GPU"):
+        plan_actors([NODE], device="cuda")
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:1", "not-an-address"])

@@ -1,96 +1,39 @@
 """Trials trained on a Ray cluster, behind the study loop's engine interface.
 
 The study loop, the sampler and the scheduler stay in this process (the driver): it asks the
-study for configurations, decides at rungs, and tells results to storage. Each Ray actor is a
-worker holding the data and a SequentialEngine (one CPU, one torch thread); the driver sends
-it plain data (a configuration as a dict, a seed, a target epoch) and gets back each epoch's
-report, checkpoints at rungs and finished results. Paused trials keep their weights on their
-actor and are promoted there.
+study for configurations, decides at rungs, and tells results to storage. Each Ray actor
+(ray_worker.py) holds the data and an engine: by default a population (PopulationTrainer), one
+actor per node with all its CPU threads, or one per GPU on nodes with GPUs (placement.py); or,
+the old arrangement, a SequentialEngine per CPU. The driver's slots are the sum of the actors'
+slots; it routes each trial's add, pause, resume and stop to the actor that holds it, and at
+every checkpoint sends one `advance` to each busy actor, all in flight at once, which trains a
+segment of all that actor's trials. It sends plain data (a configuration as a dict, a seed, a
+target epoch) and gets back each epoch's report, checkpoints at rungs and finished results.
+Paused trials keep their weights on their actor and are promoted there.
 
 Faults: when an actor dies (its node lost, its process killed), each of its trials, running or
 paused, is *restarted from scratch* on a live actor with the same configuration and seed (the
-epoch-boundary state lived in the dead process; a trial's seed makes the rerun identical on a
-CPU, so its curve is reproduced, not changed). The study goes on while one actor lives.
+epoch-boundary state lived in the dead process; a trial's seed fixes its initial weights,
+dropout and data order, so its curve is reproduced, up to the float rounding of the population
+it joins, not changed); a paused one waits there, unstarted, until promoted. The study goes on
+while one actor lives; the notes say how many trials were restarted.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass
 from typing import Any
 
 from ..config import Config
-from ..engine import EpochReport, TrainResult
+from ..engine import TrainResult
 from ..engine.result import Checkpoint
 from ..errors import StudyError, param
+from .placement import ActorPlan, plan_actors
+from .ray_worker import TrialWorker
 
-CALL_TIMEOUT_S = 900  # one segment of one trial per call: minutes at most on any sane node
+CALL_TIMEOUT_S = 900  # one segment of one actor's trials per call: minutes at most
 CONNECT_TIMEOUT_S = 10
-
-
-class TrialWorker:
-    """The body of a Ray actor: trains trials one segment per call (see RayEngine)."""
-
-    def __init__(
-        self,
-        dataset: Any,
-        metric: str,
-        shuffle_seed: int,
-        segments: int,
-        model: dict[str, Any] | None = None,
-    ) -> None:
-        import torch
-
-        from ..engine.sequential import SequentialEngine, SequentialTrainer
-
-        torch.set_num_threads(1)  # one actor per CPU
-        network = None
-        if model is not None:  # a user's build, imported on the actor from its record
-            from ..usermodel import ModelSource, UserNetworks
-
-            network = UserNetworks(ModelSource.from_dict(model).build, dataset.input_shape)
-        trainer = SequentialTrainer(
-            dataset, metric=metric, shuffle_seed=shuffle_seed, network=network
-        )
-        self.engine = SequentialEngine(trainer, segments)
-        self.paused: dict[Any, Any] = {}
-
-    def where(self) -> dict[str, Any]:
-        return {"host": socket.gethostname(), "pid": os.getpid()}
-
-    def add(self, key: Any, config: dict[str, Any], spec: dict[str, Any], until: float) -> None:
-        self.engine.add(key, Config.from_dict(config), until=until, **spec)
-
-    def resume(self, key: Any, until: float) -> None:
-        self.engine.resume(self.paused.pop(key), until)
-
-    def set_until(self, key: Any, until: float) -> None:
-        self.engine.set_until(key, until)
-
-    def pause(self, key: Any) -> None:
-        self.paused[key] = self.engine.pause(key)
-
-    def stop(self, key: Any, status: str) -> TrainResult:
-        return self.engine.stop(key, status)
-
-    def release(self, key: Any) -> TrainResult:
-        """A paused trial let go: its result so far."""
-        return self.paused.pop(key).result
-
-    def advance(
-        self,
-    ) -> tuple[
-        list[tuple[Any, EpochReport]], list[tuple[Any, TrainResult]], list[Checkpoint], float
-    ]:
-        reports: list[tuple[Any, EpochReport]] = []
-
-        def on_epoch(key: Any, report: EpochReport) -> bool:
-            reports.append((key, report))
-            return True
-
-        finished, checkpoints = self.engine.advance(on_epoch)
-        return reports, finished, checkpoints, self.engine.epochs_trained
 
 
 @dataclass
@@ -117,12 +60,16 @@ class RemotePaused:
 class RayEngine:
     """The study loop's engine over Ray actors (see the module's note)."""
 
-    def __init__(self, actors: list[Any]) -> None:
+    def __init__(self, actors: list[Any], plans: list[ActorPlan]) -> None:
         self.actors: dict[int, Any] = dict(enumerate(actors))
+        self.plans: dict[int, ActorPlan] = dict(enumerate(plans))
         self.trials: dict[Any, _Trial] = {}
         self.done_epochs: dict[int, float] = {}  # per actor, including dead ones
         self.restarted: list[Any] = []  # keys restarted after their actor died
         self.nodes: list[dict[str, Any]] = []  # where each actor runs (host, pid)
+        self.peak: dict[int, int] = {}  # per actor: the most trials it trained in one call
+        self.engine_notes: list[str] = []  # the actors' engines' (an unstackable module...)
+        self._placed: tuple[Config, int] | None = None  # has_room's choice, for add
 
     @classmethod
     def start(
@@ -133,18 +80,67 @@ class RayEngine:
         shuffle_seed: int,
         segments: int,
         model: dict[str, Any] | None = None,
+        *,
+        kind: str = "population",
+        population: int = 16,
+        memory: int | str | None = None,
+        device: str = "auto",
     ) -> RayEngine:
-        """Actors on the cluster at `address`, one per CPU; `model`: a user model's source
-        record (dltune.usermodel.source), which each actor imports again."""
+        """Actors on the cluster at `address` (placement.py: `kind`, `population` trials
+        each, `memory` per node, `device`); `model`: a user model's source record
+        (dltune.usermodel.source), which each actor imports again."""
         ray = _ray()
         connect(address)
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        remote = ray.remote(num_cpus=1, max_restarts=0)(TrialWorker)
+        plans = plan_actors(
+            ray.nodes(), kind=kind, device=device, population=population, memory=memory
+        )
+        if not plans:
+            raise StudyError(
+                f"{param('ray', address)}: the cluster has no node with a CPU or GPU to train on"
+            )
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        remote = ray.remote(max_restarts=0)(TrialWorker)
         data = ray.put(dataset)
-        actors = [remote.remote(data, metric, shuffle_seed, segments, model) for _ in range(cpus)]
-        engine = cls(actors)
+        actors = [
+            remote.options(
+                num_cpus=plan.cpus,
+                num_gpus=plan.gpus,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(plan.node, soft=False),
+            ).remote(data, metric, shuffle_seed, segments, model, plan.to_dict())
+            for plan in plans
+        ]
+        engine = cls(actors, plans)
         engine.nodes = _call_all(ray, [a.where.remote() for a in actors])
         return engine
+
+    @property
+    def slots(self) -> int:
+        """Trials trained at once: the live actors' slots."""
+        return sum(self.plans[i].slots for i in self.actors)
+
+    def describe(self, address: str) -> str:
+        """The note of where the study trains, e.g. "Ray at HOST:PORT: 2 workers, 32 trials
+        at once: host:pid (a population of 16, cpu, 8 threads), ..."."""
+        where = ", ".join(
+            f"{n['host']}:{n['pid']} ({self.plans[i].describe()})" for i, n in enumerate(self.nodes)
+        )
+        return f"Ray at {address}: {len(self.actors)} workers, {self.slots} trials at once: {where}"
+
+    @property
+    def notes(self) -> list[str]:
+        """What the user should know at the end: how many trials each actor trained at once,
+        trials restarted after a worker died, the actors' engines' own notes."""
+        peaks = ", ".join(
+            f"{n['host']}:{n['pid']} {self.peak.get(i, 0)}" for i, n in enumerate(self.nodes)
+        )
+        notes = [f"Ray workers, the most trials each trained at once: {peaks}"]
+        if self.restarted:
+            notes.append(
+                f"{len(self.restarted)} trials restarted from scratch after their Ray worker "
+                "died (same configuration and seed)"
+            )
+        return notes + self.engine_notes
 
     # ---- the engine interface ----
 
@@ -156,7 +152,14 @@ class RayEngine:
         return sum(not t.paused for t in self.trials.values())
 
     def has_room(self, config: Config) -> bool:
-        return len(self) < len(self.actors)
+        """A live actor with a free slot whose population has memory for `config` (asked of
+        it); add() then places the trial there."""
+        self._placed = None
+        for index in self._free():
+            if self.plans[index].kind == "sequential" or self._ask(index, config):
+                self._placed = (config, index)
+                return True
+        return False
 
     def add(
         self,
@@ -168,8 +171,13 @@ class RayEngine:
         keep_best_state: bool = False,
         until: float | None = None,
     ) -> None:
+        placed, self._placed = self._placed, None
+        if placed is not None and placed[0] is config and placed[1] in self.actors:
+            index = placed[1]
+        else:
+            index = self._idlest()
         spec = {"seed": seed, "patience": patience, "keep_best_state": keep_best_state}
-        trial = _Trial(config.to_dict(), spec, until or float(config.epochs), self._idlest())
+        trial = _Trial(config.to_dict(), spec, until or float(config.epochs), index)
         self.trials[key] = trial
         # on a lost actor, _lose has already started it again elsewhere
         self._try(trial.actor, "add", key, trial.config, spec, trial.until)
@@ -179,15 +187,15 @@ class RayEngine:
         self._try(self.trials[key].actor, "set_until", key, until)
 
     def pause(self, key: Any) -> RemotePaused:
-        if not self._try(self.trials[key].actor, "pause", key):
-            self._call(self.trials[key].actor, "pause", key)  # restarted elsewhere: pause there
-        self.trials[key].paused = True
+        trial = self.trials[key]
+        trial.paused = True  # should its actor die now, _lose holds it, unstarted, elsewhere
+        self._try(trial.actor, "pause", key)
         return RemotePaused(self, key)
 
     def resume(self, paused: RemotePaused, until: float | None = None) -> None:
         trial = self.trials[paused.key]
         trial.until = until if until is not None else trial.until
-        trial.paused = False
+        trial.paused = False  # should its actor die now, _lose starts it again elsewhere
         self._try(trial.actor, "resume", paused.key, trial.until)
 
     def stop(self, key: Any, status: str = "pruned") -> TrainResult:
@@ -203,16 +211,20 @@ class RayEngine:
         return result
 
     def release(self, key: Any) -> TrainResult:
-        trial = self.trials.pop(key)
+        trial = self.trials[key]
         try:
-            return self._call(trial.actor, "release", key)
-        except _WorkerLost:
-            return TrainResult(status="pruned")  # its state died with its actor
+            result = self._call(trial.actor, "release", key)
+        except _WorkerLost:  # its state died with its actor; drop the copy held elsewhere
+            result = TrainResult(status="pruned")
+            self._try(self.trials[key].actor, "release", key)
+        del self.trials[key]
+        return result
 
     def advance(
         self, on_epoch: Any = None
     ) -> tuple[list[tuple[Any, TrainResult]], list[Checkpoint]]:
-        """One segment of every running trial, all actors at once."""
+        """One segment of every running trial: one call per busy actor, all in flight at
+        once, each training all of its trials."""
         ray = _ray()
         busy = sorted({t.actor for t in self.trials.values() if not t.paused})
         calls = {i: self.actors[i].advance.remote() for i in busy}
@@ -220,11 +232,15 @@ class RayEngine:
         checkpoints: list[Checkpoint] = []
         for i, ref in calls.items():
             try:
-                reports, done, reached, epochs = ray.get(ref, timeout=CALL_TIMEOUT_S)
+                reports, done, reached, epochs, trained, notes = ray.get(
+                    ref, timeout=CALL_TIMEOUT_S
+                )
             except _lost_errors(ray) as exc:
                 self._lose(i, exc)
                 continue
             self.done_epochs[i] = epochs
+            self.peak[i] = max(self.peak.get(i, 0), trained)
+            self.engine_notes += [n for n in notes if n not in self.engine_notes]
             for key, report in reports:
                 if on_epoch is not None:
                     on_epoch(key, report)
@@ -234,27 +250,52 @@ class RayEngine:
             checkpoints.extend(reached)
         return finished, checkpoints
 
+    # ---- placing trials ----
+
+    def _load(self) -> dict[int, int]:
+        """Running (not paused) trials per live actor."""
+        load = {i: 0 for i in self.actors}
+        for t in self.trials.values():
+            if t.actor in load and not t.paused:
+                load[t.actor] += 1
+        return load
+
+    def _free(self) -> list[int]:
+        """Live actors with a free slot, the least full (by share of its slots) first."""
+        load = self._load()
+        free = [i for i in self.actors if load[i] < self.plans[i].slots]
+        return sorted(free, key=lambda i: (load[i] / self.plans[i].slots, i))
+
+    def _idlest(self) -> int:
+        """The live actor one more trial fills least (a full cluster's too: after a loss)."""
+        load = self._load()
+        return min(load, key=lambda i: ((load[i] + 1) / self.plans[i].slots, i))
+
+    def _ask(self, index: int, config: Config) -> bool:
+        """Whether actor `index` has memory for `config`; False when it was lost."""
+        try:
+            return bool(self._call(index, "room", config.to_dict()))
+        except _WorkerLost:
+            return False
+
     # ---- faults ----
 
     def _lose(self, index: int, exc: BaseException) -> None:
-        """An actor died: restart its trials from scratch on the live ones."""
+        """An actor died: restart its trials from scratch on the live ones (a paused one is
+        held there unstarted, to start when promoted)."""
         self.actors.pop(index, None)
         if not self.actors:
             raise StudyError(f"every Ray worker is gone; the last died with: {exc}") from exc
         for key, trial in self.trials.items():
-            if trial.actor == index:
-                trial.actor = self._idlest()
-                self.restarted.append(key)
-                self._call(trial.actor, "add", key, trial.config, trial.spec, trial.until)
-                if trial.paused:  # it was paused: it waits again, now on its new actor
-                    self._call(trial.actor, "pause", key)
-
-    def _idlest(self) -> int:
-        load = {i: 0 for i in self.actors}
-        for t in self.trials.values():
-            if t.actor in load:
-                load[t.actor] += 1
-        return min(load, key=lambda i: (load[i], i))
+            if trial.actor != index:
+                continue
+            trial.actor = self._idlest()
+            self.restarted.append(key)
+            # should that actor be lost too, the nested _lose places this trial again
+            if trial.paused:
+                self._try(trial.actor, "hold", key, trial.config, trial.spec)
+            else:
+                self._try(trial.actor, "add", key, trial.config, trial.spec, trial.until)
 
     def _try(self, index: int, method: str, *args: Any) -> bool:
         """Call; False when the actor was lost (its trials then restarted by _lose)."""

@@ -117,8 +117,9 @@ def tune(
     within a `memory` budget ("population"). `workers` > 1 runs that many processes on the
     study (this one and workers - 1 children, see workers.py), sharing the trial and epoch
     budgets. `ray` ("auto" or HOST:PORT): trials are trained by Ray actors on that cluster,
-    one per CPU, fed from this process's study (distributed/ray_engine.py). At the end the best
-    trial is evaluated once on the test split.
+    each a population of `population` trials, one per node or per GPU (one per CPU, a trial at
+    a time, with engine "sequential"), fed from this process's study (distributed/). At the
+    end the best trial is evaluated once on the test split.
 
     `shape` ("C,L", "C,H,W" or a tuple): the shape of one example, for data that do not carry
     it (a table) or to reshape them (see load_data); a continued study keeps the shape it was
@@ -359,12 +360,14 @@ def _engine(
         from ..distributed.ray_engine import RayEngine
 
         model = opened.model.to_dict() if opened.model is not None else None
+        # a population per node (per GPU), unless the sequential engine was asked for
         ray = RayEngine.start(
-            settings.ray, dataset, opened.metric, opened.shuffle_seed, segments, model
-        )
-        where = ", ".join(f"{n['host']}:{n['pid']}" for n in ray.nodes)
-        opened.notes.append(f"Ray at {settings.ray}: {len(ray.actors)} workers ({where})")
-        return ray, len(ray.actors)
+            settings.ray, dataset, opened.metric, opened.shuffle_seed, segments, model,
+            kind="sequential" if settings.engine == "sequential" else "population",
+            population=settings.population, memory=settings.memory, device=settings.device,
+        )  # fmt: skip
+        opened.notes.append(ray.describe(settings.ray))
+        return ray, ray.slots
     if settings.engine == "population":
         from ..engine.population import PopulationTrainer
 
