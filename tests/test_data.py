@@ -619,6 +619,9 @@ def test_idx_files_that_crashed_the_loader(tmp_path: Path) -> None:
     raises([str(tmp_path), "only 0 sample(s)"], load_data, tmp_path)
     images.write_bytes(head([65536] * 4))  # 2**64 values: np.prod wrapped to 0, reshape raised
     raises([str(images), "IDX size mismatch"], load_data, tmp_path)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(head([4]) + bytes(4))
+    images.write_bytes(head([4, 0, 28]))  # images of height 0: a bad shape, the file unnamed
+    raises([str(images), "no values per example"], load_data, tmp_path)
 
 
 def test_values_beyond_float32_are_refused_or_standardized(tmp_path: Path) -> None:

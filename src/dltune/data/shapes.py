@@ -123,6 +123,11 @@ def array_example_shape(dims: Sequence[int], where: str, what: str = "x") -> Sha
 def idx_example_shape(dims: Sequence[int], where: str) -> Shape:
     """IDX images: (N, H, W) -> (1, H, W) (one channel); (N, C, H, W) kept; (N, F) a table."""
     dims = tuple(int(n) for n in dims)
+    if 0 in dims[1:]:
+        raise DataError(
+            f"{where}: an IDX images file of shape {dims} holds no values per example (an axis "
+            "of length 0); write the images with their height and width."
+        )
     if len(dims) == 3:
         return (1, *dims[1:])
     if len(dims) in (2, 4):
