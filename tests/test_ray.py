@@ -27,10 +27,14 @@ from pathlib import Path
 
 import pytest
 
+from dltune.distributed import ray_engine
 from dltune.distributed.placement import ActorPlan, plan_actors
+from dltune.distributed.ray_engine import RayEngine
+from dltune.distributed.ray_worker import TrialWorker
+from dltune.engine import TrainResult
 from dltune.errors import StudyError
 
-from .helpers import SMALL_SPACE, Forked, dltune, require_or_skip
+from .helpers import SMALL_SPACE, Forked, dltune, make_config, require_or_skip
 
 PORT = 6391
 TRIALS = 16
@@ -186,6 +190,98 @@ def test_a_study_runs_across_both_nodes_and_survives_a_worker_killed_mid_study(c
     complete = [(values, params) for state, values, params in final if state == "COMPLETE"]
     assert complete, output
     assert all(values == 1 and params > 0 for values, params in complete), final
+
+
+class Lost(Exception):
+    """What the fake Ray raises for a call to a dead actor (RayActorError)."""
+
+
+class FakeRay:
+    """Ray as RayEngine uses it (get, its two lost-actor errors), over in-process actors
+    whose calls run at once: the driver's routing and fault handling without a cluster."""
+
+    class exceptions:  # as ray.exceptions
+        RayActorError = Lost
+        GetTimeoutError = TimeoutError
+
+    @staticmethod
+    def get(ref: tuple[bool, object], timeout: float | None = None) -> object:
+        ok, value = ref
+        if not ok:
+            raise value  # type: ignore[misc]
+        return value
+
+
+class FakeActor:
+    """A TrialWorker called as a Ray actor is (`actor.method.remote(...)`); `dead`: its
+    process was killed, every call fails as Ray's do."""
+
+    def __init__(self, body: TrialWorker) -> None:
+        self.body = body
+        self.dead = False
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        actor = self
+
+        class Method:
+            @staticmethod
+            def remote(*args: object) -> tuple[bool, object]:
+                actor.calls.append(name)
+                if actor.dead:
+                    return False, Lost(f"actor running {name} died")
+                return True, getattr(actor.body, name)(*args)
+
+        return Method
+
+
+def test_the_driver_routes_trials_to_population_actors_and_restarts_a_dead_ones_trials(
+    blobs, monkeypatch
+):
+    """Two population actors of 3 slots: six trials fill both, each advance trains all three
+    of an actor's trials at once; trials of one shape go to the actor that trains that shape;
+    when one actor dies its trials, running and paused, start again from scratch on the
+    other, which trains them to their last epoch."""
+    monkeypatch.setattr(ray_engine, "_ray", lambda: FakeRay)
+    plans = [ActorPlan(node, "population", "cpu", 1, 0, 1, 3) for node in "ab"]
+    actors = [FakeActor(TrialWorker(blobs, "accuracy", 0, 1, None, p.to_dict())) for p in plans]
+    engine = RayEngine(actors, plans)
+    engine.nodes = [{"host": "h", "pid": pid} for pid in (1, 2)]
+    assert engine.slots == 6
+    configs = {k: make_config(batch_size=32 if k % 2 else 64, epochs=4) for k in range(6)}
+    for key, config in configs.items():
+        assert engine.has_room(config)
+        engine.add(key, config, seed=key, until=2)
+    assert not engine.has_room(make_config())  # every slot taken
+    by_actor = {i: {k for k, t in engine.trials.items() if t.actor == i} for i in (0, 1)}
+    assert by_actor == {0: {0, 2, 4}, 1: {1, 3, 5}}  # each actor one batch size: one bucket
+    finished, checkpoints = engine.advance()  # one epoch of all six
+    assert finished == [] and checkpoints == []
+    assert engine.peak == {0: 3, 1: 3} and engine.epochs_trained == 6
+    finished, checkpoints = engine.advance()  # the second: all at their checkpoint (a rung)
+    assert sorted(c.key for c in checkpoints) == list(range(6))
+    paused = engine.pause(0)  # one waits at its rung, its state on actor 0
+    for key in range(1, 6):
+        engine.set_until(key, 4)
+    actors[0].dead = True  # SIGKILL: the next call to it fails
+    results: dict[int, TrainResult] = {}
+    engine.resume(paused, 4)  # promoted: it starts again on actor 1
+    while len(engine):
+        done, _ = engine.advance()
+        results.update(done)
+    assert sorted(engine.restarted) == [0, 2, 4] and set(engine.actors) == {1}
+    assert sorted(results) == list(range(6))
+    assert all(r.status == "complete" and r.epochs_run == 4 for r in results.values())
+    notes = engine.notes
+    assert "3 trials restarted from scratch after their Ray worker died" in " ".join(notes)
+    # restarted from scratch with the same seed: the same curve as an undisturbed run
+    alone = RayEngine([FakeActor(TrialWorker(blobs, "accuracy", 0, 1, None, plans[0].to_dict()))],
+                      plans[:1])  # fmt: skip
+    alone.add(2, configs[2], seed=2)
+    again: dict[int, TrainResult] = {}
+    while len(alone):
+        again.update(alone.advance()[0])
+    assert [e.val_metric for e in again[2].history] == [e.val_metric for e in results[2].history]
 
 
 NODE = {"NodeID": "a", "Alive": True, "Resources": {"CPU": 8.0, "memory": 1e9}}

@@ -137,7 +137,7 @@ class RayEngine:
         notes = [f"Ray workers, the most trials each trained at once: {peaks}"]
         if self.restarted:
             notes.append(
-                f"{len(self.restarted)} trials restarted from scratch after their Ray worker "
+                f"{len(set(self.restarted))} trials restarted from scratch after their Ray worker "
                 "died (same configuration and seed)"
             )
         return notes + self.engine_notes
@@ -155,7 +155,7 @@ class RayEngine:
         """A live actor with a free slot whose population has memory for `config` (asked of
         it); add() then places the trial there."""
         self._placed = None
-        for index in self._free():
+        for index in self._free(config):
             if self.plans[index].kind == "sequential" or self._ask(index, config):
                 self._placed = (config, index)
                 return True
@@ -260,11 +260,17 @@ class RayEngine:
                 load[t.actor] += 1
         return load
 
-    def _free(self) -> list[int]:
-        """Live actors with a free slot, the least full (by share of its slots) first."""
+    def _free(self, config: Config) -> list[int]:
+        """Live actors with a free slot: first those training the most trials of `config`'s
+        shape (which it may share a bucket with), then the least full (by share of slots)."""
         load = self._load()
+        shape = _shape(config.to_dict())
+        alike = {i: 0 for i in self.actors}
+        for t in self.trials.values():
+            if t.actor in alike and not t.paused and _shape(t.config) == shape:
+                alike[t.actor] += 1
         free = [i for i in self.actors if load[i] < self.plans[i].slots]
-        return sorted(free, key=lambda i: (load[i] / self.plans[i].slots, i))
+        return sorted(free, key=lambda i: (-alike[i], load[i] / self.plans[i].slots, i))
 
     def _idlest(self) -> int:
         """The live actor one more trial fills least (a full cluster's too: after a loss)."""
@@ -314,6 +320,12 @@ class RayEngine:
         except _lost_errors(ray) as exc:
             self._lose(index, exc)
             raise _WorkerLost(str(exc)) from exc
+
+
+def _shape(config: dict[str, Any]) -> tuple[Any, ...]:
+    """What trials must share to train in one bucket of a population, roughly: batch size,
+    depth, convolutional blocks (bucket.py and module_bucket.py ask more: widths, filters)."""
+    return (config.get("batch_size"), config.get("layers"), config.get("conv_layers", 0))
 
 
 class _WorkerLost(Exception):
