@@ -111,8 +111,13 @@ class Heartbeats:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
-            for trial in list(self._running.values()):
-                # A missed beat only delays stale detection; it must not end the trial.
+            trials = list(self._running.values())
+            # A missed beat only delays stale detection; it must not end the trial.
+            if internals.heartbeats_enabled(self._study):  # the databases: one transaction
+                with contextlib.suppress(Exception):
+                    internals.record_optuna_heartbeats(self._study, trials)
+                continue
+            for trial in trials:
                 with contextlib.suppress(Exception):
                     self.beat(trial)
 

@@ -46,6 +46,10 @@ class TrialLifecycle:
         self.space = space
         self.base_seed = base_seed
         self.progress = progress
+        # A database's study reads this process's running trials from memory and gathers its
+        # writes to them into one transaction per flush() (storage.internals.OwnTrialsCache):
+        # before its first ask, so that every trial it asks is its own.
+        internals.use_own_trials_cache(study)
         self.running: dict[int, optuna.Trial] = {}
         # The weights of the best trial trained in this process, kept for its one test.
         self.best_state: tuple[int, dict[str, Any]] | None = None
@@ -95,9 +99,18 @@ class TrialLifecycle:
         self.progress.trial_finished(read_trial(stored), self._best)
         self.early_failures.failed(failure)
 
+    def flush(self) -> None:
+        """Write what this run's trials gathered since the last flush (the epochs' reports,
+        rung results, state marks, a new trial's parameters and configuration) in one
+        transaction. The loop flushes before each segment trains: a finished epoch is in
+        storage before the next one starts. A tell or another process's trial flushes first,
+        so storage sees every write in order."""
+        internals.flush_trial_writes(self.study)
+
     def report(self, number: int, report: EpochReport) -> bool:
-        """Store an epoch's validation metric (the learning curve). The scheduler decides at
-        rungs (loop.py), so the trial always goes on from here: True."""
+        """Store an epoch's validation metric (the learning curve; in a database, written at
+        the next flush()). The scheduler decides at rungs (loop.py), so the trial always goes
+        on from here: True."""
         trial = self.running[number]
         trial.report(report.val_metric, report.epoch)
         self.progress.epoch_done(number, report)
@@ -156,3 +169,4 @@ class TrialLifecycle:
 
     def close(self) -> None:
         self._heartbeats.stop()
+        self.flush()

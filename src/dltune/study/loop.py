@@ -104,6 +104,8 @@ class StudyLoop:
                 self._fill()
             if len(self.engine) == 0:
                 break
+            with self._overhead():  # what the last checkpoint and the new trials wrote
+                self.lifecycle.flush()
             finished, checkpoints = self.engine.advance(self.lifecycle.report)
             with self._overhead():
                 self.budget.epochs_spent = self.engine.epochs_trained
