@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..storage import best_record, internals, read_trial, schema
@@ -60,23 +61,28 @@ class TrialLifecycle:
 
         self.early_failures = EarlyFailures()  # a user model's first trials, failing alike
 
-    def ask(self) -> tuple[optuna.Trial, Config, int] | None:
+    def ask(
+        self, fixed: Mapping[str, Any] | None = None
+    ) -> tuple[optuna.Trial, Config, int] | None:
         """A new trial with its configuration and seed, stored before it trains; None when it
-        failed before training (a user model's build failed: the trial is told as failed)."""
-        # Optuna warns that heartbeats are meant for Study.optimize; this loop records them
-        # itself (storage.heartbeats), so the warning does not apply.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-            trial = self.study.ask()
-        self.running[trial.number] = trial
-        self._heartbeats.beat(trial)
+        failed before training (a user model's build failed: the trial is told as failed).
+        `fixed`: Optuna params given, not sampled (a cohort's shape: filling.py)."""
         from ..usermodel.network import BuildError
+        from .filling import fixing
 
-        try:
-            config = self.space.suggest(trial)
-        except BuildError as failure:
-            self._fail_before_training(trial, failure)
-            return None
+        with fixing(self.study, fixed):
+            # Optuna warns that heartbeats are meant for Study.optimize; this loop records
+            # them itself (storage.heartbeats), so the warning does not apply.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+                trial = self.study.ask()
+            self.running[trial.number] = trial
+            self._heartbeats.beat(trial)
+            try:
+                config = self.space.suggest(trial)
+            except BuildError as failure:
+                self._fail_before_training(trial, failure)
+                return None
         self.early_failures.passed()
         # A trial enqueued with its seed (a sweep's member: seed k is shared by every value)
         # keeps it; otherwise the seed follows from the trial's number.

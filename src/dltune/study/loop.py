@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..engine import Checkpoint, Engine, TrainResult
     from ..schedule import Scheduler
+    from .filling import ShapeFiller
     from .lifecycle import TrialLifecycle
 
 SYNC_SECONDS = 5.0  # how often rung tables are re-read from storage (other workers' results)
@@ -79,6 +80,7 @@ class StudyLoop:
         patience: int | None,
         slots: int,
         max_paused: int | None = None,
+        filler: ShapeFiller | None = None,
     ) -> None:
         self.lifecycle = lifecycle
         self.engine = engine
@@ -86,6 +88,7 @@ class StudyLoop:
         self.budget = budget
         self.patience = patience
         self.slots = slots
+        self.filler = filler  # new trials asked in cohorts of one shape (a population's)
         # Paused trials whose state is kept. Each holds memory (weights and moments) and stays
         # RUNNING in storage, where every read of the study (each ask) re-reads all unfinished
         # trials: measured 60-80 ms an ask with 40 paused. Beyond the cap the least promising
@@ -135,14 +138,24 @@ class StudyLoop:
             if not self.budget.allows_another(self.lifecycle.study):
                 self._drain()
                 return
-            asked = self.lifecycle.ask()
+            fixed = self._cohort_shape()
+            asked = self.lifecycle.ask(fixed)
             self.budget.started += 1
             if asked is None:  # failed before training (a user model's build): the next one
                 continue
             trial, config, seed = asked
+            if self.filler is not None:
+                self.filler.asked(trial.params, fixed)
             self.scheduler.start(trial.number)
             self._save_rungs(trial.number)
             self.waiting.append((trial.number, config, seed))
+
+    def _cohort_shape(self) -> dict[str, Any] | None:
+        """The shape the next trial joins (populations that fill, filling.py), or None."""
+        if self.filler is None:
+            return None
+        running = self.lifecycle.running
+        return self.filler.fixed_params(running[n].params for n in running if n not in self.paused)
 
     def _drain(self) -> None:
         """No new trial may start: fill the free slots with the best paused trials, the rung
