@@ -248,7 +248,7 @@ def test_the_driver_routes_trials_to_population_actors_and_restarts_a_dead_ones_
     engine = RayEngine(actors, plans)
     engine.nodes = [{"host": "h", "pid": pid} for pid in (1, 2)]
     assert engine.slots == 6
-    configs = {k: make_config(batch_size=32 if k % 2 else 64, epochs=4) for k in range(6)}
+    configs = {k: make_config(batch_size=32 if k % 2 else 64, epochs=3) for k in range(6)}
     for key, config in configs.items():
         assert engine.has_room(config)
         engine.add(key, config, seed=key, until=2)
@@ -262,16 +262,16 @@ def test_the_driver_routes_trials_to_population_actors_and_restarts_a_dead_ones_
     assert sorted(c.key for c in checkpoints) == list(range(6))
     paused = engine.pause(0)  # one waits at its rung, its state on actor 0
     for key in range(1, 6):
-        engine.set_until(key, 4)
+        engine.set_until(key, 3)
     actors[0].dead = True  # SIGKILL: the next call to it fails
     results: dict[int, TrainResult] = {}
-    engine.resume(paused, 4)  # promoted: it starts again on actor 1
+    engine.resume(paused, 3)  # promoted: it starts again on actor 1
     while len(engine):
         done, _ = engine.advance()
         results.update(done)
     assert sorted(engine.restarted) == [0, 2, 4] and set(engine.actors) == {1}
     assert sorted(results) == list(range(6))
-    assert all(r.status == "complete" and r.epochs_run == 4 for r in results.values())
+    assert all(r.status == "complete" and r.epochs_run == 3 for r in results.values())
     notes = engine.notes
     assert "3 trials restarted from scratch after their Ray worker died" in " ".join(notes)
     # restarted from scratch with the same seed: the same curve as an undisturbed run
