@@ -43,7 +43,12 @@ and cheap, never used to choose). dltune's is its own best trial, tested once by
 What is printed: each tool's best validation accuracy over time, trials, final best validation
 and test accuracy; for each peer and seed the time the peer needed to reach its own final best
 validation accuracy, the time dltune needed to reach it ("never" if it did not), their ratio
-(target: at most 0.25) and dltune's test accuracy minus the peer's; then medians over seeds.
+(target: at most 0.25) and dltune's test accuracy minus the peer's; then, the issue's figure,
+the time at which dltune's chosen model reached the test accuracy of the peer's chosen model at
+the end of the budget, as a fraction of the budget (target: at most 0.25). dltune's choice at
+time t is the complete trial with the best validation value so far; after its search the arm
+retrains each of those from its seed and tests it (measured only, outside the budget: never
+used to choose); the last point is dltune's own final choice and test. Medians over seeds.
 Everything (events included) goes to --out as JSON.
 """
 
@@ -69,12 +74,15 @@ from typing import Any
 # dltune's settings for this benchmark. The hyperparameters searched are the default space's
 # whatever these say: DLTUNE_RUNGS holds only successive halving's keys of a space file (its
 # lowest rung a quarter of an epoch), the rest of the space left to its defaults.
-DLTUNE_OPTIONS: dict[str, Any] = {"engine": "sequential"}
+DLTUNE_OPTIONS: dict[str, Any] = {}  # the default arrangement of workers and engine
 DLTUNE_RUNGS: dict[str, Any] = {"min_epochs": 0.25}
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-10k"
 TOOLS = ("optuna", "kerastuner", "dltune")
 GRACE_S = 30.0  # how long past its budget an arm may run (finishing an epoch, a final test)
+# dltune's arm, after its search: the test accuracy of each model that was its choice at some
+# time, retrained from its seed (a measurement only, never used to choose; see choice_curve)
+MEASURE_S = 400.0
 STARTUP_LIMIT_S = 180.0  # imports and data loading, before an arm's clock starts
 QUICK_BUDGET_S = 45.0
 
@@ -378,6 +386,7 @@ def arm_dltune(seed: int, budget: float, folder: Path) -> None:
             log.epoch(report.val_metric, number, report.epoch)
 
     log.start(data=data.fingerprint())
+    wall_start = time.time()  # trials' completion times are wall-clock datetimes
     result = dltune.tune(
         space=DLTUNE_RUNGS,  # the default space, with these rungs
         data=data,
@@ -398,7 +407,56 @@ def arm_dltune(seed: int, budget: float, folder: Path) -> None:
         seconds=result.seconds,
         overhead_seconds=result.overhead_seconds,
         epochs_trained=result.epochs_trained,
+        notes=result.notes,
     )
+    with open(folder / "choices.jsonl", "w", encoding="utf-8") as out:
+        for point in choice_curve(result, data, wall_start, budget):
+            out.write(json.dumps(point) + "\n")
+            out.flush()
+
+
+def choice_curve(result: Any, data: Any, wall_start: float, budget: float) -> Any:
+    """(t, trial, test accuracy) of dltune's choice as it stood at each time t within the
+    budget: the complete trial with the best validation value so far (by completion time),
+    retrained from its seed for its best epochs (exact on a CPU) and tested. The last point is
+    dltune's own final choice and its one test, as dltune made them."""
+    import optuna
+
+    from dltune.config import Config
+    from dltune.engine import SequentialTrainer
+    from dltune.storage import read_trial, schema
+
+    meta = schema.read_study_meta(schema.study_attrs(result.study))
+    trainer = SequentialTrainer(data, metric=meta["metric"], shuffle_seed=int(meta["shuffle_seed"]))
+    complete = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    complete.sort(key=lambda t: t.datetime_complete)
+    best_value = float("-inf")
+    for frozen in complete:
+        t = frozen.datetime_complete.timestamp() - wall_start
+        if t > budget or frozen.value is None or frozen.value <= best_value:
+            continue
+        best_value = frozen.value
+        record = read_trial(frozen)
+        config = Config.from_dict(record.config)
+        run = trainer.train(
+            config, seed=int(record.seed), epochs=int(record.best_epoch or config.epochs),
+            keep_best_state=True,
+        )  # fmt: skip
+        if run.best_state is None:
+            continue
+        _, test = trainer.evaluate(
+            trainer.model_from_state(config, run.best_state), "test", config.loss
+        )
+        yield {"t": t, "trial": frozen.number, "val": frozen.value, "test": test}
+    best = result.best or {}
+    if best.get("test"):
+        yield {
+            "t": budget,
+            "trial": best["trial"],
+            "val": best["value"],
+            "test": best["test"]["value"],
+            "final": True,
+        }
 
 
 ARMS: dict[str, Callable[[int, float, Path], None]] = {
@@ -434,12 +492,15 @@ def run_arm(tool: str, seed: int, budget: float, folder: Path) -> dict[str, Any]
             command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
         launched = time.perf_counter()
-        setup, ended = watch(child, log_path, budget)
+        setup, ended = watch(
+            child, log_path, budget, GRACE_S + (MEASURE_S if tool == "dltune" else 0)
+        )
     lines = read_jsonl(log_path)
     start = next((e for e in lines if e.get("start")), {})
     final = next((e for e in lines if e.get("final")), {})
     return {
         "events": [e for e in lines if "val" in e],
+        "choices": read_jsonl(folder / "choices.jsonl"),
         "final": final,
         "data": start.get("data"),
         "setup_s": setup,
@@ -452,7 +513,7 @@ def run_arm(tool: str, seed: int, budget: float, folder: Path) -> dict[str, Any]
 
 
 def watch(
-    child: subprocess.Popen[bytes], log_path: Path, budget: float
+    child: subprocess.Popen[bytes], log_path: Path, budget: float, grace: float = GRACE_S
 ) -> tuple[float | None, str]:
     """Wait for the child; kill it past its start-up limit or budget + grace.
 
@@ -465,7 +526,7 @@ def watch(
         now = time.perf_counter()
         if started is None and log_path.exists():
             started = now  # the arm opens its log when its search starts
-        deadline = launched + STARTUP_LIMIT_S if started is None else started + budget + GRACE_S
+        deadline = launched + STARTUP_LIMIT_S if started is None else started + budget + grace
         if child.poll() is not None:
             ended = f"exit {child.returncode}"
         elif now > deadline:
@@ -524,8 +585,13 @@ def summarize(tool: str, run: dict[str, Any], budget: float) -> dict[str, Any]:
         chosen = max(events, key=lambda e: e["val"], default=None)
         choice_val = chosen["val"] if chosen else None
         choice_test = chosen["test"] if chosen else None
+    if tool == "dltune":
+        choice_curve_ = [(c["t"], c["test"]) for c in run.get("choices", [])]
+    else:  # a peer's choice changes when an epoch sets a new best; its test was logged then
+        choice_curve_ = [(t, e["test"]) for t, e in _new_bests(events)]
     return {
         "curve": curve,
+        "choice_curve": choice_curve_,
         "final_val": final_val,
         "reached_final_at": time_to_reach(curve, final_val) if final_val is not None else None,
         "choice_val": choice_val,
@@ -534,6 +600,20 @@ def summarize(tool: str, run: dict[str, Any], budget: float) -> dict[str, Any]:
         "trials": run["final"].get("trials", len({e["trial"] for e in events})),
         "epochs_logged": len(events),
     }
+
+
+def _new_bests(events: list[dict[str, Any]]) -> list[tuple[float, dict[str, Any]]]:
+    best, out = float("-inf"), []
+    for event in events:
+        if event["val"] > best and event.get("test") is not None:
+            best = event["val"]
+            out.append((event["t"], event))
+    return out
+
+
+def time_to_test(choice_curve: list[tuple[float, float]], target: float) -> float | None:
+    """When the choice's test accuracy first reached `target` (None: never within the budget)."""
+    return next((t for t, test in choice_curve if test >= target - 1e-9), None)
 
 
 def fmt(value: float | None, digits: int = 4) -> str:
@@ -572,7 +652,9 @@ def print_timelines(results: dict[int, dict[str, Any]], tools: list[str], budget
     )
 
 
-def compare(results: dict[int, dict[str, Any]], tools: list[str]) -> list[dict[str, Any]]:
+def compare(
+    results: dict[int, dict[str, Any]], tools: list[str], budget: float
+) -> list[dict[str, Any]]:
     """For each seed and peer: time to the peer's final best val, for the peer and dltune."""
     rows = []
     for seed, by_tool in results.items():
@@ -584,6 +666,10 @@ def compare(results: dict[int, dict[str, Any]], tools: list[str]) -> list[dict[s
             peer_s = theirs["reached_final_at"]
             ours_s = time_to_reach(ours["curve"], theirs["final_val"])
             ratio = ours_s / peer_s if ours_s is not None and peer_s else None
+            # the issue's figure: when dltune's chosen model reached the test accuracy of the
+            # peer's chosen model at the end of the budget, as a fraction of that budget
+            peer_test = theirs["choice_test"]
+            test_s = time_to_test(ours.get("choice_curve", []), peer_test) if peer_test else None
             diff = None
             if ours["choice_test"] is not None and theirs["choice_test"] is not None:
                 diff = ours["choice_test"] - theirs["choice_test"]
@@ -596,6 +682,9 @@ def compare(results: dict[int, dict[str, Any]], tools: list[str]) -> list[dict[s
                     "dltune_s": ours_s,
                     "ratio": ratio,
                     "test_diff": diff,
+                    "peer_test": peer_test,
+                    "dltune_test_s": test_s,
+                    "test_ratio": test_s / budget if test_s is not None else None,
                 }
             )
     return rows
@@ -614,6 +703,15 @@ def print_comparison(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | 
             f"{r['seed']:>4} {r['peer']:>10} {fmt(r['peer_best_val']):>9} "
             f"{fmt(r['peer_s'], 1):>7} {dltune_s:>8} {ratio:>6} {fmt(r['test_diff']):>20}"
         )
+    print(
+        "\nWhen dltune's chosen model reached the test accuracy of the peer's chosen model at "
+        "the end (target: at most a quarter of the budget)"
+    )
+    print(f"{'seed':>4} {'peer':>10} {'peer test':>9} {'dltune s':>8} {'fraction':>8}")
+    for r in rows:
+        reached = fmt(r["dltune_test_s"], 1) if r["dltune_test_s"] is not None else "never"
+        fraction = fmt(r["test_ratio"], 3) if r["test_ratio"] is not None else "inf"
+        print(f"{r['seed']:>4} {r['peer']:>10} {fmt(r['peer_test']):>9} {reached:>8} {fraction:>8}")
     medians: dict[str, dict[str, float | None]] = {}
     print("\nMedians over seeds")
     for peer in dict.fromkeys(r["peer"] for r in rows):
@@ -623,9 +721,12 @@ def print_comparison(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | 
         diffs = [r["test_diff"] for r in mine if r["test_diff"] is not None]
         median_ratio = statistics.median(ratios)
         diff = statistics.median(diffs) if diffs else None
-        medians[peer] = {"ratio": median_ratio, "test_diff": diff}
+        fractions = [r["test_ratio"] if r["test_ratio"] is not None else float("inf") for r in mine]
+        median_fraction = statistics.median(fractions)
+        medians[peer] = {"ratio": median_ratio, "test_diff": diff, "test_fraction": median_fraction}
         print(
-            f"  vs {peer:<10} time ratio {median_ratio:.3f} (target <= 0.25), "
+            f"  vs {peer:<10} time to the peer's best val: ratio {median_ratio:.3f}; time to the "
+            f"peer's final test: {median_fraction:.3f} of the budget (target <= 0.25); "
             f"test accuracy dltune - {peer} {fmt(diff)} (over {len(mine)} seeds)"
         )
     return medians
@@ -698,7 +799,7 @@ def merge(args: argparse.Namespace) -> None:
     results = {seed: results[seed] for seed in wanted}
     budget = budgets.pop()
     print_timelines(results, tools, budget)
-    medians = print_comparison(compare(results, tools))
+    medians = print_comparison(compare(results, tools, budget))
     Path(args.out).write_text(
         json.dumps(
             {
@@ -751,7 +852,7 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
     check_same_data(results)
     print_timelines(results, args.tools, args.budget)
-    rows = compare(results, args.tools) if "dltune" in args.tools else []
+    rows = compare(results, args.tools, args.budget) if "dltune" in args.tools else []
     medians = print_comparison(rows) if rows else {}
     Path(args.out).write_text(
         json.dumps(
