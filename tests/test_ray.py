@@ -247,7 +247,7 @@ def test_the_driver_routes_trials_to_population_actors_and_restarts_a_dead_ones_
     actors = [FakeActor(TrialWorker(blobs, "accuracy", 0, 1, None, p.to_dict())) for p in plans]
     engine = RayEngine(actors, plans)
     engine.nodes = [{"host": "h", "pid": pid} for pid in (1, 2)]
-    assert engine.slots == 6
+    assert engine.slots == 6 and engine.stacks
     configs = {k: make_config(batch_size=32 if k % 2 else 64, epochs=3) for k in range(6)}
     for key, config in configs.items():
         assert engine.has_room(config)

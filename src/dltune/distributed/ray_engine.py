@@ -119,6 +119,12 @@ class RayEngine:
         """Trials trained at once: the live actors' slots."""
         return sum(self.plans[i].slots for i in self.actors)
 
+    @property
+    def stacks(self) -> bool:
+        """Whether its actors train populations (stacked buckets that trials of one shape
+        fill: the study loop's shape filling helps here as with a PopulationTrainer)."""
+        return any(self.plans[i].kind == "population" for i in self.actors)
+
     def describe(self, address: str) -> str:
         """The note of where the study trains, e.g. "Ray at HOST:PORT: 2 workers, 32 trials
         at once: host:pid (a population of 16, cpu, 8 threads), ..."."""
