@@ -111,3 +111,138 @@ def test_running_trials_never_beaten_is_empty_for_a_journal(journal_study):
     journal_study.ask()
     future = datetime.datetime.now() + datetime.timedelta(hours=1)
     assert internals.running_trials_never_beaten(journal_study, started_before=future) == []
+
+
+# ---- OwnTrialsCache: this process's running trials in memory, their writes gathered ----------
+
+
+def stored(db_study, sql, *args):
+    """Rows read from the database file over a connection of its own (another process's view)."""
+    with sqlite3.connect(db_study.db_path) as connection:
+        return connection.execute(sql, args).fetchall()
+
+
+def test_use_own_trials_cache_takes_a_database_and_leaves_a_journal_and_a_memory(
+    db_study, journal_study
+):
+    memory = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    assert internals.use_own_trials_cache(db_study)
+    assert internals.use_own_trials_cache(db_study)  # twice: the same cache
+    assert not internals.use_own_trials_cache(journal_study)
+    assert not internals.use_own_trials_cache(memory)
+    assert isinstance(internals.backend_of(db_study), optuna.storages.RDBStorage)
+
+
+def test_use_own_trials_cache_is_off_with_the_plain_switch(db_study, monkeypatch):
+    monkeypatch.setenv(internals.PLAIN_ENV, "1")
+    before = internals.storage_of(db_study)
+    assert not internals.use_own_trials_cache(db_study)
+    assert internals.storage_of(db_study) is before
+
+
+def test_an_own_trials_writes_reach_storage_at_the_flush_in_one_go(db_study):
+    internals.use_own_trials_cache(db_study)
+    trial = db_study.ask()
+    x = trial.suggest_float("x", 0.0, 1.0)
+    trial.set_user_attr("config", {"units": (8, 16)})
+    trial.report(0.5, 1)
+    trial.report(0.7, 2)
+    # This process sees them at once, as the database will return them (a tuple is a list)...
+    mine = db_study.get_trials(deepcopy=False)[0]
+    assert mine.params == {"x": x} and mine.intermediate_values == {1: 0.5, 2: 0.7}
+    assert mine.user_attrs == {"config": {"units": [8, 16]}}
+    # ... another only after the flush.
+    assert stored(db_study, "SELECT step FROM trial_intermediate_values") == []
+    internals.flush_trial_writes(db_study)
+    assert stored(db_study, "SELECT step, intermediate_value FROM trial_intermediate_values") == [
+        (1, 0.5),
+        (2, 0.7),
+    ]
+    assert stored(db_study, "SELECT param_name FROM trial_params") == [("x",)]
+    assert stored(db_study, "SELECT value_json FROM trial_user_attributes") == [
+        ('{"units": [8, 16]}',)
+    ]
+    internals.flush_trial_writes(db_study)  # nothing gathered: nothing written
+
+
+def test_a_tell_writes_what_was_gathered_first_and_the_told_trial_reads_as_stored(db_study):
+    internals.use_own_trials_cache(db_study)
+    trial = db_study.ask()
+    trial.report(0.25, 1)
+    trial.set_user_attr("best_epoch", 1)
+    db_study.tell(trial, 0.25)
+    assert stored(db_study, "SELECT state FROM trials") == [("COMPLETE",)]
+    assert stored(db_study, "SELECT step FROM trial_intermediate_values") == [(1,)]
+    told = internals.read_trial(db_study, trial)
+    assert told.state == optuna.trial.TrialState.COMPLETE and told.value == 0.25
+    assert told.datetime_complete is not None and told.user_attrs == {"best_epoch": 1}
+    assert [t.number for t in db_study.get_trials(deepcopy=False)] == [0]
+
+
+def test_other_processes_trials_are_read_again_and_own_ones_kept(db_study):
+    internals.use_own_trials_cache(db_study)
+    other = optuna.load_study(study_name="s", storage=internals.backend_of(db_study))
+    theirs = other.ask()  # another process's running trial
+    mine = db_study.ask()
+    theirs.report(0.1, 1)  # written by the other process, seen on our next read
+    mine.report(0.9, 1)  # ours: seen at once, not in the database yet
+    by_number = {t.number: t for t in db_study.get_trials(deepcopy=False)}
+    assert by_number[theirs.number].intermediate_values == {1: 0.1}
+    assert by_number[mine.number].intermediate_values == {1: 0.9}
+    other.tell(theirs, 0.1)
+    states = {t.number: t.state for t in db_study.get_trials(deepcopy=False)}
+    assert states == {
+        theirs.number: optuna.trial.TrialState.COMPLETE,
+        mine.number: optuna.trial.TrialState.RUNNING,
+    }
+
+
+def test_an_enqueued_trial_asked_here_becomes_ours(db_study):
+    internals.use_own_trials_cache(db_study)
+    db_study.enqueue_trial({"x": 0.5}, user_attrs={"seed": 3})
+    trial = db_study.ask()
+    assert trial.suggest_float("x", 0.0, 1.0) == 0.5 and trial.user_attrs["seed"] == 3
+    trial.report(0.4, 1)
+    assert stored(db_study, "SELECT step FROM trial_intermediate_values") == []
+    internals.flush_trial_writes(db_study)
+    assert stored(db_study, "SELECT step FROM trial_intermediate_values") == [(1,)]
+
+
+def test_a_flush_whose_trial_was_finished_elsewhere_still_writes_the_others(db_study):
+    internals.use_own_trials_cache(db_study)
+    failed, kept = db_study.ask(), db_study.ask()
+    failed.report(0.1, 1)
+    kept.report(0.2, 1)
+    # Another process took `failed` for dead and failed it (a stale heartbeat).
+    other = optuna.load_study(study_name="s", storage=internals.backend_of(db_study))
+    internals.fail_trial(other, internals.trial_id(failed))
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        internals.flush_trial_writes(db_study)
+    assert stored(db_study, "SELECT trial_id FROM trial_intermediate_values") == [
+        (internals.trial_id(kept),)
+    ]
+    # From now on the failed trial is read from the database, as it stands there.
+    states = {t.number: t.state for t in db_study.get_trials(deepcopy=False)}
+    assert states[failed.number] == optuna.trial.TrialState.FAIL
+
+
+def test_an_incompatible_distribution_is_refused_at_once(db_study):
+    internals.use_own_trials_cache(db_study)
+    db_study.ask().suggest_float("x", 0.0, 1.0)
+    with pytest.raises(ValueError, match="different distribution kind"):
+        db_study.ask().suggest_categorical("x", ["a", "b"])
+    # Another process, whose cache has not seen x yet, checks against the stored trials.
+    internals.flush_trial_writes(db_study)
+    other = optuna.load_study(study_name="s", storage=internals.backend_of(db_study))
+    internals.use_own_trials_cache(other)
+    with pytest.raises(ValueError, match="different distribution kind"):
+        other.ask().suggest_categorical("x", ["a", "b"])
+
+
+def test_record_optuna_heartbeats_writes_one_row_per_trial(db_study, journal_study):
+    internals.use_own_trials_cache(db_study)
+    trials = [db_study.ask(), db_study.ask()]
+    internals.record_optuna_heartbeats(db_study, trials)
+    internals.record_optuna_heartbeats(db_study, trials)  # again: the rows are updated
+    rows = stored(db_study, "SELECT trial_id FROM trial_heartbeats ORDER BY trial_id")
+    assert rows == [(internals.trial_id(t),) for t in trials]

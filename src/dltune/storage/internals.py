@@ -268,13 +268,16 @@ def _own_trials_cache_class() -> type:
                     with _create_scoped_session(backend.scoped_session) as session:
                         _write_all(backend, session, pending)
                 except Exception:
+                    failure: Exception | None = None
                     for (kind, trial_id, key), value in pending.items():
                         try:
                             with _create_scoped_session(backend.scoped_session, True) as session:
                                 _write(backend, session, kind, trial_id, key, value)
-                        except Exception:
+                        except Exception as error:  # the others are still written
                             self._disown(trial_id)
-                            raise
+                            failure = failure or error
+                    if failure is not None:
+                        raise failure from None
 
         # -- reads --
         def get_trial(self, trial_id: int) -> Any:
