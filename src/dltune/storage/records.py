@@ -168,26 +168,58 @@ def test_result(study: optuna.Study, trial_number: int) -> dict[str, Any] | None
 
 
 def best_trial(study: optuna.Study) -> TrialRecord | None:
-    """The complete trial with the best value, or None when no trial completed."""
+    """The study's best trial, or None when no trial completed: the one chosen at the study's
+    end (schema.CHOICE, e.g. among the top candidates re-evaluated with other seeds) while the
+    trials it chose among are still all the complete ones; otherwise (no choice made yet, or
+    trials completed since) the complete trial with the best value, the first of the best.
+    Every reader (best, the test, train-best, export, sweeps, the report) goes through here,
+    so all see the same trial."""
     from optuna.trial import TrialState
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         return None
-    # As Optuna's study.best_trial (the first of the best), without reading the trials twice.
-    pick = max if study.direction.name == "MAXIMIZE" else min
-    return read_trial(pick(complete, key=lambda t: t.value if t.value is not None else math.nan))
+    choice = current_choice(study, len(complete))
+    if choice is not None:
+        chosen = next((t for t in complete if t.number == choice["trial"]), None)
+        if chosen is not None:
+            return read_trial(chosen)
+    return read_trial(max_trial(complete, study.direction.name == "MAXIMIZE"))
+
+
+def max_trial(complete: list[FrozenTrial], maximize: bool) -> FrozenTrial:
+    """As Optuna's study.best_trial (the first of the best), without reading the trials twice:
+    the choice by one run's validation value alone."""
+    pick = max if maximize else min
+    return pick(complete, key=lambda t: t.value if t.value is not None else math.nan)
+
+
+def current_choice(source: Any, complete: int) -> dict[str, Any] | None:
+    """The stored choice, if it was made among `complete` complete trials (the study's count
+    now): a trial completed since makes it stale until the next study end chooses again."""
+    choice = schema.read_choice(source)
+    if choice is None or choice.get("complete") != complete:
+        return None
+    return choice
+
+
+SINGLE_RUN = "the best validation value of a single run"  # how a trial is chosen without a choice
 
 
 def best_record(study: optuna.Study) -> dict[str, Any] | None:
     """The best trial as plain data (what `dltune best --json` prints), with the study's name,
-    metric and test result."""
+    metric, test result and how it was chosen (`chosen_by`, a sentence; `choice`, the stored
+    choice's figures, or None when it was the single-run maximum)."""
     best = best_trial(study)
     if best is None:
         return None
-    attrs = schema.study_attrs(study)  # one read for the metadata and the test
+    attrs = schema.study_attrs(study)  # one read for the metadata, the test and the choice
     meta = schema.read_study_meta(attrs)
     test = schema.read_test_result(attrs, best.number)
+    complete = sum(1 for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE")
+    choice = current_choice(attrs, complete)
+    if choice is not None and choice.get("trial") != best.number:
+        choice = None
     return {
         "study": study.study_name,
         "trial": best.number,
@@ -200,7 +232,17 @@ def best_record(study: optuna.Study) -> dict[str, Any] | None:
         "seed": best.seed,
         "test": test.get("value") if test else None,
         "data": meta.get("data", {}).get("name"),
+        "chosen_by": choice.get("how", SINGLE_RUN) if choice else SINGLE_RUN,
+        "choice": _choice_fields(choice),
     }
+
+
+def _choice_fields(choice: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The choice's figures for `best --json` (None: chosen by a single run's maximum)."""
+    if choice is None or choice.get("rule") == "max":
+        return None
+    keys = ("rule", "candidates", "seeds", "rounds", "single", "reevaluated", "optimism")
+    return {key: choice.get(key) for key in (*keys, "extra_epochs")}
 
 
 def trial_records(study: optuna.Study) -> list[dict[str, Any]]:

@@ -13,6 +13,12 @@ Study attributes (user attrs of the study):
     SWEEP         a sweep's plan and chance level (and, after a run, its timing)
     MODEL_SOURCE  a user model's build: where it came from (dltune.usermodel.source's record:
                   kind, path, module, attr, sha256); absent for dltune's own networks
+    CHOICE        how the best trial was chosen at the study's end (dltune.study.choice):
+                  rule, trial, the number of complete trials it chose among (it holds only
+                  while that number stands), candidates, scores, optimism, how (a sentence)
+    REEVAL_PREFIX + trial number: that (finished) trial retrained with other seeds for the
+                  choice, a list of {seed, value, epochs, best_epoch}; kept on the study
+                  because a finished trial's attributes can no longer be written
 Trial attributes (user attrs of a trial):
     CONFIG, SEED, WORKER, BASELINE          written when the trial starts (or is enqueued)
     STATE, STOPPED, ERROR                   dltune's state marks (paused, diverged, ...)
@@ -44,6 +50,8 @@ STUDY_META = "dltune"
 TEST_PREFIX = "test:"
 SWEEP = "dltune_sweep"
 MODEL_SOURCE = "dltune_model"
+CHOICE = "dltune_choice"
+REEVAL_PREFIX = "reeval:"
 DATA_INPUT_SHAPE = "input_shape"  # in STUDY_META's data record: one example's shape, a list
 
 # ---- trial attributes ------------------------------------------------------------------------
@@ -181,6 +189,31 @@ def read_model_source(source: Source) -> dict[str, Any] | None:
 
 def write_model_source(study: optuna.Study, record: dict[str, Any]) -> None:
     study.set_user_attr(MODEL_SOURCE, record)
+
+
+# ---- the choice of the best trial ----------------------------------------------------------
+
+
+def read_choice(source: Source) -> dict[str, Any] | None:
+    """The stored choice of the best trial (dltune.study.choice), or None if none was made."""
+    stored = _attrs(source).get(CHOICE)
+    return stored if isinstance(stored, dict) and isinstance(stored.get("trial"), int) else None
+
+
+def write_choice(study: optuna.Study, record: dict[str, Any]) -> None:
+    study.set_user_attr(CHOICE, record)
+
+
+def read_reevaluations(source: Source, number: int) -> list[dict[str, Any]]:
+    """Trial `number`'s runs with other seeds, in the order they were made ([] if none)."""
+    stored = _attrs(source).get(f"{REEVAL_PREFIX}{number}")
+    return [run for run in stored if isinstance(run, dict)] if isinstance(stored, list) else []
+
+
+def write_reevaluations(study: optuna.Study, number: int, runs: list[dict[str, Any]]) -> None:
+    """All of trial `number`'s re-evaluations so far (rewritten after each, so that an
+    interrupted choice keeps the finished ones)."""
+    study.set_user_attr(f"{REEVAL_PREFIX}{number}", runs)
 
 
 # ---- a trial's start -------------------------------------------------------------------------
