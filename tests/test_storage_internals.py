@@ -246,3 +246,46 @@ def test_record_optuna_heartbeats_writes_one_row_per_trial(db_study, journal_stu
     internals.record_optuna_heartbeats(db_study, trials)  # again: the rows are updated
     rows = stored(db_study, "SELECT trial_id FROM trial_heartbeats ORDER BY trial_id")
     assert rows == [(internals.trial_id(t),) for t in trials]
+
+
+@pytest.fixture
+def postgres_study():
+    """A study in a fresh PostgreSQL database (tests marked postgres: .ci/with-postgres)."""
+    import uuid
+
+    from .test_storage_many import _admin, _admin_url, _with_database
+
+    admin = _admin_url()
+    name = f"dltune_t_{uuid.uuid4().hex[:10]}"
+    _admin(admin, f'CREATE DATABASE "{name}"')
+    url = _with_database(admin, name)
+    try:
+        study = optuna.create_study(storage=open_storage(url), study_name="s")
+        yield study
+        internals.backend_of(study).engine.dispose()
+    finally:
+        _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+def test_own_trials_cache_on_postgresql_writes_at_the_flush_and_reads_back(postgres_study):
+    study = postgres_study
+    assert internals.use_own_trials_cache(study)
+    other = optuna.load_study(study_name="s", storage=internals.backend_of(study))  # plain
+    trial = study.ask()
+    trial.suggest_int("units", 8, 64)
+    trial.set_user_attr("rungs", {"values": {"1": 0.5}})
+    trial.set_user_attr("rungs", {"values": {"1": 0.5, "3": 0.6}})  # the last one is kept
+    trial.report(0.5, 1)
+    trial.report(0.6, 3)
+    assert other.trials[0].intermediate_values == {}
+    internals.flush_trial_writes(study)
+    seen = other.trials[0]
+    assert seen.intermediate_values == {1: 0.5, 3: 0.6} and "units" in seen.params
+    assert seen.user_attrs["rungs"] == {"values": {"1": 0.5, "3": 0.6}}
+    trial.report(0.7, 4)
+    internals.record_optuna_heartbeats(study, [trial])
+    study.tell(trial, 0.7)
+    seen = other.trials[0]
+    assert seen.state == optuna.trial.TrialState.COMPLETE and seen.intermediate_values[4] == 0.7
+    assert study.best_trial.number == 0 and study.trials[0].value == 0.7
