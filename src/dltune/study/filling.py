@@ -118,7 +118,7 @@ DEFAULT_COHORT = 4  # a quarter of the default population of 16: four buckets, n
 
 
 def filler_for(engine: object, slots: int, user_model: bool) -> ShapeFiller | None:
-    """A ShapeFiller where cohorts fill buckets: the population engine on built-in networks
+    """A ShapeFiller where cohorts fill buckets: a stacking engine on built-in networks
     (a user model's architectural hyperparameters are its own: not guessed). The cohort size
     comes from DLTUNE_FILL_COHORT when set (1: off), for measuring it."""
     import os
@@ -126,6 +126,9 @@ def filler_for(engine: object, slots: int, user_model: bool) -> ShapeFiller | No
     from ..engine.population import PopulationTrainer
 
     cohort = int(os.environ.get("DLTUNE_FILL_COHORT", DEFAULT_COHORT))
-    if user_model or slots < 2 or cohort < 2 or not isinstance(engine, PopulationTrainer):
+    # Ray's actors stack too when they train populations (RayEngine.stacks): it routes a trial
+    # to the actor that trains most of its shape
+    stacks = isinstance(engine, PopulationTrainer) or getattr(engine, "stacks", False) is True
+    if user_model or slots < 2 or cohort < 2 or not stacks:
         return None
     return ShapeFiller(min(cohort, slots))
