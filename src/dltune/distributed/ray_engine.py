@@ -22,6 +22,7 @@ while one actor lives; the notes say how many trials were restarted.
 from __future__ import annotations
 
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,8 @@ class RayEngine:
         self.nodes: list[dict[str, Any]] = []  # where each actor runs (host, pid)
         self.peak: dict[int, int] = {}  # per actor: the most trials it trained in one call
         self.engine_notes: list[str] = []  # the actors' engines' (an unstackable module...)
+        self.busy: dict[int, float] = {}  # per actor: seconds in its advance calls
+        self.started = time.perf_counter()
         self._placed: tuple[Config, int] | None = None  # has_room's choice, for add
 
     @classmethod
@@ -141,6 +144,10 @@ class RayEngine:
             f"{n['host']}:{n['pid']} {self.peak.get(i, 0)}" for i, n in enumerate(self.nodes)
         )
         notes = [f"Ray workers, the most trials each trained at once: {peaks}"]
+        elapsed = time.perf_counter() - self.started
+        if self.busy and elapsed > 0:  # the rest: waiting on the driver (ask, decide, store)
+            shares = ", ".join(f"{100 * self.busy.get(i, 0) / elapsed:.0f}%" for i in self.plans)
+            notes.append(f"Ray workers training, of the study's time: {shares}")
         if self.restarted:
             notes.append(
                 f"{len(set(self.restarted))} trials restarted from scratch after their Ray worker "
@@ -238,13 +245,14 @@ class RayEngine:
         checkpoints: list[Checkpoint] = []
         for i, ref in calls.items():
             try:
-                reports, done, reached, epochs, trained, notes = ray.get(
+                reports, done, reached, epochs, trained, notes, busy = ray.get(
                     ref, timeout=CALL_TIMEOUT_S
                 )
             except _lost_errors(ray) as exc:
                 self._lose(i, exc)
                 continue
             self.done_epochs[i] = epochs
+            self.busy[i] = busy
             self.peak[i] = max(self.peak.get(i, 0), trained)
             self.engine_notes += [n for n in notes if n not in self.engine_notes]
             for key, report in reports:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from typing import Any
 
 from ..config import Config
@@ -20,7 +21,8 @@ from ..engine.result import Checkpoint
 from .placement import ActorPlan
 
 # What one advance call gives back: each epoch's report, the trials that ended, the checkpoints
-# reached, the actor's member-epochs so far, the trials it trained in the call, its notes.
+# reached, the actor's member-epochs so far, the trials it trained in the call, its notes, and
+# the seconds it has spent in advance calls so far.
 Advanced = tuple[
     list[tuple[Any, EpochReport]],
     list[tuple[Any, TrainResult]],
@@ -28,6 +30,7 @@ Advanced = tuple[
     float,
     int,
     list[str],
+    float,
 ]
 
 
@@ -70,6 +73,7 @@ class TrialWorker:
         self.paused: dict[Any, Any] = {}
         # Restarted here after their actor died while they were paused: they start when resumed
         self.unstarted: dict[Any, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self.busy = 0.0  # seconds in advance calls: training, and evaluating at epochs
 
     def where(self) -> dict[str, Any]:
         return {"host": socket.gethostname(), "pid": os.getpid()}
@@ -123,13 +127,16 @@ class TrialWorker:
             reports.append((key, report))
             return True
 
+        started = time.perf_counter()
         trained = len(self.engine)
         finished, checkpoints = self.engine.advance(on_epoch)
         for key, _result in finished:
             self.specs.pop(key, None)
         done = [(key, _portable(result)) for key, result in finished]
         notes = list(getattr(self.engine, "notes", []))
-        return reports, done, checkpoints, self.engine.epochs_trained, trained, notes
+        self.busy += time.perf_counter() - started
+        epochs = self.engine.epochs_trained
+        return reports, done, checkpoints, epochs, trained, notes, self.busy
 
 
 def _population(
