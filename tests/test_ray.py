@@ -179,10 +179,11 @@ def test_a_study_runs_across_both_nodes_and_survives_a_worker_killed_mid_study(c
     placed = re.findall(r"\S+:(\d+) \(a population of (\d+), cpu, 1 thread\)", output)
     assert sorted(int(pid) for pid, _ in placed) == workers, output
     assert {int(slots) for _, slots in placed} == {POPULATION}, output
-    # each actor trained several trials at once (its largest advance call)
+    # each actor trained several trials at once (its largest advance call; the survivor may
+    # hold more than its slots once the dead actor's trials have restarted on it)
     peaks = re.search(r"the most trials each trained at once: \S+:\d+ (\d+), \S+:\d+ (\d+)", output)
     assert peaks is not None, output
-    assert all(2 <= int(p) <= POPULATION for p in peaks.groups()), output
+    assert all(int(p) >= 2 for p in peaks.groups()), output
     assert re.search(r"\d+ trials restarted from scratch after their Ray worker died", output)
     final = stored(db)
     assert len(final) == TRIALS
