@@ -207,9 +207,13 @@ def run_once(args: argparse.Namespace, profile: bool) -> dict[str, Any]:
     if not profile:  # timers around a few parts (no profiler: the figures as they are)
         from dltune.storage import internals
 
-        storage = internals.storage_of(opened.study)
+        owners = {
+            "sampler": opened.study.sampler,
+            "storage": internals.storage_of(opened.study),
+            "study": opened.study,
+        }
         for label, owner, name in TIMED:
-            target = {"sampler": opened.study.sampler, "storage": storage, "study": opened.study}
+            target = owners
             _time_method(target[owner], name, label, timers, marks)
     profiler = cProfile.Profile()
     ask = lifecycle.ask
@@ -248,7 +252,7 @@ def run_once(args: argparse.Namespace, profile: bool) -> dict[str, Any]:
         if args.profile_out:
             profiler.dump_stats(args.profile_out)
         stats = pstats.Stats(profiler)
-        table = {}
+        table: dict[str, float] = {}
         for (path, _line, name), (_cc, _nc, _tt, cumulative, _callers) in stats.stats.items():  # type: ignore[attr-defined]
             for label, suffix, function in PARTS:
                 if name == function and path.endswith(suffix):

@@ -7,14 +7,19 @@ Written against Optuna 4.x and 5.0: `Study._storage` (the storage, under Optuna'
 databases), `optuna.storages._cached_storage._CachedStorage` and its `_backend`,
 `Trial._trial_id` / `FrozenTrial._trial_id`, `Study._study_id`,
 `optuna.storages._heartbeat.is_heartbeat_enabled`, and the RDB models and session helper of
-`optuna.storages._rdb`.
+`optuna.storages._rdb`. OwnTrialsCache (below) subclasses `_CachedStorage` and uses its
+`_studies` (`_StudyInfo`: trials, unfinished_trial_ids, last_finished_trial_id,
+param_distribution), `_trial_id_to_study_id_and_number`, `_add_trials_to_cache`, `_lock`, and
+overrides `_read_trials_from_remote_storage`; of RDBStorage it uses `scoped_session`, `engine`,
+`_set_trial_param_without_commit`, `_set_trial_intermediate_value_without_commit`,
+`_set_trial_attr_without_commit` and `_build_frozen_trial_from_trial_model`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import optuna
@@ -141,7 +146,7 @@ def _own_trials_cache_class() -> type:
     from optuna.storages._rdb.storage import _create_scoped_session
     from optuna.trial import TrialState
 
-    class OwnTrialsCache(_CachedStorage):  # type: ignore[misc]
+    class OwnTrialsCache(_CachedStorage):
         def __init__(self, backend: optuna.storages.RDBStorage) -> None:
             super().__init__(backend)
             self._own: set[int] = set()  # ids of running trials this process created
@@ -385,10 +390,9 @@ def _own_trials_cache_class() -> type:
                 rows[kind].append(
                     {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
                 )
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
         if rows["param"]:
             session.execute(sqlalchemy.insert(models.TrialParamModel), rows["param"])
         tables = (
@@ -428,7 +432,7 @@ def _own_trials_cache_class() -> type:
             )
             if record is None:
                 return None
-            return optuna.distributions.json_to_distribution(record.distribution_json)
+            return optuna.distributions.json_to_distribution(str(record.distribution_json))
 
     def _read_trials(
         backend: Any, study_id: int, included: set[int], greater_than: int, excluded: set[int]
@@ -492,14 +496,14 @@ def flush_trial_writes(study: optuna.Study) -> None:
     for another storage, whose writes are already in it."""
     storage = storage_of(study)
     if _OWN_TRIALS_CACHE is not None and isinstance(storage, _OWN_TRIALS_CACHE):
-        storage.flush()
+        cast(Any, storage).flush()
 
 
 def record_optuna_heartbeats(study: optuna.Study, trials: list[optuna.Trial]) -> None:
     """Optuna's heartbeats of several running trials, one transaction under OwnTrialsCache."""
     storage = storage_of(study)
     if _OWN_TRIALS_CACHE is not None and isinstance(storage, _OWN_TRIALS_CACHE):
-        storage.record_heartbeats([trial_id(t) for t in trials])
+        cast(Any, storage).record_heartbeats([trial_id(t) for t in trials])
         return
     for trial in trials:
         record_optuna_heartbeat(study, trial)
