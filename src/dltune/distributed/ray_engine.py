@@ -35,6 +35,7 @@ from .ray_worker import TrialWorker
 
 CALL_TIMEOUT_S = 900  # one segment of one actor's trials per call: minutes at most
 CONNECT_TIMEOUT_S = 10
+START_TIMEOUT_S = 300  # every actor placed and its data loaded (import torch, copy the arrays)
 
 
 @dataclass
@@ -114,7 +115,14 @@ class RayEngine:
             for plan in plans
         ]
         engine = cls(actors, plans)
-        engine.nodes = _call_all(ray, [a.where.remote() for a in actors])
+        try:
+            engine.nodes = ray.get([a.where.remote() for a in actors], timeout=START_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            raise StudyError(
+                f"{param('ray', address)}: the workers did not start within {START_TIMEOUT_S} s; "
+                "each takes a whole node's CPUs (or one GPU): are other jobs holding them? "
+                "`ray status` shows what is in use"
+            ) from None
         return engine
 
     @property
@@ -348,10 +356,6 @@ class _WorkerLost(Exception):
 
 def _lost_errors(ray: Any) -> tuple[type[BaseException], ...]:
     return (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError)
-
-
-def _call_all(ray: Any, refs: list[Any]) -> list[Any]:
-    return ray.get(refs, timeout=CALL_TIMEOUT_S)
 
 
 def _ray() -> Any:
