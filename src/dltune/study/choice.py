@@ -253,8 +253,8 @@ def _chosen(
     how = f"chosen among the top {len(top)} by mean validation over {over}"
     if single is not None and optimism is not None:
         how += (
-            f"; its single-run maximum was {single:.4g}, re-evaluated {again:.4g} "
-            f"(optimism {optimism:+.4g})"
+            f"; its single-run maximum was {single:.4f}, re-evaluated {again:.4f} "
+            f"(optimism {optimism:+.4f})"
         )
     if rounds < rule.seeds:
         how += f" ({rule.seeds} seeds asked, {rounds} fitted in the reserve)"

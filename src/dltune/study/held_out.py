@@ -1,6 +1,7 @@
-"""The test split, used once: the best trial of a study is evaluated on it when the study ends,
-and the result is stored, so that no later run evaluates it again (and no choice is ever made
-on it)."""
+"""The test split, used once: the best trial of a study (the one choice.py chose, as
+`best_trial` returns it) is evaluated on it when the study ends, and the result is stored, so
+that no later run evaluates it again (and no choice is ever made on it: the choice among the
+top candidates is made on validation alone, before)."""
 
 from __future__ import annotations
 
