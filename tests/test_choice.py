@@ -249,3 +249,22 @@ def test_tune_with_max_keeps_todays_choice(blobs):
     assert result.best["value"] == max(values) and result.best["choice"] is None
     assert not any(k.startswith(schema.REEVAL_PREFIX) for k in result.study.user_attrs)
     assert math.isfinite(result.best["test"])
+
+
+@pytest.mark.xdist_group("trained")
+def test_the_command_line_says_how_and_choose_max_turns_it_off(trained_copy):
+    from .helpers import dltune
+
+    folder = trained_copy  # `dltune run small.yaml --trials 4 --seed 0`: the default choice
+    best = json.loads(dltune("best", "--json", cwd=folder).stdout)
+    assert best["choice"]["rule"] == "top3x2" and best["trial"] in best["choice"]["candidates"]
+    assert "chosen by" in dltune("best", cwd=folder).stdout
+    refused = dltune("run", "small.yaml", "--trials", "1", "--choose", "top1x2", cwd=folder)
+    assert refused.returncode != 0 and "--choose" in refused.stderr
+    ran = dltune("run", "small.yaml", "--trials", "1", "--seed", "0", "--choose", "max", cwd=folder)
+    assert ran.returncode == 0, ran.stderr
+    assert "chosen by" in ran.stdout  # the run summary's best table
+    after = json.loads(dltune("best", "--json", cwd=folder).stdout)
+    assert after["choice"] is None and after["chosen_by"] == SINGLE_RUN
+    values = json.loads(dltune("trials", "--json", cwd=folder).stdout)
+    assert after["value"] == max(r["value"] for r in values if r["state"] == "complete")

@@ -21,6 +21,7 @@ best) or "top{k}x{m}", e.g. "top3x2".
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import statistics
@@ -101,15 +102,13 @@ def reserve(
     the re-evaluation (when the rule re-evaluates), and that reserve: the epochs of the whole
     study's budget (the main process spends it after every worker ended) and the original
     deadline."""
-    from .loop import Budget
-
     if not parse_choice(rule).reevaluates:
         return budget, Reserve()
     deadline, epochs = budget.deadline, budget.epochs
-    searched = Budget(
-        budget.trials,
-        None if deadline is None or timeout is None else deadline - RESERVE * timeout,
-        None if epochs is None else epochs * (1 - RESERVE),
+    searched = dataclasses.replace(
+        budget,
+        deadline=None if deadline is None or timeout is None else deadline - RESERVE * timeout,
+        epochs=None if epochs is None else epochs * (1 - RESERVE),
     )
     held = None if epoch_budget is None else epoch_budget * RESERVE
     return searched, Reserve(held, deadline)
