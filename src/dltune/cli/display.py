@@ -41,8 +41,17 @@ def config_text(params: dict[str, Any]) -> str:
         return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
+class _Running:
+    """A trial in flight, as the display knows it: who trains it, its last epoch."""
+
+    def __init__(self, worker: int, config: Config) -> None:
+        self.worker, self.config = worker, config
+        self.epoch: EpochReport | None = None
+
+
 class _Tracker(ProgressListener):
-    """Counts shared by both displays."""
+    """Counts shared by both displays, over every local worker's trials (the other workers'
+    events arrive through worker_event, tagged)."""
 
     def __init__(self) -> None:
         self.info: dict[str, Any] = {}
@@ -50,24 +59,42 @@ class _Tracker(ProgressListener):
         self.done = 0
         self.counts: dict[str, int] = {}
         self.best: dict[str, Any] | None = None
-        self.current: tuple[int, Config] | None = None
-        self.last_epoch: EpochReport | None = None
+        self.running: dict[int, _Running] = {}  # trial number -> in flight, in start order
+        self.workers_seen: set[int] = {0}
+        self.worker = 0  # whose event is being handled: 0 this process, 1.. the others
 
     def study_started(self, info: dict[str, Any]) -> None:
         self.info = info
         self.started = time.perf_counter()
 
+    def worker_event(self, worker: int, event: str, args: tuple[Any, ...]) -> None:
+        self.worker = worker
+        self.workers_seen.add(worker)
+        try:
+            super().worker_event(worker, event, args)
+        finally:
+            self.worker = 0
+
     def trial_started(self, number: int, config: Config) -> None:
-        self.current, self.last_epoch = (number, config), None
+        self.running[number] = _Running(self.worker, config)
 
     def epoch_done(self, number: int, report: EpochReport) -> None:
-        self.last_epoch = report
+        if number in self.running:
+            self.running[number].epoch = report
 
     def trial_finished(self, record: TrialRecord, best: dict[str, Any] | None) -> None:
         self.done += 1
         self.counts[record.state] = self.counts.get(record.state, 0) + 1
-        self.best = best
-        self.current = None
+        self.best = _better(self.best, best)
+        self.running.pop(record.number, None)
+
+    @property
+    def several(self) -> bool:
+        return len(self.workers_seen) > 1
+
+    def tag(self, worker: int | None) -> str:
+        """`[w1] ` before a line of worker 1's when several workers train, else nothing."""
+        return f"[w{worker or 0}] " if self.several else ""
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -83,6 +110,19 @@ class _Tracker(ProgressListener):
 
     def counts_text(self) -> str:
         return ", ".join(f"{n} {state}" for state, n in sorted(self.counts.items()))
+
+
+def _better(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The better of two bests (each worker reports the study's best as it last read it: a
+    late report from one must not hide a better one from another)."""
+    if old is None or new is None:
+        return new if new is not None else old
+    if old["value"] is None or new["value"] is None:
+        return new if new["value"] is not None else old
+    if new["trial"] == old["trial"]:
+        return new
+    sign = -1 if new.get("direction") == "minimize" else 1
+    return new if sign * new["value"] >= sign * old["value"] else old
 
 
 class PlainProgress(_Tracker):
@@ -111,10 +151,11 @@ class PlainProgress(_Tracker):
         super().trial_finished(record, best)
         best_text = f"best {_fmt_value(best['value'])} (#{best['trial']})" if best else "no best"
         self.console.print(
-            f"trial {record.number:>4} {record.state:<9} "
+            f"{self.tag(self.worker or record.worker)}trial {record.number:>4} {record.state:<9} "
             f"{_fmt_value(record.value)} after {record.epochs} epochs "
             f"in {record.seconds or 0:.1f}s · {best_text} · {config_text(record.config)}",
             highlight=False,
+            markup=False,  # "[w1]" is no style
         )
 
 
@@ -151,15 +192,7 @@ class LiveProgress(_Tracker):
                 "~" + _fmt_time(remaining) if remaining is not None else "?",
             )
         )
-        if self.current is not None:
-            number, config = self.current
-            epoch = self.last_epoch
-            progress = (
-                f"epoch {epoch.epoch}/{config.epochs} {info.get('metric')} {epoch.val_metric:.4f}"
-                if epoch
-                else "starting"
-            )
-            lines.append(Text.assemble(("now ", "dim"), f"#{number} {progress}  {config.short()}"))
+        lines.extend(self._now_lines())
         if self.best:
             lines.append(
                 Text.assemble(
@@ -170,6 +203,29 @@ class LiveProgress(_Tracker):
                 )
             )
         return Group(*lines)
+
+    def _now_lines(self) -> list[Text]:
+        """One line per worker: its latest trial in flight (and how many more it trains)."""
+        by_worker: dict[int, list[tuple[int, _Running]]] = {}
+        for number, run in self.running.items():
+            by_worker.setdefault(run.worker, []).append((number, run))
+        lines = []
+        for worker in sorted(by_worker):
+            number, run = by_worker[worker][-1]
+            epoch, config = run.epoch, run.config
+            progress = (
+                f"epoch {epoch.epoch}/{config.epochs} {self.info.get('metric')} "
+                f"{epoch.val_metric:.4f}"
+                if epoch
+                else "starting"
+            )
+            more = len(by_worker[worker]) - 1
+            extra = f" (+{more} more)" if more else ""
+            label = f"w{worker} " if self.several else "now "
+            lines.append(
+                Text.assemble((label, "dim"), f"#{number} {progress}{extra}  {config.short()}")
+            )
+        return lines
 
     def study_started(self, info: dict[str, Any]) -> None:
         super().study_started(info)
@@ -193,7 +249,7 @@ class LiveProgress(_Tracker):
         self.live.update(self._render())
 
     def study_finished(self) -> None:
-        self.current = None
+        self.running.clear()
         self.live.update(self._render())
         self.live.stop()
 
@@ -212,6 +268,7 @@ def best_table(best: dict[str, Any], title: str) -> Table:
     table.add_row(f"validation {metric}", _fmt_value(best["value"]))
     table.add_row(f"test {metric}", _fmt_value(best["test"]) if best["test"] is not None else "-")
     table.add_row("best epoch", f"{best['best_epoch']} of {best['epochs']} run")
+    table.add_row("chosen by", str(best.get("chosen_by") or "the best validation value"))
     params = dict(best["params"])
     model = params.pop("model", None)
     if model:  # a user's build(hp): its own hyperparameters instead of dltune's network keys

@@ -14,6 +14,23 @@ from .common import console, data_options, device_option, quiet_optuna, storage_
 DEFAULTS = TuneSettings()  # the library's defaults, shown as the flags' defaults
 
 
+class WorkersType(click.ParamType):
+    """A whole number of processes, at least 1, or auto."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        if isinstance(value, int) or str(value).strip().lower() == "auto":
+            return value if isinstance(value, int) else "auto"
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a whole number nor auto", param, ctx)
+        if number < 1:
+            self.fail(f"{number} is not at least 1 (or give auto)", param, ctx)
+        return number
+
+
 @click.command()
 @click.argument("space", required=False, type=click.Path(dir_okay=False))
 @data_options()
@@ -57,7 +74,8 @@ DEFAULTS = TuneSettings()  # the library's defaults, shown as the flags' default
     type=click.Choice(ENGINES),
     default=DEFAULTS.engine,
     show_default=True,
-    help="Train trials one at a time, or many at once, stacked.",
+    help="Train trials one at a time, or many at once, stacked; auto: the population engine "
+    "on a GPU, on a CPU the faster one per worker as measured (see the run's note).",
 )
 @click.option(
     "--population",
@@ -68,10 +86,20 @@ DEFAULTS = TuneSettings()  # the library's defaults, shown as the flags' default
 )
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=WorkersType(),
     default=DEFAULTS.workers,
     show_default=True,
-    help="Processes on this machine working on the study together (e.g. one per core).",
+    help="Processes on this machine working on the study together; auto: one per core on a "
+    "CPU (one per GPU), or 1 for a job too small to pay for another process's start-up.",
+)
+@click.option(
+    "--choose",
+    metavar="max|topKxM",
+    default=DEFAULTS.choose,
+    show_default=True,
+    help="How the best trial is chosen before its test: topKxM retrains the top K with M "
+    "other seeds and takes the best mean (in a quarter of --timeout/--epoch-budget); max: the "
+    "best single run.",
 )
 @click.option(
     "--ray",

@@ -1,7 +1,9 @@
 """Hooks through which a running study tells the outside world what it is doing.
 
-The library calls these; each does nothing by default. The command line plugs in a live display
-(dltune.cli.display); a notebook or a custom loop can plug in its own.
+The library calls these; each does nothing by default. With several local workers, the other
+processes' events reach the caller's listener too, through `worker_event`, from one relay
+thread (calls are serialized: a listener need not be thread-safe). The command line plugs in a
+live display (dltune.cli.display); a notebook or a custom loop can plug in its own.
 """
 
 from __future__ import annotations
@@ -33,3 +35,10 @@ class ProgressListener:
 
     def study_finished(self) -> None:
         """The loop ended (budget spent, interrupted or failed)."""
+
+    def worker_event(self, worker: int, event: str, args: tuple[Any, ...]) -> None:
+        """One of the hooks above ("trial_started", "epoch_done" or "trial_finished", with its
+        arguments) for a trial of another local worker process (`worker` 1, 2, ...): by default
+        the same hook as this process's own, so that a listener counts every worker's trials;
+        a display that tags them by worker overrides this."""
+        getattr(self, event)(*args)

@@ -19,6 +19,7 @@ from ..errors import DLTuneError, param
 from ..schedule import SCHEDULES
 from ..storage.urls import DEFAULT_STORAGE
 from ..vocabulary import TASKS
+from .choice import DEFAULT_CHOICE, parse_choice
 
 if TYPE_CHECKING:
     import optuna
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from ..storage import Storage
     from ..usermodel.source import ModelSource
 
-ENGINES = ("sequential", "population")
+ENGINES = ("sequential", "population", "auto")  # auto: see arrangement.py
 SAMPLERS = ("tpe", "random", "grid", "gp")
 DEFAULT_SLOTS = 16  # trials trained at once by the population engine
 DEFAULT_TRIALS = 50  # when neither a trial count nor a timeout is given
@@ -54,9 +55,9 @@ class TuneSettings:
     epoch_budget: float | None = None
     cost_aware: bool = False
     baseline: bool = True
-    engine: str = "sequential"
+    engine: str = "auto"
     population: int = DEFAULT_SLOTS
-    workers: int = 1
+    workers: int | str = "auto"
     memory: str | int | None = None
     device: str = DEFAULT_DEVICE
     target: str | None = None
@@ -66,6 +67,12 @@ class TuneSettings:
     shape: str | tuple[int, ...] | None = None
     # A user's build(hp) (dltune.usermodel.ModelSource: travels to workers as its record)
     model: ModelSource | None = None
+    # Set by the arrangement (arrangement.py), not by the caller: torch threads per process,
+    # and the devices the workers spread over (worker i on devices[i % len(devices)]).
+    threads: int | None = None
+    devices: tuple[str, ...] = ()
+    # How the best trial is chosen at the end (choice.py): "max" or "top<k>x<m>"
+    choose: str = DEFAULT_CHOICE
 
     def validate(self) -> TuneSettings:
         """Self, or a DLTuneError naming the first setting that breaks its rule."""
@@ -80,8 +87,12 @@ class TuneSettings:
 
             parse_shape(self.shape)  # its form; its size is checked against the data
         _at_least("trials", self.trials, 1)
+        parse_choice(self.choose)
         _at_least("population", self.population, 1)
-        _at_least("workers", self.workers, 1)
+        if isinstance(self.workers, str) and self.workers != "auto":
+            raise DLTuneError(f"{param('workers', self.workers)}: give a whole number or auto")
+        if self.workers != "auto":
+            _at_least("workers", self.workers, 1)  # type: ignore[arg-type]
         if self.timeout is not None and not (self.timeout >= 0):
             raise DLTuneError(f"{param('timeout', self.timeout)}: give 0 or more seconds")
         if self.epoch_budget is not None and not (self.epoch_budget > 0):
@@ -92,13 +103,13 @@ class TuneSettings:
             from ..distributed.ray_engine import check_address
 
             check_address(self.ray)
-        if self.model is not None and (self.workers > 1 or self.ray is not None):
+        if self.model is not None and (self.several or self.ray is not None):
             from ..usermodel.source import importable
 
             problem = importable(self.model)
             if problem:
                 raise DLTuneError(f"{problem} (each worker imports it again)")
-        if self.ray is not None and self.workers > 1:
+        if self.ray is not None and self.several:
             raise DLTuneError(
                 f"{param('ray')} and {param('workers')} do not mix: Ray places the workers itself"
             )
@@ -108,9 +119,15 @@ class TuneSettings:
         return dataclasses.replace(self, **changes)
 
     @property
+    def several(self) -> bool:
+        """Several worker processes were asked for by number ("auto" decides later)."""
+        return isinstance(self.workers, int) and self.workers > 1
+
+    @property
     def parallel(self) -> bool:
-        """Trials run side by side (a population, or several workers): samplers must know."""
-        return self.engine == "population" or self.workers > 1
+        """Trials run side by side (a population, or several workers): samplers must know.
+        Read once the arrangement has resolved "auto"."""
+        return self.engine == "population" or self.several
 
     @property
     def slots(self) -> int:

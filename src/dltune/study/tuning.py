@@ -19,6 +19,8 @@ from ..devices import DEFAULT_DEVICE
 from ..errors import DLTuneError, param
 from ..storage import DEFAULT_STORAGE, best_record, best_trial, fail_stale_trials, resolve_storage
 from ..storage import schema as stored
+from . import choice
+from .filling import ShapeFiller, filler_for
 from .held_out import evaluate_test
 from .lifecycle import TrialLifecycle
 from .loop import Budget, StudyLoop
@@ -26,7 +28,7 @@ from .opening import OpenedStudy, open_study
 from .progress import ProgressListener
 from .run import StudyStart, run_study
 from .settings import DEFAULT_SLOTS, DEFAULT_TRIALS, TuneSettings
-from .workers import LocalWorkers, WorkerSummary, share, threads_per_worker
+from .workers import GuardedListener, LocalWorkers, WorkerSummary, pack_state, share, unpack_state
 
 if TYPE_CHECKING:
     import optuna
@@ -54,6 +56,9 @@ class TuneResult:
     notes: list[str] = field(default_factory=list)
     epochs_trained: float = 0.0  # member-epochs trained in this call
     overhead_seconds: float = 0.0  # asking, storing and scheduling, not training
+    # The weights of the best trial this process trained (its number, its state dict): a
+    # worker hands them to the main process for the one test.
+    best_state: tuple[int, dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def best_config(self) -> Config | None:
@@ -77,9 +82,9 @@ def tune(
     epoch_budget: float | None = None,
     cost_aware: bool = False,
     baseline: bool = True,
-    engine: str = "sequential",
+    engine: str = "auto",
     population: int = DEFAULT_SLOTS,
-    workers: int = 1,
+    workers: int | str = "auto",
     memory: str | int | None = None,
     device: str = DEFAULT_DEVICE,
     target: str | None = None,
@@ -88,6 +93,7 @@ def tune(
     ray: str | None = None,
     progress: ProgressListener | None = None,
     shape: str | tuple[int, ...] | None = None,
+    choose: str = choice.DEFAULT_CHOICE,
 ) -> TuneResult:
     """Tune a network's hyperparameters on `data`; the study lives in `storage`.
 
@@ -116,20 +122,27 @@ def tune(
     `engine` trains trials one at a time ("sequential") or up to `population` at once, stacked,
     within a `memory` budget ("population"). `workers` > 1 runs that many processes on the
     study (this one and workers - 1 children, see workers.py), sharing the trial and epoch
-    budgets. `ray` ("auto" or HOST:PORT): trials are trained by Ray actors on that cluster,
-    each a population of `population` trials, one per node or per GPU (one per CPU, a trial at
-    a time, with engine "sequential"), fed from this process's study (distributed/). At the
-    end the best trial is evaluated once on the test split.
+    budgets. "auto" (both defaults) chooses from this machine and the job (arrangement.py):
+    on a CPU one single-threaded worker per core, unless the job is too small for another
+    process's start-up to pay; on GPUs one process per device, each with a population; a
+    note says what was chosen and why. `ray` ("auto" or HOST:PORT): trials are trained by
+    Ray actors on that cluster, each a population of `population` trials, one per node or per
+    GPU (one per CPU, a trial at a time, with engine "sequential"), fed from this process's
+    study (distributed/). At the end the best trial is evaluated once on the test split.
 
     `shape` ("C,L", "C,H,W" or a tuple): the shape of one example, for data that do not carry
     it (a table) or to reshape them (see load_data); a continued study keeps the shape it was
     run on.
+
+    `choose`: how the best trial is chosen before its test (choice.py): "top3x2", the top 3
+    by validation retrained with 2 other seeds, the best mean chosen, in a quarter of the
+    timeout or epoch budget held back for it; "max", the best single run.
     """
     space, source = _space_and_model(space_or_build, space, model)
     settings = TuneSettings(
         space, data, storage, study_name, trials, timeout, seed, sampler, schedule,
         epoch_budget, cost_aware, baseline, engine, population, workers, memory, device,
-        target, task, data_dir, ray, shape=shape, model=source,
+        target, task, data_dir, ray, shape=shape, model=source, choose=choose,
     )  # fmt: skip
     return run_tune(settings.validate(), progress or ProgressListener())
 
@@ -163,7 +176,14 @@ def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0
     started = time.perf_counter()
     storage = resolve_storage(settings.storage)
     space, dataset = resolve_space(settings.space), _resolve_data(settings)
-    tagged = worker if settings.workers > 1 or worker > 0 else None
+    arranged: list[str] = []
+    if worker == 0:  # "auto" resolved once; the children receive the numbers
+        if settings.trials is None and not settings.timeout:  # shared, not one per worker
+            settings = settings.replace(trials=DEFAULT_TRIALS)
+        settings, arranged = _arranged(settings, storage, space, dataset)
+    tagged = worker if settings.several or worker > 0 else None
+    if settings.several and worker == 0:
+        progress = GuardedListener(progress)  # the relay of the other workers calls it too
     opened = open_study(
         space,
         dataset,
@@ -177,26 +197,43 @@ def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0
         model=settings.model,
     )
     study = opened.study
+    opened.notes[:0] = arranged
     scheduler = _scheduler(settings, opened)
     fail_stale_trials(study)
     if worker == 0:
         _enqueue_baseline(settings, opened)
-    helpers = _start_helpers(settings, opened, dataset, storage, started) if worker == 0 else None
+    helpers = (
+        _start_helpers(settings, opened, dataset, storage, started, progress)
+        if worker == 0
+        else None
+    )
     trainer = _sequential_trainer(dataset, opened, settings.device)
     asked = _trial_space(opened, dataset, trainer)
     lifecycle = TrialLifecycle(study, asked, opened.base_seed, progress, worker=tagged)
-    budget = _budget(settings, worker, started)
+    budget, reserved = choice.reserve(  # a share kept for re-evaluating the top trials
+        settings.choose, _budget(settings, worker, started), settings.timeout, settings.epoch_budget
+    )
     start = _study_start(settings, opened, storage, dataset, budget, scheduler)
     engine, slots = _engine(settings, opened, dataset, trainer, scheduler)  # Ray adds a note
+    filler = filler_for(engine, slots, user_model=opened.model is not None)
     loop = StudyLoop(
-        lifecycle, engine, scheduler, budget, patience=opened.space.patience, slots=slots
+        lifecycle,
+        engine,
+        scheduler,
+        budget,
+        patience=opened.space.patience,
+        slots=slots,
+        filler=filler,
     )
-    with _threads(settings.workers):
+    with _threads(settings.threads):
         interrupted = run_study(
             loop, start, storage, progress, cleanup=helpers.join if helpers else None
         )
-    _test_once(study, trainer, lifecycle, interrupted, worker)
     others = helpers.summaries if helpers else []
+    if worker == 0 and not interrupted:  # the best trial chosen, before its one test
+        interrupted = not choice.choose(study, trainer, settings.choose, reserved)
+    if worker == 0:
+        _test_once(study, trainer, _kept(lifecycle.best_state, others), interrupted)
     _raise_failed(others)
     return TuneResult(
         study=study,
@@ -207,28 +244,84 @@ def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0
         trials_run=budget.started + sum(o.trials for o in others),
         seconds=time.perf_counter() - started,
         interrupted=interrupted,
-        notes=[*opened.notes, *getattr(engine, "notes", [])],  # the engine's, found training
+        # the engine's notes (found training) and how many trials filled a population
+        notes=[*opened.notes, *getattr(engine, "notes", []), *_filling_note(filler)],
         epochs_trained=engine.epochs_trained + sum(o.epochs for o in others),
         overhead_seconds=loop.overhead_seconds + sum(o.overhead for o in others),
+        best_state=lifecycle.best_state,
     )
 
 
-def run_worker(settings: TuneSettings, index: int) -> WorkerSummary:
+def run_worker(settings: TuneSettings, index: int, progress: ProgressListener) -> WorkerSummary:
     """The body of worker process `index` (workers.py): its share of the budgets, no
-    baseline (worker 0 enqueued it)."""
+    baseline (worker 0 enqueued it), its device; its progress forwarded to the parent."""
+    count = int(settings.workers)
     mine = settings.replace(
-        trials=share(settings.trials, settings.workers, index),
-        epoch_budget=share(settings.epoch_budget, settings.workers, index),
+        trials=share(settings.trials, count, index),
+        epoch_budget=share(settings.epoch_budget, count, index),
         baseline=False,
+        device=settings.devices[index % len(settings.devices)]
+        if settings.devices
+        else settings.device,
     )
-    result = run_tune(mine, ProgressListener(), worker=index)
+    result = run_tune(mine, progress, worker=index)
+    kept = result.best_state
     return WorkerSummary(
         index,
         trials=result.trials_run,
         epochs=result.epochs_trained,
         overhead=result.overhead_seconds,
         interrupted=result.interrupted,
+        best_state=(kept[0], pack_state(kept[1])) if kept is not None else None,
     )
+
+
+def _arranged(
+    settings: TuneSettings, storage: Storage, space: SearchSpace, dataset: Dataset
+) -> tuple[TuneSettings, list[str]]:
+    """`settings` with workers, engine, threads and devices resolved (arrangement.py), and the
+    note that says what was chosen."""
+    from . import arrangement
+
+    model_problem = None
+    if settings.model is not None:
+        from ..usermodel.source import importable
+
+        model_problem = importable(settings.model)
+    facts = arrangement.Facts(
+        cpus=arrangement.cpu_count(),
+        cuda_devices=arrangement.cuda_count(settings.device.lower()),
+        device=settings.device.lower(),
+        trials=settings.trials,
+        timeout=settings.timeout,
+        epoch_budget=settings.epoch_budget,
+        examples=len(dataset.x_train),
+        features=dataset.n_features,
+        max_epochs=space.epochs,
+        storage_url=storage.url is not None,
+        model_problem=model_problem,
+        ray=settings.ray is not None,
+        main_problem=arrangement.main_problem() if settings.workers == "auto" else None,
+    )
+    chosen = arrangement.arrange(settings.workers, settings.engine, facts)
+    resolved = settings.replace(
+        workers=chosen.workers,
+        engine=chosen.engine,
+        threads=chosen.threads if chosen.workers > 1 or settings.threads else settings.threads,
+        devices=chosen.devices,
+        device=chosen.device_of(0) if chosen.devices != ("cpu",) else settings.device,
+    )
+    return resolved, chosen.notes
+
+
+def _kept(
+    mine: tuple[int, dict[str, Any]] | None, others: list[WorkerSummary]
+) -> list[tuple[int, Any]]:
+    """The best trials' weights this run holds: this process's, and each worker's (as bytes
+    until one is needed)."""
+    kept: list[tuple[int, Any]] = [mine] if mine is not None else []
+    kept += [o.best_state for o in others if o.best_state is not None]
+    return kept
 
 
 # ---- the parts of a run --------------------------------------------------------------------
@@ -293,9 +386,11 @@ def _start_helpers(
     dataset: Dataset,
     storage: Storage,
     started: float,
+    progress: ProgressListener,
 ) -> LocalWorkers | None:
-    """Workers 1..n-1, started on the same study with the same, resolved settings."""
-    if settings.workers == 1:
+    """Workers 1..n-1, started on the same study with the same, resolved settings; their
+    progress relayed to `progress`."""
+    if not settings.several:
         return None
     if storage.url is None:
         raise DLTuneError(
@@ -313,6 +408,7 @@ def _start_helpers(
             model=opened.model,  # its record: each worker imports the build again
         ),
         run_worker,
+        progress,
     )
     helpers.start()
     return helpers
@@ -391,9 +487,9 @@ def _engine(
 def _budget(settings: TuneSettings, worker: int, started: float) -> Budget:
     """This process's budget: its share of the trials and epochs, the deadline."""
     trials, epochs = settings.trials, settings.epoch_budget
-    if worker == 0 and settings.workers > 1:
-        trials = share(trials, settings.workers, 0)
-        epochs = share(epochs, settings.workers, 0)
+    if worker == 0 and settings.several:
+        trials = share(trials, int(settings.workers), 0)
+        epochs = share(epochs, int(settings.workers), 0)
     if trials is None and not settings.timeout:
         trials = DEFAULT_TRIALS
     deadline = None if settings.timeout is None else started + settings.timeout
@@ -413,7 +509,7 @@ def _study_start(
         storage=storage.shown,
         data=dataset.describe(),
         metric=opened.metric,
-        trials=budget.trials,
+        trials=settings.trials if settings.several else budget.trials,  # the study's, all told
         timeout=settings.timeout,
         existing_trials=len(opened.study.trials),
         engine=settings.engine,
@@ -423,13 +519,13 @@ def _study_start(
 
 
 @contextlib.contextmanager
-def _threads(workers: int) -> Iterator[None]:
-    """Torch's threads while this process trains beside `workers` - 1 others."""
+def _threads(threads: int | None) -> Iterator[None]:
+    """Torch's threads while this process trains (beside other workers: as arranged)."""
     import torch
 
     before = torch.get_num_threads()
-    if workers > 1:
-        torch.set_num_threads(threads_per_worker(workers))
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         yield
     finally:
@@ -439,18 +535,24 @@ def _threads(workers: int) -> Iterator[None]:
 def _test_once(
     study: optuna.Study,
     trainer: SequentialTrainer,
-    lifecycle: TrialLifecycle,
+    kept: list[tuple[int, Any]],
     interrupted: bool,
-    worker: int,
 ) -> None:
-    """The best trial on the test split, when this process may: after Ctrl-C, or in a child
-    worker, only when cheap (the weights are in memory); a retrain waits for the next,
-    uninterrupted run of the main process."""
-    kept = lifecycle.best_state
+    """The study's best trial on the test split, by the main process alone, once every worker
+    has ended (so that the test sees the best of them all, once): from the weights some worker
+    kept for it, or, retrained, unless interrupted (a retrain waits for the next,
+    uninterrupted run)."""
     best = best_trial(study)
-    cheap = kept is not None and best is not None and best.number == kept[0]
-    if cheap or (not interrupted and worker == 0):
-        evaluate_test(study, trainer, kept)
+    held = next((k for k in kept if best is not None and k[0] == best.number), None)
+    if held is not None and isinstance(held[1], bytes):
+        held = (held[0], unpack_state(held[1]))
+    if held is not None or not interrupted:
+        evaluate_test(study, trainer, held)
+
+
+def _filling_note(filler: ShapeFiller | None) -> list[str]:
+    note = filler.note() if filler is not None else None
+    return [note] if note else []
 
 
 def _raise_failed(others: list[WorkerSummary]) -> None:

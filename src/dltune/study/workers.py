@@ -3,23 +3,42 @@ the shared storage (SQLite in WAL mode takes concurrent writers), so that small 
 leave a core's arithmetic mostly idle when trained with several threads, use every core.
 
 Only plain data crosses the process boundary: the study's settings (TuneSettings, with the
-space, the dataset's arrays and the storage URL resolved), and the worker's summary back. Each
-worker asks its own configurations (its sampler seeded apart), keeps its own paused trials, and
-reads the others' rung results from storage.
+space, the dataset's arrays and the storage URL resolved) going out; coming back, on one queue
+and in order, each worker's progress events (trial started, epoch done, trial finished: the
+parent's live display shows every worker) and, last, its summary (with the weights of its best
+trial, so that the parent tests the study's best once without retraining it). Each worker asks
+its own configurations (its sampler seeded apart), keeps its own paused trials, and reads the
+others' rung results from storage.
+
+Stopping: Ctrl-C reaches the whole process group; each child ends its running trials as
+interrupted and reports (a second Ctrl-C does not cut that short), and the parent waits for
+every summary. A parent killed outright (SIGKILL) is noticed by a thread in each child that
+watches the parent's sentinel and interrupts the child's main thread: the same clean stop.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
+import io
 import multiprocessing
-import os
+import multiprocessing.connection
 import queue
+import signal
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .progress import ProgressListener
 from .settings import TuneSettings
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..engine import EpochReport
+    from ..storage import TrialRecord
 
 
 @dataclass
@@ -33,14 +52,13 @@ class WorkerSummary:
     interrupted: bool = False
     error: str | None = None
     traceback: str | None = None
+    # The worker's best trial's number and its weights (torch.save bytes), for the one test.
+    best_state: tuple[int, bytes] | None = None
 
 
-# The body of a worker: runs its part of the study; the settings, the worker's index.
-WorkerTarget = Callable[[TuneSettings, int], WorkerSummary]
-
-
-def threads_per_worker(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // workers)
+# The body of a worker: runs its part of the study; the settings, the worker's index, the
+# listener that forwards its progress to the parent.
+WorkerTarget = Callable[[TuneSettings, int, ProgressListener], WorkerSummary]
 
 
 def share(total: float | None, workers: int, index: int) -> Any:
@@ -52,14 +70,93 @@ def share(total: float | None, workers: int, index: int) -> Any:
     return total / workers
 
 
+def pack_state(state: dict[str, Any]) -> bytes:
+    """A state dict as bytes that cross a process boundary whatever torch's sharing strategy."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def unpack_state(data: bytes) -> dict[str, Any]:
+    import torch
+
+    loaded: dict[str, Any] = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    return loaded
+
+
+class GuardedListener(ProgressListener):
+    """`inner`'s hooks, one call at a time: this process's loop and the thread that relays
+    the other workers' events both call them."""
+
+    def __init__(self, inner: ProgressListener) -> None:
+        self.inner = inner
+        self.lock = threading.Lock()
+
+    def study_started(self, info: dict[str, Any]) -> None:
+        with self.lock:
+            self.inner.study_started(info)
+
+    def trial_started(self, number: int, config: Config) -> None:
+        with self.lock:
+            self.inner.trial_started(number, config)
+
+    def epoch_done(self, number: int, report: EpochReport) -> None:
+        with self.lock:
+            self.inner.epoch_done(number, report)
+
+    def trial_finished(self, record: TrialRecord, best: dict[str, Any] | None) -> None:
+        with self.lock:
+            self.inner.trial_finished(record, best)
+
+    def study_finished(self) -> None:
+        with self.lock:
+            self.inner.study_finished()
+
+    def worker_event(self, worker: int, event: str, args: tuple[Any, ...]) -> None:
+        with self.lock:
+            self.inner.worker_event(worker, event, args)
+
+
+class ForwardingListener(ProgressListener):
+    """A child's listener: its trials' events, put on the queue the parent reads."""
+
+    FORWARDED = ("trial_started", "epoch_done", "trial_finished")
+
+    def __init__(self, worker: int, results: Any) -> None:
+        self.worker, self.results = worker, results
+
+    def _put(self, event: str, *args: Any) -> None:
+        self.results.put(("event", self.worker, event, args))
+
+    def trial_started(self, number: int, config: Config) -> None:
+        self._put("trial_started", number, config)
+
+    def epoch_done(self, number: int, report: EpochReport) -> None:
+        self._put("epoch_done", number, report)
+
+    def trial_finished(self, record: TrialRecord, best: dict[str, Any] | None) -> None:
+        self._put("trial_finished", record, best)
+
+
 class LocalWorkers:
     """Workers 1..n-1 in child processes (the caller's process is worker 0), each running
-    `target` (a module-level function, which "spawn" pickles by name)."""
+    `target` (a module-level function, which "spawn" pickles by name); their progress relayed
+    to `progress` (a GuardedListener: the relay is a thread)."""
 
-    def __init__(self, settings: TuneSettings, target: WorkerTarget) -> None:
+    def __init__(
+        self, settings: TuneSettings, target: WorkerTarget, progress: ProgressListener
+    ) -> None:
         context = multiprocessing.get_context("spawn")  # fork and torch's threads do not mix
         self.results = context.Queue()
+        self.progress = progress
         self.summaries: list[WorkerSummary] = []
+        self._received: dict[int, WorkerSummary] = {}
+        self._changed = threading.Condition()
+        self._relay = threading.Thread(target=self._read, name="dltune-relay", daemon=True)
+        self._stopping = False
+        count = settings.workers if isinstance(settings.workers, int) else 1
         self.processes = [
             context.Process(
                 target=_worker_main,
@@ -67,40 +164,59 @@ class LocalWorkers:
                 name=f"dltune-worker-{index}",
                 daemon=True,
             )
-            for index in range(1, settings.workers)
+            for index in range(1, count)
         ]
 
     def start(self) -> None:
         for process in self.processes:
             process.start()
+        self._relay.start()
+
+    def _read(self) -> None:
+        """The relay: events to the listener, summaries kept, until told to stop."""
+        while not self._stopping:
+            try:
+                item = self.results.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            except (EOFError, OSError):  # the queue was closed under us
+                return
+            if isinstance(item, WorkerSummary):
+                with self._changed:
+                    self._received[item.worker] = item
+                    self._changed.notify_all()
+                continue
+            _, worker, event, args = item
+            with contextlib.suppress(Exception):  # a display's failure stops no study
+                self.progress.worker_event(worker, event, args)
 
     def join(self) -> list[WorkerSummary]:
         """Wait for the workers; their summaries (trials run, epochs, overhead, error). A worker
         that died without one (killed; or, started from a script without an
         `if __name__ == "__main__":` guard, which "spawn" needs) is reported as failed."""
-        summaries: dict[int, WorkerSummary] = {}
-        while len(summaries) < len(self.processes):
-            try:
-                summary = self.results.get(timeout=1.0)
-                summaries[summary.worker] = summary
-            except queue.Empty:
-                self._collect_dead(summaries)
+        with self._changed:
+            while len(self._received) < len(self.processes):
+                self._changed.wait(timeout=1.0)
+                self._collect_dead()
         for process in self.processes:
             process.join(timeout=60)
-        self.summaries = [summaries[i] for i in sorted(summaries)]
+        self._stopping = True
+        self._relay.join(timeout=5)
+        self.results.close()  # its semaphores and pipe, released now rather than at exit
+        self.results.join_thread()
+        self.summaries = [self._received[i] for i in sorted(self._received)]
         return self.summaries
 
-    def _collect_dead(self, summaries: dict[int, WorkerSummary]) -> None:
+    def _collect_dead(self) -> None:
         for index, process in enumerate(self.processes, start=1):
-            if index in summaries or process.is_alive():
+            if index in self._received or process.is_alive():
                 continue
-            # A last look: it may have reported just before it ended.
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    late = self.results.get(timeout=0.5)
-                    summaries[late.worker] = late
-            if index not in summaries:
-                summaries[index] = WorkerSummary(
+            # A last look: the relay may still be reading what it put just before it ended.
+            deadline = time.monotonic() + 2.0
+            while index not in self._received and time.monotonic() < deadline:
+                self._changed.wait(timeout=0.2)
+            if index not in self._received:
+                self._received[index] = WorkerSummary(
                     index,
                     error=f"the process ended (exit code {process.exitcode}) without a result; "
                     "when starting dltune from a script, put the call under "
@@ -108,16 +224,45 @@ class LocalWorkers:
                 )
 
 
-def _worker_main(target: WorkerTarget, settings: TuneSettings, index: int, results: Any) -> None:
-    import torch
+def _first_interrupt_only(signum: int, frame: Any) -> None:
+    """Ctrl-C in a child: one KeyboardInterrupt (the loop ends its trials as interrupted);
+    later ones, from an impatient user or the parent's stop, do not cut that cleanup short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
-    torch.set_num_threads(threads_per_worker(settings.workers))
+
+def _watch_parent(stopped: threading.Event) -> None:
+    """Interrupt the main thread when the parent process dies (SIGKILL leaves no other trace)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    while not stopped.is_set():
+        if multiprocessing.connection.wait([parent.sentinel], timeout=0.5):
+            stopped.set()
+            _thread.interrupt_main()  # as a Ctrl-C: _first_interrupt_only raises it once
+            return
+
+
+def _worker_main(target: WorkerTarget, settings: TuneSettings, index: int, results: Any) -> None:
+    signal.signal(signal.SIGINT, _first_interrupt_only)
+    orphaned = threading.Event()
+    threading.Thread(target=_watch_parent, args=(orphaned,), daemon=True).start()
     try:
-        summary = target(settings, index)
+        import optuna
+        import torch
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the parent speaks for the study
+        if settings.threads is not None:
+            torch.set_num_threads(settings.threads)
+        summary = target(settings, index, ForwardingListener(index, results))
     except KeyboardInterrupt:
         summary = WorkerSummary(index, interrupted=True)
     except Exception as exc:  # reported by the parent, which has the user's attention
         summary = WorkerSummary(
             index, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
         )
+    if orphaned.is_set():  # nobody reads the queue: do not wait on it at exit
+        results.cancel_join_thread()
+        return
+    orphaned.set()  # the watcher's work is done
     results.put(summary)
