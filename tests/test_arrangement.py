@@ -94,6 +94,8 @@ def test_gpus_get_one_process_each_with_a_population():
     assert arrange("auto", "auto", Facts(**BIG, device="auto")).workers == 4
     # an explicit engine on the GPUs is obeyed; a small job uses one of them
     assert arrange("auto", "sequential", Facts(**BIG, cuda_devices=2)).engine == "sequential"
+    missing = arrange("auto", "auto", Facts(**BIG, cuda_devices=0, device="cuda"))
+    assert (missing.workers, missing.devices) == (1, ("cuda",))  # one clear error, not four
     small = arrange("auto", "auto", Facts(cpus=4, trials=2, cuda_devices=2, device="cuda"))
     assert (small.workers, small.devices) == (1, ("cuda:0",))
 

@@ -200,6 +200,7 @@ def test_the_default_workers_stop_with_every_finished_trial_kept(tmp_path, stop)
     if stop == "ctrl-c":
         assert not still, printed  # every process ended its own running trials
         assert "finished trials are kept" in printed
+        assert "[w1] trial" in printed  # the other worker's trials, shown by the parent
     else:  # the children ended theirs; the parent's wait for the grace period
         assert all(workers.get(n, 0) == 0 for n in still), (still, workers)
     assert any(state == "FAIL" for state, _ in before.values())  # interrupted, not lost

@@ -115,6 +115,10 @@ def arrange(workers: int | str, engine: str, facts: Facts) -> Arrangement:
     gpus = _gpus(facts)
     if gpus:
         return _on_gpus(workers, engine, facts, gpus)
+    if facts.device.startswith("cuda") and workers == AUTO:  # asked for, absent: one process
+        return Arrangement(
+            1, "population" if engine == AUTO else engine, facts.cpus, (facts.device,)
+        )  # resolve_device then says why, once
     chosen = ENGINE_ON_CPU if engine == AUTO else engine
     if workers != AUTO:
         count = int(workers)
