@@ -170,3 +170,38 @@ def test_under_auto_the_trials_and_the_epoch_budget_count_for_the_whole_study(
     stored = sum(len(t.intermediate_values) for t in budgeted.study.trials)
     assert stored <= 12
     assert not [t for t in budgeted.study.trials if t.state.name == "RUNNING"]
+
+
+def test_the_display_tags_each_workers_trials_and_keeps_the_better_best():
+    """The parent's display hears the other workers through worker_event (as the relay calls
+    it): their lines tagged, one live line per worker, the best of all kept."""
+    import io
+
+    from rich.console import Console
+
+    from dltune.cli.display import LiveProgress, PlainProgress
+    from dltune.engine.result import EpochReport
+    from dltune.storage import TrialRecord
+
+    from .helpers import make_config
+
+    out = io.StringIO()
+    plain = PlainProgress(Console(file=out, width=200))
+    best_one = {"trial": 1, "value": 0.9, "direction": "maximize"}
+    worse = {"trial": 0, "value": 0.5, "direction": "maximize"}
+    plain.worker_event(1, "trial_finished", (TrialRecord(1, "complete", 0.9, worker=1), best_one))
+    plain.trial_finished(TrialRecord(0, "complete", 0.5, worker=0), worse)  # read before #1
+    printed = out.getvalue()
+    assert "[w1] trial    1 complete" in printed and "[w0] trial    0 complete" in printed
+    assert plain.best == best_one and plain.done == 2
+
+    live = LiveProgress(Console(file=io.StringIO(), width=200))
+    live.info = {"metric": "accuracy"}
+    config = make_config()
+    live.trial_started(3, config)
+    live.worker_event(1, "trial_started", (4, config))
+    live.worker_event(1, "trial_started", (5, config))
+    live.worker_event(1, "epoch_done", (5, EpochReport(2, 0.1, 0.2, 0.75, 0.1)))
+    lines = [line.plain for line in live._now_lines()]
+    assert lines[0].startswith("w0 #3 starting")
+    assert lines[1].startswith("w1 #5 epoch 2/") and "accuracy 0.7500 (+1 more)" in lines[1]
