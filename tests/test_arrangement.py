@@ -116,6 +116,9 @@ def test_a_script_without_a_main_guard_is_found(tmp_path, monkeypatch):
     assert arrangement.main_problem() is None
     main_module(None)  # an interactive session, a notebook
     assert arrangement.main_problem() is None
+    main_module("from .cli import main\nmain()\n")  # python -m dltune.cli: never run again
+    sys.modules["__main__"].__spec__ = types.SimpleNamespace(name="dltune.cli.__main__")
+    assert arrangement.main_problem() is None
 
 
 def test_the_cpu_count_is_this_process_affinity():

@@ -224,6 +224,9 @@ def main_problem() -> str | None:
     no `if __name__ == "__main__":` guard (a text check of the file). None for an interactive
     session or a notebook (no file), a guarded script, or a file that cannot be read."""
     main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name.rpartition(".")[2] == "__main__":
+        return None  # `python -m package`: spawn does not run a package's __main__ again
     path = getattr(main, "__file__", None)
     if not path:
         return None
