@@ -13,7 +13,10 @@ Why these rules (measured on the 2-core development machine; commands in benchma
   (``python benchmarks/arrangement.py --data digits mnist --arrangements w2-sequential
   w2-population --seeds 0 --epoch-budget 200``; the 2-core machine loaded 3-6x by other jobs,
   so the times are rough): on digits, sequential 146 s (best val 0.9926, 47 trials) against
-  population 396 s (0.9889, 93 trials, populations filled by shape). On the default space
+  population 396 s (0.9889, 93 trials, populations filled by shape). On mnist-10k the
+  sequential pair took 3290 s for the 200 epochs (best val 0.9853, 45 trials) with the cores
+  loaded about 6x; the population pair was not finished in the time there was: to be
+  measured on an idle machine (the same command). On the default space
   (mostly convolutional trials, few sharing a shape) a CPU population pays its stacking
   overhead without the arithmetic to hide it in; revisit when populations fill better.
 - Small jobs stay in one process: a worker costs its start-up (spawn, import torch, open the
