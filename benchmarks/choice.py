@@ -183,6 +183,9 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=300.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--reserve", type=float, default=0.25)
+    parser.add_argument(
+        "--parts", nargs="+", choices=["full", "search"], default=["full", "search"]
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     import optuna
@@ -193,6 +196,8 @@ def main() -> None:
         for seed in args.seeds:
             searched = args.budget * (1 - args.reserve)
             for part, budget in (("full", args.budget), ("search", searched)):
+                if part not in args.parts:
+                    continue
                 study = run_study(name, seed, budget)
                 for rule, (number, extra, optimism) in study.rules().items():
                     record = next(r for r in study.done if r.number == number)
