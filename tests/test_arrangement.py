@@ -80,6 +80,12 @@ def test_what_children_cannot_share_falls_back_to_one_worker_with_the_fix(facts,
     assert all(w in chosen.notes[0] for w in words), chosen.notes
 
 
+def test_ray_actors_train_populations_unless_told_otherwise():
+    # the driver's own facts (a CPU) do not choose the cluster's engine
+    assert arrange("auto", "auto", Facts(**BIG, ray=True)).engine == "population"
+    assert arrange("auto", "sequential", Facts(**BIG, ray=True)).engine == "sequential"
+
+
 def test_gpus_get_one_process_each_with_a_population():
     chosen = arrange("auto", "auto", Facts(**BIG, cuda_devices=2, device="cuda"))
     assert (chosen.workers, chosen.engine, chosen.threads) == (2, "population", 2)

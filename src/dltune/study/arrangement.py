@@ -119,6 +119,12 @@ def estimated_seconds(facts: Facts) -> float:
 def arrange(workers: int | str, engine: str, facts: Facts) -> Arrangement:
     """The arrangement for `workers` (a number or "auto") and `engine` ("sequential",
     "population" or "auto"), given `facts`."""
+    if facts.ray and workers == AUTO:
+        # One driver; the cluster's nodes, not this machine's facts, decide the actors
+        # (distributed/placement.py): auto trains a population on each.
+        chosen = "population" if engine == AUTO else engine
+        note = f"1 local process: Ray places the workers (its actors), {chosen} engine on each"
+        return Arrangement(1, chosen, facts.cpus, (_cpu(facts),), [note])
     gpus = _gpus(facts)
     if gpus:
         return _on_gpus(workers, engine, facts, gpus)
