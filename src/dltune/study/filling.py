@@ -117,10 +117,11 @@ def fixing(study: optuna.Study, fixed: Mapping[str, Any] | None) -> Iterator[Non
 DEFAULT_COHORT = 4  # a quarter of the default population of 16: four buckets, new shapes often
 
 
-def filler_for(engine: object, slots: int, user_model: bool) -> ShapeFiller | None:
+def filler_for(engine: object, slots: int, *, user_model: bool, sampler: str) -> ShapeFiller | None:
     """A ShapeFiller where cohorts fill buckets: a stacking engine on built-in networks
-    (a user model's architectural hyperparameters are its own: not guessed). The cohort size
-    comes from DLTUNE_FILL_COHORT when set (1: off), for measuring it."""
+    (a user model's architectural hyperparameters are its own: not guessed), any sampler but
+    the grid. The cohort size comes from DLTUNE_FILL_COHORT when set (1: off), for measuring
+    it."""
     import os
 
     from ..engine.population import PopulationTrainer
@@ -129,6 +130,7 @@ def filler_for(engine: object, slots: int, user_model: bool) -> ShapeFiller | No
     # Ray's actors stack too when they train populations (RayEngine.stacks): it routes a trial
     # to the actor that trains most of its shape
     stacks = isinstance(engine, PopulationTrainer) or getattr(engine, "stacks", False) is True
-    if user_model or slots < 2 or cohort < 2 or not stacks:
+    # a grid is a plan of its own: fixing a cohort's shape would leave its points
+    if user_model or sampler == "grid" or slots < 2 or cohort < 2 or not stacks:
         return None
     return ShapeFiller(min(cohort, slots))

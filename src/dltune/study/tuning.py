@@ -215,7 +215,9 @@ def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0
     )
     start = _study_start(settings, opened, storage, dataset, budget, scheduler)
     engine, slots = _engine(settings, opened, dataset, trainer, scheduler)  # Ray adds a note
-    filler = filler_for(engine, slots, user_model=opened.model is not None)
+    filler = filler_for(
+        engine, slots, user_model=opened.model is not None, sampler=settings.sampler
+    )
     loop = StudyLoop(
         lifecycle,
         engine,
