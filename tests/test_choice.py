@@ -268,3 +268,11 @@ def test_the_command_line_says_how_and_choose_max_turns_it_off(trained_copy):
     assert after["choice"] is None and after["chosen_by"] == SINGLE_RUN
     values = json.loads(dltune("trials", "--json", cwd=folder).stdout)
     assert after["value"] == max(r["value"] for r in values if r["state"] == "complete")
+
+
+def test_auto_re_evaluates_where_the_validation_split_is_small_only():
+    from dltune.study.choice import SMALL_VALIDATION, rule_for
+
+    assert rule_for("auto", 8).name == "top3x2"  # GunPoint's 8 validation examples
+    assert rule_for("auto", SMALL_VALIDATION).name == "max"  # MNIST-10k's 1500 too
+    assert rule_for("top5x1", 10_000).name == "top5x1"  # an explicit rule is obeyed

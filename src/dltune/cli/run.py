@@ -94,12 +94,12 @@ class WorkersType(click.ParamType):
 )
 @click.option(
     "--choose",
-    metavar="max|topKxM",
+    metavar="auto|max|topKxM",
     default=DEFAULTS.choose,
     show_default=True,
     help="How the best trial is chosen before its test: topKxM retrains the top K with M "
     "other seeds and takes the best mean (in a quarter of --timeout/--epoch-budget); max: the "
-    "best single run.",
+    "best single run; auto: top3x2 when the validation split has under 1000 examples, else max.",
 )
 @click.option(
     "--ray",

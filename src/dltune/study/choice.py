@@ -38,7 +38,11 @@ if TYPE_CHECKING:
     from ..storage import TrialRecord
     from .loop import Budget
 
-DEFAULT_CHOICE = "top3x2"
+# "auto": re-evaluate (top3x2) where the validation split is small enough for the luck of one
+# run to decide the maximum; otherwise the best single run (see rule_for).
+DEFAULT_CHOICE = "auto"
+SMALL_VALIDATION = 1000  # examples: an accuracy's standard error there is ~0.005-0.016
+AUTO_RULE = (3, 2)
 RESERVE = 0.25  # share of a timeout or epoch budget held back for the re-evaluation
 SEED_STRIDE = 1_000_003  # re-evaluation seed j of a trial: its seed + (j + 1) x this, mod 2**31
 _RULE = re.compile(r"top(\d+)x(\d+)")
@@ -61,8 +65,21 @@ class ChoiceRule:
         return f"top{self.candidates}x{self.seeds}" if self.reevaluates else "max"
 
 
+def rule_for(value: str | ChoiceRule, validation_examples: int) -> ChoiceRule:
+    """The rule `value` names, "auto" resolved for a validation split of this size: below
+    SMALL_VALIDATION examples the top 3 re-evaluated with 2 other seeds, where many trials tie
+    or differ by a few examples (benchmarks/ties.py: 8-10 examples on GunPoint decided among
+    dozens of trials tied at 1.0); otherwise the maximum, whose optimism measured on digits
+    (270 examples) was within +-0.004 (benchmarks/choice.py), not worth a quarter of the
+    budget."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return ChoiceRule(*AUTO_RULE) if validation_examples < SMALL_VALIDATION else ChoiceRule()
+    return parse_choice(value)
+
+
 def parse_choice(value: str | ChoiceRule) -> ChoiceRule:
-    """The rule `value` names ("max" or "top{k}x{m}"), or a DLTuneError that says the forms."""
+    """The rule `value` names ("max", "top{k}x{m}"; "auto" is resolved by rule_for), or a
+    DLTuneError that says the forms."""
     if isinstance(value, ChoiceRule):
         return value
     text = str(value).strip().lower()
@@ -72,8 +89,8 @@ def parse_choice(value: str | ChoiceRule) -> ChoiceRule:
     if match and int(match[1]) >= 2 and int(match[2]) >= 1:
         return ChoiceRule(int(match[1]), int(match[2]))
     raise DLTuneError(
-        f"{param('choose', value)} is not a rule: give max (the best single run) or top<k>x<m> "
-        "(the top k, k >= 2, re-evaluated with m >= 1 other seeds), e.g. top3x2"
+        f"{param('choose', value)} is not a rule: give auto, max (the best single run) or "
+        "top<k>x<m> (the top k, k >= 2, re-evaluated with m >= 1 other seeds), e.g. top3x2"
     )
 
 

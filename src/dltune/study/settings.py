@@ -19,7 +19,7 @@ from ..errors import DLTuneError, param
 from ..schedule import SCHEDULES
 from ..storage.urls import DEFAULT_STORAGE
 from ..vocabulary import TASKS
-from .choice import DEFAULT_CHOICE, parse_choice
+from .choice import DEFAULT_CHOICE, rule_for
 
 if TYPE_CHECKING:
     import optuna
@@ -87,7 +87,7 @@ class TuneSettings:
 
             parse_shape(self.shape)  # its form; its size is checked against the data
         _at_least("trials", self.trials, 1)
-        parse_choice(self.choose)
+        rule_for(self.choose, 0)  # its form ("auto" is resolved against the data)
         _at_least("population", self.population, 1)
         if isinstance(self.workers, str) and self.workers != "auto":
             raise DLTuneError(f"{param('workers', self.workers)}: give a whole number or auto")

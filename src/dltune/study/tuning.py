@@ -136,7 +136,8 @@ def tune(
 
     `choose`: how the best trial is chosen before its test (choice.py): "top3x2", the top 3
     by validation retrained with 2 other seeds, the best mean chosen, in a quarter of the
-    timeout or epoch budget held back for it; "max", the best single run.
+    timeout or epoch budget held back for it; "max", the best single run; "auto" (default):
+    top3x2 when the validation split has fewer than 1000 examples, else max.
     """
     space, source = _space_and_model(space_or_build, space, model)
     settings = TuneSettings(
@@ -210,8 +211,9 @@ def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0
     trainer = _sequential_trainer(dataset, opened, settings.device)
     asked = _trial_space(opened, dataset, trainer)
     lifecycle = TrialLifecycle(study, asked, opened.base_seed, progress, worker=tagged)
+    rule = choice.rule_for(settings.choose, len(dataset.y_val))
     budget, reserved = choice.reserve(  # a share kept for re-evaluating the top trials
-        settings.choose, _budget(settings, worker, started), settings.timeout, settings.epoch_budget
+        rule, _budget(settings, worker, started), settings.timeout, settings.epoch_budget
     )
     start = _study_start(settings, opened, storage, dataset, budget, scheduler)
     engine, slots = _engine(settings, opened, dataset, trainer, scheduler)  # Ray adds a note
@@ -233,7 +235,7 @@ def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0
         )
     others = helpers.summaries if helpers else []
     if worker == 0 and not interrupted:  # the best trial chosen, before its one test
-        interrupted = not choice.choose(study, trainer, settings.choose, reserved)
+        interrupted = not choice.choose(study, trainer, rule, reserved)
     if worker == 0:
         _test_once(study, trainer, _kept(lifecycle.best_state, others), interrupted)
     _raise_failed(others)
