@@ -139,6 +139,7 @@ def tune(
     timeout or epoch budget held back for it; "max", the best single run; "auto" (default):
     top3x2 when the validation split has fewer than 1000 examples, else max.
     """
+    # long: the public signature, one parameter per line, and its documentation
     space, source = _space_and_model(space_or_build, space, model)
     settings = TuneSettings(
         space, data, storage, study_name, trials, timeout, seed, sampler, schedule,
@@ -185,24 +186,10 @@ def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0
     tagged = worker if settings.several or worker > 0 else None
     if settings.several and worker == 0:
         progress = GuardedListener(progress)  # the relay of the other workers calls it too
-    opened = open_study(
-        space,
-        dataset,
-        storage,
-        study_name=settings.study_name,
-        sampler=settings.sampler,
-        seed=settings.seed,
-        parallel=settings.parallel or worker > 0,
-        worker_index=worker,
-        target=settings.target,
-        model=settings.model,
-    )
+    opened = _open(settings, space, dataset, storage, worker)
     study = opened.study
     opened.notes[:0] = arranged
     scheduler = _scheduler(settings, opened)
-    fail_stale_trials(study)
-    if worker == 0:
-        _enqueue_baseline(settings, opened)
     helpers = (
         _start_helpers(settings, opened, dataset, storage, started, progress)
         if worker == 0
@@ -216,19 +203,8 @@ def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0
         rule, _budget(settings, worker, started), settings.timeout, settings.epoch_budget
     )
     start = _study_start(settings, opened, storage, dataset, budget, scheduler)
-    engine, slots = _engine(settings, opened, dataset, trainer, scheduler)  # Ray adds a note
-    filler = filler_for(
-        engine, slots, user_model=opened.model is not None, sampler=settings.sampler
-    )
-    loop = StudyLoop(
-        lifecycle,
-        engine,
-        scheduler,
-        budget,
-        patience=opened.space.patience,
-        slots=slots,
-        filler=filler,
-    )
+    loop = _study_loop(settings, opened, dataset, trainer, scheduler, lifecycle, budget)
+    engine = loop.engine
     with _threads(settings.threads):
         interrupted = run_study(
             loop, start, storage, progress, cleanup=helpers.join if helpers else None
@@ -249,10 +225,58 @@ def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0
         seconds=time.perf_counter() - started,
         interrupted=interrupted,
         # the engine's notes (found training) and how many trials filled a population
-        notes=[*opened.notes, *getattr(engine, "notes", []), *_filling_note(filler)],
+        notes=[*opened.notes, *getattr(engine, "notes", []), *_filling_note(loop.filler)],
         epochs_trained=engine.epochs_trained + sum(o.epochs for o in others),
         overhead_seconds=loop.overhead_seconds + sum(o.overhead for o in others),
         best_state=lifecycle.best_state,
+    )
+
+
+def _open(
+    settings: TuneSettings, space: SearchSpace, dataset: Dataset, storage: Storage, worker: int
+) -> OpenedStudy:
+    """The study opened (or created) for this process, its stale trials failed, and a new
+    study's baseline enqueued (by worker 0)."""
+    opened = open_study(
+        space,
+        dataset,
+        storage,
+        study_name=settings.study_name,
+        sampler=settings.sampler,
+        seed=settings.seed,
+        parallel=settings.parallel or worker > 0,
+        worker_index=worker,
+        target=settings.target,
+        model=settings.model,
+    )
+    fail_stale_trials(opened.study)
+    if worker == 0:
+        _enqueue_baseline(settings, opened)
+    return opened
+
+
+def _study_loop(
+    settings: TuneSettings,
+    opened: OpenedStudy,
+    dataset: Dataset,
+    trainer: SequentialTrainer,
+    scheduler: Scheduler,
+    lifecycle: TrialLifecycle,
+    budget: Budget,
+) -> StudyLoop:
+    """The loop over this process's engine, asking in cohorts where the engine stacks."""
+    engine, slots = _engine(settings, opened, dataset, trainer, scheduler)  # Ray adds a note
+    filler = filler_for(
+        engine, slots, user_model=opened.model is not None, sampler=settings.sampler
+    )
+    return StudyLoop(
+        lifecycle,
+        engine,
+        scheduler,
+        budget,
+        patience=opened.space.patience,
+        slots=slots,
+        filler=filler,
     )
 
 
