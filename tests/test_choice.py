@@ -74,6 +74,9 @@ def test_the_candidate_with_the_best_fresh_mean_is_chosen_and_said_so():
     assert best_trial(study).number == 1
     best = best_record(study)
     assert best["trial"] == 1
+    from dltune.analysis import load_trials
+
+    assert load_trials(study).best().number == 1  # the report and diagnostics read it too
     choice = best["choice"]
     assert choice["rule"] == "top3x2" and choice["candidates"] == [0, 1, 2]
     assert choice["seeds"] == 2 and choice["rounds"] == 2

@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ..storage import TrialRecord, read_trials, schema
+from ..storage.records import current_choice
 from ..vocabulary import BOOLEAN, CATEGORICAL, HYPERPARAMETERS
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ class StudyTrials:
     space: dict[str, Any]  # the space as stored (SearchSpace.to_dict)
     data: dict[str, Any]  # name, task, description, fingerprint
     tests: dict[int, float]  # trial number -> test metric, where evaluated
+    # The trial chosen at the study's end (storage.best_trial's choice), while it is current
+    chosen: int | None = None
 
     @property
     def finished(self) -> list[TrialView]:
@@ -92,8 +95,12 @@ class StudyTrials:
         return sorted(self.scored, key=lambda t: t.score or 0.0, reverse=self.maximize)
 
     def best(self) -> TrialView | None:
-        """The best complete trial (as Optuna's best_trial), else the best scored one."""
+        """The chosen trial (as storage.best_trial: the one every command reports), else the
+        best complete trial, else the best scored one."""
         complete = [t for t in self.ranked() if t.state == "complete"]
+        chosen = next((t for t in complete if t.number == self.chosen), None)
+        if chosen is not None:
+            return chosen
         if complete:
             return complete[0]
         ranked = self.ranked()
@@ -139,7 +146,13 @@ def load_trials(study: optuna.Study) -> StudyTrials:
         space=meta.get("space", {}),
         data=meta.get("data", {}),
         tests=schema.read_test_values(attrs),
+        chosen=_chosen(attrs, views),
     )
+
+
+def _chosen(attrs: Any, views: list[TrialView]) -> int | None:
+    choice = current_choice(attrs, sum(v.state == "complete" for v in views))
+    return None if choice is None else int(choice["trial"])
 
 
 def _score(views: list[TrialView], maximize: bool) -> None:
