@@ -49,7 +49,7 @@ done = [((t.datetime_complete - start).total_seconds(), t.value) for t in study.
         if t.state == optuna.trial.TrialState.COMPLETE]
 print(json.dumps({"epochs": r.epochs_trained, "trials": r.trials_run, "seconds": r.seconds,
                   "val": r.best["value"] if r.best else None,
-                  "test": (r.best or {}).get("test", {}).get("value") if r.best else None,
+                  "test": (r.best or {}).get("test"),
                   "completed": done, "notes": r.notes}))
 """
 

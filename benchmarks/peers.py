@@ -449,12 +449,12 @@ def choice_curve(result: Any, data: Any, wall_start: float, budget: float) -> An
         )
         yield {"t": t, "trial": frozen.number, "val": frozen.value, "test": test}
     best = result.best or {}
-    if best.get("test"):
+    if best.get("test") is not None:
         yield {
             "t": budget,
             "trial": best["trial"],
             "val": best["value"],
-            "test": best["test"]["value"],
+            "test": best["test"],
             "final": True,
         }
 
