@@ -40,12 +40,12 @@ def run_study(
     storage: Storage,
     progress: ProgressListener,
     *,
-    cleanup: Callable[[], object] | None = None,
+    cleanup: Callable[[bool], object] | None = None,
 ) -> bool:
     """Run `loop` until its budget is spent; True when the user interrupted it (Ctrl-C).
 
-    `cleanup` runs once the loop has ended, however it ended, before the listener hears that
-    the study finished (e.g. waiting for the other worker processes).
+    `cleanup(interrupted)` runs once the loop has ended, however it ended, before the
+    listener hears that the study finished (e.g. waiting for the other worker processes).
     """
     lifecycle = loop.lifecycle
     progress.study_started(asdict(start))
@@ -64,6 +64,6 @@ def run_study(
     finally:
         lifecycle.close()
         if cleanup is not None:
-            cleanup()
+            cleanup(interrupted)
         progress.study_finished()
     return interrupted

@@ -21,6 +21,7 @@ from __future__ import annotations
 import _thread
 import contextlib
 import io
+import math
 import multiprocessing
 import multiprocessing.connection
 import queue
@@ -34,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from .progress import ProgressListener
 from .settings import TuneSettings
+
+STOP_GRACE_S = 30.0  # after Ctrl-C, how long a worker may take to end its trials and report
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -190,14 +193,20 @@ class LocalWorkers:
             with contextlib.suppress(Exception):  # a display's failure stops no study
                 self.progress.worker_event(worker, event, args)
 
-    def join(self) -> list[WorkerSummary]:
+    def join(self, interrupted: bool = False) -> list[WorkerSummary]:
         """Wait for the workers; their summaries (trials run, epochs, overhead, error). A worker
         that died without one (killed; or, started from a script without an
-        `if __name__ == "__main__":` guard, which "spawn" needs) is reported as failed."""
+        `if __name__ == "__main__":` guard, which "spawn" needs) is reported as failed.
+        `interrupted` (Ctrl-C): a worker gets STOP_GRACE_S to end its trials and report, then
+        is terminated, so that one stuck child cannot hold the command (its finished trials
+        are stored already; its running ones are failed by the next run's stale check)."""
+        deadline = time.monotonic() + STOP_GRACE_S if interrupted else math.inf
         with self._changed:
             while len(self._received) < len(self.processes):
                 self._changed.wait(timeout=1.0)
                 self._collect_dead()
+                if time.monotonic() > deadline:
+                    self._terminate_stragglers()
         for process in self.processes:
             process.join(timeout=60)
         self._stopping = True
@@ -206,6 +215,16 @@ class LocalWorkers:
         self.results.join_thread()
         self.summaries = [self._received[i] for i in sorted(self._received)]
         return self.summaries
+
+    def _terminate_stragglers(self) -> None:
+        for index, process in enumerate(self.processes, start=1):
+            if index not in self._received and process.is_alive():
+                process.terminate()
+                process.join(timeout=5)
+                if process.is_alive():
+                    process.kill()
+                    process.join(timeout=5)
+                self._received[index] = WorkerSummary(index, interrupted=True)
 
     def _collect_dead(self) -> None:
         for index, process in enumerate(self.processes, start=1):
