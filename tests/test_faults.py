@@ -87,12 +87,7 @@ def test_a_driver_killed_with_sigkill_resumes_with_nothing_finished_lost(tmp_pat
     assert done_before and orphans
 
     # Past the grace period, the same command tells the dead driver's trials from live ones.
-    time.sleep(3 * BEAT + 1.5)
-    again = dltune(*command, "--trials", "2", cwd=tmp_path, env=beats)
-    assert again.returncode == 0, again.stderr
-    after = trial_rows(db)
-    for number, row in done_before.items():
-        assert after[number] == row  # every finished trial kept, state and value
+    after = run_again_past_the_grace(command, tmp_path, beats, db, done_before)
     for number in orphans:
         assert after[number][0] == "FAIL"  # shown as 'interrupted' by dltune
     assert not [n for n, (state, _) in after.items() if state == "RUNNING"]
@@ -205,11 +200,18 @@ def test_the_default_workers_stop_with_every_finished_trial_kept(tmp_path, stop)
         assert all(workers.get(n, 0) == 0 for n in still), (still, workers)
     assert any(state == "FAIL" for state, _ in before.values())  # interrupted, not lost
 
+    after = run_again_past_the_grace(command, tmp_path, beats, db, done_before)
+    assert not [n for n, (state, _) in after.items() if state == "RUNNING"]
+    assert len(after) >= len(before) + 2
+
+
+def run_again_past_the_grace(command, tmp_path, beats, db, done_before):
+    """The same command, once the dead run's heartbeats are stale: it succeeds and every trial
+    finished before is kept as it was (state and value); the trials as stored after it."""
     time.sleep(3 * BEAT + 1.5)
     again = dltune(*command, "--trials", "2", cwd=tmp_path, env=beats)
     assert again.returncode == 0, again.stderr
     after = trial_rows(db)
     for number, row in done_before.items():
         assert after[number] == row  # every finished trial kept, state and value
-    assert not [n for n, (state, _) in after.items() if state == "RUNNING"]
-    assert len(after) >= len(before) + 2
+    return after
