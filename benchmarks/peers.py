@@ -2,7 +2,7 @@
 
     python benchmarks/peers.py [--budget 300] [--seeds 0 1 2] [--tools optuna kerastuner dltune]
                                [--quick] [--out /tmp/peers.json]
-    python benchmarks/peers.py --merge A.json B.json [--seeds 1 2 3]   # tables of several runs
+    python benchmarks/peers.py --merge A.json B.json [--seeds 1 2 3]   # several runs' tables
 
 `--quick` is one seed of 45 s per tool (under 3 minutes in all, start-up included).
 
@@ -784,14 +784,18 @@ def check_same_data(results: dict[int, dict[str, Any]]) -> None:
 
 
 def merge(args: argparse.Namespace) -> None:
-    """The tables of several runs together: e.g. a seed rerun because the machine was busy."""
+    """The tables of several runs together: e.g. a seed, or one tool, rerun because the machine
+    was busy or the tool failed."""
     results: dict[int, dict[str, Any]] = {}
     budgets, tools = set(), list(args.tools)
     for path in args.merge:
         run = json.loads(path.read_text())
         budgets.add(run["budget"])
         for seed, by_tool in run["results"].items():
-            results[int(seed)] = by_tool  # JSON keys are strings
+            # JSON keys are strings; a later file's tool replaces that tool's run only (a tool
+            # rerun alone), unless it failed there (no events)
+            merged = results.setdefault(int(seed), {})
+            merged.update({t: r for t, r in by_tool.items() if r.get("events") or t not in merged})
         print(f"{path}: seeds {run['seeds']}, {run['machine']}")
     if len(budgets) != 1:
         raise SystemExit(f"the runs have different budgets: {sorted(budgets)}")

@@ -119,6 +119,21 @@ class WorkersType(click.ParamType):
     "(hp.Int, hp.Float, hp.Choice, hp.Boolean, hp.Fixed as in Keras Tuner); SPACE then gives "
     "the training knobs [default: a continued study's own build].",
 )
+@click.option(
+    "--checkpoints",
+    metavar="DIR|s3://BUCKET|gs://BUCKET|off",
+    help="Where each unfinished trial's latest checkpoint is kept, so that the same command "
+    "resumes it after a crash, kill -9, SIGTERM or Ctrl-C [default: beside the SQLite or "
+    "journal file; off for a database server unless given].",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.FloatRange(min=0),
+    default=DEFAULTS.checkpoint_every,
+    show_default=True,
+    metavar="SECONDS",
+    help="Checkpoint a running trial at least this often (besides at every rung).",
+)
 @device_option
 @user_errors
 def run(space: str | None, **options: Any) -> None:
@@ -131,7 +146,10 @@ def run(space: str | None, **options: Any) -> None:
     result = tune(space, progress=make_progress(out), **options)
     _summary(out, result)
     if result.interrupted:
-        out.print("Interrupted: finished trials are kept; run the same command to continue.")
+        out.print(
+            "Interrupted: finished trials are kept, and the others' last checkpoints; run the "
+            "same command to continue them."
+        )
         sys.exit(130)
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..engine import TrainResult
@@ -32,6 +32,9 @@ from ..engine.result import Checkpoint
 from ..errors import StudyError, param
 from .placement import ActorPlan, plan_actors
 from .ray_worker import TrialWorker
+
+if TYPE_CHECKING:
+    from ..engine.snapshot import Snapshot
 
 CALL_TIMEOUT_S = 900  # one segment of one actor's trials per call: minutes at most
 CONNECT_TIMEOUT_S = 10
@@ -58,6 +61,10 @@ class RemotePaused:
     def result(self) -> TrainResult:
         return self.engine.release(self.key)
 
+    def snapshot(self) -> Snapshot | None:
+        """Its state, fetched from its actor (a checkpoint: engine.snapshot_of takes it)."""
+        return self.engine.snapshot(self.key)
+
 
 class RayEngine:
     """The study loop's engine over Ray actors (see the module's note)."""
@@ -68,6 +75,8 @@ class RayEngine:
         self.trials: dict[Any, _Trial] = {}
         self.done_epochs: dict[int, float] = {}  # per actor, including dead ones
         self.restarted: list[Any] = []  # keys restarted after their actor died
+        self.resumed: list[Any] = []  # of those, the ones that went on from a checkpoint
+        self.saved: dict[Any, bytes] = {}  # each trial's last checkpoint (snapshot)
         self.nodes: list[dict[str, Any]] = []  # where each actor runs (host, pid)
         self.peak: dict[int, int] = {}  # per actor: the most trials it trained in one call
         self.engine_notes: list[str] = []  # the actors' engines' (an unstackable module...)
@@ -156,10 +165,16 @@ class RayEngine:
         if self.busy and elapsed > 0:  # the rest: waiting on the driver (ask, decide, store)
             shares = ", ".join(f"{100 * self.busy.get(i, 0) / elapsed:.0f}%" for i in self.plans)
             notes.append(f"Ray workers training, of the study's time: {shares}")
-        if self.restarted:
+        scratch = set(self.restarted) - set(self.resumed)
+        if self.resumed:
             notes.append(
-                f"{len(set(self.restarted))} trials restarted from scratch after their Ray worker "
-                "died (same configuration and seed)"
+                f"{len(set(self.resumed))} trials resumed from their last checkpoint on another "
+                "Ray worker after theirs died"
+            )
+        if scratch:
+            notes.append(
+                f"{len(scratch)} trials restarted from scratch after their Ray worker died "
+                "(same configuration and seed; no checkpoint taken yet)"
             )
         return notes + self.engine_notes
 
@@ -219,7 +234,50 @@ class RayEngine:
         trial.paused = False  # should its actor die now, _lose starts it again elsewhere
         self._try(trial.actor, "resume", paused.key, trial.until)
 
+    def snapshot(self, key: Any) -> Snapshot | None:
+        """A trial's state, fetched from its actor, paused or running; kept here too, so that
+        if its actor dies the trial resumes from it on another (_lose)."""
+        from ..engine.snapshot import from_bytes
+
+        try:
+            data = self._call(self.trials[key].actor, "snapshot", key)
+        except _WorkerLost:
+            return None
+        if data is None:
+            return None
+        self.saved[key] = data
+        return from_bytes(data)
+
+    def restore(self, snapshot: Snapshot, key: Any) -> RemotePaused | None:
+        """A checkpoint's trial, held paused on the idlest actor (to resume), or None when
+        that actor's engine cannot take the checkpoint's kind."""
+        from ..engine.snapshot import to_bytes
+
+        meta = snapshot.meta
+        spec = {
+            "seed": meta["seed"],
+            "patience": meta["patience"],
+            "keep_best_state": meta["keep_best_state"],
+        }
+        trial = _Trial(meta["config"], spec, float(meta["max_epochs"]), self._idlest(), True)
+        data = to_bytes(snapshot)
+        self.trials[key] = trial
+        self.saved[key] = data
+        if not self._hold_saved(key, trial):
+            del self.trials[key], self.saved[key]
+            return None
+        return RemotePaused(self, key)
+
+    def _hold_saved(self, key: Any, trial: _Trial) -> bool:
+        """Put a trial's saved checkpoint on its actor, paused; False if it cannot take it."""
+        try:
+            ok = self._call(trial.actor, "restore", key, self.saved[key], trial.config, trial.spec)
+        except _WorkerLost:  # _lose placed it on another actor already
+            return True
+        return bool(ok)
+
     def stop(self, key: Any, status: str = "pruned") -> TrainResult:
+        self.saved.pop(key, None)
         trial = self.trials[key]
         if trial.paused:
             raise KeyError(key)
@@ -232,6 +290,7 @@ class RayEngine:
         return result
 
     def release(self, key: Any) -> TrainResult:
+        self.saved.pop(key, None)
         trial = self.trials[key]
         try:
             result = self._call(trial.actor, "release", key)
@@ -268,6 +327,7 @@ class RayEngine:
                     on_epoch(key, report)
             for key, result in done:
                 del self.trials[key]
+                self.saved.pop(key, None)
                 finished.append((key, result))
             checkpoints.extend(reached)
         return finished, checkpoints
@@ -309,8 +369,9 @@ class RayEngine:
     # ---- faults ----
 
     def _lose(self, index: int, exc: BaseException) -> None:
-        """An actor died: restart its trials from scratch on the live ones (a paused one is
-        held there unstarted, to start when promoted)."""
+        """An actor died: its trials go on on the live ones, from their last checkpoint where
+        one was taken (snapshot), else from scratch (a paused one is held there, to go on when
+        promoted)."""
         self.actors.pop(index, None)
         if not self.actors:
             raise StudyError(f"every Ray worker is gone; the last died with: {exc}") from exc
@@ -320,7 +381,11 @@ class RayEngine:
             trial.actor = self._idlest()
             self.restarted.append(key)
             # should that actor be lost too, the nested _lose places this trial again
-            if trial.paused:
+            if key in self.saved and self._hold_saved(key, trial):
+                self.resumed.append(key)
+                if not trial.paused:
+                    self._try(trial.actor, "resume", key, trial.until)
+            elif trial.paused:
                 self._try(trial.actor, "hold", key, trial.config, trial.spec)
             else:
                 self._try(trial.actor, "add", key, trial.config, trial.spec, trial.until)

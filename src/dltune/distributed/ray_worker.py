@@ -109,6 +109,28 @@ class TrialWorker:
             self.engine.stop(key, "pruned")
             self.unstarted[key] = self.specs[key]
 
+    def snapshot(self, key: Any) -> bytes | None:
+        """A trial's whole state as checkpoint bytes (engine.snapshot), paused or running;
+        None for one that has not trained yet."""
+        from ..engine.snapshot import snapshot_of, to_bytes
+
+        if key in self.unstarted:
+            return None
+        handle = self.paused[key] if key in self.paused else self.engine.snapshot(key)
+        return to_bytes(snapshot_of(handle)) if handle is not None else None
+
+    def restore(self, key: Any, data: bytes, config: dict[str, Any], spec: dict[str, Any]) -> bool:
+        """Hold a trial paused in a checkpoint's state (to resume); False when this engine
+        cannot take that kind of checkpoint."""
+        from ..engine.snapshot import from_bytes
+
+        handle = self.engine.restore(from_bytes(data), key)
+        if handle is None:
+            return False
+        self.specs[key] = (config, spec)
+        self.paused[key] = handle
+        return True
+
     def stop(self, key: Any, status: str) -> TrainResult:
         self.specs.pop(key, None)
         return _portable(self.engine.stop(key, status))

@@ -225,7 +225,8 @@ class ModulePopulation:
             bucket.add([member])
         self.pending = []
 
-    def _train_alone(self, member: ModuleMember) -> None:
+    def alone(self) -> SequentialEngine:
+        """The engine of the members trained one at a time, made when the first comes."""
         if self.sequential is None:
             trainer = SequentialTrainer(
                 self.data,
@@ -236,10 +237,14 @@ class ModulePopulation:
                 network=self.network,
             )
             self.sequential = SequentialEngine(trainer, self.segments)
+        return self.sequential
+
+    def _train_alone(self, member: ModuleMember) -> None:
+        alone = self.alone()
         config = member.config
         if member.max_epochs != config.epochs:
             config = config.replace(epochs=member.max_epochs)
-        self.sequential.add(
+        alone.add(
             member.key,
             config,
             seed=member.seed,

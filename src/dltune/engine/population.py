@@ -45,6 +45,7 @@ from .stacked_optim import UpdateKernel
 
 if TYPE_CHECKING:
     from ..data import Dataset
+    from .snapshot import Snapshot
 
 
 def ladder_width(width: int) -> int:
@@ -187,15 +188,44 @@ class PopulationTrainer:
 
     def resume(self, member: Member | TrainingRun, until: float | None = None) -> None:
         """Bring a paused member back; it goes on from where it stopped."""
-        if isinstance(member, TrainingRun):
-            assert self.modules.sequential is not None  # where it was paused from
-            self.modules.sequential.resume(member, until)
+        if isinstance(member, TrainingRun):  # paused from, or restored into, the one-at-a-time
+            self.modules.alone().resume(member, until)
             return
         member.until = math.inf if until is None else until
         if isinstance(member, ModuleMember):
             self.modules.pending.append(member)
         else:
             self.pending.append(member)
+
+    def snapshot(self, key: Any) -> Member | TrainingRun | None:
+        """A copy of a running member's state, as pause() would give it, the member left
+        training; None for one that has not trained yet (nothing to keep)."""
+        from .snapshot import copy_member
+
+        buckets: list[Bucket | ModuleBucket] = [*self.buckets, *self.modules.buckets]
+        for bucket in buckets:
+            for member in bucket.members:
+                if member.key == key:
+                    return copy_member(member, bucket.keep(member))
+        for member in [*self.pending, *self.modules.pending]:
+            if member.key == key:
+                return copy_member(member, member.kept) if member.kept is not None else None
+        alone = self.modules.sequential
+        if alone is not None and key in alone.runs:
+            return alone.snapshot(key)
+        raise KeyError(key)
+
+    def restore(self, snapshot: Snapshot, key: Any) -> Member | TrainingRun | None:
+        """A paused member in a checkpoint's state, named `key`, for resume(): a member's
+        into a bucket of this population, a training run's into its one-at-a-time engine."""
+        from .snapshot import restore_member
+
+        if snapshot.kind == "run":
+            return self.modules.alone().restore(snapshot, key)
+        member = restore_member(snapshot, key, self.tensors.device)
+        if isinstance(member, ModuleMember):
+            member.signature = self.modules.architecture(member.config).signature
+        return member
 
     def set_until(self, key: Any, until: float) -> None:
         for member in [m for b in self.buckets for m in b.members] + self.pending:

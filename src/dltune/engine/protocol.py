@@ -1,6 +1,7 @@
 """What the study loop needs of an engine: add trials, advance them to their next checkpoint,
-pause, resume and stop them. SequentialEngine, PopulationTrainer and distributed.RayEngine
-implement it; the loop (dltune.study.loop) knows nothing else about them.
+pause, resume and stop them, and hand over or take back a trial's whole state (snapshot.py).
+SequentialEngine, PopulationTrainer and distributed.RayEngine implement it; the loop
+(dltune.study.loop) knows nothing else about them.
 
 Trials are named by a key the caller chooses (the study loop uses the trial's number). A paused
 trial is a handle of the engine's own type `P`, which only that engine can resume.
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:
     from ..config import Config
     from .result import Checkpoint, EpochReport, TrainResult
+    from .snapshot import Snapshot
 
 # Called after each finished epoch of a trial: (key, report) -> keep training?
 EpochCallback = Callable[[Any, "EpochReport"], bool]
@@ -78,4 +80,14 @@ class Engine(Protocol[P]):
 
     def stop(self, key: Any, status: str = "pruned") -> TrainResult:
         """End a running trial: its result so far, with `status`."""
+        ...
+
+    def snapshot(self, key: Any) -> P | None:
+        """A running trial's state as a paused handle, the trial left training (a checkpoint
+        serializes it at once: snapshot.snapshot_of); None when it has nothing to keep yet."""
+        ...
+
+    def restore(self, snapshot: Snapshot, key: Any) -> P | None:
+        """A paused handle in a checkpoint's state, named `key`, for resume(); None when this
+        engine cannot take that kind of checkpoint (the trial starts again from its seed)."""
         ...

@@ -25,6 +25,7 @@ from .result import Checkpoint, EpochReport, TrainResult
 
 if TYPE_CHECKING:
     from ..data import Dataset
+    from .snapshot import Snapshot
 
 # How often (in steps) the training loss is checked for NaN/inf. Each check is a device sync,
 # so not every step; often enough that a diverged run stops within a few milliseconds of work.
@@ -145,6 +146,7 @@ class TrainingRun:
     ) -> None:
         self.trainer = trainer
         self.config = config
+        self.seed = seed  # its weights' and dropout's (a checkpoint rebuilds it from this)
         self.max_epochs = max_epochs
         self.patience = patience
         self.keep_best_state = keep_best_state
@@ -299,6 +301,17 @@ class SequentialEngine:
         result = self.runs.pop(key).result
         result.status = status
         return result
+
+    def snapshot(self, key: Any) -> TrainingRun | None:
+        """The running trial itself: a checkpoint serializes it at once (snapshot.py)."""
+        return self.runs.get(key)
+
+    def restore(self, snapshot: Snapshot, key: Any) -> TrainingRun | None:
+        """A paused run in a checkpoint's state, named `key`, for resume(); None for a
+        population member's checkpoint (this engine trains runs only)."""
+        from .snapshot import restore_run
+
+        return restore_run(snapshot, self, key) if snapshot.kind == "run" else None
 
     def advance(
         self, on_epoch: EpochCallback | None = None

@@ -27,6 +27,12 @@ Trial attributes (user attrs of a trial):
     STOPPED_EARLY, DIVERGED_EPOCH
     RUNGS                                   its successive-halving rung results
     SWEEP_VALUE, SWEEP_SEED                 a sweep member's value index and seed index
+    OWNER                                   the process training it: host, pid, its start
+                                            time (a dead one's trials are failed at once)
+    CHECKPOINT                              its latest checkpoint (storage.checkpoints): id,
+                                            epochs, bytes, paused; null once removed
+    RESUMES                                 (enqueued) the number of the interrupted trial it
+                                            continues from that trial's checkpoint
 Trial system attribute:
     HEARTBEAT     the journal's heartbeat (epoch seconds); databases use Optuna's own
 """
@@ -73,6 +79,9 @@ RUNGS = "rungs"
 SWEEP_VALUE = "sweep_value"
 SWEEP_SEED = "sweep_seed"
 HEARTBEAT = "dltune:heartbeat"
+OWNER = "owner"
+CHECKPOINT = "checkpoint"
+RESUMES = "resumes"
 
 ERROR_LENGTH = 500  # characters of an error message kept with a failed trial
 
@@ -295,6 +304,52 @@ def write_rungs(trial: optuna.Trial, rungs: dict[str, Any]) -> None:
 def read_rungs(trial: FrozenTrial) -> dict[str, Any] | None:
     stored = trial.user_attrs.get(RUNGS)
     return stored if isinstance(stored, dict) and "bracket" in stored else None
+
+
+# ---- the owner process, checkpoints and resumes --------------------------------------------
+
+
+def write_owner(trial: optuna.Trial, owner: dict[str, Any]) -> None:
+    """Which process trains the trial: {"host", "pid", "started"} (see study.owners)."""
+    trial.set_user_attr(OWNER, owner)
+
+
+def read_owner(trial: FrozenTrial) -> dict[str, Any] | None:
+    stored = trial.user_attrs.get(OWNER)
+    return stored if isinstance(stored, dict) and isinstance(stored.get("pid"), int) else None
+
+
+def write_checkpoint(trial: optuna.Trial, record: dict[str, Any] | None) -> None:
+    """The trial's latest checkpoint, {"id", "epochs", "bytes", "paused"}; None once removed."""
+    trial.set_user_attr(CHECKPOINT, record)
+
+
+def read_checkpoint(trial: FrozenTrial) -> dict[str, Any] | None:
+    stored = trial.user_attrs.get(CHECKPOINT)
+    return stored if isinstance(stored, dict) and isinstance(stored.get("id"), str) else None
+
+
+def enqueue_resume(
+    study: optuna.Study, params: dict[str, Any], number: int, seed: int, baseline: bool
+) -> None:
+    """Enqueue the continuation of interrupted trial `number`: its params, its seed, and which
+    trial it resumes (the next run's ask gets it first)."""
+    attrs: dict[str, Any] = {RESUMES: number, SEED: seed}
+    if baseline:
+        attrs[BASELINE] = True
+    study.enqueue_trial(params, user_attrs=attrs)
+
+
+def read_resumes(trial: optuna.Trial | FrozenTrial) -> int | None:
+    """The number of the trial this one continues, or None for a trial of its own."""
+    number = trial.user_attrs.get(RESUMES)
+    return number if isinstance(number, int) and not isinstance(number, bool) else None
+
+
+def read_state(trial: FrozenTrial) -> str | None:
+    """dltune's state mark of a trial (write_state, write_failure), or None."""
+    state = trial.user_attrs.get(STATE)
+    return state if isinstance(state, str) else None
 
 
 # ---- heartbeats (the journal's) --------------------------------------------------------------

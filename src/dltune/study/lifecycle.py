@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..storage import best_record, internals, read_trial, schema
-from ..storage.heartbeats import Heartbeats
+from ..storage.heartbeats import Heartbeats, this_process
 from .progress import ProgressListener
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ class TrialLifecycle:
         # The weights of the best trial trained in this process, kept for its one test.
         self.best_state: tuple[int, dict[str, Any]] | None = None
         self._heartbeats = Heartbeats(study, self.running)
+        self._owner = this_process()  # each trial's, so a rerun here knows when it died
         self._best: dict[str, Any] | None = None  # the best trial's record, as last read
         self._best_read = False
         from .user_model import EarlyFailures
@@ -90,6 +91,7 @@ class TrialLifecycle:
         if seed is None:
             seed = trial_seed(self.base_seed, trial.number)
         schema.write_trial_start(trial, config.to_dict(), seed, self.worker)
+        schema.write_owner(trial, self._owner)
         self.progress.trial_started(trial.number, config)
         return trial, config, seed
 

@@ -14,6 +14,10 @@ One loop drives both engines (one run at a time, or a stacked population). At ev
 Trials paused at a rung stay RUNNING in storage (state attribute "paused") until promoted; when
 the study ends they are told as pruned. Rung results are written to storage at each decision
 (stored_rungs.py), so a resumed study or another worker decides from the same tables.
+
+With a Checkpointer (checkpointing.py), paused trials and, every so often, running ones are
+checkpointed, and a trial asked as the continuation of an interrupted one resumes from its
+checkpoint. A stop request (stopping.py) ends the loop at the next checkpoint.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import stored_rungs
+from .checkpointing import restore
+from .stopping import Preempted
 
 if TYPE_CHECKING:
     import optuna
@@ -31,8 +37,10 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..engine import Checkpoint, Engine, TrainResult
     from ..schedule import Scheduler
+    from .checkpointing import Checkpointer
     from .filling import ShapeFiller
     from .lifecycle import TrialLifecycle
+    from .stopping import StopRequest
 
 SYNC_SECONDS = 5.0  # how often rung tables are re-read from storage (other workers' results)
 
@@ -81,6 +89,8 @@ class StudyLoop:
         slots: int,
         max_paused: int | None = None,
         filler: ShapeFiller | None = None,
+        checkpointer: Checkpointer | None = None,
+        stop: StopRequest | None = None,
     ) -> None:
         self.lifecycle = lifecycle
         self.engine = engine
@@ -89,6 +99,8 @@ class StudyLoop:
         self.patience = patience
         self.slots = slots
         self.filler = filler  # new trials asked in cohorts of one shape (a population's)
+        self.checkpointer = checkpointer
+        self.stop = stop  # asked to stop at the next checkpoint (SIGTERM, a dead parent)
         # Paused trials whose state is kept. Each holds memory (weights and moments) and stays
         # RUNNING in storage, where every read of the study (each ask) re-reads all unfinished
         # trials: measured 60-80 ms an ask with 40 paused. Beyond the cap the least promising
@@ -119,6 +131,7 @@ class StudyLoop:
                     self._decide(checkpoint)
                 if self.budget.spent():
                     self._stop_running()
+                self._checkpoint_running()
         with self._overhead():
             self._release_paused()
 
@@ -144,11 +157,35 @@ class StudyLoop:
             if asked is None:  # failed before training (a user model's build): the next one
                 continue
             trial, config, seed = asked
+            if self._resumed(trial):
+                self.budget.started -= 1  # a continuation, not a new trial
+                continue
             if self.filler is not None:
                 self.filler.asked(trial.params, fixed)
             self.scheduler.start(trial.number)
             self._save_rungs(trial.number)
             self.waiting.append((trial.number, config, seed))
+
+    def _resumed(self, trial: optuna.Trial) -> bool:
+        """Whether `trial` continues an interrupted one from its checkpoint (checkpointing.py):
+        then it is back in the engine, or paused at its rung, as it was."""
+        from ..storage import schema
+
+        old = schema.read_resumes(trial)
+        if old is None:
+            return False
+        restored = restore(trial, old, self.engine, self.scheduler, self.checkpointer)
+        if restored is None:
+            return False  # from its seed, as a new trial (the same curve, retrained)
+        number = trial.number
+        if restored.paused:
+            self.paused[number] = restored.handle
+            self.lifecycle.mark(number, "paused")
+        else:
+            self.engine.resume(restored.handle, self.scheduler.target(number))
+            self.lifecycle.mark(number, "running")
+        self._save_rungs(number)
+        return True
 
     def _cohort_shape(self) -> dict[str, Any] | None:
         """The shape the next trial joins (populations that fill, filling.py), or None."""
@@ -181,6 +218,8 @@ class StudyLoop:
                 keep_best_state=True,
                 until=self.scheduler.target(number),
             )
+            if self.checkpointer is not None:
+                self.checkpointer.started(number)
             self.waiting.remove(entry)
         return True
 
@@ -204,6 +243,8 @@ class StudyLoop:
         else:
             self.paused[number] = self.engine.pause(number)
             self.lifecycle.mark(number, "paused")
+            if self.checkpointer is not None:
+                self.checkpointer.take(number, self.paused[number])
             self._forget_hopeless()
 
     def _record_last_rung(self, number: int, result: TrainResult) -> None:
@@ -236,7 +277,30 @@ class StudyLoop:
             value = record.values[max(record.values)]
             if math.isfinite(value):
                 self.lifecycle.report_partial(number, value)
+        gone = self.checkpointer.forget(number) if self.checkpointer is not None else None
         self.lifecycle.end(number, result)
+        if self.checkpointer is not None:
+            self.checkpointer.remove(gone)  # once the end is stored
+
+    # ---- checkpoints ----------------------------------------------------------------------
+
+    def _training(self) -> list[int]:
+        """The trials in the engine now (not paused, not waiting for memory)."""
+        waiting = {w[0] for w in self.waiting}
+        return [n for n in self.lifecycle.running if n not in self.paused and n not in waiting]
+
+    def _checkpoint_running(self) -> None:
+        """After a segment: checkpoint the running trials that are due; on a stop request,
+        all of them, then stop (Preempted: they end as interrupted, to resume)."""
+        reason = self.stop.reason if self.stop is not None else None
+        if self.checkpointer is not None:
+            if reason is not None:
+                for number in self._training():
+                    self.checkpointer.take_running(self.engine, number)
+            else:
+                self.checkpointer.take_due(self.engine, self._training())
+        if reason is not None:
+            raise Preempted(reason)
 
     # ---- the end --------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 started" record, the loop, and what happens when it is interrupted or fails.
 
 Ctrl-C ends the running trials as interrupted and returns normally (finished trials are kept;
-the same command continues the study). An error ends them as failed and is raised again; a
+the same command continues the study, each interrupted trial from its last checkpoint). A stop
+request (SIGTERM: stopping.py) does the same once the loop has checkpointed them all. An
+error ends them as failed and is raised again; a
 storage that went away mid-run becomes one StudyError that says so, not a traceback.
 """
 
@@ -11,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
+
+from .stopping import Preempted
 
 if TYPE_CHECKING:
     from ..storage import Storage
@@ -54,7 +58,11 @@ def run_study(
         loop.run()
     except KeyboardInterrupt:
         interrupted = True
-        lifecycle.fail_running("interrupted", "stopped by the user (Ctrl-C)")
+        why = loop.stop.reason if loop.stop is not None and loop.stop.reason else None
+        lifecycle.fail_running("interrupted", why or "stopped by the user (Ctrl-C)")
+    except Preempted as stop:
+        interrupted = True
+        lifecycle.fail_running("interrupted", stop.reason)
     except Exception as exc:
         lifecycle.fail_running("failed", f"{type(exc).__name__}: {exc}")
         lost = storage.lost(exc)  # the database went away: a message, not a traceback
@@ -62,6 +70,8 @@ def run_study(
             raise lost from exc
         raise
     finally:
+        if loop.stop is not None:
+            loop.stop.close()
         lifecycle.close()
         if cleanup is not None:
             cleanup(interrupted)

@@ -33,6 +33,9 @@ ENGINES = ("sequential", "population", "auto")  # auto: see arrangement.py
 SAMPLERS = ("tpe", "random", "grid", "gp")
 DEFAULT_SLOTS = 16  # trials trained at once by the population engine
 DEFAULT_TRIALS = 50  # when neither a trial count nor a timeout is given
+# A running trial is checkpointed at least this often (seconds of its training), besides at
+# every rung (checkpointing.py); benchmarks/checkpoints.py measures what it costs.
+DEFAULT_CHECKPOINT_EVERY = 60.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,10 @@ class TuneSettings:
     devices: tuple[str, ...] = ()
     # How the best trial is chosen at the end (choice.py): "max" or "top<k>x<m>"
     choose: str = DEFAULT_CHOICE
+    # Where trial checkpoints go (storage.checkpoints): None, beside the storage's file; a
+    # folder, s3://bucket or gs://bucket; "off". And how often a running trial is saved.
+    checkpoints: str | None = None
+    checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY
 
     def validate(self) -> TuneSettings:
         """Self, or a DLTuneError naming the first setting that breaks its rule."""
@@ -97,6 +104,11 @@ class TuneSettings:
             raise DLTuneError(f"{param('timeout', self.timeout)}: give 0 or more seconds")
         if self.epoch_budget is not None and not (self.epoch_budget > 0):
             raise DLTuneError(f"{param('epoch_budget', self.epoch_budget)}: give more than 0")
+        if not (isinstance(self.checkpoint_every, (int, float)) and self.checkpoint_every >= 0):
+            raise DLTuneError(
+                f"{param('checkpoint_every', self.checkpoint_every)}: give 0 or more seconds "
+                "(0: after every segment)"
+            )
         if isinstance(self.memory, str) and self.memory.strip().lower() != "auto":
             parse_memory(self.memory)
         if self.ray is not None:

@@ -19,7 +19,9 @@ from ..devices import DEFAULT_DEVICE
 from ..errors import DLTuneError, param
 from ..storage import DEFAULT_STORAGE, best_record, best_trial, fail_stale_trials, resolve_storage
 from ..storage import schema as stored
+from ..storage.checkpoints import open_checkpoints
 from . import choice
+from .checkpointing import Checkpointer, enqueue_interrupted
 from .filling import ShapeFiller, filler_for
 from .held_out import evaluate_test
 from .lifecycle import TrialLifecycle
@@ -27,7 +29,8 @@ from .loop import Budget, StudyLoop
 from .opening import OpenedStudy, open_study
 from .progress import ProgressListener
 from .run import StudyStart, run_study
-from .settings import DEFAULT_SLOTS, DEFAULT_TRIALS, TuneSettings
+from .settings import DEFAULT_CHECKPOINT_EVERY, DEFAULT_SLOTS, DEFAULT_TRIALS, TuneSettings
+from .stopping import StopRequest, on_sigterm
 from .workers import GuardedListener, LocalWorkers, WorkerSummary, pack_state, share, unpack_state
 
 if TYPE_CHECKING:
@@ -94,6 +97,8 @@ def tune(
     progress: ProgressListener | None = None,
     shape: str | tuple[int, ...] | None = None,
     choose: str = choice.DEFAULT_CHOICE,
+    checkpoints: str | None = None,
+    checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY,
 ) -> TuneResult:
     """Tune a network's hyperparameters on `data`; the study lives in `storage`.
 
@@ -138,6 +143,12 @@ def tune(
     by validation retrained with 2 other seeds, the best mean chosen, in a quarter of the
     timeout or epoch budget held back for it; "max", the best single run; "auto" (default):
     top3x2 when the validation split has fewer than 1000 examples, else max.
+
+    `checkpoints`: where each unfinished trial's latest checkpoint is kept (a folder,
+    "s3://bucket", "gs://bucket", or "off"; default: beside the SQLite or journal file, none
+    for a database server unless given). A trial is checkpointed at every rung and at least
+    every `checkpoint_every` seconds; after a crash, kill -9, SIGTERM or Ctrl-C the same call
+    resumes each interrupted trial from its checkpoint. SIGTERM stops at the next checkpoint.
     """
     # long: the public signature, one parameter per line, and its documentation
     space, source = _space_and_model(space_or_build, space, model)
@@ -145,6 +156,7 @@ def tune(
         space, data, storage, study_name, trials, timeout, seed, sampler, schedule,
         epoch_budget, cost_aware, baseline, engine, population, workers, memory, device,
         target, task, data_dir, ray, shape=shape, model=source, choose=choose,
+        checkpoints=checkpoints, checkpoint_every=checkpoint_every,
     )  # fmt: skip
     return run_tune(settings.validate(), progress or ProgressListener())
 
@@ -172,11 +184,19 @@ def _space_and_model(first: Any, space: Any, model: Any) -> tuple[Any, ModelSour
     return first if space is None else space, resolve_model(model)
 
 
-def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0) -> TuneResult:
-    """One process's part of a study: worker 0 is the caller's (it enqueues the baseline,
-    starts the other workers and, at the end, tests the best trial); 1.. are children."""
+def run_tune(
+    settings: TuneSettings,
+    progress: ProgressListener,
+    worker: int = 0,
+    stop: StopRequest | None = None,
+) -> TuneResult:
+    """One process's part of a study: worker 0 is the caller's (it enqueues the baseline and
+    the continuations of interrupted trials, starts the other workers and, at the end, tests
+    the best trial); 1.. are children. `stop`: a request to stop at the next checkpoint
+    (SIGTERM is one; a child's parent dying is another)."""
     started = time.perf_counter()
     storage = resolve_storage(settings.storage)
+    store, store_note = open_checkpoints(settings.checkpoints, storage)
     space, dataset = resolve_space(settings.space), _resolve_data(settings)
     arranged: list[str] = []
     if worker == 0:  # "auto" resolved once; the children receive the numbers
@@ -186,9 +206,9 @@ def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0
     tagged = worker if settings.several or worker > 0 else None
     if settings.several and worker == 0:
         progress = GuardedListener(progress)  # the relay of the other workers calls it too
-    opened = _open(settings, space, dataset, storage, worker)
+    opened = _open(settings, space, dataset, storage, worker, resume=store is not None)
     study = opened.study
-    opened.notes[:0] = arranged
+    opened.notes[:0] = [*arranged, store_note] if worker == 0 else arranged
     scheduler = _scheduler(settings, opened)
     helpers = (
         _start_helpers(settings, opened, dataset, storage, started, progress)
@@ -198,14 +218,18 @@ def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0
     trainer = _sequential_trainer(dataset, opened, settings.device)
     asked = _trial_space(opened, dataset, trainer)
     lifecycle = TrialLifecycle(study, asked, opened.base_seed, progress, worker=tagged)
+    checkpointer = Checkpointer(store, lifecycle, settings.checkpoint_every) if store else None
+    stop = stop if stop is not None else StopRequest()
     rule = choice.rule_for(settings.choose, len(dataset.y_val))
     budget, reserved = choice.reserve(  # a share kept for re-evaluating the top trials
         rule, _budget(settings, worker, started), settings.timeout, settings.epoch_budget
     )
     start = _study_start(settings, opened, storage, dataset, budget, scheduler)
     loop = _study_loop(settings, opened, dataset, trainer, scheduler, lifecycle, budget)
+    loop.checkpointer, loop.stop = checkpointer, stop
     engine = loop.engine
-    with _threads(settings.threads):
+    forward = helpers.forward_stop if helpers else None
+    with _threads(settings.threads), on_sigterm(stop, forward, escalate=worker == 0):
         interrupted = run_study(
             loop, start, storage, progress, cleanup=helpers.join if helpers else None
         )
@@ -225,7 +249,12 @@ def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0
         seconds=time.perf_counter() - started,
         interrupted=interrupted,
         # the engine's notes (found training) and how many trials filled a population
-        notes=[*opened.notes, *getattr(engine, "notes", []), *_filling_note(loop.filler)],
+        notes=[
+            *opened.notes,
+            *getattr(engine, "notes", []),
+            *_filling_note(loop.filler),
+            *_checkpoint_note(checkpointer),
+        ],
         epochs_trained=engine.epochs_trained + sum(o.epochs for o in others),
         overhead_seconds=loop.overhead_seconds + sum(o.overhead for o in others),
         best_state=lifecycle.best_state,
@@ -233,10 +262,16 @@ def run_tune(settings: TuneSettings, progress: ProgressListener, worker: int = 0
 
 
 def _open(
-    settings: TuneSettings, space: SearchSpace, dataset: Dataset, storage: Storage, worker: int
+    settings: TuneSettings,
+    space: SearchSpace,
+    dataset: Dataset,
+    storage: Storage,
+    worker: int,
+    resume: bool,
 ) -> OpenedStudy:
-    """The study opened (or created) for this process, its stale trials failed, and a new
-    study's baseline enqueued (by worker 0)."""
+    """The study opened (or created) for this process, its stale trials failed, and (by
+    worker 0) a new study's baseline enqueued, and, where checkpoints are kept (`resume`),
+    the continuation of every trial a previous run left interrupted."""
     opened = open_study(
         space,
         dataset,
@@ -252,6 +287,13 @@ def _open(
     fail_stale_trials(opened.study)
     if worker == 0:
         _enqueue_baseline(settings, opened)
+    if worker == 0 and resume:
+        resumed = enqueue_interrupted(opened.study)
+        if resumed:
+            opened.notes.append(
+                f"resuming {len(resumed)} interrupted trial{'s' * (len(resumed) > 1)} "
+                "from their checkpoints (or their seeds, where none was taken)"
+            )
     return opened
 
 
@@ -280,7 +322,9 @@ def _study_loop(
     )
 
 
-def run_worker(settings: TuneSettings, index: int, progress: ProgressListener) -> WorkerSummary:
+def run_worker(
+    settings: TuneSettings, index: int, progress: ProgressListener, stop: StopRequest
+) -> WorkerSummary:
     """The body of worker process `index` (workers.py): its share of the budgets, no
     baseline (worker 0 enqueued it), its device; its progress forwarded to the parent."""
     count = int(settings.workers)
@@ -292,7 +336,7 @@ def run_worker(settings: TuneSettings, index: int, progress: ProgressListener) -
         if settings.devices
         else settings.device,
     )
-    result = run_tune(mine, progress, worker=index)
+    result = run_tune(mine, progress, worker=index, stop=stop)
     kept = result.best_state
     return WorkerSummary(
         index,
@@ -576,6 +620,11 @@ def _test_once(
         held = (held[0], unpack_state(held[1]))
     if held is not None or not interrupted:
         evaluate_test(study, trainer, held)
+
+
+def _checkpoint_note(checkpointer: Checkpointer | None) -> list[str]:
+    note = checkpointer.note() if checkpointer is not None else None
+    return [note] if note else []
 
 
 def _filling_note(filler: ShapeFiller | None) -> list[str]:

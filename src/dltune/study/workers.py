@@ -12,18 +12,20 @@ others' rung results from storage.
 
 Stopping: Ctrl-C reaches the whole process group; each child ends its running trials as
 interrupted and reports (a second Ctrl-C does not cut that short), and the parent waits for
-every summary. A parent killed outright (SIGKILL) is noticed by a thread in each child that
-watches the parent's sentinel and interrupts the child's main thread: the same clean stop.
+every summary. SIGTERM to the parent is passed on to each child: each stops at its next
+checkpoint (stopping.py). A parent killed outright (SIGKILL, the OOM killer) is noticed within
+half a second by a thread in each child that watches the parent's sentinel: the child stops as
+on SIGTERM (its running trials checkpointed and ended as interrupted) and exits.
 """
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import io
 import math
 import multiprocessing
 import multiprocessing.connection
+import os
 import queue
 import signal
 import threading
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from .progress import ProgressListener
 from .settings import TuneSettings
+from .stopping import StopRequest
 
 STOP_GRACE_S = 30.0  # after Ctrl-C, how long a worker may take to end its trials and report
 
@@ -60,8 +63,8 @@ class WorkerSummary:
 
 
 # The body of a worker: runs its part of the study; the settings, the worker's index, the
-# listener that forwards its progress to the parent.
-WorkerTarget = Callable[[TuneSettings, int, ProgressListener], WorkerSummary]
+# listener that forwards its progress to the parent, and its stop request.
+WorkerTarget = Callable[[TuneSettings, int, ProgressListener, StopRequest], WorkerSummary]
 
 
 def share(total: float | None, workers: int, index: int) -> Any:
@@ -216,6 +219,13 @@ class LocalWorkers:
         self.summaries = [self._received[i] for i in sorted(self._received)]
         return self.summaries
 
+    def forward_stop(self) -> None:
+        """Pass a stop request on (SIGTERM to each child that still runs)."""
+        for process in self.processes:
+            if process.is_alive() and process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
+
     def _terminate_stragglers(self) -> None:
         for index, process in enumerate(self.processes, start=1):
             if index not in self._received and process.is_alive():
@@ -250,22 +260,24 @@ def _first_interrupt_only(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _watch_parent(stopped: threading.Event) -> None:
-    """Interrupt the main thread when the parent process dies (SIGKILL leaves no other trace)."""
+def _watch_parent(stopped: threading.Event, stop: StopRequest) -> None:
+    """When the parent process dies (SIGKILL leaves no other trace), ask the loop to stop at
+    its next checkpoint (stopping.py: interrupted as by Ctrl-C if that takes too long)."""
     parent = multiprocessing.parent_process()
     if parent is None:
         return
     while not stopped.is_set():
         if multiprocessing.connection.wait([parent.sentinel], timeout=0.5):
             stopped.set()
-            _thread.interrupt_main()  # as a Ctrl-C: _first_interrupt_only raises it once
+            stop.request("the process that started this worker died")
             return
 
 
 def _worker_main(target: WorkerTarget, settings: TuneSettings, index: int, results: Any) -> None:
     signal.signal(signal.SIGINT, _first_interrupt_only)
     orphaned = threading.Event()
-    threading.Thread(target=_watch_parent, args=(orphaned,), daemon=True).start()
+    stop = StopRequest()
+    threading.Thread(target=_watch_parent, args=(orphaned, stop), daemon=True).start()
     try:
         import optuna
         import torch
@@ -273,7 +285,7 @@ def _worker_main(target: WorkerTarget, settings: TuneSettings, index: int, resul
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the parent speaks for the study
         if settings.threads is not None:
             torch.set_num_threads(settings.threads)
-        summary = target(settings, index, ForwardingListener(index, results))
+        summary = target(settings, index, ForwardingListener(index, results), stop)
     except KeyboardInterrupt:
         summary = WorkerSummary(index, interrupted=True)
     except Exception as exc:  # reported by the parent, which has the user's attention

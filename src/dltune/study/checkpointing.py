@@ -1,0 +1,231 @@
+"""Trial checkpoints in a study: when they are taken, and how an interrupted trial resumes.
+
+Taken (Checkpointer.take):
+- at every pause (a rung of successive halving): the paused trial's whole state;
+- after any segment once `every` seconds have passed since the trial's last checkpoint;
+- for every running trial when a stop is requested (SIGTERM, the parent's death: stopping.py).
+
+A checkpoint is stored before the trial's attribute names it, and the previous one is removed
+only once that attribute is in storage (storage.checkpoints). A trial's last checkpoint is
+removed when it ends (complete, pruned, diverged); an interrupted trial keeps it.
+
+Resumed: when a study is opened, each trial a previous run left interrupted (Ctrl-C, SIGTERM,
+a crash, kill -9: failed at once by its owner check, storage.heartbeats) and not resumed yet
+is enqueued again with its params, its seed and the number it resumes (`enqueue_interrupted`).
+When the loop asks that trial, `restore` loads the checkpoint into the engine; the new trial
+gets the old one's curve up to there and its rung record, and goes on training, paused at its
+rung or running, as if it had never stopped. Without a checkpoint (interrupted before its
+first), or one this engine cannot take, it starts again from its seed: the same curve, at the
+cost of the epochs retrained.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..storage import schema
+from .settings import DEFAULT_CHECKPOINT_EVERY
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ..engine import Engine
+    from ..engine.snapshot import Snapshot
+    from ..schedule import Scheduler
+    from ..storage.checkpoints import CheckpointStore
+    from .lifecycle import TrialLifecycle
+
+RESUMABLE_STATES = (None, "running", "paused", "interrupted")  # not "failed": an error's
+
+
+class Checkpointer:
+    """Takes, replaces and removes the checkpoints of one process's trials."""
+
+    def __init__(
+        self,
+        store: CheckpointStore,
+        lifecycle: TrialLifecycle,
+        every: float = DEFAULT_CHECKPOINT_EVERY,
+    ) -> None:
+        self.store = store
+        self.lifecycle = lifecycle
+        self.every = every
+        self.ids: dict[int, str] = {}  # trial number -> its latest checkpoint's id
+        self.taken_at: dict[int, float] = {}  # trial number -> time.monotonic() of it
+        self.written = 0  # checkpoints written by this process
+        self.bytes_written = 0
+        self.seconds = 0.0  # spent writing them
+
+    def started(self, number: int) -> None:
+        """A trial began training here: its first periodic checkpoint is `every` from now."""
+        self.taken_at.setdefault(number, time.monotonic())
+
+    def take(self, number: int, handle: Any) -> None:
+        """Store `handle`'s state (a paused trial, or an engine's snapshot of a running one)
+        as trial `number`'s latest checkpoint, and remove the previous one."""
+        from ..engine.snapshot import NothingToKeep, snapshot_of, to_bytes
+
+        started = time.perf_counter()
+        try:
+            snapshot = snapshot_of(handle)
+        except NothingToKeep:
+            return
+        data = to_bytes(snapshot)
+        artifact_id = self.store.save(data)
+        self.taken_at[number] = time.monotonic()
+        if artifact_id is None:  # the store stopped taking them (one warning said why)
+            return
+        trial = self.lifecycle.running[number]
+        record = {"id": artifact_id, "epochs": snapshot.epochs, "bytes": len(data)}
+        schema.write_checkpoint(trial, record)
+        self.lifecycle.flush()  # the new id is stored before the old file goes
+        previous = self.ids.get(number)
+        self.ids[number] = artifact_id
+        if previous is not None:
+            self.store.remove(previous)
+        self.written += 1
+        self.bytes_written += len(data)
+        self.seconds += time.perf_counter() - started
+
+    def take_due(self, engine: Engine[Any], numbers: list[int]) -> None:
+        """Checkpoint the running trials whose last one is `every` seconds old or more."""
+        now = time.monotonic()
+        for number in numbers:
+            if now - self.taken_at.get(number, now) >= self.every:
+                self.take_running(engine, number)
+
+    def take_running(self, engine: Engine[Any], number: int) -> None:
+        handle = engine.snapshot(number)
+        if handle is not None:  # nothing trained yet: nothing to keep
+            self.take(number, handle)
+
+    def forget(self, number: int) -> str | None:
+        """The trial ends (before it is told): its attribute cleared; the id to remove once
+        the end is stored (`remove`)."""
+        self.taken_at.pop(number, None)
+        artifact_id = self.ids.pop(number, None)
+        if artifact_id is not None:
+            schema.write_checkpoint(self.lifecycle.running[number], None)
+        return artifact_id
+
+    def remove(self, artifact_id: str | None) -> None:
+        if artifact_id is not None:
+            self.store.remove(artifact_id)
+
+    def adopt(self, number: int, record: dict[str, Any]) -> None:
+        """A resumed trial takes over the checkpoint it resumed from (until its next)."""
+        self.ids[number] = record["id"]
+        self.taken_at[number] = time.monotonic()
+        schema.write_checkpoint(self.lifecycle.running[number], record)
+
+    def note(self) -> str | None:
+        if not self.written:
+            return None
+        return (
+            f"checkpoints: {self.written} written ({self.bytes_written / 2**20:.1f} MiB in "
+            f"{self.seconds:.1f} s) to {self.store.location}"
+        )
+
+
+# ---- resuming --------------------------------------------------------------------------------
+
+
+def enqueue_interrupted(study: optuna.Study) -> list[int]:
+    """Enqueue a continuation of every trial a previous run left interrupted and no trial
+    resumes yet; their numbers."""
+    import optuna
+
+    trials = study.get_trials(deepcopy=False)
+    taken = {schema.read_resumes(t) for t in trials}
+    # Enqueued but not yet asked continuations hold their RESUMES too (WAITING trials).
+    resumed = []
+    for trial in trials:
+        if trial.state != optuna.trial.TrialState.FAIL or trial.number in taken:
+            continue
+        if schema.read_state(trial) not in RESUMABLE_STATES or not trial.params:
+            continue
+        seed = schema.read_enqueued_seed(trial)  # its seed, written when it started
+        if seed is None:
+            continue  # never started training: nothing to continue
+        baseline = bool(trial.user_attrs.get(schema.BASELINE))
+        schema.enqueue_resume(study, dict(trial.params), trial.number, seed, baseline)
+        resumed.append(trial.number)
+    return resumed
+
+
+@dataclass
+class Restored:
+    """A resumed trial's state loaded into an engine: its handle, and whether it waits at its
+    rung (paused) or trains on."""
+
+    handle: Any
+    paused: bool
+    epochs: float
+
+
+def restore(
+    trial: optuna.Trial,
+    old: int,
+    engine: Engine[Any],
+    scheduler: Scheduler,
+    checkpointer: Checkpointer | None,
+) -> Restored | None:
+    """Trial `trial`, which continues interrupted trial `old`: its checkpoint loaded into
+    `engine`, its curve and rung record copied, the scheduler told. None when it must start
+    again from its seed (no checkpoint, gone, unreadable, or of a kind this engine cannot
+    take); a warning says why where something was expected."""
+    import warnings
+
+    from . import stored_rungs
+
+    previous = trial.study.get_trials(deepcopy=False)[old]
+    record = schema.read_checkpoint(previous)
+    if record is None or checkpointer is None:
+        return None
+    snapshot, problem = _load(checkpointer, record)
+    handle = engine.restore(snapshot, trial.number) if snapshot is not None else None
+    if handle is None or snapshot is None:
+        if snapshot is not None:
+            problem = f"this engine cannot take its {snapshot.kind!r} checkpoint"
+        warnings.warn(
+            f"dltune: trial {trial.number} continues trial {old} from its seed, not from its "
+            f"checkpoint: {problem}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    _copy_curve(trial, previous, snapshot)
+    rungs = stored_rungs.read(previous, scheduler)
+    if rungs is not None:
+        rungs.number = trial.number
+        scheduler.trials[trial.number] = rungs
+    else:
+        scheduler.start(trial.number)
+    checkpointer.adopt(trial.number, record)
+    paused = scheduler.target(trial.number) <= snapshot.epochs + 1e-9
+    return Restored(handle, paused, snapshot.epochs)
+
+
+def _load(checkpointer: Checkpointer, record: dict[str, Any]) -> tuple[Snapshot | None, str]:
+    from ..engine.snapshot import SnapshotError, from_bytes
+
+    data = checkpointer.store.load(record["id"])
+    if data is None:
+        return None, f"checkpoint {record['id']} is not in {checkpointer.store.location}"
+    try:
+        return from_bytes(data), ""
+    except SnapshotError as exc:
+        return None, f"checkpoint {record['id']}: {exc}"
+
+
+def _copy_curve(trial: optuna.Trial, previous: Any, snapshot: Snapshot) -> None:
+    """The old trial's curve up to the checkpoint, reported again on the new one: its value
+    inside the first epoch (step 0), if any, then each epoch's validation metric."""
+    partial = previous.intermediate_values.get(0)
+    if partial is not None and math.isfinite(partial):
+        trial.report(partial, 0)
+    for report in snapshot.history:
+        trial.report(report.val_metric, report.epoch)

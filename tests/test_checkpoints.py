@@ -1,0 +1,207 @@
+"""Trial checkpoints in a study: where they go and what a bad place says, that an interrupted
+study resumes each trial from its last checkpoint with an unbroken curve, that nothing is left
+on disk once trials end, and that a dead process's trials are recognised at once."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import warnings
+from pathlib import Path
+
+import optuna
+import pytest
+
+from dltune.errors import StudyError
+from dltune.storage import Storage, fail_stale_trials, read_trial, schema
+from dltune.storage.checkpoints import CheckpointStore, open_checkpoints
+from dltune.study import tune
+from dltune.study.progress import ProgressListener
+
+from .helpers import SMALL_SPACE
+
+
+def space_file(folder: Path) -> Path:
+    path = folder / "small.yaml"
+    path.write_text(SMALL_SPACE)
+    return path
+
+
+def checkpoint_files(folder: Path) -> list[Path]:
+    return sorted((folder / "dltune.db.checkpoints").glob("ckpt-*"))
+
+
+class StopAfter(ProgressListener):
+    """Ctrl-C after `epochs` epochs have been reported (in the middle of a segment)."""
+
+    def __init__(self, epochs: int) -> None:
+        self.left = epochs
+
+    def epoch_done(self, number, report) -> None:
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+
+
+def assert_curves_unbroken(study: optuna.Study) -> None:
+    """Every finished trial's curve equals its configuration trained from its seed without a
+    stop (bit for bit: the sequential engine on a CPU)."""
+    from dltune.config import Config
+    from dltune.data import load_data
+    from dltune.engine import SequentialTrainer
+
+    meta = schema.read_study_meta(study)
+    trainer = SequentialTrainer(
+        load_data("digits"), metric=meta["metric"], shuffle_seed=int(meta["shuffle_seed"])
+    )
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    checked = 0
+    for frozen in study.get_trials(states=finished):
+        record = read_trial(frozen)
+        curve = [frozen.intermediate_values[e] for e in sorted(frozen.intermediate_values) if e]
+        if not curve:
+            continue
+        config = Config.from_dict(record.config)
+        alone = trainer.train(config, seed=int(record.seed), epochs=len(curve))
+        assert [r.val_metric for r in alone.history] == curve, frozen.number
+        checked += 1
+    assert checked
+
+
+def test_an_interrupted_study_resumes_each_trial_from_its_checkpoint(tmp_path):
+    space, db = space_file(tmp_path), f"sqlite:///{tmp_path / 'dltune.db'}"
+    options = dict(data="digits", storage=db, seed=0, workers=1, checkpoint_every=0)
+    first = tune(space, trials=40, progress=StopAfter(14), **options)
+    assert first.interrupted
+    study = first.study
+    left = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.FAIL]
+    kept = {t.number: schema.read_checkpoint(t) for t in left}
+    assert left and all(kept.values()), kept  # running and paused ones: each its checkpoint
+    assert len(checkpoint_files(tmp_path)) == len(left)
+
+    again = tune(space, trials=2, **options)
+    assert any("resuming" in note for note in again.notes), again.notes
+    study = again.study
+    continued = {schema.read_resumes(t): t for t in study.get_trials() if schema.read_resumes(t)}
+    assert set(continued) == set(kept)
+    for old, trial in continued.items():
+        assert trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        assert schema.read_checkpoint(trial) is None  # removed when it ended
+        # the epochs before the checkpoint were not trained again: its first curve points are
+        # the interrupted trial's own
+        epochs = int(kept[old]["epochs"])
+        before = study.trials[old].intermediate_values
+        assert all(trial.intermediate_values[e] == before[e] for e in range(1, epochs + 1))
+    assert not [t for t in study.get_trials() if t.state == optuna.trial.TrialState.RUNNING]
+    assert checkpoint_files(tmp_path) == []  # nothing left once every trial has ended
+    assert_curves_unbroken(study)
+
+
+def test_a_study_run_to_its_end_leaves_no_checkpoint_behind(tmp_path):
+    result = tune(
+        space_file(tmp_path),
+        data="digits",
+        storage=f"sqlite:///{tmp_path / 'dltune.db'}",
+        trials=6,
+        seed=1,
+        workers=1,
+        checkpoint_every=0,
+    )
+    assert any(n.startswith("checkpoints: ") and "written" in n for n in result.notes)
+    assert checkpoint_files(tmp_path) == []
+    assert all(schema.read_checkpoint(t) is None for t in result.study.trials)
+
+
+# ---- where checkpoints go --------------------------------------------------------------------
+
+
+def test_the_default_place_is_beside_the_storage_file_and_none_for_memory(tmp_path):
+    storage = Storage.open(f"sqlite:///{tmp_path / 'a.db'}")
+    store, note = open_checkpoints(None, storage)
+    assert store is not None and (tmp_path / "a.db.checkpoints").is_dir()
+    assert str(tmp_path / "a.db.checkpoints") in note
+    assert open_checkpoints(None, Storage(optuna.storages.InMemoryStorage()))[0] is None
+    assert open_checkpoints("off", storage) == (None, "checkpoints: off")
+    server = Storage(optuna.storages.InMemoryStorage(), "postgresql://u@db/x")
+    store, note = open_checkpoints(None, server)
+    assert store is None and "shared folder" in note
+
+
+def test_a_bad_place_is_an_error_naming_it_and_the_fix_before_training(tmp_path):
+    storage = Storage.open(f"sqlite:///{tmp_path / 'a.db'}")
+    missing = tmp_path / "nowhere"
+    with pytest.raises(StudyError, match=f"{missing} does not exist.*mkdir -p"):
+        open_checkpoints(str(missing), storage)
+    with pytest.raises(StudyError, match="give a bucket alone"):
+        open_checkpoints("s3://bucket/and/a/path", storage)
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        try:
+            with pytest.raises(StudyError, match="cannot be written"):
+                open_checkpoints(str(locked), storage)
+        finally:
+            locked.chmod(0o700)
+    # through tune(), the error names the parameter, and the storage holds no study yet
+    with pytest.raises(StudyError, match="checkpoints="):
+        tune(
+            space_file(tmp_path), data="digits", storage=storage, trials=1,
+            checkpoints=str(missing),
+        )  # fmt: skip
+    assert storage.summaries() == []
+
+
+def test_a_full_disk_mid_run_stops_checkpoints_with_one_warning():
+    class Full:
+        def write(self, artifact_id, body):
+            raise OSError(28, "No space left on device")
+
+    store = CheckpointStore(Full(), "/full")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert store.save(b"state") is None
+        assert store.save(b"state") is None
+    assert len(caught) == 1 and "No space left" in str(caught[0].message)
+
+
+def test_a_checkpoint_is_written_whole_or_not_at_all(tmp_path):
+    from dltune.storage.checkpoints import AtomicFileStore
+
+    store = AtomicFileStore(tmp_path)
+
+    class Broken(io.BytesIO):
+        def read(self, *args):
+            raise OSError("cut")
+
+    with pytest.raises(OSError):
+        store.write("ckpt-x", Broken())
+    assert not (tmp_path / "ckpt-x").exists()  # no half file under the name a reader opens
+
+
+# ---- a dead process's trials -----------------------------------------------------------------
+
+
+def test_a_running_trial_whose_process_here_is_gone_is_failed_at_once(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'z.db'}")
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    here = socket.gethostname()
+    owners = {
+        "dead": {"host": here, "pid": ended.pid, "started": None},
+        "alive": {"host": here, "pid": os.getpid(), "started": None},
+        "elsewhere": {"host": here + "-other", "pid": ended.pid, "started": None},
+    }
+    trials = {}
+    for name, owner in owners.items():
+        trials[name] = study.ask()
+        schema.write_owner(trials[name], owner)
+    fail_stale_trials(study)  # long before any heartbeat grace
+    states = {name: study.trials[t.number].state for name, t in trials.items()}
+    assert states == {
+        "dead": optuna.trial.TrialState.FAIL,
+        "alive": optuna.trial.TrialState.RUNNING,
+        "elsewhere": optuna.trial.TrialState.RUNNING,
+    }
