@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from dltune.engine import SequentialEngine, SequentialTrainer
+from dltune.engine.capture import snapshot_of
 from dltune.engine.population import PopulationTrainer
-from dltune.engine.snapshot import SnapshotError, from_bytes, snapshot_of, to_bytes
+from dltune.engine.snapshot import SnapshotError, from_bytes, to_bytes
 
 from .helpers import make_config
 
@@ -47,7 +48,7 @@ def test_a_run_resumed_from_its_checkpoint_in_a_new_engine_is_bit_for_bit_unbrok
     ended = []
     while len(fresh):
         ended += fresh.advance()[0]
-    (key, resumed), = ended
+    ((key, resumed),) = ended
     assert key == "k"
     straight = SequentialTrainer(blobs).train(config, seed=7, keep_best_state=True)
     assert [r.val_metric for r in resumed.history] == [r.val_metric for r in straight.history]
@@ -109,7 +110,9 @@ def test_a_stacked_conv_member_with_batch_norm_restores_with_its_statistics():
     conv = make_config(
         conv_layers=1, filters=(4,), pool=2, batch_norm=True, units=(16,), dropout=0.2, epochs=3
     )
-    reference = PopulationTrainer(data).train([(0, conv, 5), (1, conv.replace(learning_rate=3e-3), 6)])
+    reference = PopulationTrainer(data).train(
+        [(0, conv, 5), (1, conv.replace(learning_rate=3e-3), 6)]
+    )
     first = PopulationTrainer(data)
     first.add(0, conv, seed=5)
     first.add(1, conv.replace(learning_rate=3e-3), seed=6)

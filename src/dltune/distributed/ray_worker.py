@@ -112,7 +112,8 @@ class TrialWorker:
     def snapshot(self, key: Any) -> bytes | None:
         """A trial's whole state as checkpoint bytes (engine.snapshot), paused or running;
         None for one that has not trained yet."""
-        from ..engine.snapshot import snapshot_of, to_bytes
+        from ..engine.capture import snapshot_of
+        from ..engine.snapshot import to_bytes
 
         if key in self.unstarted:
             return None

@@ -200,7 +200,7 @@ class PopulationTrainer:
     def snapshot(self, key: Any) -> Member | TrainingRun | None:
         """A copy of a running member's state, as pause() would give it, the member left
         training; None for one that has not trained yet (nothing to keep)."""
-        from .snapshot import copy_member
+        from .capture import copy_member
 
         buckets: list[Bucket | ModuleBucket] = [*self.buckets, *self.modules.buckets]
         for bucket in buckets:
@@ -218,7 +218,7 @@ class PopulationTrainer:
     def restore(self, snapshot: Snapshot, key: Any) -> Member | TrainingRun | None:
         """A paused member in a checkpoint's state, named `key`, for resume(): a member's
         into a bucket of this population, a training run's into its one-at-a-time engine."""
-        from .snapshot import restore_member
+        from .capture import restore_member
 
         if snapshot.kind == "run":
             return self.modules.alone().restore(snapshot, key)

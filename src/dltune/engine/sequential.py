@@ -309,9 +309,9 @@ class SequentialEngine:
     def restore(self, snapshot: Snapshot, key: Any) -> TrainingRun | None:
         """A paused run in a checkpoint's state, named `key`, for resume(); None for a
         population member's checkpoint (this engine trains runs only)."""
-        from .snapshot import restore_run
+        from .run_snapshot import restore_run
 
-        return restore_run(snapshot, self, key) if snapshot.kind == "run" else None
+        return restore_run(snapshot, self.trainer, key) if snapshot.kind == "run" else None
 
     def advance(
         self, on_epoch: EpochCallback | None = None

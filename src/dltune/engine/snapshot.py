@@ -13,13 +13,13 @@ Three kinds, one per handle an engine pauses:
 - "member": a padded dense member of a population (bucket.Member with its KeptState);
 - "module": a stacked module member (module_bucket.ModuleMember with its ModuleKeptState).
 
-A member's state is its own, unpadded and without its bucket, so it restores into any
-population (`restore`), not only the one it came from.
+This module is the format alone; run_snapshot.py turns runs into snapshots and back, and
+capture.py any handle and population members (apart, so that no engine module imports one
+that imports it back).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import struct
@@ -30,10 +30,7 @@ import torch
 
 from ..config import Config
 from ..nets.dense import SeededDropout
-from .bucket import KeptState, Member
-from .module_bucket import ModuleKeptState, ModuleMember
 from .result import EpochReport, TrainResult
-from .sequential import SequentialEngine, TrainingRun
 
 FORMAT = 1  # the layout of the JSON below; a reader refuses others
 META_KEY = "dltune_snapshot"
@@ -71,88 +68,10 @@ class Snapshot:
         return sum(t.numel() * t.element_size() for t in self.tensors.values())
 
 
-# ---- handles to snapshots --------------------------------------------------------------------
+# ---- parts the handles' snapshots share (run_snapshot.py, capture.py) ----------------------
 
 
-def snapshot_of(handle: Any) -> Snapshot:
-    """The state of a paused handle (or a copy of a running one: Engine.snapshot). A handle
-    whose state lives elsewhere (a Ray actor's) gives it by its own snapshot()."""
-    if isinstance(handle, Snapshot):
-        return handle
-    if isinstance(handle, TrainingRun):
-        return _of_run(handle)
-    if isinstance(handle, ModuleMember):
-        return _of_member(handle, "module")
-    if isinstance(handle, Member):
-        return _of_member(handle, "member")
-    fetched = handle.snapshot()
-    if fetched is None:
-        raise NothingToKeep(f"{type(handle).__name__} holds no state to checkpoint yet")
-    return fetched
-
-
-def _of_run(run: TrainingRun) -> Snapshot:
-    tensors = {f"model.{k}": v for k, v in run.model.state_dict().items()}
-    optimizer = run.optimizer.state_dict()
-    for index, state in optimizer["state"].items():
-        for name, value in state.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optim.{index}.{name}"] = value
-    for i, generator in enumerate(_generators(run.model)):
-        tensors[f"rng.{i}"] = generator.get_state()
-    tensors["loss_sum"] = run.loss_sum.reshape(1)
-    _put_best(tensors, run.result)
-    meta = _progress(run.config, run.max_epochs, run.patience, run.keep_best_state, run.result)
-    meta |= {
-        "seed": run.seed,
-        "epoch": run.epoch,
-        "segment": run.segment,
-        "segments": run.segments,
-        "epoch_seconds": run.epoch_seconds,
-        "checkpoint_value": _number(run.checkpoint_value),
-    }
-    return Snapshot("run", meta, _owned(tensors))
-
-
-def _of_member(member: Member, kind: str) -> Snapshot:
-    kept = member.kept
-    if kept is None:
-        raise ValueError(f"member {member.key!r} holds no kept state to snapshot")
-    tensors: dict[str, torch.Tensor] = {}
-    for part in ("params", "m", "v"):
-        for i, tensor in enumerate(getattr(kept, part)):
-            tensors[f"{part}.{i}"] = tensor
-    rates: list[float] = []
-    if isinstance(member, ModuleMember):
-        assert isinstance(kept, ModuleKeptState)
-        for i, tensor in enumerate(kept.buffers):
-            tensors[f"buffers.{i}"] = tensor
-        for i, source in enumerate(member.sources):
-            rates.append(source.rate)
-            if source.generator is not None:
-                tensors[f"rng.{i}"] = source.generator.get_state()
-    elif member.generator is not None:
-        tensors["rng.0"] = member.generator.get_state()
-    _put_best(tensors, member.result)
-    meta = _progress(
-        member.config, member.max_epochs, member.patience, member.keep_best_state, member.result
-    )
-    meta |= {
-        "seed": member.seed,
-        "epoch": member.epoch,
-        "segment": member.segment,
-        "segments": member.segments_per_epoch,
-        "epoch_seconds": member.epoch_seconds,
-        "loss_sum": member.loss_sum,
-        "steps": kept.steps,
-        "counts": {p: len(getattr(kept, p)) for p in ("params", "m", "v")},
-        "buffers": len(kept.buffers) if isinstance(kept, ModuleKeptState) else 0,
-        "rates": rates,
-    }
-    return Snapshot(kind, meta, _owned(tensors))
-
-
-def _progress(
+def progress_meta(
     config: Config,
     max_epochs: int,
     patience: int | None,
@@ -168,7 +87,7 @@ def _progress(
         "result": {
             "history": [_row(r) for r in result.history],
             "best_epoch": result.best_epoch,
-            "best_value": _number(result.best_value),
+            "best_value": as_json_number(result.best_value),
             "diverged_epoch": result.diverged_epoch,
             "stopped_early": result.stopped_early,
             "seconds": result.seconds,
@@ -177,12 +96,12 @@ def _progress(
     }
 
 
-def _put_best(tensors: dict[str, torch.Tensor], result: TrainResult) -> None:
+def put_best(tensors: dict[str, torch.Tensor], result: TrainResult) -> None:
     for name, value in (result.best_state or {}).items():
         tensors[f"best.{name}"] = value
 
 
-def _generators(model: torch.nn.Module) -> list[torch.Generator]:
+def dropout_generators(model: torch.nn.Module) -> list[torch.Generator]:
     """The dropout generators a built-in network owns, each once, in module order."""
     seen: list[torch.Generator] = []
     for module in model.modules():
@@ -192,86 +111,9 @@ def _generators(model: torch.nn.Module) -> list[torch.Generator]:
     return seen
 
 
-# ---- snapshots back to handles ---------------------------------------------------------------
-
-
-def restore_run(snapshot: Snapshot, engine: SequentialEngine, key: Any) -> TrainingRun:
-    """A TrainingRun of `engine`'s trainer in the snapshot's state, named `key`."""
-    if snapshot.kind != "run":
-        raise ValueError(f"a {snapshot.kind!r} snapshot is not a training run's")
-    meta, tensors = snapshot.meta, snapshot.tensors
-    run = engine.trainer.start(
-        Config.from_dict(meta["config"]),
-        seed=int(meta["seed"]),
-        epochs=int(meta["max_epochs"]),
-        patience=meta["patience"],
-        keep_best_state=bool(meta["keep_best_state"]),
-        segments=int(meta["segments"]),
-    )
-    run.model.load_state_dict(_prefixed(tensors, "model."))
-    optimizer = run.optimizer.state_dict()
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for name, tensor in _prefixed(tensors, "optim.").items():
-        index, field_name = name.split(".", 1)
-        state.setdefault(int(index), {})[field_name] = tensor.clone()
-    run.optimizer.load_state_dict({"state": state, "param_groups": optimizer["param_groups"]})
-    for i, generator in enumerate(_generators(run.model)):
-        generator.set_state(tensors[f"rng.{i}"])
-    run.epoch, run.segment = int(meta["epoch"]), int(meta["segment"])
-    run.loss_sum = tensors["loss_sum"].reshape(()).to(engine.trainer.device).clone()
-    run.epoch_seconds = float(meta["epoch_seconds"])
-    run.checkpoint_value = _float(meta["checkpoint_value"])
-    run.result = _result(meta, tensors)
-    run.key = key
-    return run
-
-
-def restore_member(snapshot: Snapshot, key: Any, device: torch.device | str) -> Member:
-    """A paused population member in the snapshot's state, named `key`: it joins any
-    population's bucket through PopulationTrainer.resume."""
-    if snapshot.kind not in ("member", "module"):
-        raise ValueError(f"a {snapshot.kind!r} snapshot is not a population member's")
-    meta, tensors = snapshot.meta, snapshot.tensors
-    counts = meta["counts"]
-
-    def part(name: str) -> list[torch.Tensor]:
-        return [tensors[f"{name}.{i}"].to(device).clone() for i in range(counts[name])]
-
-    kept_args = (part("params"), part("m"), part("v"), int(meta["steps"]))
-    config = Config.from_dict(meta["config"])
-    fields = (key, config, int(meta["seed"]), int(meta["max_epochs"]), meta["patience"])
-    member: Member
-    if snapshot.kind == "module":
-        from .functional import MaskSource
-
-        buffers = [tensors[f"buffers.{i}"].to(device).clone() for i in range(meta["buffers"])]
-        member = ModuleMember(*fields, bool(meta["keep_best_state"]))
-        member.kept = ModuleKeptState(*kept_args, buffers=buffers)
-        member.sources = [
-            MaskSource(rate, _generator(tensors.get(f"rng.{i}"), device))
-            for i, rate in enumerate(meta["rates"])
-        ]
-    else:
-        member = Member(*fields, bool(meta["keep_best_state"]))
-        member.kept = KeptState(*kept_args)
-        member.generator = _generator(tensors.get("rng.0"), device)
-    member.epoch, member.segment = int(meta["epoch"]), int(meta["segment"])
-    member.segments_per_epoch = int(meta["segments"])
-    member.loss_sum = float(meta["loss_sum"])
-    member.epoch_seconds = float(meta["epoch_seconds"])
-    member.result = _result(meta, tensors)
-    return member
-
-
-def copy_member(member: Member, kept: KeptState) -> Member:
-    """A running member's snapshot handle: a shallow copy holding a copy of its state (the
-    running member trains on, untouched)."""
-    twin = copy.copy(member)
-    twin.kept = kept
-    return twin
-
-
-def _generator(state: torch.Tensor | None, device: torch.device | str) -> torch.Generator | None:
+def generator_from(
+    state: torch.Tensor | None, device: torch.device | str
+) -> torch.Generator | None:
     if state is None:
         return None
     generator = torch.Generator(device=device)
@@ -279,14 +121,14 @@ def _generator(state: torch.Tensor | None, device: torch.device | str) -> torch.
     return generator
 
 
-def _result(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> TrainResult:
+def result_from(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> TrainResult:
     stored = meta["result"]
-    best = _prefixed(tensors, "best.") if stored["has_best_state"] else None
+    best = prefixed(tensors, "best.") if stored["has_best_state"] else None
     return TrainResult(
         status="running",
         history=[_report(r) for r in stored["history"]],
         best_epoch=stored["best_epoch"],
-        best_value=None if stored["best_value"] is None else _float(stored["best_value"]),
+        best_value=None if stored["best_value"] is None else as_float(stored["best_value"]),
         diverged_epoch=stored["diverged_epoch"],
         stopped_early=bool(stored["stopped_early"]),
         seconds=float(stored["seconds"]),
@@ -328,38 +170,38 @@ def from_bytes(data: bytes) -> Snapshot:
 # ---- helpers ---------------------------------------------------------------------------------
 
 
-def _owned(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def owned(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Detached, contiguous CPU copies (safetensors wants tensors that share no memory)."""
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
 
 
-def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def _row(report: EpochReport) -> dict[str, Any]:
     return {
         "epoch": report.epoch,
-        "train_loss": _number(report.train_loss),
-        "val_loss": _number(report.val_loss),
-        "val_metric": _number(report.val_metric),
+        "train_loss": as_json_number(report.train_loss),
+        "val_loss": as_json_number(report.val_loss),
+        "val_metric": as_json_number(report.val_metric),
         "seconds": report.seconds,
-        "train_metric": _number(report.train_metric),
+        "train_metric": as_json_number(report.train_metric),
     }
 
 
 def _report(row: dict[str, Any]) -> EpochReport:
     return EpochReport(
         int(row["epoch"]),
-        _float(row["train_loss"]),
-        _float(row["val_loss"]),
-        _float(row["val_metric"]),
+        as_float(row["train_loss"]),
+        as_float(row["val_loss"]),
+        as_float(row["val_metric"]),
         float(row["seconds"]),
-        _float(row["train_metric"]),
+        as_float(row["train_metric"]),
     )
 
 
-def _number(value: float | None) -> float | str | None:
+def as_json_number(value: float | None) -> float | str | None:
     """JSON has no NaN or infinity: they are written as strings and read back exactly."""
     if value is None:
         return None
@@ -367,5 +209,5 @@ def _number(value: float | None) -> float | str | None:
     return value if math.isfinite(value) else repr(value)
 
 
-def _float(value: float | str | None) -> float:
+def as_float(value: float | str | None) -> float:
     return math.nan if value is None else float(value)

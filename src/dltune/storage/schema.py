@@ -329,15 +329,13 @@ def read_checkpoint(trial: FrozenTrial) -> dict[str, Any] | None:
     return stored if isinstance(stored, dict) and isinstance(stored.get("id"), str) else None
 
 
-def enqueue_resume(
-    study: optuna.Study, params: dict[str, Any], number: int, seed: int, baseline: bool
-) -> None:
-    """Enqueue the continuation of interrupted trial `number`: its params, its seed, and which
-    trial it resumes (the next run's ask gets it first)."""
-    attrs: dict[str, Any] = {RESUMES: number, SEED: seed}
-    if baseline:
+def enqueue_resume(study: optuna.Study, old: FrozenTrial, seed: int) -> None:
+    """Enqueue the continuation of interrupted trial `old`: its params, its seed, whether it
+    was the baseline, and which trial it resumes (the next run's ask gets it first)."""
+    attrs: dict[str, Any] = {RESUMES: old.number, SEED: seed}
+    if old.user_attrs.get(BASELINE):
         attrs[BASELINE] = True
-    study.enqueue_trial(params, user_attrs=attrs)
+    study.enqueue_trial(dict(old.params), user_attrs=attrs)
 
 
 def read_resumes(trial: optuna.Trial | FrozenTrial) -> int | None:

@@ -66,7 +66,8 @@ class Checkpointer:
     def take(self, number: int, handle: Any) -> None:
         """Store `handle`'s state (a paused trial, or an engine's snapshot of a running one)
         as trial `number`'s latest checkpoint, and remove the previous one."""
-        from ..engine.snapshot import NothingToKeep, snapshot_of, to_bytes
+        from ..engine.capture import snapshot_of
+        from ..engine.snapshot import NothingToKeep, to_bytes
 
         started = time.perf_counter()
         try:
@@ -150,8 +151,7 @@ def enqueue_interrupted(study: optuna.Study) -> list[int]:
         seed = schema.read_enqueued_seed(trial)  # its seed, written when it started
         if seed is None:
             continue  # never started training: nothing to continue
-        baseline = bool(trial.user_attrs.get(schema.BASELINE))
-        schema.enqueue_resume(study, dict(trial.params), trial.number, seed, baseline)
+        schema.enqueue_resume(study, trial, seed)
         resumed.append(trial.number)
     return resumed
 
