@@ -196,3 +196,48 @@ def _forked_main(
         from dltune.cli import main
 
         main(args)
+
+
+def assert_curves_unbroken(study: Any, threads: int | None = None) -> None:
+    """Every finished trial's curve equals its configuration trained from its seed without a
+    stop (bit for bit: the sequential engine on a CPU)."""
+    import torch
+
+    from dltune.data import load_data
+    from dltune.engine import SequentialTrainer
+    from dltune.storage import schema
+
+    meta = schema.read_study_meta(study)
+    trainer = SequentialTrainer(
+        load_data("digits"), metric=meta["metric"], shuffle_seed=int(meta["shuffle_seed"])
+    )
+    before = torch.get_num_threads()
+    if threads is not None:  # as many as the process that trained them (Forked: one)
+        torch.set_num_threads(threads)
+    try:
+        checked = _retrain_each(study, trainer)
+    finally:
+        torch.set_num_threads(before)
+    assert checked
+
+
+def _retrain_each(study: Any, trainer: Any) -> int:
+    """Train every finished trial again alone; assert its curve is the stored one."""
+    import optuna
+
+    from dltune.config import Config
+    from dltune.storage import read_trial
+
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    checked = 0
+    for frozen in study.get_trials(states=finished):
+        record = read_trial(frozen)
+        curve = [frozen.intermediate_values[e] for e in sorted(frozen.intermediate_values) if e]
+        if not curve:
+            continue
+        alone = trainer.train(
+            Config.from_dict(record.config), seed=int(record.seed), epochs=len(curve)
+        )
+        assert [r.val_metric for r in alone.history] == curve, frozen.number
+        checked += 1
+    return checked

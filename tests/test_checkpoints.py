@@ -15,12 +15,12 @@ import optuna
 import pytest
 
 from dltune.errors import StudyError
-from dltune.storage import Storage, fail_stale_trials, read_trial, schema
+from dltune.storage import Storage, fail_stale_trials, schema
 from dltune.storage.checkpoints import CheckpointStore, open_checkpoints
 from dltune.study import tune
 from dltune.study.progress import ProgressListener
 
-from .helpers import SMALL_SPACE
+from .helpers import SMALL_SPACE, assert_curves_unbroken
 
 
 def space_file(folder: Path) -> Path:
@@ -55,31 +55,6 @@ class EpochsTrained(ProgressListener):
 
     def epoch_done(self, number, report) -> None:
         self.epochs.setdefault(number, []).append(report.epoch)
-
-
-def assert_curves_unbroken(study: optuna.Study) -> None:
-    """Every finished trial's curve equals its configuration trained from its seed without a
-    stop (bit for bit: the sequential engine on a CPU)."""
-    from dltune.config import Config
-    from dltune.data import load_data
-    from dltune.engine import SequentialTrainer
-
-    meta = schema.read_study_meta(study)
-    trainer = SequentialTrainer(
-        load_data("digits"), metric=meta["metric"], shuffle_seed=int(meta["shuffle_seed"])
-    )
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    checked = 0
-    for frozen in study.get_trials(states=finished):
-        record = read_trial(frozen)
-        curve = [frozen.intermediate_values[e] for e in sorted(frozen.intermediate_values) if e]
-        if not curve:
-            continue
-        config = Config.from_dict(record.config)
-        alone = trainer.train(config, seed=int(record.seed), epochs=len(curve))
-        assert [r.val_metric for r in alone.history] == curve, frozen.number
-        checked += 1
-    assert checked
 
 
 def test_an_interrupted_study_resumes_each_trial_from_its_checkpoint(tmp_path):

@@ -123,11 +123,16 @@ def fail_orphaned_trials(study: optuna.Study) -> list[int]:
     return failed
 
 
-def fail_stale_trials(study: optuna.Study) -> None:
+def fail_stale_trials(study: optuna.Study, *, everyone_gone: bool = False) -> None:
     """Mark trials whose process died as failed: at once for this host's (their owner is
-    gone), after the grace period without a heartbeat for the others."""
+    gone), after the grace period without a heartbeat for the others. `everyone_gone`: no
+    other process uses the storage (presence.py): every running trial is a dead one's."""
     import optuna
 
+    if everyone_gone:
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            internals.fail_trial(study, internals.trial_id(trial))
+        return
     fail_orphaned_trials(study)
     if internals.heartbeats_enabled(study):
         with warnings.catch_warnings():

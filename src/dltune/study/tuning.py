@@ -20,6 +20,7 @@ from ..errors import DLTuneError, param
 from ..storage import DEFAULT_STORAGE, best_record, best_trial, fail_stale_trials, resolve_storage
 from ..storage import schema as stored
 from ..storage.checkpoints import open_checkpoints
+from ..storage.presence import presence
 from . import choice
 from .checkpointing import Checkpointer, enqueue_interrupted
 from .filling import ShapeFiller, filler_for
@@ -196,6 +197,20 @@ def run_tune(
     (SIGTERM is one; a child's parent dying is another)."""
     started = time.perf_counter()
     storage = resolve_storage(settings.storage)
+    with presence(storage.url) as alone:  # held while this process trains (presence.py)
+        return _run_here(settings, progress, worker, stop, storage, started, alone)
+
+
+def _run_here(
+    settings: TuneSettings,
+    progress: ProgressListener,
+    worker: int,
+    stop: StopRequest | None,
+    storage: Storage,
+    started: float,
+    alone: bool,
+) -> TuneResult:
+    """run_tune's body, with the storage open; `alone`: no other process uses it now."""
     store, store_note = open_checkpoints(settings.checkpoints, storage)
     space, dataset = resolve_space(settings.space), _resolve_data(settings)
     arranged: list[str] = []
@@ -206,7 +221,7 @@ def run_tune(
     tagged = worker if settings.several or worker > 0 else None
     if settings.several and worker == 0:
         progress = GuardedListener(progress)  # the relay of the other workers calls it too
-    opened = _open(settings, space, dataset, storage, worker, resume=store is not None)
+    opened = _open(settings, space, dataset, storage, worker, store is not None, alone)
     study = opened.study
     opened.notes[:0] = [*arranged, store_note] if worker == 0 else arranged
     scheduler = _scheduler(settings, opened)
@@ -268,10 +283,12 @@ def _open(
     storage: Storage,
     worker: int,
     resume: bool,
+    alone: bool,
 ) -> OpenedStudy:
-    """The study opened (or created) for this process, its stale trials failed, and (by
-    worker 0) a new study's baseline enqueued, and, where checkpoints are kept (`resume`),
-    the continuation of every trial a previous run left interrupted."""
+    """The study opened (or created) for this process, its stale trials failed (all its
+    running ones when this process is `alone` on the storage), and (by worker 0) a new
+    study's baseline enqueued, and, where checkpoints are kept (`resume`), the continuation
+    of every trial a previous run left interrupted."""
     opened = open_study(
         space,
         dataset,
@@ -284,7 +301,7 @@ def _open(
         target=settings.target,
         model=settings.model,
     )
-    fail_stale_trials(opened.study)
+    fail_stale_trials(opened.study, everyone_gone=alone)
     if worker == 0:
         _enqueue_baseline(settings, opened)
     if worker == 0 and resume:
