@@ -5,6 +5,7 @@ on disk once trials end, and that a dead process's trials are recognised at once
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from dltune.storage.checkpoints import CheckpointStore, open_checkpoints
 from dltune.study import tune
 from dltune.study.progress import ProgressListener
 
-from .helpers import SMALL_SPACE, assert_curves_unbroken
+from .helpers import SMALL_SPACE, assert_curves_unbroken, dltune
 
 
 def space_file(folder: Path) -> Path:
@@ -71,6 +72,14 @@ def test_an_interrupted_study_resumes_each_trial_from_its_checkpoint(tmp_path):
     assert saved, kept
     assert len(checkpoint_files(tmp_path)) == len(saved)
 
+    # `dltune studies` counts what the unfinished trials hold: all the disk in use
+    (listed,) = json.loads(dltune("studies", "--json", cwd=tmp_path).stdout)
+    files = checkpoint_files(tmp_path)
+    assert listed["checkpoints"] == {
+        "count": len(files),
+        "bytes": sum(f.stat().st_size for f in files),
+    }
+
     trained = EpochsTrained()
     again = tune(space, trials=2, progress=trained, **options)
     assert any("resuming" in note for note in again.notes), again.notes
@@ -96,6 +105,12 @@ def test_an_interrupted_study_resumes_each_trial_from_its_checkpoint(tmp_path):
 
 
 def test_a_study_run_to_its_end_leaves_no_checkpoint_behind(tmp_path):
+    # what a crash between two steps may leave: a file no trial names, half a file
+    folder = tmp_path / "dltune.db.checkpoints"
+    folder.mkdir()
+    (folder / "ckpt-0123456789abcdef").write_bytes(b"stray")
+    (folder / ".ckpt-feed.partial").write_bytes(b"half")
+    (folder / "notes.txt").write_text("the user's")
     result = tune(
         space_file(tmp_path),
         data="digits",
@@ -107,7 +122,11 @@ def test_a_study_run_to_its_end_leaves_no_checkpoint_behind(tmp_path):
     )
     assert any(n.startswith("checkpoints: ") and "written" in n for n in result.notes)
     assert checkpoint_files(tmp_path) == []
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]  # swept: only dltune's
     assert all(schema.read_checkpoint(t) is None for t in result.study.trials)
+    (listed,) = json.loads(dltune("studies", "--json", cwd=tmp_path).stdout)
+    assert listed["checkpoints"] == {"count": 0, "bytes": 0}
+    assert "none" in dltune("studies", cwd=tmp_path).stdout
 
 
 # ---- where checkpoints go --------------------------------------------------------------------

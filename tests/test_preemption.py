@@ -54,9 +54,11 @@ def finished_trials(db: Path) -> dict[int, tuple[str, float | None]]:
     return {number: (state, value) for number, state, value in found}
 
 
-def retrained_by(db: Path, pid: int) -> int:
+def retrained_by(db: Path, pid: int) -> tuple[int, int, float]:
     """Epochs the killed process `pid` had reported past each of its trials' last checkpoint:
-    what the next run trains again (a trial in its first segment: all it reported)."""
+    what the next run trains again (a trial in its first segment: all it reported); and how
+    many of its trials were in flight, with how many epochs checkpointed in all. (The part of
+    a segment in training when it died is lost too: under one segment, by construction.)"""
     attrs: dict[int, dict[str, object]] = {}
     for trial_id, key, value in rows(
         db,
@@ -65,11 +67,12 @@ def retrained_by(db: Path, pid: int) -> int:
         "AND a.key IN ('owner', 'checkpoint')",
     ):
         attrs.setdefault(trial_id, {})[key] = json.loads(value)
-    lost = 0
+    lost, in_flight, checkpointed = 0, 0, 0.0
     for trial_id, found in attrs.items():
         owner = found.get("owner")
         if not isinstance(owner, dict) or owner.get("pid") != pid:
             continue
+        in_flight += 1
         reported = rows(
             db,
             f"SELECT MAX(step) FROM trial_intermediate_values WHERE trial_id = {trial_id}",
@@ -77,7 +80,8 @@ def retrained_by(db: Path, pid: int) -> int:
         checkpoint = found.get("checkpoint")
         kept = checkpoint["epochs"] if isinstance(checkpoint, dict) else 0
         lost += max(0, (reported or 0) - int(kept))
-    return lost
+        checkpointed += float(kept)
+    return lost, in_flight, checkpointed
 
 
 @dataclass
@@ -85,6 +89,8 @@ class Faults:
     """What the faults did: each one's retrained epochs, and the finished trials seen."""
 
     retrained: list[int] = field(default_factory=list)
+    in_flight: int = 0  # trials the faults caught unfinished
+    checkpointed: float = 0.0  # epochs those had checkpointed (resumed, not retrained)
     finished: dict[int, tuple[str, float | None]] = field(default_factory=dict)
     exits: list[int | None] = field(default_factory=list)
     stop_seconds: list[float] = field(default_factory=list)
@@ -110,7 +116,10 @@ def inject(tmp_path: Path, sig: signal.Signals, count: int, seed: int) -> Faults
         assert not driver.alive(), f"still running {SIGTERM_BOUND_S + 20} s after {sig.name}"
         faults.stop_seconds.append(time.monotonic() - sent)
         faults.exits.append(driver.process.exitcode)
-        faults.retrained.append(retrained_by(db, driver.pid))
+        lost, in_flight, checkpointed = retrained_by(db, driver.pid)
+        faults.retrained.append(lost)
+        faults.in_flight += in_flight
+        faults.checkpointed += checkpointed
         seen = finished_trials(db)
         for number, row in faults.finished.items():  # nothing finished lost, or changed
             assert seen.get(number) == row, (number, row, seen.get(number))
@@ -155,9 +164,13 @@ def test_a_driver_killed_at_random_moments_retrains_at_most_a_segment_per_kill(t
     assert faults.retrained, "no kill landed"
     assert all(code == -signal.SIGKILL for code in faults.exits)
     assert max(faults.retrained) <= 1, faults.retrained  # a checkpoint after every segment
+    assert faults.in_flight and faults.checkpointed > 0  # the kills caught trials mid-way
     study = finish(tmp_path, faults)
     assert interrupted_left_behind(study) == []
-    print(f"\n{len(faults.retrained)} kills, epochs retrained per kill {faults.retrained}")
+    print(
+        f"\n{len(faults.retrained)} kills caught {faults.in_flight} trials unfinished, "
+        f"{faults.checkpointed:g} epochs checkpointed; retrained per kill {faults.retrained}"
+    )
 
 
 @pytest.mark.slow
@@ -169,6 +182,10 @@ def test_a_driver_stopped_with_sigterm_checkpoints_its_trials_and_retrains_nothi
     assert all(code == 130 for code in faults.exits), faults.exits
     assert max(faults.stop_seconds) < SIGTERM_BOUND_S, faults.stop_seconds
     assert faults.retrained == [0] * len(faults.retrained)  # each checkpointed where it stopped
+    assert faults.in_flight and faults.checkpointed > 0
     study = finish(tmp_path, faults)
     assert interrupted_left_behind(study) == []
-    print(f"\n{len(faults.stop_seconds)} SIGTERMs, exits within {faults.stop_seconds} s")
+    print(
+        f"\n{len(faults.stop_seconds)} SIGTERMs caught {faults.in_flight} trials unfinished, "
+        f"exits after {max(faults.stop_seconds):.2f} s at most; retrained {faults.retrained}"
+    )

@@ -388,16 +388,18 @@ def study_rows(summaries: list[Any]) -> list[dict[str, Any]]:
 def studies_table(shown_url: str, rows: list[dict[str, Any]]) -> Table:
     """One row per study of a storage (rows as study_rows gives them)."""
     table = Table(title=f"Studies in {shown_url}", title_justify="left")
-    for column in ("study", "trials", "metric", "best", "started"):
+    for column in ("study", "trials", "metric", "best", "started", "checkpoints"):
         table.add_column(column)
     for row in rows:
         best_value = "-" if row["best"] is None else f"{row['best']:.4f}"
+        held = row.get("checkpoints") or {"count": 0, "bytes": 0}
         table.add_row(
             str(row["study"]),
             str(row["trials"]),
             str(row["metric"] or "-"),
             best_value,
             str(row["started"] or "-"),
+            f"{held['count']} ({held['bytes'] / 2**20:.1f} MiB)" if held["count"] else "none",
         )
     return table
 

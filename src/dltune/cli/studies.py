@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from .common import console, open_storage, quiet_optuna, storage_option, study_option, user_errors
+
+if TYPE_CHECKING:
+    import optuna
 
 
 @click.command()
@@ -61,9 +65,20 @@ def studies(storage: str, as_json: bool) -> None:
     quiet_optuna()
     opened = open_storage(storage)
     rows = study_rows(opened.summaries(include_best_trial=True))
+    for row in rows:
+        row["checkpoints"] = _checkpoints_held(opened.load_study(row["study"]))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif not rows:
         click.echo(f"{opened.shown} holds no study yet.")
     else:
         console().print(studies_table(opened.shown, rows))
+
+
+def _checkpoints_held(study: optuna.Study) -> dict[str, int]:
+    """How many checkpoints the study's unfinished trials hold, and their bytes: all the disk
+    its checkpoints use (a trial keeps only its latest; an ended trial none)."""
+    from ..study.checkpointing import held_checkpoints
+
+    held = held_checkpoints(study)
+    return {"count": len(held), "bytes": sum(int(r.get("bytes", 0)) for r in held)}

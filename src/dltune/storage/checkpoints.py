@@ -13,7 +13,10 @@ the trial pointing at its previous, complete checkpoint. A trial keeps only its 
 previous one is removed once the new one is stored, and the last when the trial ends
 (complete, pruned, diverged, failed). Disk use is therefore bounded by one checkpoint per
 unfinished trial: the running ones, those paused at a rung (at most the study loop's
-max_paused per process) and those interrupted awaiting their resume.
+max_paused per process) and those interrupted awaiting their resume. What a crash leaves
+between two of those steps (a file written but not yet named, or named by a trial that has
+just ended) is swept away by the next run that finds itself alone on a storage file
+(presence.py) in the default folder beside it, which no other storage shares.
 """
 
 from __future__ import annotations
@@ -62,6 +65,19 @@ class AtomicFileStore:
     def remove(self, artifact_id: str) -> None:
         self._store.remove(artifact_id)
 
+    def sweep(self, keep: set[str]) -> int:
+        """Remove the checkpoint files not in `keep`, and half-written ones; how many went.
+        Only for a folder no other process writes to now (a crash between writing a file and
+        recording its id, or between a trial's end and the file's removal, leaves one)."""
+        gone = 0
+        for path in self.folder.iterdir():
+            stray = path.name.startswith(PREFIX) and path.name not in keep
+            partial = path.name.startswith(f".{PREFIX}") and path.name.endswith(".partial")
+            if (stray or partial) and path.is_file():
+                path.unlink(missing_ok=True)
+                gone += 1
+        return gone
+
     def usage(self) -> tuple[int, int]:
         """(checkpoint files, bytes) in the folder."""
         files = [p for p in self.folder.glob(f"{PREFIX}*") if p.is_file()]
@@ -75,6 +91,7 @@ class CheckpointStore:
     store: Any  # an Optuna artifact store (open_reader, write, remove)
     location: str  # as messages name it
     failed: str | None = field(default=None)  # why writing stopped mid-run (one warning)
+    own_folder: bool = False  # the default beside a storage file: no other storage's files
 
     def save(self, data: bytes) -> str | None:
         """Store one checkpoint; its new id, or None when the store stopped taking them (a
@@ -123,6 +140,10 @@ class CheckpointStore:
                 stacklevel=2,
             )
 
+    def sweep(self, keep: set[str]) -> int:
+        """Remove what no trial refers to, where the store is a folder (AtomicFileStore.sweep)."""
+        return self.store.sweep(keep) if isinstance(self.store, AtomicFileStore) else 0
+
     def usage(self) -> tuple[int, int] | None:
         """(files, bytes) held, where the store can count them (a folder)."""
         return self.store.usage() if isinstance(self.store, AtomicFileStore) else None
@@ -158,7 +179,9 @@ def open_checkpoints(given: str | None, storage: Storage) -> tuple[CheckpointSto
             )
         folder = Path(location)
         folder.mkdir(exist_ok=True)  # beside the storage's file, whose folder exists
-        return _folder_store(folder, given=False), f"checkpoints: {folder}"
+        store = _folder_store(folder, given=False)
+        store.own_folder = True
+        return store, f"checkpoints: {folder}"
     if given.startswith(("s3://", "gs://")):
         return _bucket_store(given), f"checkpoints: {given}"
     return _folder_store(Path(given), given=True), f"checkpoints: {given}"

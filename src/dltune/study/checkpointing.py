@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ..engine import Engine
     from ..engine.snapshot import Snapshot
     from ..schedule import Scheduler
+    from ..storage import Storage
     from ..storage.checkpoints import CheckpointStore
     from .lifecycle import TrialLifecycle
 
@@ -154,6 +155,38 @@ def enqueue_interrupted(study: optuna.Study) -> list[int]:
         schema.enqueue_resume(study, trial, seed)
         resumed.append(trial.number)
     return resumed
+
+
+def held_checkpoints(study: optuna.Study) -> list[dict[str, Any]]:
+    """The checkpoint records the study's unfinished trials hold: running or paused ones, and
+    interrupted ones no later trial continues (a continuation holds the one it adopted)."""
+    import optuna
+
+    trials = study.get_trials(deepcopy=False)
+    continued = {schema.read_resumes(t) for t in trials}
+    held = []
+    for trial in trials:
+        record = schema.read_checkpoint(trial)
+        if record is None:
+            continue
+        running = trial.state == optuna.trial.TrialState.RUNNING
+        waiting = (
+            trial.state == optuna.trial.TrialState.FAIL
+            and schema.read_state(trial) in RESUMABLE_STATES
+            and trial.number not in continued
+        )
+        if running or waiting:
+            held.append(record)
+    return held
+
+
+def sweep_strays(store: CheckpointStore, storage: Storage) -> int:
+    """Remove the files of `store` (a storage's own folder, no other process on it now) that
+    no unfinished trial of any of its studies holds; how many."""
+    keep: set[str] = set()
+    for summary in storage.summaries():
+        keep |= {r["id"] for r in held_checkpoints(storage.load_study(summary.study_name))}
+    return store.sweep(keep)
 
 
 @dataclass

@@ -19,10 +19,10 @@ from ..devices import DEFAULT_DEVICE
 from ..errors import DLTuneError, param
 from ..storage import DEFAULT_STORAGE, best_record, best_trial, fail_stale_trials, resolve_storage
 from ..storage import schema as stored
-from ..storage.checkpoints import open_checkpoints
+from ..storage.checkpoints import CheckpointStore, open_checkpoints
 from ..storage.presence import presence
 from . import choice
-from .checkpointing import Checkpointer, enqueue_interrupted
+from .checkpointing import Checkpointer, enqueue_interrupted, sweep_strays
 from .filling import ShapeFiller, filler_for
 from .held_out import evaluate_test
 from .lifecycle import TrialLifecycle
@@ -221,7 +221,7 @@ def _run_here(
     tagged = worker if settings.several or worker > 0 else None
     if settings.several and worker == 0:
         progress = GuardedListener(progress)  # the relay of the other workers calls it too
-    opened = _open(settings, space, dataset, storage, worker, store is not None, alone)
+    opened = _open(settings, space, dataset, storage, worker, store, alone)
     study = opened.study
     opened.notes[:0] = [*arranged, store_note] if worker == 0 else arranged
     scheduler = _scheduler(settings, opened)
@@ -282,13 +282,14 @@ def _open(
     dataset: Dataset,
     storage: Storage,
     worker: int,
-    resume: bool,
+    store: CheckpointStore | None,
     alone: bool,
 ) -> OpenedStudy:
     """The study opened (or created) for this process, its stale trials failed (all its
     running ones when this process is `alone` on the storage), and (by worker 0) a new
-    study's baseline enqueued, and, where checkpoints are kept (`resume`), the continuation
-    of every trial a previous run left interrupted."""
+    study's baseline enqueued, and, where checkpoints are kept (`store`), the continuation
+    of every trial a previous run left interrupted, and stray checkpoint files swept away
+    (alone, in the storage's own folder)."""
     opened = open_study(
         space,
         dataset,
@@ -304,7 +305,9 @@ def _open(
     fail_stale_trials(opened.study, everyone_gone=alone)
     if worker == 0:
         _enqueue_baseline(settings, opened)
-    if worker == 0 and resume:
+    if worker == 0 and store is not None and alone and store.own_folder:
+        sweep_strays(store, storage)
+    if worker == 0 and store is not None:
         resumed = enqueue_interrupted(opened.study)
         if resumed:
             opened.notes.append(
