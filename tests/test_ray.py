@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dltune.distributed import ray_engine
@@ -144,14 +145,15 @@ def stored(db: Path) -> list[tuple[str, int, int]]:
 def test_a_study_runs_across_both_nodes_and_survives_a_worker_killed_mid_study(cluster, tmp_path):
     """One driver, one study of 16 trials on the two nodes' two population actors, 3 trials
     each at once ("2 workers, 6 trials at once"); once three trials have finished, one actor
-    is SIGKILLed mid-epoch (the actors train all the time); its trials restart on the other
-    and the study still completes: every trial COMPLETE or PRUNED, none running or failed,
-    each complete one stored with its value and parameters."""
+    is SIGKILLed mid-epoch (the actors train all the time); its trials resume on the other
+    from their checkpoints and the study still completes: every trial COMPLETE or PRUNED,
+    none running or failed, each complete one stored with its value and parameters."""
     (tmp_path / "small.yaml").write_text(SMALL_SPACE.replace("epochs: 3", "epochs: 9"))
     db = tmp_path / "r.db"
     run = ["run", "small.yaml", "--trials", str(TRIALS), "--seed", "0"]
     run += ["--ray", f"127.0.0.1:{PORT}", "--storage", f"sqlite:///{db}"]
     run += ["--engine", "population", "--population", str(POPULATION)]
+    run += ["--checkpoint-every", "0"]  # every running trial checkpointed after each epoch
     # a real process in the namespace, forked from this one (torch already imported)
     driver = Forked(*run, cwd=tmp_path, netns=cluster.name)
     try:
@@ -184,7 +186,9 @@ def test_a_study_runs_across_both_nodes_and_survives_a_worker_killed_mid_study(c
     peaks = re.search(r"the most trials each trained at once: \S+:\d+ (\d+), \S+:\d+ (\d+)", output)
     assert peaks is not None, output
     assert all(int(p) >= 2 for p in peaks.groups()), output
-    assert re.search(r"\d+ trials restarted from scratch after their Ray worker died", output)
+    # the dead actor's trials went on from their checkpoints (taken by the driver after
+    # every epoch), on the live actor
+    assert re.search(r"[1-9]\d* trials resumed from their last checkpoint on another", output)
     final = stored(db)
     assert len(final) == TRIALS
     assert {state for state, _, _ in final} <= set(FINISHED)  # none left running, none failed
@@ -325,3 +329,44 @@ def test_an_unreachable_or_malformed_ray_address_is_a_clear_error_not_a_hang(tmp
     assert run.returncode == 2
     assert "--ray" in run.stderr and "Traceback" not in run.stderr
     assert time.monotonic() - started < 60
+
+
+def test_a_dead_actors_trials_resume_from_their_checkpoints_on_a_live_one(blobs, monkeypatch):
+    """Trials checkpointed (engine.snapshot, as the study's checkpointer takes them) on an
+    actor that then dies go on from there on the other: only the epochs left are trained, and
+    each curve is the one an undisturbed run gives."""
+    monkeypatch.setattr(ray_engine, "_ray", lambda: FakeRay)
+    plans = [ActorPlan(node, "population", "cpu", 1, 0, 1, 2) for node in "ab"]
+    actors = [FakeActor(TrialWorker(blobs, "accuracy", 0, 1, None, p.to_dict())) for p in plans]
+    engine = RayEngine(actors, plans)
+    engine.nodes = [{"host": "h", "pid": pid} for pid in (1, 2)]
+    configs = {k: make_config(batch_size=32, units=(16 + 8 * k,), epochs=3) for k in range(4)}
+    for key, config in configs.items():
+        engine.add(key, config, seed=key)
+    engine.advance()  # one epoch each
+    on_first = sorted(k for k, t in engine.trials.items() if t.actor == 0)
+    assert on_first
+    for key in on_first:
+        assert engine.snapshot(key) is not None  # the checkpointer's copy of its state
+    actors[0].dead = True
+    results: dict[int, TrainResult] = {}
+    while len(engine):
+        results.update(engine.advance()[0])
+    assert sorted(engine.resumed) == on_first and set(engine.actors) == {1}
+    assert f"{len(on_first)} trials resumed from their last checkpoint" in " ".join(engine.notes)
+    # the epoch before the checkpoint was not trained again: 4 trials x 3 epochs in all (the
+    # dead actor died before its second advance, so trained nothing past its checkpoints)
+    assert engine.epochs_trained == 4 * 3
+    for key in on_first:
+        worker = TrialWorker(blobs, "accuracy", 0, 1, None, plans[0].to_dict())
+        alone = RayEngine([FakeActor(worker)], plans[:1])
+        alone.add(key, configs[key], seed=key)
+        again: dict[int, TrainResult] = {}
+        while len(alone):
+            again.update(alone.advance()[0])
+        np.testing.assert_allclose(
+            [e.val_loss for e in results[key].history],
+            [e.val_loss for e in again[key].history],
+            rtol=1e-5,
+            atol=1e-6,
+        )

@@ -123,13 +123,18 @@ class Checkpointer:
         self.taken_at[number] = time.monotonic()
         schema.write_checkpoint(self.lifecycle.running[number], record)
 
-    def note(self) -> str | None:
-        if not self.written:
-            return None
-        return (
-            f"checkpoints: {self.written} written ({self.bytes_written / 2**20:.1f} MiB in "
-            f"{self.seconds:.1f} s) to {self.store.location}"
-        )
+    def tally(self) -> tuple[int, int, float]:
+        """(checkpoints written, their bytes, seconds spent taking them) by this process."""
+        return self.written, self.bytes_written, self.seconds
+
+
+def checkpoint_note(location: str, tallies: list[tuple[int, int, float]]) -> str | None:
+    """What the study's processes wrote (their Checkpointer.tally()s), in one line."""
+    written = sum(t[0] for t in tallies)
+    if not written:
+        return None
+    size, seconds = sum(t[1] for t in tallies) / 2**20, sum(t[2] for t in tallies)
+    return f"checkpoints: {written} written ({size:.1f} MiB in {seconds:.1f} s) to {location}"
 
 
 # ---- resuming --------------------------------------------------------------------------------

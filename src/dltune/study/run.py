@@ -64,8 +64,10 @@ def run_study(
         interrupted = True
         lifecycle.fail_running("interrupted", stop.reason)
     except Exception as exc:
-        lifecycle.fail_running("failed", f"{type(exc).__name__}: {exc}")
         lost = storage.lost(exc)  # the database went away: a message, not a traceback
+        # Its trials did nothing wrong: interrupted (resumed by the next run), not failed.
+        state = "interrupted" if lost is not None else "failed"
+        lifecycle.fail_running(state, f"{type(exc).__name__}: {exc}")
         if lost is not None:
             raise lost from exc
         raise

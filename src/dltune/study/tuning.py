@@ -22,7 +22,7 @@ from ..storage import schema as stored
 from ..storage.checkpoints import CheckpointStore, open_checkpoints
 from ..storage.presence import presence
 from . import choice
-from .checkpointing import Checkpointer, enqueue_interrupted, sweep_strays
+from .checkpointing import Checkpointer, checkpoint_note, enqueue_interrupted, sweep_strays
 from .filling import ShapeFiller, filler_for
 from .held_out import evaluate_test
 from .lifecycle import TrialLifecycle
@@ -60,6 +60,8 @@ class TuneResult:
     notes: list[str] = field(default_factory=list)
     epochs_trained: float = 0.0  # member-epochs trained in this call
     overhead_seconds: float = 0.0  # asking, storing and scheduling, not training
+    # checkpoints written, their bytes, seconds taking them (every process of this call)
+    checkpoints: tuple[int, int, float] = (0, 0, 0.0)
     # The weights of the best trial this process trained (its number, its state dict): a
     # worker hands them to the main process for the one test.
     best_state: tuple[int, dict[str, Any]] | None = field(default=None, repr=False)
@@ -254,6 +256,8 @@ def _run_here(
     if worker == 0:
         _test_once(study, trainer, _kept(lifecycle.best_state, others), interrupted)
     _raise_failed(others)
+    tallies = [checkpointer.tally() if checkpointer else (0, 0, 0.0)]
+    tallies += [o.checkpoints for o in others]
     return TuneResult(
         study=study,
         storage=storage,
@@ -268,10 +272,15 @@ def _run_here(
             *opened.notes,
             *getattr(engine, "notes", []),
             *_filling_note(loop.filler),
-            *_checkpoint_note(checkpointer),
+            *_checkpoint_note(checkpointer, tallies),
         ],
         epochs_trained=engine.epochs_trained + sum(o.epochs for o in others),
         overhead_seconds=loop.overhead_seconds + sum(o.overhead for o in others),
+        checkpoints=(
+            sum(t[0] for t in tallies),
+            sum(t[1] for t in tallies),
+            sum(t[2] for t in tallies),
+        ),
         best_state=lifecycle.best_state,
     )
 
@@ -363,6 +372,7 @@ def run_worker(
         trials=result.trials_run,
         epochs=result.epochs_trained,
         overhead=result.overhead_seconds,
+        checkpoints=result.checkpoints,
         interrupted=result.interrupted,
         best_state=(kept[0], pack_state(kept[1])) if kept is not None else None,
     )
@@ -642,8 +652,10 @@ def _test_once(
         evaluate_test(study, trainer, held)
 
 
-def _checkpoint_note(checkpointer: Checkpointer | None) -> list[str]:
-    note = checkpointer.note() if checkpointer is not None else None
+def _checkpoint_note(
+    checkpointer: Checkpointer | None, tallies: list[tuple[int, int, float]]
+) -> list[str]:
+    note = checkpoint_note(checkpointer.store.location, tallies) if checkpointer else None
     return [note] if note else []
 
 

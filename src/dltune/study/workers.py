@@ -55,6 +55,7 @@ class WorkerSummary:
     trials: int = 0
     epochs: float = 0.0
     overhead: float = 0.0
+    checkpoints: tuple[int, int, float] = (0, 0, 0.0)  # written, bytes, seconds taking them
     interrupted: bool = False
     error: str | None = None
     traceback: str | None = None
