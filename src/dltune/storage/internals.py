@@ -321,7 +321,7 @@ def _own_trials_cache_class() -> type:
         def record_heartbeats(self, trial_ids: list[int]) -> None:
             """Optuna's heartbeat of each trial, in one transaction."""
             with _create_scoped_session(self._backend.scoped_session, True) as session:
-                now = session.execute(sqlalchemy.func.now()).scalar()
+                now = session.execute(sqlalchemy.func.now()).scalar_one()
                 for trial_id in trial_ids:
                     beat = models.TrialHeartbeatModel.where_trial_id(trial_id, session, True)
                     if beat is None:
