@@ -14,8 +14,6 @@ import torch
 from ..config import Config
 from .bucket import KeptState, Member
 from .module_bucket import ModuleKeptState, ModuleMember
-from .run_snapshot import snapshot_of_run
-from .sequential import TrainingRun
 from .snapshot import (
     NothingToKeep,
     Snapshot,
@@ -29,11 +27,10 @@ from .snapshot import (
 
 def snapshot_of(handle: Any) -> Snapshot:
     """The state of a paused handle (or a copy of a running one: Engine.snapshot). A handle
-    whose state lives elsewhere (a Ray actor's) gives it by its own snapshot()."""
+    whose state is not a member's (a TrainingRun, a Ray actor's trial) gives it by its own
+    snapshot()."""
     if isinstance(handle, Snapshot):
         return handle
-    if isinstance(handle, TrainingRun):
-        return snapshot_of_run(handle)
     if isinstance(handle, ModuleMember):
         return _of_member(handle, "module")
     if isinstance(handle, Member):

@@ -22,10 +22,20 @@ from .losses import Metric, loss_function
 from .optim import make_optimizer
 from .protocol import EpochCallback
 from .result import Checkpoint, EpochReport, TrainResult
+from .snapshot import (
+    Snapshot,
+    as_float,
+    as_json_number,
+    dropout_generators,
+    owned,
+    prefixed,
+    progress_meta,
+    put_best,
+    result_from,
+)
 
 if TYPE_CHECKING:
     from ..data import Dataset
-    from .snapshot import Snapshot
 
 # How often (in steps) the training loss is checked for NaN/inf. Each check is a device sync,
 # so not every step; often enough that a diverged run stops within a few milliseconds of work.
@@ -250,6 +260,49 @@ class TrainingRun:
             return "target"
         return None
 
+    def snapshot(self) -> Snapshot:
+        """Its whole state as plain data, to checkpoint (snapshot.py): weights, optimizer
+        state, dropout generators, position and curve."""
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        for index, state in self.optimizer.state_dict()["state"].items():
+            for name, value in state.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"optim.{index}.{name}"] = value
+        for i, generator in enumerate(dropout_generators(self.model)):
+            tensors[f"rng.{i}"] = generator.get_state()
+        tensors["loss_sum"] = self.loss_sum.reshape(1)
+        put_best(tensors, self.result)
+        meta = progress_meta(
+            self.config, self.max_epochs, self.patience, self.keep_best_state, self.result
+        )
+        meta |= {
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "segment": self.segment,
+            "segments": self.segments,
+            "epoch_seconds": self.epoch_seconds,
+            "checkpoint_value": as_json_number(self.checkpoint_value),
+        }
+        return Snapshot("run", meta, owned(tensors))
+
+    def load(self, snapshot: Snapshot) -> None:
+        """Take the state a snapshot of a run of the same configuration holds."""
+        meta, tensors = snapshot.meta, snapshot.tensors
+        self.model.load_state_dict(prefixed(tensors, "model."))
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for name, tensor in prefixed(tensors, "optim.").items():
+            index, field_name = name.split(".", 1)
+            state.setdefault(int(index), {})[field_name] = tensor.clone()
+        groups = self.optimizer.state_dict()["param_groups"]
+        self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+        for i, generator in enumerate(dropout_generators(self.model)):
+            generator.set_state(tensors[f"rng.{i}"])
+        self.epoch, self.segment = int(meta["epoch"]), int(meta["segment"])
+        self.loss_sum = tensors["loss_sum"].reshape(()).to(self.trainer.device).clone()
+        self.epoch_seconds = float(meta["epoch_seconds"])
+        self.checkpoint_value = as_float(meta["checkpoint_value"])
+        self.result = result_from(meta, tensors)
+
 
 class SequentialEngine:
     """Training runs advanced one at a time, behind the population engine's interface (add,
@@ -309,9 +362,20 @@ class SequentialEngine:
     def restore(self, snapshot: Snapshot, key: Any) -> TrainingRun | None:
         """A paused run in a checkpoint's state, named `key`, for resume(); None for a
         population member's checkpoint (this engine trains runs only)."""
-        from .run_snapshot import restore_run
-
-        return restore_run(snapshot, self.trainer, key) if snapshot.kind == "run" else None
+        if snapshot.kind != "run":
+            return None
+        meta = snapshot.meta
+        run = self.trainer.start(
+            Config.from_dict(meta["config"]),
+            seed=int(meta["seed"]),
+            epochs=int(meta["max_epochs"]),
+            patience=meta["patience"],
+            keep_best_state=bool(meta["keep_best_state"]),
+            segments=int(meta["segments"]),
+        )
+        run.load(snapshot)
+        run.key = key
+        return run
 
     def advance(
         self, on_epoch: EpochCallback | None = None

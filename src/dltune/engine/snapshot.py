@@ -13,9 +13,9 @@ Three kinds, one per handle an engine pauses:
 - "member": a padded dense member of a population (bucket.Member with its KeptState);
 - "module": a stacked module member (module_bucket.ModuleMember with its ModuleKeptState).
 
-This module is the format alone; run_snapshot.py turns runs into snapshots and back, and
-capture.py any handle and population members (apart, so that no engine module imports one
-that imports it back).
+This module is the format alone: a TrainingRun makes its own snapshot and loads one
+(sequential.py), and capture.py does it for any handle and for population members (apart, so
+that no engine module imports one that imports it back).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class Snapshot:
         return sum(t.numel() * t.element_size() for t in self.tensors.values())
 
 
-# ---- parts the handles' snapshots share (run_snapshot.py, capture.py) ----------------------
+# ---- parts the handles' snapshots share (sequential.py, capture.py) ----------------------
 
 
 def progress_meta(

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..storage import schema
-from .settings import DEFAULT_CHECKPOINT_EVERY
 
 if TYPE_CHECKING:
     import optuna
@@ -49,7 +48,7 @@ class Checkpointer:
         self,
         store: CheckpointStore,
         lifecycle: TrialLifecycle,
-        every: float = DEFAULT_CHECKPOINT_EVERY,
+        every: float,
     ) -> None:
         self.store = store
         self.lifecycle = lifecycle
