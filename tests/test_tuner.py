@@ -46,6 +46,10 @@ def test_a_study_stores_each_trial_with_its_curve_and_the_best_with_its_test(blo
     assert best["value"] == max(r["value"] for r in records)
     assert best["metric"] == "accuracy"
     assert 0.9 < best["test"] <= 1.0
+    # the objective is named where optuna-dashboard reads it, not "Objective 0"
+    from dltune.storage import Storage, schema
+
+    assert schema.read_metric_names(Storage.open(storage_url).load_study()) == ["accuracy"]
 
 
 def test_running_again_continues_the_same_study(blobs, storage_url):

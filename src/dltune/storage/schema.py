@@ -118,6 +118,29 @@ def write_study_meta(study: optuna.Study, meta: dict[str, Any]) -> dict[str, Any
     return kept or meta
 
 
+def write_metric_names(study: optuna.Study, names: list[str]) -> None:
+    """Name the study's objectives as Optuna does (its metric names, which optuna-dashboard
+    shows instead of "Objective 0"); nothing when they are named so already."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use since
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if study.metric_names != names:
+            study.set_metric_names(names)
+
+
+def read_metric_names(study: optuna.Study) -> list[str] | None:
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return study.metric_names
+
+
 def data_record_shape(shape: tuple[int, ...]) -> dict[str, list[int]]:
     """The shape entry of STUDY_META's data record (JSON: a list)."""
     return {DATA_INPUT_SHAPE: [int(n) for n in shape]}

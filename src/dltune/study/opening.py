@@ -104,6 +104,7 @@ def open_study(
             f"study {name!r} in {storage.shown} is to {study.direction.name.lower()} but "
             f"the metric {metric!r} is to {direction}; {new_study_hint()}"
         )
+    schema.write_metric_names(study, [metric])  # the dashboard's name for the objective
     base_seed = seed if seed is not None else random.randrange(2**31 - 1)
     meta = _check_same_space(study, _study_meta(space, data, metric, base_seed, target), storage)
     # A resumed study keeps its seeds; the sampler's seed moves on with the trial count, so
