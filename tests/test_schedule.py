@@ -221,28 +221,36 @@ def test_brackets_keep_separate_rung_tables():
 # ---------------------------------------------------------------------------------------------
 
 
-def test_a_scheduler_read_back_from_storage_makes_the_same_decisions(tmp_path):
+@pytest.mark.parametrize("objectives", [1, 2], ids=["one objective", "and the size"])
+def test_a_scheduler_read_back_from_storage_makes_the_same_decisions(tmp_path, objectives):
     storage = f"sqlite:///{tmp_path / 'rungs.db'}"
     study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
     rungs = Rungs(1, 27, 3, hyperband=True)
-    first = Scheduler(rungs)
+    directions = ("minimize",) * (objectives - 1)
+    first = Scheduler(rungs, static_directions=directions)
     curve = {n: 0.5 + 0.4 * math.sin(n * 1.7) ** 2 for n in range(30)}
+    size = {n: (float(1000 + 300 * ((n * 7) % 11)),)[: objectives - 1] for n in range(33)}
     for number in range(30):
         trial = study.ask()
-        first.start(trial.number)
+        first.start(trial.number, size[number])
         first.record(trial.number, curve[number] if number % 7 else math.nan)
         if number % 5 == 0:  # a few promoted now and then
             first.promotion({trial.number})
         stored.save(trial, first.trials[trial.number], first.ladder(trial.number))
-    again = Scheduler(rungs)
+    again = Scheduler(rungs, static_directions=directions)
     stored.load(optuna.load_study(study_name="s", storage=storage), again)
     assert _same_with_nan(first, again)
+    assert all(first.trials[n].static == again.trials[n].static for n in first.trials)
     held = set(range(30))
     assert again.promotion(held) == first.promotion(held)
     for number in (30, 31, 32):
-        first.start(number)
-        again.start(number)
+        first.start(number, size[number])
+        again.start(number, size[number])
         assert first.record(number, 0.8) == again.record(number, 0.8)
+    if objectives == 1:  # a record of other objectives is not read into this scheduler
+        other = Scheduler(rungs, static_directions=("minimize",))
+        stored.load(optuna.load_study(study_name="s", storage=storage), other)
+        assert other.trials == {}
 
 
 def _same_with_nan(a: Scheduler, b: Scheduler) -> bool:
@@ -268,3 +276,62 @@ def test_load_keeps_what_this_process_knows_better():
 
     s.load([RungRecord(0, 0, {}, -1)])  # an older copy from storage
     assert s.trials[0].values == {0: 0.9}
+
+
+# ---------------------------------------------------------------------------------------------
+# Several objectives: successive halving on the Pareto front
+# ---------------------------------------------------------------------------------------------
+
+
+def pareto_asha() -> Scheduler:
+    """Accuracy (maximize) with the parameter count (minimize), known before training."""
+    return Scheduler(Rungs(1, 27, 3), direction="maximize", static_directions=("minimize",))
+
+
+def test_a_trial_beaten_on_accuracy_and_size_at_its_rung_does_not_go_on():
+    s = pareto_asha()
+    # (accuracy at rung 1, parameters): 6 entries, top 2 by Pareto order
+    entries = [(0.90, 1000), (0.80, 5000), (0.85, 500), (0.70, 800), (0.95, 9000), (0.60, 100)]
+    for number, (value, size) in enumerate(entries):
+        s.start(number, (size,))
+        s.record(number, value)
+    ranked = s._ranked(0, 0)
+    # the first front: 0.95 at 9000, 0.90 at 1000, 0.85 at 500, 0.60 at 100; its ends first
+    assert set(ranked[:4]) == {0, 2, 4, 5} and set(ranked[:2]) == {4, 5}
+    top = s._top(0, 0)
+    assert top == {4, 5}  # the two ends of the front: the most accurate and the smallest
+    # a newcomer that the smallest beats on both (0.55 at 200) is paused, whatever its rank
+    s.start(6, (200,))
+    assert s.record(6, 0.55) == "pause"
+    assert 6 not in s._top(0, 0)
+    assert s.cutoff(0, 0) is None  # no single value draws the line
+
+
+def test_within_the_top_a_dominated_trial_is_held_back():
+    s = pareto_asha()
+    # trial 0 beats every other on both: the front is it alone
+    entries = [(0.90, 100), (0.80, 200), (0.70, 300), (0.60, 400), (0.50, 500), (0.40, 600)]
+    for number, (value, size) in enumerate(entries):
+        s.start(number, (size,))
+        s.record(number, value)
+    assert s._ranked(0, 0)[:2] == [0, 1]  # top 2 of 6 by the order: 0, then the next front
+    assert s._top(0, 0) == {0}  # but 1 is beaten by 0 on accuracy and size: held back
+    assert s.promotion(set(range(6))) == 0
+    assert s.promotion(set(range(6))) is None
+
+
+def test_paused_trials_on_the_front_are_promoted_first_and_the_diverged_last():
+    s = pareto_asha()
+    entries = [(0.5, 100), (math.nan, 10), (0.9, 1000), (0.4, 900), (0.7, 300), (0.3, 5000)]
+    for number, (value, size) in enumerate(entries):
+        s.start(number, (size,))
+        s.record(number, value)
+    held = set(range(6))
+    hopeless = s.paused_hopeless(held)
+    assert hopeless[0] == 1  # diverged: the first to let go
+    assert set(hopeless[:3]) >= {1, 5}  # 0.3 at 5000 is beaten by every other
+    # draining: ceil(6/3) = 2 of the order, both on the front
+    promoted = s.promotion(held, draining=True)
+    assert promoted in {0, 2, 4} and not math.isnan(entries[promoted][0])
+    with pytest.raises(ValueError, match="static objectives"):
+        s.start(9)

@@ -16,6 +16,14 @@ of a rung, as Optuna's SuccessiveHalvingPruner does): the stopping variant judge
 trials at a rung against nobody and lets them all through, so early bad configurations train to
 the end; promotion keeps them waiting until they have earned their place. And resuming from the
 kept state (not retraining from scratch) makes a promotion cost only the new epochs.
+
+Several objectives (issue 18: the metric and, known before training, size or latency): a
+trial's point at a rung is its metric there and its static objectives (`RungRecord.static`,
+with `static_directions`). The rung's entries are ranked by non-dominated sorting and crowding
+distance (pareto.py, as MO-ASHA's NSGA-II selection), and of the top 1/reduction by that order
+only those that no other of them dominates go on: a trial that a rival at the same rung beats
+on the metric and on size or latency is not trained further, however few entries the rung has.
+Diverged trials (NaN) are ranked last, after every front.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .pareto import dominates, pareto_order
 from .rungs import Rungs
 
 Decision = Literal["continue", "pause", "complete"]
@@ -39,6 +48,7 @@ class RungRecord:
     values: dict[int, float] = field(default_factory=dict)  # rung index in its bracket -> value
     promoted: int = -1  # the highest rung it was let past (it may train to rung promoted + 1)
     seconds_per_epoch: float | None = None  # measured cost, for cost-aware promotion
+    static: tuple[float, ...] = ()  # objectives known before training (size, latency)
 
 
 class Scheduler:
@@ -50,10 +60,13 @@ class Scheduler:
         *,
         direction: Literal["maximize", "minimize"] = "maximize",
         cost_aware: bool = False,
+        static_directions: tuple[str, ...] = (),
     ) -> None:
         self.rungs = rungs
         self.maximize = direction == "maximize"
         self.cost_aware = cost_aware
+        # the directions of the objectives known before training; empty: one objective
+        self.static_directions = tuple(static_directions)
         self.trials: dict[int, RungRecord] = {}
 
     # ---- state ---------------------------------------------------------------------------
@@ -66,9 +79,15 @@ class Scheduler:
             if mine is None or len(record.values) > len(mine.values):
                 self.trials[record.number] = record
 
-    def start(self, number: int) -> RungRecord:
-        """A new trial enters its bracket's lowest rung."""
-        record = RungRecord(number, self.rungs.bracket_of(number))
+    def start(self, number: int, static: tuple[float, ...] = ()) -> RungRecord:
+        """A new trial enters its bracket's lowest rung, with its objectives known before
+        training (one per static direction)."""
+        if len(static) != len(self.static_directions):
+            raise ValueError(
+                f"trial {number}: {len(static)} static objectives for "
+                f"{len(self.static_directions)} directions"
+            )
+        record = RungRecord(number, self.rungs.bracket_of(number), static=tuple(static))
         self.trials[number] = record
         return record
 
@@ -133,6 +152,8 @@ class Scheduler:
         epochs = self.ladder(trial.number)[rung]
         if self.cost_aware and trial.seconds_per_epoch is not None:
             second = trial.seconds_per_epoch
+        elif self.static_directions:
+            second = float(self._ranked(trial.bracket, rung).index(trial.number))
         else:
             second = self._sort_value(trial.values[rung])
         return (-epochs, second, trial.number)
@@ -151,10 +172,17 @@ class Scheduler:
                 paused,
                 key=lambda t: (
                     self.ladder(t.number)[t.promoted + 1],
-                    -self._sort_value(t.values[t.promoted + 1]),
+                    -self._position(t, t.promoted + 1),
                 ),
             )
         ]
+
+    def _position(self, trial: RungRecord, rung: int) -> float:
+        """Where a trial stands at a rung, smaller better: its value, or its place in the
+        rung's Pareto order."""
+        if self.static_directions:
+            return float(self._ranked(trial.bracket, rung).index(trial.number))
+        return self._sort_value(trial.values[rung])
 
     # ---- ranking -------------------------------------------------------------------------
 
@@ -176,10 +204,43 @@ class Scheduler:
         k = len(entries) // self.rungs.reduction
         if round_up:
             k = -(-len(entries) // self.rungs.reduction)
+        if self.static_directions:
+            return self._pareto_top(self._ranked(bracket, rung)[:k], rung)
         return {number for _, number in sorted(entries)[:k]}
 
+    def _ranked(self, bracket: int, rung: int) -> list[int]:
+        """A rung's entries by Pareto order (fronts, then crowding distance, then number);
+        the diverged last."""
+        entries = sorted(
+            (t for t in self.trials.values() if t.bracket == bracket and rung in t.values),
+            key=lambda t: t.number,
+        )
+        finite = [t for t in entries if not math.isnan(t.values[rung])]
+        directions = ("maximize" if self.maximize else "minimize", *self.static_directions)
+        points = [(t.values[rung], *t.static) for t in finite]
+        order = [finite[i].number for i in pareto_order(points, directions)]
+        return order + [t.number for t in entries if math.isnan(t.values[rung])]
+
+    def _pareto_top(self, chosen: list[int], rung: int) -> set[int]:
+        """Of the rung's top by Pareto order, those no other of them dominates."""
+        directions = ("maximize" if self.maximize else "minimize", *self.static_directions)
+
+        def point(number: int) -> tuple[float, ...]:
+            trial = self.trials[number]
+            return (trial.values[rung], *trial.static)
+
+        return {
+            n
+            for n in chosen
+            if not math.isnan(self.trials[n].values[rung])
+            and not any(dominates(point(m), point(n), directions) for m in chosen if m != n)
+        }
+
     def cutoff(self, bracket: int, rung: int) -> float | None:
-        """The worst value still in the top of a rung (None while nobody is)."""
+        """The worst value still in the top of a rung (None while nobody is, and with several
+        objectives, where no single value is the line)."""
+        if self.static_directions:
+            return None
         top = self._top(bracket, rung)
         values = [self.trials[n].values[rung] for n in top]
         if not values:

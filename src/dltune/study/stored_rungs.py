@@ -23,9 +23,14 @@ def save(trial: optuna.Trial, record: RungRecord, ladder: tuple[float, ...]) -> 
         f"{ladder[rung]:g}": (None if math.isnan(value) else value)
         for rung, value in sorted(record.values.items())
     }
-    schema.write_rungs(
-        trial, {"bracket": record.bracket, "promoted": record.promoted, "values": values}
-    )
+    stored: dict[str, object] = {
+        "bracket": record.bracket,
+        "promoted": record.promoted,
+        "values": values,
+    }
+    if record.static:  # the objectives known before training (several objectives)
+        stored["static"] = list(record.static)
+    schema.write_rungs(trial, stored)
 
 
 def read(trial: FrozenTrial, scheduler: Scheduler) -> RungRecord | None:
@@ -43,7 +48,10 @@ def read(trial: FrozenTrial, scheduler: Scheduler) -> RungRecord | None:
         if epochs in index:
             values[index[epochs]] = math.nan if value is None else float(value)
     promoted = min(int(stored.get("promoted", -1)), len(ladder) - 2)
-    return RungRecord(trial.number, bracket, values, promoted)
+    static = tuple(float(v) for v in stored.get("static", ()))
+    if len(static) != len(scheduler.static_directions):
+        return None  # another set of objectives' record
+    return RungRecord(trial.number, bracket, values, promoted, static=static)
 
 
 def load(study: optuna.Study, scheduler: Scheduler) -> None:
