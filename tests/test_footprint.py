@@ -47,3 +47,21 @@ def test_the_latency_is_a_median_of_predictions_that_leave_the_model_as_it_was()
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     with pytest.raises(RuntimeError):
         latency_ms(model, 63)  # the wrong width is torch's error, not a figure
+
+
+def test_every_trial_of_a_study_stores_its_networks_size_before_it_trains(blobs):
+    from dltune.config import Config
+    from dltune.storage import read_trials
+    from dltune.study import tune
+
+    space = {"layers": [1, 2], "units": [8, 64], "epochs": 2, "optimizer": "adam"}
+    result = tune(space, blobs, trials=4, seed=0, schedule="none", workers=1)
+    records = read_trials(result.study)
+    assert records and all(r.parameters and r.flops for r in records)
+    n_features = blobs.x_train.shape[1]
+    for record in records:
+        config = Config.from_dict(record.config)
+        model = BuiltinNetworks(blobs.input_shape)(config, 3, seed=0, device="cpu")
+        assert record.parameters == parameter_count(model)
+        assert record.flops == flops(model, n_features)
+        assert record.to_json()["parameters"] == record.parameters

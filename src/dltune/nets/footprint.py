@@ -87,6 +87,14 @@ def latency_ms(
     return 1000.0 * statistics.median(times)
 
 
+def footprint_of(network: Any, config: Any, n_outputs: int, n_features: int) -> dict[str, int]:
+    """The parameters and flops of the network a factory (nets.NetworkFactory) builds for a
+    configuration: built once more on the CPU, untrained (the counts do not depend on the
+    weights)."""
+    model = network(config, n_outputs, seed=0, device="cpu")
+    return {"parameters": parameter_count(model), "flops": flops(model, n_features)}
+
+
 def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """One forward pass in evaluation mode, no gradients; the model's mode as it was after."""
     was_training = model.training

@@ -61,6 +61,8 @@ class TrialRecord:
     error: str | None = None
     worker: int | None = None
     sweep_member: tuple[int | None, int] | None = None  # (value index, seed index)
+    parameters: int | None = None  # its network's, counted before it trained
+    flops: int | None = None  # of one prediction (Linear and convolution layers)
 
     @property
     def epochs(self) -> int:
@@ -88,6 +90,8 @@ class TrialRecord:
             "params": self.config,
             "seed": self.seed,
             "seconds": self.seconds,
+            "parameters": self.parameters,
+            "flops": self.flops,
             "error": self.error,
         }
 
@@ -128,6 +132,8 @@ def read_trial(trial: FrozenTrial, as_type: type[Any] = TrialRecord) -> Any:
         error=attrs.get(schema.ERROR),
         worker=attrs.get(schema.WORKER),
         sweep_member=schema.read_sweep_member(trial),
+        parameters=schema.read_footprint(trial).get("parameters"),
+        flops=schema.read_footprint(trial).get("flops"),
     )
 
 

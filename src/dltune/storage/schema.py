@@ -33,6 +33,8 @@ Trial attributes (user attrs of a trial):
                                             epochs, bytes, paused; null once removed
     RESUMES                                 (enqueued) the number of the interrupted trial it
                                             continues from that trial's checkpoint
+    FOOTPRINT                               its network's size before it trains: parameters,
+                                            flops of one prediction (nets.footprint)
 Trial system attribute:
     HEARTBEAT     the journal's heartbeat (epoch seconds); databases use Optuna's own
 """
@@ -82,6 +84,7 @@ HEARTBEAT = "dltune:heartbeat"
 OWNER = "owner"
 CHECKPOINT = "checkpoint"
 RESUMES = "resumes"
+FOOTPRINT = "footprint"
 
 ERROR_LENGTH = 500  # characters of an error message kept with a failed trial
 
@@ -322,6 +325,18 @@ def _json_float(value: float) -> float | None:
 def write_rungs(trial: optuna.Trial, rungs: dict[str, Any]) -> None:
     """A trial's rung results: {"bracket": b, "promoted": k, "values": {"<epochs>": value}}."""
     trial.set_user_attr(RUNGS, rungs)
+
+
+def write_footprint(trial: optuna.Trial, footprint: dict[str, int]) -> None:
+    """What the trial's network costs, known before it trains: {"parameters": n, "flops": n}."""
+    trial.set_user_attr(FOOTPRINT, footprint)
+
+
+def read_footprint(trial: FrozenTrial) -> dict[str, int]:
+    stored = trial.user_attrs.get(FOOTPRINT)
+    if not isinstance(stored, dict):
+        return {}
+    return {k: int(v) for k, v in stored.items() if isinstance(v, int | float)}
 
 
 def read_rungs(trial: FrozenTrial) -> dict[str, Any] | None:

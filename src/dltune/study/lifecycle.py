@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..storage import best_record, internals, read_trial, schema
@@ -57,6 +57,9 @@ class TrialLifecycle:
         self._heartbeats = Heartbeats(study, self.running)
         self._owner = this_process()  # each trial's, so a rerun here knows when it died
         self._best: dict[str, Any] | None = None  # the best trial's record, as last read
+        # What a configuration's network costs (nets.footprint.footprint_of), stored with
+        # each trial before it trains; None: not counted
+        self.footprint: Callable[[Config], dict[str, int]] | None = None
         self._best_read = False
         from .user_model import EarlyFailures
 
@@ -92,6 +95,8 @@ class TrialLifecycle:
             seed = trial_seed(self.base_seed, trial.number)
         schema.write_trial_start(trial, config.to_dict(), seed, self.worker)
         schema.write_owner(trial, self._owner)
+        if self.footprint is not None:
+            schema.write_footprint(trial, self.footprint(config))
         self.progress.trial_started(trial.number, config)
         return trial, config, seed
 

@@ -8,6 +8,7 @@ curve, the test result) is written to storage; nothing lives only in this proces
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -235,6 +236,7 @@ def _run_here(
     trainer = _sequential_trainer(dataset, opened, settings.device)
     asked = _trial_space(opened, dataset, trainer)
     lifecycle = TrialLifecycle(study, asked, opened.base_seed, progress, worker=tagged)
+    lifecycle.footprint = _footprint(trainer, dataset)
     checkpointer = Checkpointer(store, lifecycle, settings.checkpoint_every) if store else None
     stop = stop if stop is not None else StopRequest()
     rule = choice.rule_for(settings.choose, len(dataset.y_val))
@@ -258,6 +260,7 @@ def _run_here(
     _raise_failed(others)
     tallies = [checkpointer.tally() if checkpointer else (0, 0, 0.0)]
     tallies += [o.checkpoints for o in others]
+    written, size, seconds = (sum(column) for column in zip(*tallies, strict=True))
     return TuneResult(
         study=study,
         storage=storage,
@@ -276,11 +279,7 @@ def _run_here(
         ],
         epochs_trained=engine.epochs_trained + sum(o.epochs for o in others),
         overhead_seconds=loop.overhead_seconds + sum(o.overhead for o in others),
-        checkpoints=(
-            sum(t[0] for t in tallies),
-            sum(t[1] for t in tallies),
-            sum(t[2] for t in tallies),
-        ),
+        checkpoints=(int(written), int(size), float(seconds)),
         best_state=lifecycle.best_state,
     )
 
@@ -533,6 +532,14 @@ def _sequential_trainer(dataset: Dataset, opened: OpenedStudy, device: str) -> S
         shuffle_seed=opened.shuffle_seed,
         network=network,
     )
+
+
+def _footprint(trainer: SequentialTrainer, dataset: Dataset) -> Callable[[Config], dict[str, int]]:
+    """A trial's network size, counted before it trains (nets.footprint)."""
+    from ..nets.footprint import footprint_of
+
+    n_features = math.prod(dataset.input_shape)
+    return lambda config: footprint_of(trainer.network, config, trainer.n_outputs, n_features)
 
 
 def _trial_space(opened: OpenedStudy, dataset: Dataset, trainer: SequentialTrainer) -> Any:
