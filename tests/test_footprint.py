@@ -49,13 +49,14 @@ def test_the_latency_is_a_median_of_predictions_that_leave_the_model_as_it_was()
         latency_ms(model, 63)  # the wrong width is torch's error, not a figure
 
 
-def test_every_trial_of_a_study_stores_its_networks_size_before_it_trains(blobs):
+def test_every_trial_of_a_study_stores_its_networks_size_before_it_trains(blobs, tmp_path):
     from dltune.config import Config
     from dltune.storage import read_trials
     from dltune.study import tune
 
     space = {"layers": [1, 2], "units": [8, 64], "epochs": 2, "optimizer": "adam"}
-    result = tune(space, blobs, trials=4, seed=0, schedule="none", workers=1)
+    storage = f"sqlite:///{tmp_path / 'sizes.db'}"
+    result = tune(space, blobs, storage=storage, trials=4, seed=0, schedule="none", workers=1)
     records = read_trials(result.study)
     assert records and all(r.parameters and r.flops for r in records)
     n_features = blobs.x_train.shape[1]

@@ -30,7 +30,8 @@ Trial attributes (user attrs of a trial):
     OWNER                                   the process training it: host, pid, its start
                                             time (a dead one's trials are failed at once)
     CHECKPOINT                              its latest checkpoint (storage.checkpoints): id,
-                                            epochs, bytes, paused; null once removed
+                                            epochs, bytes; the file is removed once the
+                                            trial has ended (the attribute stays)
     RESUMES                                 (enqueued) the number of the interrupted trial it
                                             continues from that trial's checkpoint
     FOOTPRINT                               its network's size before it trains: parameters,

@@ -6,8 +6,8 @@ Taken (Checkpointer.take):
 - for every running trial when a stop is requested (SIGTERM, the parent's death: stopping.py).
 
 A checkpoint is stored before the trial's attribute names it, and the previous one is removed
-only once that attribute is in storage (storage.checkpoints). A trial's last checkpoint is
-removed when it ends (complete, pruned, diverged); an interrupted trial keeps it.
+only once that attribute is in storage (storage.checkpoints). A trial's last checkpoint file is
+removed once its end is stored (complete, pruned, diverged); an interrupted trial keeps it.
 
 Resumed: when a study is opened, each trial a previous run left interrupted (Ctrl-C, SIGTERM,
 a crash, kill -9: failed at once by its owner check, storage.heartbeats) and not resumed yet
@@ -104,13 +104,12 @@ class Checkpointer:
             self.take(number, handle)
 
     def forget(self, number: int) -> str | None:
-        """The trial ends (before it is told): its attribute cleared; the id to remove once
-        the end is stored (`remove`)."""
+        """The trial ends (before it is told): the id to remove once the end is stored
+        (`remove`). Its attribute keeps naming it: cleared before the tell, a crash between
+        the two would leave a running trial without a checkpoint, retrained from its seed;
+        once the trial has ended nothing reads it (a finished trial holds none)."""
         self.taken_at.pop(number, None)
-        artifact_id = self.ids.pop(number, None)
-        if artifact_id is not None:
-            schema.write_checkpoint(self.lifecycle.running[number], None)
-        return artifact_id
+        return self.ids.pop(number, None)
 
     def remove(self, artifact_id: str | None) -> None:
         if artifact_id is not None:
