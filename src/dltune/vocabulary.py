@@ -131,6 +131,15 @@ METRICS: dict[str, tuple[str, str]] = {
 
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
 
+# What a network costs to deploy, known before it trains (dltune.nets.footprint): the
+# objectives a space's `objectives` key may name beside the metric, all to minimize.
+COSTS: dict[str, str] = {
+    "parameters": "parameters of the network",
+    "flops": "floating-point operations of one prediction",
+    "latency": "median milliseconds of one prediction on a batch of 1",
+    "latency_256": "median milliseconds of one prediction on a batch of 256",
+}
+
 # train-best: the rows the best configuration is trained on again (the first is the default).
 RETRAIN_ON: tuple[str, ...] = ("train+val", "train")
 # dltune export: the formats a model folder is written as.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ..storage import TrialRecord, read_trials, schema
+from ..storage import TrialRecord, maximizes, read_trials, schema
 from ..storage.records import current_choice
 from ..vocabulary import BOOLEAN, CATEGORICAL, HYPERPARAMETERS
 
@@ -132,7 +132,7 @@ def load_trials(study: optuna.Study) -> StudyTrials:
 
     attrs = schema.study_attrs(study)  # one read for the metadata and the tests
     meta = schema.read_study_meta(attrs)
-    maximize = study.direction.name == "MAXIMIZE"
+    maximize = maximizes(study)
     metric = meta.get("metric") or "value"
     if metric in METRICS:
         maximize = METRICS[metric][1] == "maximize"

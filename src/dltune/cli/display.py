@@ -376,8 +376,9 @@ def study_rows(summaries: list[Any]) -> list[dict[str, Any]]:
         {
             "study": s.study_name,
             "trials": s.n_trials,
-            "direction": s.direction.name.lower(),
-            "best": s.best_trial.value if s.best_trial else None,
+            # the metric's (the first objective's); a study of several has no single best
+            "direction": s.directions[0].name.lower(),
+            "best": s.best_trial.values[0] if s.best_trial else None,
             "metric": study_summary_meta(s).get("metric"),
             "started": s.datetime_start.isoformat(timespec="seconds") if s.datetime_start else None,
         }

@@ -30,6 +30,9 @@ from torch import nn
 CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 WARMUP = 3  # calls before timing: first-call allocations and kernel selection
 REPEATS = 21  # timed calls; the median is robust to a stray slow one
+# The latencies a study measures when an objective asks for one (vocabulary.COSTS): the
+# batch of one prediction (a request) and of 256 (a batch job).
+LATENCIES = {"latency": 1, "latency_256": 256}
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -87,12 +90,27 @@ def latency_ms(
     return 1000.0 * statistics.median(times)
 
 
-def footprint_of(network: Any, config: Any, n_outputs: int, n_features: int) -> dict[str, int]:
+def footprint_of(
+    network: Any,
+    config: Any,
+    n_outputs: int,
+    n_features: int,
+    latency_on: torch.device | str | None = None,
+) -> dict[str, float]:
     """The parameters and flops of the network a factory (nets.NetworkFactory) builds for a
     configuration: built once more on the CPU, untrained (the counts do not depend on the
-    weights)."""
+    weights); with `latency_on` (a device), also its latencies there (LATENCIES: the name
+    of each, and its batch), in milliseconds rounded to a microsecond."""
     model = network(config, n_outputs, seed=0, device="cpu")
-    return {"parameters": parameter_count(model), "flops": flops(model, n_features)}
+    counted: dict[str, float] = {
+        "parameters": parameter_count(model),
+        "flops": flops(model, n_features),
+    }
+    if latency_on is not None:
+        model = model.to(latency_on)
+        for name, batch in LATENCIES.items():
+            counted[name] = round(latency_ms(model, n_features, batch, latency_on), 3)
+    return counted
 
 
 def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -20,9 +20,11 @@ def make_scheduler(
     reduction: int,
     direction: str,
     cost_aware: bool = False,
+    static_directions: tuple[str, ...] = (),
 ) -> Scheduler:
     """The scheduler `name`: 'asha', 'hyperband' (ASHA in Hyperband's brackets) or 'none'
-    (every trial trains max_epochs, a single rung)."""
+    (every trial trains max_epochs, a single rung). `static_directions`: those of the
+    objectives known before training (several objectives: successive halving on the front)."""
     from ..errors import DLTuneError, param
 
     if name not in SCHEDULES:
@@ -37,6 +39,7 @@ def make_scheduler(
         rungs,
         direction="maximize" if direction == "maximize" else "minimize",
         cost_aware=cost_aware,
+        static_directions=static_directions,
     )
 
 

@@ -13,6 +13,9 @@ key             default                              rule
 ==============  ===================================  ============================================
 name            the file's stem                      text; "default" built in, "space" for a dict
 metric          null (the task's default)            one of accuracy, rmse, mae
+objectives      null (the metric alone)              a list: the metric and costs to minimize
+                                                     (parameters, flops, latency, latency_256),
+                                                     e.g. [accuracy, parameters]
 layers          {low: 1, high: 3}                    whole numbers in [1, 32]
 units           {low: 16, high: 1024, log: true}     whole numbers in [1, 65536]; may be per layer
 dropout         {low: 0.0, high: 0.5}                numbers in [0, 1)
@@ -115,6 +118,9 @@ class SearchSpace:
 
     name: str
     metric: str | None
+    # The objectives beside the metric: costs known before training (vocabulary.COSTS), to
+    # minimize; empty for a study of the metric alone.
+    costs: tuple[str, ...]
     epochs: int
     patience: int | None
     min_epochs: float
@@ -133,7 +139,9 @@ class SearchSpace:
         keys = _top_keys(parser, data)
         self.source = source
         self.name = parser.space_name(keys.get("name", default_name))
-        self.metric = parser.metric(keys.get("metric"))
+        self.metric, self.costs = parser.objectives(
+            keys.get("objectives"), parser.metric(keys.get("metric"))
+        )
         self.params = MappingProxyType(_parse_params(parser, keys))
         self.conv = MappingProxyType(_parse_conv(parser, keys, defaults=False))
         self.epochs = parser.fixed_count(
@@ -190,6 +198,8 @@ class SearchSpace:
     def to_dict(self) -> dict[str, Any]:
         """Every key with canonical names (learning_rate, not lr): YAML- and JSON-able."""
         plain: dict[str, Any] = {"name": self.name, "metric": self.metric}
+        if self.costs:  # only then: a study of one objective keeps its stored form
+            plain["objectives"] = [self.metric, *self.costs] if self.metric else list(self.costs)
         plain.update({key: self.params[key].to_plain() for key in PARAM_KEYS})
         plain.update({k: self.conv[k].to_plain() for k in CONV_PARAM_KEYS if k in self.conv})
         plain.update({"epochs": self.epochs, "patience": self.patience})
@@ -203,6 +213,8 @@ class SearchSpace:
     def describe(self) -> list[tuple[str, str]]:
         """(key, description) rows, for `dltune space --show`."""
         rows = [("name", self.name), ("metric", self.metric or "the task's default")]
+        objectives = f"the metric, then {', '.join(self.costs)} (minimized)"
+        rows.append(("objectives", objectives if self.costs else "the metric alone"))
         rows += [(key, self.params[key].describe()) for key in PARAM_KEYS]
         rows += [(key, self.conv[key].describe()) for key in CONV_PARAM_KEYS if key in self.conv]
         rows.append(("epochs", f"at most {self.epochs}; each trial records its best epoch"))

@@ -297,6 +297,47 @@ class _Parser:
             )
         return value.strip().lower()
 
+    def objectives(self, value: Any, metric: str | None) -> tuple[str | None, tuple[str, ...]]:
+        """The `objectives` key: at most one metric (it goes first whatever its place, since
+        it is the one trained towards) and costs known before training (vocabulary.COSTS).
+        Returns (the metric, or `metric` when the list names none; the costs)."""
+        if value is None:
+            return metric, ()
+        if isinstance(value, str):
+            value = [value]
+        known = [*vocabulary.METRICS, *vocabulary.COSTS]
+        if not isinstance(value, list | tuple) or not value:
+            raise self.error(
+                f"objectives must be a list of names, such as [accuracy, parameters]; got "
+                f"{_show(value)}. Names: {', '.join(known)}."
+            )
+        names = [self._objective_name(v, known) for v in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise self.error(f"objectives names {twice[0]!r} twice; name each objective once.")
+        metrics = [n for n in names if n in vocabulary.METRICS]
+        if len(metrics) > 1:
+            raise self.error(
+                f"objectives names {len(metrics)} metrics ({', '.join(metrics)}); a study trains "
+                "towards one metric: keep one, beside costs such as parameters or latency."
+            )
+        if metrics and metric is not None and metrics[0] != metric:
+            raise self.error(
+                f"objectives names the metric {metrics[0]!r} but metric is {metric!r}; "
+                "give the same one, or leave one of them out."
+            )
+        return (metrics[0] if metrics else metric), tuple(n for n in names if n in vocabulary.COSTS)
+
+    def _objective_name(self, value: Any, known: list[str]) -> str:
+        name = value.strip().lower() if isinstance(value, str) else None
+        if name in known:
+            return name
+        head = _unknown(f"objective {_show(value)} is not known", value, known)
+        costs = "; ".join(f"{n}: {why}" for n, why in vocabulary.COSTS.items())
+        raise self.error(
+            f"{head} Choose metrics from: {', '.join(vocabulary.METRICS)}; or costs ({costs})."
+        )
+
     def space_name(self, value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
             raise self.error(f"name must be non-empty text; got {_show(value)}.")

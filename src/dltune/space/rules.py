@@ -73,6 +73,7 @@ _RULES.update(_CONV_RULES)
 KEYS: tuple[str, ...] = (
     "name",
     "metric",
+    "objectives",
     *PARAM_KEYS,
     *CONV_PARAM_KEYS,
     "epochs",
@@ -90,6 +91,7 @@ _ALIASES = {"lr": "learning_rate"}
 _DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {
         "metric": None,
+        "objectives": None,
         "layers": {"low": 1, "high": 3},
         "units": {"low": 16, "high": 1024, "log": True},
         "dropout": {"low": 0.0, "high": 0.5},

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ..vocabulary import FINISHED_STATES
+from ..vocabulary import COSTS, FINISHED_STATES
 from . import schema
 
 if TYPE_CHECKING:
@@ -63,6 +63,16 @@ class TrialRecord:
     sweep_member: tuple[int | None, int] | None = None  # (value index, seed index)
     parameters: int | None = None  # its network's, counted before it trained
     flops: int | None = None  # of one prediction (Linear and convolution layers)
+    # median milliseconds of one prediction on a batch of 1 and of 256; None: not measured
+    latency: float | None = None
+    latency_256: float | None = None
+    # a complete trial's told values: the metric, then the study's costs (one: [value])
+    values: list[float] | None = None
+
+    def cost(self, name: str) -> float | None:
+        """One of vocabulary.COSTS as this trial measured it (None: not measured)."""
+        value = getattr(self, name) if name in COSTS else None
+        return float(value) if value is not None else None
 
     @property
     def epochs(self) -> int:
@@ -92,6 +102,9 @@ class TrialRecord:
             "seconds": self.seconds,
             "parameters": self.parameters,
             "flops": self.flops,
+            "latency": self.latency,
+            "latency_256": self.latency_256,
+            "values": self.values,
             "error": self.error,
         }
 
@@ -109,16 +122,18 @@ def read_trial(trial: FrozenTrial, as_type: type[Any] = TrialRecord) -> Any:
     """The one reader of a stored trial (`as_type`: a TrialRecord subclass, e.g. the
     analysis's, that adds fields with defaults)."""
     attrs = trial.user_attrs
-    steps = sorted(step for step in trial.intermediate_values if step >= 1)
-    partial = trial.intermediate_values.get(0)
+    points = schema.read_curve(trial)
+    steps = sorted(step for step in points if step >= 1)
+    partial = points.get(0)
     duration = trial.duration.total_seconds() if trial.duration is not None else None
+    footprint = schema.read_footprint(trial)
     return as_type(
         number=trial.number,
         state=trial_state(trial),
-        value=_finite_or_none(trial.value) if trial.values else None,
+        value=_finite_or_none(trial.values[0]) if trial.values else None,
         config=attrs.get(schema.CONFIG, dict(trial.params)),
         seed=attrs.get(schema.SEED),
-        curve=[_float(trial.intermediate_values[step]) for step in steps],
+        curve=[_float(points[step]) for step in steps],
         partial=_float(partial) if partial is not None else None,
         train_loss=[_float(v) for v in attrs.get(schema.TRAIN_LOSS, [])],
         val_loss=[_float(v) for v in attrs.get(schema.VAL_LOSS, [])],
@@ -132,8 +147,11 @@ def read_trial(trial: FrozenTrial, as_type: type[Any] = TrialRecord) -> Any:
         error=attrs.get(schema.ERROR),
         worker=attrs.get(schema.WORKER),
         sweep_member=schema.read_sweep_member(trial),
-        parameters=schema.read_footprint(trial).get("parameters"),
-        flops=schema.read_footprint(trial).get("flops"),
+        parameters=_whole(footprint.get("parameters")),
+        flops=_whole(footprint.get("flops")),
+        latency=footprint.get("latency"),
+        latency_256=footprint.get("latency_256"),
+        values=[_float(v) for v in trial.values] if trial.values else None,
     )
 
 
@@ -146,6 +164,10 @@ def read_trials(study: optuna.Study, as_type: type[R]) -> list[R]: ...
 def read_trials(study: optuna.Study, as_type: type[Any] = TrialRecord) -> list[Any]:
     """Every trial of `study`, read once."""
     return [read_trial(t, as_type) for t in study.get_trials(deepcopy=False)]
+
+
+def _whole(value: float | None) -> int | None:
+    return int(value) if value is not None else None
 
 
 def _finite_or_none(value: float | None) -> float | None:
@@ -190,14 +212,32 @@ def best_trial(study: optuna.Study) -> TrialRecord | None:
         chosen = next((t for t in complete if t.number == choice["trial"]), None)
         if chosen is not None:
             return read_trial(chosen)
-    return read_trial(max_trial(complete, study.direction.name == "MAXIMIZE"))
+    return read_trial(max_trial(complete, maximizes(study)))
 
 
 def max_trial(complete: list[FrozenTrial], maximize: bool) -> FrozenTrial:
     """As Optuna's study.best_trial (the first of the best), without reading the trials twice:
     the choice by one run's validation value alone."""
     pick = max if maximize else min
-    return pick(complete, key=lambda t: t.value if t.value is not None else math.nan)
+    return pick(complete, key=lambda t: t.values[0] if t.values else math.nan)
+
+
+def directions(study: optuna.Study) -> list[str]:
+    """The study's objectives' directions ("maximize" or "minimize"): the metric's first, then
+    its costs' (a study of several objectives; Optuna's study.direction raises for those)."""
+    return [d.name.lower() for d in study.directions]
+
+
+def maximizes(study: optuna.Study) -> bool:
+    """Whether the study's metric (its first objective) is to maximize."""
+    return directions(study)[0] == "maximize"
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    """The study's objectives by name (its metric names), "objective k" where unnamed."""
+    names = schema.read_metric_names(study) or []
+    count = len(study.directions)
+    return [names[k] if k < len(names) else f"objective {k}" for k in range(count)]
 
 
 def current_choice(source: Any, complete: int) -> dict[str, Any] | None:
@@ -231,7 +271,7 @@ def best_record(study: optuna.Study) -> dict[str, Any] | None:
         "trial": best.number,
         "value": best.value,
         "metric": meta.get("metric"),
-        "direction": study.direction.name.lower(),
+        "direction": directions(study)[0],
         "params": best.config,
         "best_epoch": best.best_epoch,
         "epochs": best.epochs,

@@ -35,7 +35,10 @@ Trial attributes (user attrs of a trial):
     RESUMES                                 (enqueued) the number of the interrupted trial it
                                             continues from that trial's checkpoint
     FOOTPRINT                               its network's size before it trains: parameters,
-                                            flops of one prediction (nets.footprint)
+                                            flops of one prediction (nets.footprint), and
+                                            latencies where the study measures them
+    CURVE                                   the learning curve where a study has several
+                                            objectives (Optuna keeps none for those)
 Trial system attribute:
     HEARTBEAT     the journal's heartbeat (epoch seconds); databases use Optuna's own
 """
@@ -86,6 +89,9 @@ OWNER = "owner"
 CHECKPOINT = "checkpoint"
 RESUMES = "resumes"
 FOOTPRINT = "footprint"
+# A trial's learning curve in a study of several objectives ({"<step>": value}), where Optuna
+# refuses intermediate values (Trial.report raises for those studies).
+CURVE = "curve"
 
 ERROR_LENGTH = 500  # characters of an error message kept with a failed trial
 
@@ -328,16 +334,38 @@ def write_rungs(trial: optuna.Trial, rungs: dict[str, Any]) -> None:
     trial.set_user_attr(RUNGS, rungs)
 
 
-def write_footprint(trial: optuna.Trial, footprint: dict[str, int]) -> None:
-    """What the trial's network costs, known before it trains: {"parameters": n, "flops": n}."""
+def write_footprint(trial: optuna.Trial, footprint: Mapping[str, float]) -> None:
+    """What the trial's network costs, known before it trains: {"parameters": n, "flops": n},
+    and {"latency": ms, "latency_256": ms} where measured."""
     trial.set_user_attr(FOOTPRINT, footprint)
 
 
-def read_footprint(trial: FrozenTrial) -> dict[str, int]:
+def write_curve_point(trial: optuna.Trial, step: int, value: float) -> None:
+    """One point of CURVE; a step already there is kept, as Trial.report keeps it."""
+    curve = trial.user_attrs.get(CURVE, {})
+    if str(step) not in curve:
+        curve[str(step)] = float(value) if math.isfinite(value) else None
+        trial.set_user_attr(CURVE, curve)
+
+
+def read_curve(trial: FrozenTrial) -> dict[int, float]:
+    """A stored trial's learning curve by step (0: inside the first epoch): Optuna's
+    intermediate values, or CURVE where the study has several objectives."""
+    if trial.intermediate_values:
+        return dict(trial.intermediate_values)
+    stored = trial.user_attrs.get(CURVE)
+    if not isinstance(stored, dict):
+        return {}
+    return {int(k): math.nan if v is None else float(v) for k, v in stored.items()}
+
+
+def read_footprint(trial: FrozenTrial) -> dict[str, float]:
     stored = trial.user_attrs.get(FOOTPRINT)
     if not isinstance(stored, dict):
         return {}
-    return {k: int(v) for k, v in stored.items() if isinstance(v, int | float)}
+    return {
+        k: v for k, v in stored.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    }
 
 
 def read_rungs(trial: FrozenTrial) -> dict[str, Any] | None:

@@ -233,13 +233,13 @@ def restore(
             stacklevel=2,
         )
         return None
-    _copy_curve(trial, previous, snapshot)
+    _copy_curve(trial, previous, snapshot, checkpointer.lifecycle)
     rungs = stored_rungs.read(previous, scheduler)
     if rungs is not None:
         rungs.number = trial.number
         scheduler.trials[trial.number] = rungs
     else:
-        scheduler.start(trial.number)
+        scheduler.start(trial.number, checkpointer.lifecycle.cost_values(trial.number))
     checkpointer.adopt(trial.number, record)
     paused = scheduler.target(trial.number) <= snapshot.epochs + 1e-9
     return Restored(handle, paused, snapshot.epochs)
@@ -257,11 +257,13 @@ def _load(checkpointer: Checkpointer, record: dict[str, Any]) -> tuple[Snapshot 
         return None, f"checkpoint {record['id']}: {exc}"
 
 
-def _copy_curve(trial: optuna.Trial, previous: Any, snapshot: Snapshot) -> None:
+def _copy_curve(
+    trial: optuna.Trial, previous: Any, snapshot: Snapshot, lifecycle: TrialLifecycle
+) -> None:
     """The old trial's curve up to the checkpoint, reported again on the new one: its value
     inside the first epoch (step 0), if any, then each epoch's validation metric."""
-    partial = previous.intermediate_values.get(0)
+    partial = schema.read_curve(previous).get(0)
     if partial is not None and math.isfinite(partial):
-        trial.report(partial, 0)
+        lifecycle.report_value(trial, partial, 0)
     for report in snapshot.history:
-        trial.report(report.val_metric, report.epoch)
+        lifecycle.report_value(trial, report.val_metric, report.epoch)

@@ -140,11 +140,11 @@ def choose(
     """Choose the best trial by `rule` and store the choice (best_trial then returns it).
     False when Ctrl-C stopped the re-evaluation (what finished is stored; no choice is made,
     the next run goes on from there)."""
-    from ..storage import read_trials, schema
+    from ..storage import maximizes, read_trials, schema
 
     rule = parse_choice(rule)
     held = held or Reserve()
-    maximize = study.direction.name == "MAXIMIZE"
+    maximize = maximizes(study)
     complete = [r for r in read_trials(study) if r.state == "complete"]
     if not complete:
         return True

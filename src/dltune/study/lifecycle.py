@@ -59,7 +59,11 @@ class TrialLifecycle:
         self._best: dict[str, Any] | None = None  # the best trial's record, as last read
         # What a configuration's network costs (nets.footprint.footprint_of), stored with
         # each trial before it trains; None: not counted
-        self.footprint: Callable[[Config], dict[str, int]] | None = None
+        self.footprint: Callable[[Config], dict[str, float]] | None = None
+        # The study's objectives beside its metric (space.costs), told with a complete trial
+        # and known to the scheduler from the start; each running trial's values of them.
+        self.costs: tuple[str, ...] = tuple(getattr(space, "costs", ()))
+        self._cost_values: dict[int, tuple[float, ...]] = {}
         self._best_read = False
         from .user_model import EarlyFailures
 
@@ -95,10 +99,23 @@ class TrialLifecycle:
             seed = trial_seed(self.base_seed, trial.number)
         schema.write_trial_start(trial, config.to_dict(), seed, self.worker)
         schema.write_owner(trial, self._owner)
-        if self.footprint is not None:
-            schema.write_footprint(trial, self.footprint(config))
+        self._count_costs(trial, config)
         self.progress.trial_started(trial.number, config)
         return trial, config, seed
+
+    def _count_costs(self, trial: optuna.Trial, config: Config) -> None:
+        """Store what the trial's network costs, and keep its values of the study's costs."""
+        if self.footprint is None:
+            if self.costs:
+                raise RuntimeError("a study of several objectives needs its footprint counted")
+            return
+        footprint = self.footprint(config)
+        schema.write_footprint(trial, footprint)
+        self._cost_values[trial.number] = tuple(float(footprint[name]) for name in self.costs)
+
+    def cost_values(self, number: int) -> tuple[float, ...]:
+        """A running trial's values of the study's costs (empty: one objective)."""
+        return self._cost_values.get(number, ())
 
     def _fail_before_training(self, trial: optuna.Trial, failure: BuildError) -> None:
         """Tell a trial whose build failed as failed, with its message; the study goes on,
@@ -124,14 +141,21 @@ class TrialLifecycle:
         """Store an epoch's validation metric (the learning curve; in a database, written at
         the next flush()). The scheduler decides at rungs (loop.py), so the trial always goes
         on from here: True."""
-        trial = self.running[number]
-        trial.report(report.val_metric, report.epoch)
+        self.report_value(self.running[number], report.val_metric, report.epoch)
         self.progress.epoch_done(number, report)
         return True
 
+    def report_value(self, trial: optuna.Trial, value: float, step: int) -> None:
+        """A point of the trial's learning curve: Optuna's intermediate value, or, in a study
+        of several objectives (whose Trial.report Optuna refuses), schema.CURVE."""
+        if self.costs:
+            schema.write_curve_point(trial, step, value)
+        else:
+            trial.report(value, step)
+
     def report_partial(self, number: int, value: float) -> None:
         """A value measured inside the first epoch, stored at step 0 of the curve."""
-        self.running[number].report(value, 0)
+        self.report_value(self.running[number], value, 0)
 
     def mark(self, number: int, state: str) -> None:
         """Note a running trial's state in storage ("paused" at a rung, "running" again)."""
@@ -146,14 +170,16 @@ class TrialLifecycle:
         import optuna
 
         trial = self.running.pop(number)
+        costs = self._cost_values.pop(number, ())
         schema.write_trial_end(trial, result)
         if result.status == "complete":
-            self.study.tell(trial, result.best_value)
+            told = result.best_value if not costs else [float(result.best_value or 0.0), *costs]
+            self.study.tell(trial, told)
         else:
             if result.status == "diverged":
                 last = result.history[-1]
                 if math.isfinite(last.val_metric):  # a score for the sampler
-                    trial.report(last.val_metric, last.epoch)
+                    self.report_value(trial, last.val_metric, last.epoch)
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         if result.status == "complete" or not self._best_read:
             # Only a complete trial can become the best: skip reading them all otherwise.

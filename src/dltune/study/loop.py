@@ -162,7 +162,7 @@ class StudyLoop:
                 continue
             if self.filler is not None:
                 self.filler.asked(trial.params, fixed)
-            self.scheduler.start(trial.number)
+            self.scheduler.start(trial.number, self.lifecycle.cost_values(trial.number))
             self._save_rungs(trial.number)
             self.waiting.append((trial.number, config, seed))
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import StudyError, param
-from ..storage import schema
+from ..storage import directions, schema
 from ..version import __version__
 from ..vocabulary import DEFAULT_METRIC, METRICS
 from .samplers import make_sampler
@@ -80,7 +80,8 @@ def open_study(
     study = optuna.create_study(
         storage=storage.backend,
         study_name=name,
-        direction=_direction(space.metric or DEFAULT_METRIC[data.task]),
+        # one objective per name: the metric's, then every cost's (to minimize)
+        directions=_directions(space.metric or DEFAULT_METRIC[data.task], space.costs),
         # dltune's scheduler decides at rungs (loop.py); Optuna's pruner is not consulted.
         pruner=optuna.pruners.NopPruner(),
         load_if_exists=True,
@@ -98,13 +99,8 @@ def open_study(
     if model is not None:  # the convolutional keys the data's shape brought in, fixed again
         space = user_model.training_space(space)[0]
     metric = space.metric or DEFAULT_METRIC[data.task]
-    direction = _direction(metric)
-    if study.direction.name.lower() != direction:
-        raise StudyError(
-            f"study {name!r} in {storage.shown} is to {study.direction.name.lower()} but "
-            f"the metric {metric!r} is to {direction}; {new_study_hint()}"
-        )
-    schema.write_metric_names(study, [metric])  # the dashboard's name for the objective
+    _check_same_objectives(study, [metric, *space.costs], storage)
+    schema.write_metric_names(study, [metric, *space.costs])  # the dashboard's names
     base_seed = seed if seed is not None else random.randrange(2**31 - 1)
     meta = _check_same_space(study, _study_meta(space, data, metric, base_seed, target), storage)
     # A resumed study keeps its seeds; the sampler's seed moves on with the trial count, so
@@ -195,3 +191,24 @@ def _check_same_space(study: optuna.Study, new: dict[str, Any], storage: Storage
 
 def _direction(metric: str) -> Literal["minimize", "maximize"]:
     return "maximize" if METRICS[metric][1] == "maximize" else "minimize"
+
+
+def _directions(metric: str, costs: tuple[str, ...]) -> list[Literal["minimize", "maximize"]]:
+    cost: Literal["minimize", "maximize"] = "minimize"  # every cost (vocabulary.COSTS)
+    return [_direction(metric)] + [cost for _ in costs]
+
+
+def _check_same_objectives(study: optuna.Study, names: list[str], storage: Storage) -> None:
+    """Refuse a run whose objectives differ from the stored study's (Optuna loads a study
+    whatever directions it is asked for): the directions, then the names where stored."""
+    stored = directions(study)
+    wanted = _directions(names[0], tuple(names[1:]))
+    named = schema.read_metric_names(study)
+    if stored == wanted and (named is None or named == names):
+        return
+    theirs = ", ".join(named) if named else " and ".join(f"to {d}" for d in stored)
+    raise StudyError(
+        f"study {study.study_name!r} in {storage.shown} has the objectives {theirs}, not "
+        f"{', '.join(names)} as this run's space asks; give the same metric and objectives, "
+        f"or {new_study_hint()}"
+    )

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 from ..config import Config
 from ..devices import DEFAULT_DEVICE
 from ..errors import DLTuneError, param
-from ..storage import DEFAULT_STORAGE, best_record, best_trial, fail_stale_trials, resolve_storage
+from ..storage import (
+    DEFAULT_STORAGE,
+    best_record,
+    best_trial,
+    directions,
+    fail_stale_trials,
+    resolve_storage,
+)
 from ..storage import schema as stored
 from ..storage.checkpoints import CheckpointStore, open_checkpoints
 from ..storage.presence import presence
@@ -236,7 +243,7 @@ def _run_here(
     trainer = _sequential_trainer(dataset, opened, settings.device)
     asked = _trial_space(opened, dataset, trainer)
     lifecycle = TrialLifecycle(study, asked, opened.base_seed, progress, worker=tagged)
-    lifecycle.footprint = _footprint(trainer, dataset)
+    lifecycle.footprint = _footprint(trainer, dataset, opened.space.costs)
     checkpointer = Checkpointer(store, lifecycle, settings.checkpoint_every) if store else None
     stop = stop if stop is not None else StopRequest()
     rule = choice.rule_for(settings.choose, len(dataset.y_val))
@@ -463,8 +470,9 @@ def _scheduler(settings: TuneSettings, opened: OpenedStudy) -> Scheduler:
         min_epochs=space.min_epochs,
         max_epochs=space.epochs,
         reduction=space.reduction,
-        direction=opened.study.direction.name.lower(),
+        direction=directions(opened.study)[0],
         cost_aware=settings.cost_aware,
+        static_directions=tuple(directions(opened.study)[1:]),
     )
 
 
@@ -534,12 +542,18 @@ def _sequential_trainer(dataset: Dataset, opened: OpenedStudy, device: str) -> S
     )
 
 
-def _footprint(trainer: SequentialTrainer, dataset: Dataset) -> Callable[[Config], dict[str, int]]:
-    """A trial's network size, counted before it trains (nets.footprint)."""
-    from ..nets.footprint import footprint_of
+def _footprint(
+    trainer: SequentialTrainer, dataset: Dataset, costs: tuple[str, ...]
+) -> Callable[[Config], dict[str, float]]:
+    """A trial's network size, counted before it trains (nets.footprint), and its latencies
+    on the study's device where an objective asks for one."""
+    from ..nets.footprint import LATENCIES, footprint_of
 
     n_features = math.prod(dataset.input_shape)
-    return lambda config: footprint_of(trainer.network, config, trainer.n_outputs, n_features)
+    device = trainer.device if any(c in LATENCIES for c in costs) else None
+    return lambda config: footprint_of(
+        trainer.network, config, trainer.n_outputs, n_features, latency_on=device
+    )
 
 
 def _trial_space(opened: OpenedStudy, dataset: Dataset, trainer: SequentialTrainer) -> Any:

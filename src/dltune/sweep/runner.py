@@ -23,6 +23,7 @@ from ..errors import DLTuneError, StudyError
 from ..storage import (
     DEFAULT_STORAGE,
     best_trial,
+    directions,
     fail_stale_trials,
     read_trials,
     resolve_storage,
@@ -336,7 +337,7 @@ def _loop(
         min_epochs=plan.epochs,
         max_epochs=plan.epochs,
         reduction=3,
-        direction=opened.study.direction.name.lower(),
+        direction=directions(opened.study)[0],
     )
     lifecycle = TrialLifecycle(opened.study, opened.space, opened.base_seed, progress)
     return StudyLoop(

@@ -1,0 +1,131 @@
+"""Several objectives at once (issue 18): the `objectives` key, the Optuna study of several
+directions it opens, every complete trial told its metric and its costs, the learning curve
+kept where Optuna refuses intermediate values, and a study of one objective left as it was."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+
+from dltune.errors import SpaceError, StudyError
+from dltune.space import SearchSpace
+from dltune.storage import objective_names, read_trials, schema
+from dltune.study import tune
+
+
+def memory() -> optuna.storages.InMemoryStorage:
+    return optuna.storages.InMemoryStorage()
+
+
+SMALL = {"layers": [1, 2], "units": [4, 64], "optimizer": "adam", "epochs": 4, "min_epochs": 1}
+
+
+@pytest.mark.parametrize(
+    ("given", "metric", "costs"),
+    [
+        (["accuracy", "parameters"], "accuracy", ("parameters",)),
+        (["parameters", "RMSE"], "rmse", ("parameters",)),  # the metric goes first
+        (["latency", "flops"], None, ("latency", "flops")),  # the task's default metric
+        ("parameters", None, ("parameters",)),
+    ],
+)
+def test_the_objectives_key_names_one_metric_and_costs(given, metric, costs):
+    space = SearchSpace(objectives=given)
+    assert (space.metric, space.costs) == (metric, costs)
+    assert SearchSpace.from_dict(space.to_dict()) == space  # stored and read back alike
+
+
+def test_a_space_of_one_objective_keeps_its_stored_form():
+    assert "objectives" not in SearchSpace().to_dict()
+    assert SearchSpace().costs == ()
+
+
+@pytest.mark.parametrize(
+    ("given", "words"),
+    [
+        (["accuracy", "rmse"], "one metric"),
+        (["acuracy"], "did you mean 'accuracy'"),
+        (["parameters", "parameters"], "twice"),
+        ([], "a list of names"),
+        ({"a": 1}, "a list of names"),
+    ],
+)
+def test_a_wrong_objectives_key_says_what_to_write(given, words, tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(f"objectives: {given!r}\n".replace("'", ""))
+    with pytest.raises(SpaceError) as raised:
+        SearchSpace.from_file(path)
+    assert str(path) in str(raised.value) and words in str(raised.value)
+
+
+def test_objectives_and_metric_must_agree():
+    with pytest.raises(SpaceError, match="metric is 'mae'"):
+        SearchSpace(metric="mae", objectives=["rmse", "parameters"])
+
+
+@pytest.fixture(scope="module")
+def two_objectives(blobs, tmp_path_factory):
+    storage = f"sqlite:///{tmp_path_factory.mktemp('mo') / 'mo.db'}"
+    space = SMALL | {"objectives": ["accuracy", "parameters"]}
+    result = tune(space, blobs, storage=storage, trials=12, seed=0, workers=1)
+    return result, storage
+
+
+def test_a_study_of_two_objectives_is_an_optuna_study_of_two_directions(two_objectives):
+    result, storage = two_objectives
+    study = optuna.load_study(study_name=result.study.study_name, storage=storage)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert objective_names(study) == ["accuracy", "parameters"]  # what the dashboard shows
+    assert study.best_trials  # Optuna's own front reads it
+
+
+def test_every_complete_trial_is_told_its_metric_and_its_size(two_objectives):
+    result, _ = two_objectives
+    records = read_trials(result.study)
+    complete = [r for r in records if r.state == "complete"]
+    assert complete and any(r.state == "pruned" for r in records)
+    for record in complete:
+        assert record.values == [record.value, float(record.parameters)]
+        assert record.value == max(v for v in record.curve if math.isfinite(v))
+    for trial, record in zip(result.study.trials, records, strict=True):  # the scheduler's too
+        assert schema.read_rungs(trial)["static"] == [float(record.parameters)]
+
+
+def test_the_curve_of_a_study_of_several_objectives_is_kept_beside_optunas(two_objectives):
+    result, _ = two_objectives
+    trials = result.study.get_trials(deepcopy=False)
+    assert all(not t.intermediate_values for t in trials)  # Optuna refuses them here
+    for trial, record in zip(trials, read_trials(result.study), strict=True):
+        assert len(record.curve) == len(trial.user_attrs[schema.CURVE]) >= 1
+
+
+def test_a_study_of_two_objectives_resumes_and_refuses_other_objectives(two_objectives, blobs):
+    result, storage = two_objectives
+    name, before = result.study.study_name, len(result.study.trials)
+    space = SMALL | {"objectives": ["accuracy", "parameters"]}
+    again = tune(space, blobs, storage=storage, study_name=name, trials=2, seed=0, workers=1)
+    assert len(again.study.trials) >= before + 2
+    for other in (["accuracy", "flops"], ["accuracy"]):
+        with pytest.raises(StudyError, match="has the objectives accuracy, parameters"):
+            tune(SMALL | {"objectives": other}, blobs, storage=storage, study_name=name, trials=1)
+
+
+def test_latency_is_measured_before_training_and_told(blobs):
+    space = SMALL | {"objectives": ["accuracy", "latency"], "epochs": 1}
+    result = tune(space, blobs, storage=memory(), trials=3, seed=0, workers=1, schedule="none")
+    complete = [r for r in read_trials(result.study) if r.state == "complete"]
+    assert complete
+    for record in complete:
+        assert record.latency is not None and record.latency > 0
+        assert record.latency_256 is not None and record.latency_256 > 0
+        assert record.values == [record.value, record.latency]
+
+
+def test_a_study_of_one_objective_keeps_optunas_intermediate_values(blobs):
+    result = tune(SMALL, blobs, storage=memory(), trials=3, seed=0, workers=1, schedule="none")
+    for trial in result.study.get_trials(deepcopy=False):
+        assert trial.intermediate_values and schema.CURVE not in trial.user_attrs
+        assert len(trial.values or [0.0]) == 1
+    assert all(r.latency is None for r in read_trials(result.study))  # measured when asked
