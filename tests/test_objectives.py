@@ -4,6 +4,7 @@ kept where Optuna refuses intermediate values, and a study of one objective left
 
 from __future__ import annotations
 
+import json
 import math
 
 import optuna
@@ -11,8 +12,11 @@ import pytest
 
 from dltune.errors import SpaceError, StudyError
 from dltune.space import SearchSpace
-from dltune.storage import objective_names, read_trials, schema
+from dltune.storage import TrialRecord, objective_names, read_trials, schema
 from dltune.study import tune
+from dltune.study.front import front_of, pareto_front, pick_point
+
+from .helpers import dltune
 
 
 def memory() -> optuna.storages.InMemoryStorage:
@@ -129,3 +133,108 @@ def test_a_study_of_one_objective_keeps_optunas_intermediate_values(blobs):
         assert trial.intermediate_values and schema.CURVE not in trial.user_attrs
         assert len(trial.values or [0.0]) == 1
     assert all(r.latency is None for r in read_trials(result.study))  # measured when asked
+
+
+def _brute_front(records, names):
+    """The complete trials no other complete trial beats on every objective: by definition."""
+    complete = [r for r in records if r.state == "complete"]
+
+    def values(r):
+        return [-r.value, *(r.cost(n) for n in names[1:])]  # all to minimize
+
+    def beats(a, b):
+        x, y = values(a), values(b)
+        pairs = list(zip(x, y, strict=True))
+        return all(p <= q for p, q in pairs) and any(p < q for p, q in pairs)
+
+    return {r.number for r in complete if not any(beats(o, r) for o in complete)}
+
+
+def test_the_front_is_the_complete_trials_none_dominates(two_objectives):
+    result, _ = two_objectives
+    # the trials of the call that returned this front (the resume test adds more)
+    records = [r for r in read_trials(result.study) if r.number < result.trials_run]
+    expected = _brute_front(records, ["accuracy", "parameters"])
+    assert {point["trial"] for point in result.front} == expected
+    values = [point["values"]["accuracy"] for point in result.front]
+    assert values == sorted(values, reverse=True)  # the most accurate first
+    sizes = [point["values"]["parameters"] for point in result.front]
+    assert sizes == sorted(sizes)  # on a front of two, the less accurate are the smaller
+
+
+def test_best_json_lists_the_front_and_the_table_shows_it(two_objectives, tmp_path):
+    result, storage = two_objectives
+    name = result.study.study_name
+    ran = dltune("best", "--storage", storage, "--study", name, "--json", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    shown = json.loads(ran.stdout)
+    expected = _brute_front(read_trials(result.study), ["accuracy", "parameters"])
+    assert shown["objectives"] == ["accuracy", "parameters"]
+    assert {p["trial"] for p in shown["front"]} == expected
+    assert all(set(p) >= {"trial", "values", "params"} for p in shown["front"])
+    table = dltune("best", "--storage", storage, "--study", name, cwd=tmp_path)
+    assert "Pareto front" in table.stdout and "parameters" in table.stdout
+    for trial in expected:
+        assert f"#{trial}" in table.stdout
+
+
+def _record(number, value, parameters, latency=None):
+    return TrialRecord(
+        number, "complete", value=value, parameters=parameters, latency=latency, config={}
+    )
+
+
+def test_a_pick_chooses_the_smallest_within_the_margin_on_the_front():
+    records = [
+        _record(0, 0.95, 1000),
+        _record(1, 0.947, 300),  # within 0.005 of the best, and the smallest such
+        _record(2, 0.90, 50),  # smaller still, but 0.05 below
+        _record(3, 0.946, 400),  # dominated by trial 1
+    ]
+    front = front_of(records, ["accuracy", "parameters"], ["maximize", "minimize"])
+    assert [r.number for r in front.points] == [0, 1, 2]
+    assert [r.number for r in front.dominated] == [3]
+    assert pick_point(front, "smallest within 0.005 of the best accuracy").number == 1
+    assert pick_point(front, "smallest within 0.001 of the best").number == 0
+    assert pick_point(front, "smallest within 6% of the best accuracy").number == 2
+    assert pick_point(front, "2").number == 2
+    for wrong, words in [
+        ("3", "trial 3 is dominated"),
+        ("7", "not a complete trial"),
+        ("fastest within 0.01 of the best", "needs a cost"),
+        ("smallest within 0.01 of the best rmse", "the study's is 'accuracy'"),
+        ("biggest", "not a rule"),
+    ]:
+        with pytest.raises(StudyError, match=words):
+            pick_point(front, wrong)
+
+
+def test_a_pick_on_an_error_metric_keeps_within_the_margin_above_the_least():
+    records = [_record(0, 2.0, 900), _record(1, 2.1, 100), _record(2, 2.5, 10)]
+    front = front_of(records, ["rmse", "parameters"], ["minimize", "minimize"])
+    assert pick_point(front, "smallest within 0.2 of the best rmse").number == 1
+
+
+def test_train_best_retrains_the_picked_point(two_objectives, blobs):
+    from dltune.export import train_best
+
+    result, storage = two_objectives
+    rule = "smallest within 0.005 of the best accuracy"
+    front = pareto_front(result.study)
+    expected = pick_point(front, rule)
+    trained = train_best(storage, result.study.study_name, data=blobs, pick=rule, on="train")
+    assert trained.card["study"]["trial"] == expected.number
+    assert trained.card["study"]["picked"] == rule
+    assert trained.model.config.to_dict() == expected.config
+
+
+def test_train_best_pick_refuses_a_rule_it_does_not_know(two_objectives, tmp_path):
+    result, storage = two_objectives
+    name = result.study.study_name
+    for pick, words in [("biggest", "not a rule"), ("99999", "not a complete trial")]:
+        ran = dltune(
+            "train-best", "--storage", storage, "--study", name, "--pick", pick, "-o", "m",
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert ran.returncode != 0 and words in ran.stderr
+        assert not (tmp_path / "m").exists()

@@ -23,6 +23,7 @@ from ..vocabulary import HYPERPARAMETERS
 
 if TYPE_CHECKING:
     from ..analysis.sweep_data import SweepAnalysis
+    from ..study.front import Front
 
 
 def _fmt_time(seconds: float) -> str:
@@ -285,6 +286,30 @@ def best_table(best: dict[str, Any], title: str) -> Table:
     for key, value in params.items():
         table.add_row(key, str(value))
     return table
+
+
+def front_table(front: Front, study_name: str) -> Table:
+    """The Pareto front: one row per point, its objectives and configuration."""
+    table = Table(
+        title=f"Pareto front of study {study_name!r} ({len(front.points)} of "
+        f"{len(front.points) + len(front.dominated)} complete trials)",
+        title_justify="left",
+    )
+    table.add_column("trial", justify="right")
+    for name, direction in zip(front.names, front.directions, strict=True):
+        table.add_column(f"{name} {'↑' if direction == 'maximize' else '↓'}", justify="right")
+    table.add_column("configuration")
+    for record in front.points:
+        values = [_fmt_objective(v) for v in front.values(record)]
+        table.add_row(f"#{record.number}", *values, config_text(record.config))
+    return table
+
+
+def _fmt_objective(value: float) -> str:
+    """A metric to 4 decimals, a count as a whole number, a latency in ms to 3 figures."""
+    if value.is_integer() and abs(value) >= 10:
+        return f"{int(value):,}"
+    return f"{value:.4g}" if abs(value) >= 1 else f"{value:.4f}"
 
 
 class SweepProgress(ProgressListener):

@@ -30,6 +30,11 @@ from .common import device_option, quiet_optuna, storage_option, study_option, u
     type=click.Path(file_okay=False),
     help="Where local copies of downloadable data live (or DLTUNE_DATA_DIR).",
 )
+@click.option(
+    "--pick",
+    help='A point of the Pareto front instead of the best: a trial number, or "smallest '
+    'within 0.005 of the best accuracy" (also fastest, cheapest; a margin in %).',
+)
 @device_option
 @click.option(
     "-o",
@@ -48,10 +53,12 @@ def train_best(
     data: str | None,
     target: str | None,
     data_dir: str | None,
+    pick: str | None,
     device: str,
     directory: str,
 ) -> None:
-    """Retrain the best configuration, test it once, write the model folder."""
+    """Retrain the best configuration (or --pick a point of the front), test it once, write
+    the model folder."""
     from ..export import train_best as retrain
 
     quiet_optuna()
@@ -65,6 +72,7 @@ def train_best(
         epochs=epochs,
         device=device,
         log=click.echo,
+        pick=pick,
     )
     path = result.save(directory)
     click.echo(

@@ -19,20 +19,31 @@ if TYPE_CHECKING:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @user_errors
 def best(storage: str, study_name: str | None, as_json: bool) -> None:
-    """The best trial of a study."""
+    """The best trial of a study; of several objectives, its Pareto front too."""
     from ..errors import StudyError
     from ..storage import best_record
-    from .display import best_table
+    from ..study.front import pareto_front
+    from .display import best_table, front_table
 
     quiet_optuna()
     study = open_storage(storage).load_study(study_name)
     record = best_record(study)
     if record is None:
         raise StudyError(f"study {study.study_name!r} has no complete trial yet")
+    front = pareto_front(study) if len(study.directions) > 1 else None
+    if front is not None:  # the most accurate stays "best"; the front lists the trade-offs
+        record["objectives"] = front.names
+        record["front"] = front.to_json()
     if as_json:
         click.echo(json.dumps(record, indent=2))
-    else:
-        console().print(best_table(record, f"Best of study {study.study_name!r}"))
+        return
+    console().print(best_table(record, f"Best of study {study.study_name!r}"))
+    if front is not None:
+        console().print(front_table(front, study.study_name))
+        click.echo(
+            'Choose a point: dltune train-best --pick TRIAL (or --pick "smallest within '
+            f'0.005 of the best {front.metric}") -o model/'
+        )
 
 
 @click.command()

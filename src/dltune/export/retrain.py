@@ -145,12 +145,16 @@ def train_best(
     epochs: int | None = None,
     device: str = DEFAULT_DEVICE,
     log: Callable[[str], None] | None = None,
+    pick: str | int | None = None,
 ) -> TrainBest:
     """Retrain the best trial of `study` (a name in `storage`, or a Study) and test it once.
 
-    `on`: "train+val" (default) or "train". `data`, `target`, `data_dir`: where the study's data
-    are when not where the study found them (they must have the study's fingerprint). `epochs`
-    overrides the epoch rule. Returns the model and its card; `.save(DIR)` writes the folder.
+    `pick` chooses another point of the study's Pareto front (dltune.study.front): a trial
+    number, or "smallest within 0.005 of the best accuracy" (also "fastest", "cheapest", a
+    margin in %). `on`: "train+val" (default) or "train". `data`, `target`, `data_dir`: where
+    the study's data are when not where the study found them (they must have the study's
+    fingerprint). `epochs` overrides the epoch rule. Returns the model and its card;
+    `.save(DIR)` writes the folder.
     """
     if on not in RETRAIN_ON:
         raise ModelError(f"{param('on', on)} is not known; choose from {', '.join(RETRAIN_ON)}")
@@ -161,7 +165,7 @@ def train_best(
     if study is None or isinstance(study, str):
         opened = resolve_storage(storage)
         study, shown = opened.load_study(study), opened.shown
-    best = best_trial(study)
+    best = best_trial(study) if pick is None else _picked(study, pick, say)
     if best is None:
         raise StudyError(f"study {study.study_name!r} has no complete trial yet; run it first")
     dataset, target = study_data(study, data, target=target, data_dir=data_dir)
@@ -192,7 +196,23 @@ def train_best(
         "how": "evaluated once, after retraining, through the same steps as predict",
     }
     card = _card(study, shown, best, best_epoch, dataset, target, model, retrained, test)
+    if pick is not None:  # a point of the front, not the best: the card says which rule
+        card["study"]["picked"] = str(pick)
     return TrainBest(model, card, [f"epochs: {rule}"])
+
+
+def _picked(study: optuna.Study, pick: str | int, say: Callable[[str], None]) -> TrialRecord:
+    """The point of the study's front that `pick` chooses, said with its objectives."""
+    from ..study.front import pareto_front, parse_pick, pick_costs, pick_point
+
+    rule = parse_pick(pick)
+    front = pareto_front(study, pick_costs(study, rule))
+    chosen = pick_point(front, rule)
+    shown = ", ".join(
+        f"{name} {value:.6g}" for name, value in zip(front.names, front.values(chosen), strict=True)
+    )
+    say(f"Picked trial {chosen.number} ({pick}) of the front of {len(front.points)}: {shown}")
+    return chosen
 
 
 def _training_rows(dataset: Dataset, on: str) -> Dataset:

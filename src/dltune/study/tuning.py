@@ -32,6 +32,7 @@ from ..storage.presence import presence
 from . import choice
 from .checkpointing import Checkpointer, checkpoint_note, enqueue_interrupted, sweep_strays
 from .filling import ShapeFiller, filler_for
+from .front import pareto_front
 from .held_out import evaluate_test
 from .lifecycle import TrialLifecycle
 from .loop import Budget, StudyLoop
@@ -73,6 +74,9 @@ class TuneResult:
     # The weights of the best trial this process trained (its number, its state dict): a
     # worker hands them to the main process for the one test.
     best_state: tuple[int, dict[str, Any]] | None = field(default=None, repr=False)
+    # A study of several objectives: its Pareto front, the most accurate first (front.py's
+    # Front.to_json: trial, values by objective, params); [] for a single objective.
+    front: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def best_config(self) -> Config | None:
@@ -288,6 +292,7 @@ def _run_here(
         overhead_seconds=loop.overhead_seconds + sum(o.overhead for o in others),
         checkpoints=(int(written), int(size), float(seconds)),
         best_state=lifecycle.best_state,
+        front=pareto_front(study).to_json() if len(study.directions) > 1 else [],
     )
 
 
