@@ -13,6 +13,7 @@ from dltune.schedule.pareto import (
     crowding_distances,
     dominates,
     hypervolume_2d,
+    hypervolume_contributions,
     non_dominated_fronts,
     pareto_order,
 )
@@ -83,6 +84,30 @@ def test_the_order_puts_every_front_before_the_next():
         i: k for k, front in enumerate(non_dominated_fronts(points, directions)) for i in front
     }
     assert [level[i] for i in order] == sorted(level[i] for i in order)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_contribution_is_the_hypervolume_lost_without_the_point(seed):
+    rng = random.Random(seed)
+    directions = ["maximize", "minimize"]
+    points = [(rng.random(), rng.random()) for _ in range(40)]
+    front = non_dominated_fronts(points, directions)[0]
+    share = hypervolume_contributions(points, directions, front)
+    reference = (-1.0, 2.0)  # worse than every point on both
+    whole = hypervolume_2d([points[i] for i in front], directions, reference)
+    for i in front:
+        rest = [points[j] for j in front if j != i]
+        lost = whole - hypervolume_2d(rest, directions, reference)
+        ends = {max(front, key=lambda j: points[j][0]), min(front, key=lambda j: points[j][1])}
+        if i in ends:  # what the ends lose depends on the reference alone: they go first
+            assert math.isinf(share[i])
+        else:
+            assert share[i] == pytest.approx(lost)
+    order = pareto_order(points, directions, tie_break="hypervolume")
+    inner = [i for i in order[: len(front)] if not math.isinf(share[i])]
+    assert inner == sorted(inner, key=lambda i: -share[i])
+    with pytest.raises(ValueError, match="tie_break 'area'"):
+        pareto_order(points, directions, tie_break="area")
 
 
 @pytest.mark.parametrize("seed", range(5))

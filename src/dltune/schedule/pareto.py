@@ -13,8 +13,9 @@ leaves diverged trials out before ranking.
 Within a front the ranking is by crowding distance (NSGA-II, Deb et al. 2002; MO-ASHA's
 "NSGA-II selection", Schmucker et al. 2021): points at the ends of the front and in its sparse
 stretches come first, so the survivors of a rung span the front rather than crowd one end of
-it. (Chosen as MO-ASHA's default; the measurement the issue asks for against a hypervolume
-tie-break is still to do.)
+it. The alternative, each point's hypervolume contribution (SMS-EMOA), is here too
+(`TIE_BREAK`); benchmarks/multiobjective.py measures one against the other (RESULTS.md,
+issue 18).
 """
 
 from __future__ import annotations
@@ -111,14 +112,47 @@ def _finite(value: float) -> float:
     return math.inf if math.isnan(value) else float(value)
 
 
-def pareto_order(points: Sequence[Point], directions: Sequence[str]) -> list[int]:
-    """All indices, best first: by front, then by crowding distance (largest first), then by
-    index (the older trial first, as single-objective successive halving breaks its ties)."""
+TIE_BREAKS = ("crowding", "hypervolume")
+# The tie-break within a front that the scheduler uses (benchmarks/multiobjective.py measures
+# the other against it, setting this in its own process).
+TIE_BREAK = "crowding"
+
+
+def pareto_order(
+    points: Sequence[Point], directions: Sequence[str], tie_break: str | None = None
+) -> list[int]:
+    """All indices, best first: by front, then by the tie-break (TIE_BREAK unless given:
+    crowding distance or hypervolume contribution, largest first), then by index (the older
+    trial first, as single-objective successive halving breaks its ties)."""
+    tie_break = tie_break or TIE_BREAK
+    if tie_break not in TIE_BREAKS:
+        raise ValueError(f"tie_break {tie_break!r}: one of {TIE_BREAKS}")
     order: list[int] = []
     for front in non_dominated_fronts(points, directions):
-        distance = crowding_distances(points, front)
-        order += sorted(front, key=lambda i: (-distance[i], i))
+        if tie_break == "hypervolume" and len(directions) == 2:
+            share = hypervolume_contributions(points, directions, front)
+        else:  # crowding, and the only tie-break of more than two objectives
+            share = crowding_distances(points, front)
+        order += sorted(front, key=lambda i: (-share[i], i))
     return order
+
+
+def hypervolume_contributions(
+    points: Sequence[Point], directions: Sequence[str], front: Sequence[int]
+) -> dict[int, float]:
+    """Each member of a two-objective front's exclusive hypervolume: the area only it
+    dominates, the product of the gaps to its neighbours along the front (the SMS-EMOA
+    tie-break, Beume et al. 2007); infinite at the ends, which have no reference of their own.
+    Equal points share their area: each adds none."""
+    oriented = _oriented(points, directions)
+    ordered = sorted(front, key=lambda i: (oriented[i], i))  # first objective up, second down
+    share = {i: math.inf for i in (ordered[0], ordered[-1])}
+    for before, here, after in zip(ordered, ordered[1:], ordered[2:], strict=False):
+        # the rectangle between the next point's first objective and the previous one's second
+        share[here] = (oriented[after][0] - oriented[here][0]) * (
+            oriented[before][1] - oriented[here][1]
+        )
+    return share
 
 
 def hypervolume_2d(points: Sequence[Point], directions: Sequence[str], reference: Point) -> float:
