@@ -21,6 +21,7 @@ issue 18).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 Point = Sequence[float]
@@ -113,9 +114,9 @@ def _finite(value: float) -> float:
 
 
 TIE_BREAKS = ("crowding", "hypervolume")
-# The tie-break within a front that the scheduler uses (benchmarks/multiobjective.py measures
-# the other against it, setting this in its own process).
-TIE_BREAK = "crowding"
+# The tie-break within a front that the scheduler uses. DLTUNE_TIE_BREAK sets it for a process
+# and the workers it starts: benchmarks/multiobjective.py measures one against the other.
+TIE_BREAK = os.environ.get("DLTUNE_TIE_BREAK", "crowding")
 
 
 def pareto_order(
