@@ -260,9 +260,10 @@ def run_arm(arm: str, seed: int, budget: float, folder: Path) -> dict[str, Any]:
     command += ["--budget", str(budget), "--workdir", str(folder)]
     limit = peers.STARTUP_LIMIT_S + budget + GRACE_S + (MEASURE_S if arm != "nsga2" else 0)
     started = time.perf_counter()
-    with open(folder / "output.txt", "wb") as output:
-        with contextlib.suppress(subprocess.TimeoutExpired):  # what it wrote still counts
-            subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, timeout=limit, env=env)
+    # a child past its limit is killed; what it wrote still counts
+    output = open(folder / "output.txt", "wb")  # noqa: SIM115 - closed below
+    with output, contextlib.suppress(subprocess.TimeoutExpired):
+        subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, timeout=limit, env=env)
     path = folder / "result.json"
     result = json.loads(path.read_text()) if path.exists() else {"failed": True}
     result["wall_s"] = time.perf_counter() - started
