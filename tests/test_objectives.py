@@ -238,3 +238,58 @@ def test_train_best_pick_refuses_a_rule_it_does_not_know(two_objectives, tmp_pat
         )  # fmt: skip
         assert ran.returncode != 0 and words in ran.stderr
         assert not (tmp_path / "m").exists()
+
+
+def _view(number, value, units, parameters, state="complete"):
+    from dltune.analysis.trials import TrialView
+
+    config = {"layers": 1, "units": [units]}
+    return TrialView(number, state, value=value, parameters=parameters, config=config, score=value)
+
+
+def _study(views, classes=10):
+    from dltune.analysis.trials import StudyTrials
+
+    return StudyTrials(
+        name="s", maximize=True, metric="accuracy", trials=views, space={},
+        data={"classes": classes}, tests={},
+        objectives=["accuracy", "parameters"], directions=["maximize", "minimize"],
+    )  # fmt: skip
+
+
+def test_the_front_reads_as_plain_words_with_its_evidence():
+    from dltune.analysis.tradeoffs import front_view, read_front
+
+    views = [
+        _view(0, 0.950, 256, 120_000),  # the most accurate
+        _view(1, 0.947, 32, 10_000),  # within 0.005, 12x smaller
+        _view(2, 0.930, 512, 400_000),  # wider, worse: dominated
+        _view(3, 0.940, 1024, 900_000),  # wider, worse: dominated
+        _view(4, 0.101, 4, 300),  # chance, but the smallest: on the front
+        _view(5, 0.990, 64, 20_000, state="pruned"),  # not complete: not a point
+    ]
+    found = read_front(_study(views))
+    assert len(found) == 3 and all(d.kind == "front" for d in found)
+    cheaper = next(d for d in found if "fewer parameters" in d.title)
+    assert "12x fewer parameters" in cheaper.title and "#1" in cheaper.title
+    assert cheaper.suggestion == (
+        'dltune train-best --pick "smallest within 0.005 of the best accuracy" -o model/'
+    )
+    assert [e["trial"] for e in cheaper.evidence] == [0, 1, 4]
+    wider = next(d for d in found if d.title.startswith("Above 256 units"))
+    assert {e["trial"] for e in wider.evidence} == {2, 3}
+    chance = next(d for d in found if "chance" in d.title)
+    assert chance.title.startswith("#4 is on the front only for its size")
+    view = front_view(_study(views))
+    assert [p["trial"] for p in view["points"]] == [0, 1, 4]
+    assert [p["trial"] for p in view["dominated"]] == [2, 3]
+
+
+def test_a_front_with_no_cheaper_point_worth_saying_says_nothing_of_it():
+    from dltune.analysis.tradeoffs import read_front
+
+    views = [_view(0, 0.95, 64, 10_000), _view(1, 0.90, 48, 8_000)]
+    assert read_front(_study(views)) == []  # 0.90 is past the margin; 1.25x is no news
+    one = _study(views)
+    one.objectives, one.directions = [], []
+    assert read_front(one) == []  # a study of one objective has no front

@@ -31,7 +31,9 @@ HOSTILE = '<script>alert("x")</script>&<img src=x onerror=alert(1)>'
 def test_the_report_has_every_section_and_draws_without_script(tmp_path):
     page = write_report(in_memory(mixed_runs()), tmp_path / "r.html").read_text()
     for key, title in SECTIONS:
-        assert f'<section id="{key}"><h2>{title}</h2>' in page
+        if key != "front":
+            assert f'<section id="{key}"><h2>{title}</h2>' in page
+    assert 'id="front"' not in page  # a study of one objective has no front
     assert page.count("<svg") >= 10  # importance, 9 effects, epochs, history, curves
     assert "<script" not in page
     # nothing to fetch: no external src or href (SVG namespaces are names, not requests)
@@ -107,6 +109,7 @@ def test_a_real_study_report_renders_in_headless_chromium_offline(blobs, tmp_pat
         "learning_rate": {"low": 1e-3, "high": 3.0, "log": True},
         "batch_size": [32, 64],
         "epochs": 4,
+        "objectives": ["accuracy", "parameters"],  # every section, the front's too
     }
     # Trained for real, kept in memory: in a SQLite file the same 12 trials take 20x longer.
     result = tune(space, blobs, storage=optuna.storages.InMemoryStorage(), trials=12, seed=0)
@@ -123,6 +126,8 @@ def test_a_real_study_report_renders_in_headless_chromium_offline(blobs, tmp_pat
         page.goto(path.as_uri())
         headings = page.locator("h2").all_inner_texts()
         figures = page.locator("figure svg").count()
+        front_figures = page.locator("section#front figure svg").count()
+        front_rows = page.locator("section#front table tr").count()
         screenshot = tmp_path / "report.png"
         page.screenshot(path=str(screenshot), full_page=True)
         # where each section lies on the page, to check that each is drawn (not blank)
@@ -140,6 +145,8 @@ def test_a_real_study_report_renders_in_headless_chromium_offline(blobs, tmp_pat
     assert requests == [path.as_uri()]  # the page itself, nothing else
     assert headings == [title for _, title in SECTIONS]
     assert figures >= 5
+    front = [p for p in result.front]  # the front figure and table: one row per point
+    assert front_figures == 1 and front_rows == len(front) + 1
     image = Image.open(screenshot).convert("L")
     assert image.height > 2000  # a long page, not an error stub
     assert _ink(image) > 0.02

@@ -6,7 +6,8 @@ Reads storage (and a sweep's plan); never imports torch, the engines, the report
     analysis.to_dict()                 # JSON-ready, for the report or your own plots
 
 trials.py reads the trials; importance.py, effects.py, interactions.py and curves.py summarise
-them; diagnostics.py turns them into findings with evidence. report/ draws the result.
+them; diagnostics.py turns them into findings with evidence; tradeoffs.py reads the Pareto
+front of a study of several objectives. report/ draws the result.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .diagnostics import Diagnosis, diagnose
 from .effects import effects, epoch_effect
 from .importance import importance
 from .interactions import interactions
+from .tradeoffs import front_view, read_front
 from .trials import StudyTrials, TrialView, load_trials
 
 if TYPE_CHECKING:
@@ -44,6 +46,8 @@ class StudyAnalysis:
     curves: list[dict[str, Any]]
     diagnostics: list[Diagnosis]
     trials: list[dict[str, Any]] = field(default_factory=list)
+    # a study of several objectives: its Pareto front (tradeoffs.front_view); None for one
+    front: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         plain = dict(self.__dict__)
@@ -81,6 +85,7 @@ def analyze_trials(trials: StudyTrials) -> StudyAnalysis:
         interactions=interactions(trials),
         history=history(trials),
         curves=learning_curves(trials),
-        diagnostics=diagnose(trials),
+        diagnostics=sorted(diagnose(trials) + read_front(trials), key=lambda d: -d.weight),
         trials=[t.to_dict() for t in trials.trials],
+        front=front_view(trials),
     )

@@ -12,11 +12,11 @@ seen in the study, so that it counts against its region instead of vanishing.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ..storage import TrialRecord, maximizes, read_trials, schema
+from ..storage import TrialRecord, directions, maximizes, objective_names, read_trials, schema
 from ..storage.records import current_choice
 from ..vocabulary import BOOLEAN, CATEGORICAL, HYPERPARAMETERS
 
@@ -75,6 +75,9 @@ class StudyTrials:
     tests: dict[int, float]  # trial number -> test metric, where evaluated
     # The trial chosen at the study's end (storage.best_trial's choice), while it is current
     chosen: int | None = None
+    # A study of several objectives: their names (the metric first) and directions; [] for one
+    objectives: list[str] = field(default_factory=list)
+    directions: list[str] = field(default_factory=list)
 
     @property
     def finished(self) -> list[TrialView]:
@@ -147,6 +150,8 @@ def load_trials(study: optuna.Study) -> StudyTrials:
         data=meta.get("data", {}),
         tests=schema.read_test_values(attrs),
         chosen=_chosen(attrs, views),
+        objectives=objective_names(study) if len(study.directions) > 1 else [],
+        directions=directions(study) if len(study.directions) > 1 else [],
     )
 
 

@@ -222,6 +222,41 @@ def interaction_plot(pair: dict[str, Any], metric: str, log: dict[str, bool]) ->
     return _svg(fig)
 
 
+def front_plot(front: dict[str, Any]) -> str:
+    """The metric against each cost, one panel per cost: the front's points drawn and joined
+    (a step, as the front is a staircase), the dominated trials faded, the pick ringed."""
+    plt = _pyplot()
+    metric, costs = front["names"][0], front["names"][1:]
+    fig, axes = plt.subplots(1, len(costs), figsize=(WIDTH * min(len(costs), 2) / 1.1, HEIGHT))
+    axes = list(axes) if len(costs) > 1 else [axes]
+    for ax, cost in zip(axes, costs, strict=True):
+        faded = front["dominated"]
+        ax.scatter(
+            [p["values"][cost] for p in faded],
+            [p["values"][metric] for p in faded],
+            s=14, c="#9a9a9a", alpha=0.35, label=f"dominated ({len(faded)})",
+        )  # fmt: skip
+        points = sorted(front["points"], key=lambda p: p["values"][cost])
+        xs = [p["values"][cost] for p in points]
+        ys = [p["values"][metric] for p in points]
+        if len(costs) == 1:  # on one cost, the front is a staircase: draw it
+            ax.step(xs, ys, where="post", c="#1f77b4", lw=1, alpha=0.6)
+        ax.scatter(xs, ys, s=22, c="#1f77b4", label=f"Pareto front ({len(points)})", zorder=3)
+        labels: dict[tuple[float, float], list[str]] = {}  # equal points share one label
+        for p, x, y in zip(points, xs, ys, strict=True):
+            labels.setdefault((x, y), []).append(f"#{p['trial']}")
+        for (x, y), names in labels.items():
+            ax.annotate(", ".join(names), (x, y), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")  # fmt: skip
+        every = xs + [p["values"][cost] for p in faded]
+        if every and min(every) > 0 and max(every) / min(every) > 20:
+            ax.set_xscale("log")
+        ax.set_xlabel(f"{cost} (ms)" if cost.startswith("latency") else cost)
+        ax.set_ylabel(f"validation {metric}")
+        ax.legend(fontsize=7, frameon=False, loc="best")
+    return _svg(fig)
+
+
 def _axis(ax: Any, which: str, values: list[Any], seeds: list[int]) -> list[float]:
     """Numbers as they are; categories as 0, 1, 2 ... with a little jitter and their names."""
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):

@@ -18,6 +18,7 @@ from . import figures
 
 SECTIONS = (
     ("best", "Best configuration"),
+    ("front", "Trade-offs: the Pareto front"),  # a study of several objectives only
     ("diagnostics", "Diagnostics"),
     ("importance", "What mattered"),
     ("effects", "Effect of each hyperparameter"),
@@ -45,6 +46,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .diagnosis.diverged { border-color: #d62728; background: #fff5f5; }
 .diagnosis.overfit { border-color: #ff7f0e; }
 .diagnosis.few_trials, .diagnosis.edge { border-color: #1f77b4; background: #f5f9ff; }
+.diagnosis.front { border-color: #2ca02c; background: #f5fff5; }
 .suggestion { font-weight: 600; }
 .grid { display: flex; flex-wrap: wrap; gap: 1rem; }
 figure { margin: 0; }
@@ -60,18 +62,23 @@ def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+def sections(analysis: StudyAnalysis) -> list[tuple[str, str]]:
+    """The report's sections for this study: the front's only with several objectives."""
+    return [(k, t) for k, t in SECTIONS if k != "front" or analysis.front is not None]
+
+
 def render(analysis: StudyAnalysis) -> str:
     """The whole report of one study as an HTML string."""
     a = analysis
+    shown = sections(a)
     body = [
         f"<h1>dltune report: study {esc(a.study)}</h1>",
         f'<p class="meta">Data: {esc(a.data.get("description") or a.data.get("name") or "?")}'
         f" · metric: validation {esc(a.metric)} ({'higher' if a.maximize else 'lower'} is"
         f" better) · trials: {esc(_counts(a.counts))} · dltune {esc(__version__)}</p>",
-        "<nav>"
-        + "".join(f'<a href="#{key}">{esc(title)}</a>' for key, title in SECTIONS)
-        + "</nav>",
+        "<nav>" + "".join(f'<a href="#{key}">{esc(title)}</a>' for key, title in shown) + "</nav>",
         _section("best", _best(a)),
+        _section("front", _front(a)) if a.front is not None else "",
         _section("diagnostics", _diagnostics(a)),
         _section("importance", _importance(a)),
         _section("effects", _effects(a)),
@@ -127,6 +134,39 @@ def _best(a: StudyAnalysis) -> str:
             value = config[key]
             rows.append((key, _num(value) if isinstance(value, float) else value))
     return _table(["", ""], rows, header=False)
+
+
+def _front(a: StudyAnalysis) -> str:
+    """The front drawn, and its points as a table: objectives and configuration."""
+    front = a.front or {}
+    if not front.get("points"):
+        return "<p>No trial has completed yet: there is no front.</p>"
+    names = front["names"]
+    arrows = ["↑" if d == "maximize" else "↓" for d in front["directions"]]
+    total = len(front["points"]) + len(front["dominated"])
+    caption = (
+        f"Each complete trial's validation {esc(names[0])} against its "
+        f"{esc(', '.join(names[1:]))}: the {len(front['points'])} of {total} that no other "
+        "trial beats on every objective form the front (blue); the dominated are faded. "
+        f'To train a point: <code>dltune train-best --pick "{esc(front["pick"])}"</code> '
+        "or --pick TRIAL."
+    )
+    rows = []
+    for point in front["points"]:
+        try:
+            text = Config.from_dict(point["config"]).short()
+        except (KeyError, TypeError, ValueError):
+            text = ", ".join(f"{k}={v}" for k, v in point["config"].items())
+        rows.append([point["trial"], *(_objective(point["values"][n]) for n in names), text])
+    headers = ["trial", *(f"{n} {arrow}" for n, arrow in zip(names, arrows, strict=True))]
+    return _figure(figures.front_plot(front), caption) + _table([*headers, "configuration"], rows)
+
+
+def _objective(value: float) -> str:
+    """A count (parameters, flops) whole and grouped; a metric or latency to 4 figures."""
+    if float(value).is_integer() and abs(value) >= 10:
+        return f"{int(value):,}"
+    return _num(float(value))
 
 
 def _diagnostics(a: StudyAnalysis) -> str:

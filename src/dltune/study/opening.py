@@ -95,7 +95,7 @@ def open_study(
     space, notes = space.for_task(data.task)
     notes += shape_note
     space, shape_notes = space.for_input(data.input_shape)
-    notes = [*notes, *shape_notes, *model_notes]
+    notes = [*data.notes, *notes, *shape_notes, *model_notes]  # data's: what loading did
     if model is not None:  # the convolutional keys the data's shape brought in, fixed again
         space = user_model.training_space(space)[0]
     metric = space.metric or DEFAULT_METRIC[data.task]
@@ -123,6 +123,7 @@ def _study_meta(
             "name": data.name,
             "source": data.source,
             "task": data.task,
+            "classes": data.n_classes,  # how many (None: regression), for chance level
             "fingerprint": data.fingerprint(),
             "description": data.describe(),
             # The target column of a table, so that train-best can load the same data again.
@@ -130,6 +131,9 @@ def _study_meta(
             # One example's shape, so that later runs, train-best and sweeps build the same
             # networks, whatever shape the data would take when loaded again.
             **schema.data_record_shape(data.input_shape),
+            # Whether a table went through the encoder (load_data's `encode`), so that
+            # train-best loads it the same way; absent in studies from before: not encoded.
+            "encoded": data.encoding is not None,
         },
     }
 
