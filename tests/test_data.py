@@ -307,24 +307,32 @@ def test_csv_errors(tmp_path: Path) -> None:
     (tmp_path / "noheader.csv").write_text("1,2,3\n4,5,6\n")
     raises(["noheader.csv", "header"], load_data, tmp_path / "noheader.csv", target="2")
 
+    # encode=False keeps the strict reading: text, empty cells and targets are errors
     bad = [r.copy() for r in rows]
     bad[4][1] = "blue"
     p = write_csv(tmp_path / "color.csv", ["height", "color", "label"], bad)
     raises(["color.csv", "'color'", "not numeric", "line 6", "'blue'"], load_data, p,
-           target="label")  # fmt: skip
+           target="label", encode=False)  # fmt: skip
+    # by default: text, and a column of numbers but for one word gets a hint
+    assert any("'blue'" in n and "numbers" in n for n in load_data(p, target="label").notes)
 
     bad = [r.copy() for r in rows]
     bad[6][0] = ""
     p = write_csv(tmp_path / "gap.csv", ["height", "width", "label"], bad)
-    raises(["gap.csv", "'height'", "line 8", "NaN"], load_data, p, target="label")
+    raises(["gap.csv", "'height'", "line 8", "NaN"], load_data, p, target="label", encode=False)
+    assert "height" in load_data(p, target="label").feature_names  # imputed by default
     bad[6][0] = "inf"
     p = write_csv(tmp_path / "inf.csv", ["height", "width", "label"], bad)
-    raises(["inf.csv", "'height'", "line 8", "infinite"], load_data, p, target="label")
+    for encode in (True, False):  # an infinite number is no missing value: an error either way
+        raises(["inf.csv", "'height'", "line 8", "infinite"], load_data, p, target="label",
+               encode=encode)  # fmt: skip
 
     bad = [r.copy() for r in rows]
     bad[2][2] = "nan"
     p = write_csv(tmp_path / "nolabel.csv", ["height", "width", "label"], bad)
-    raises(["nolabel.csv", "target", "'label'", "line 4"], load_data, p, target="label")
+    raises(["nolabel.csv", "target", "'label'", "line 4"], load_data, p, target="label",
+           encode=False)  # fmt: skip
+    assert sum(load_data(p, target="label").sizes) == len(rows) - 1  # the row dropped
 
     one = [[*r[:2], 1] for r in rows]
     p = write_csv(tmp_path / "one.csv", ["height", "width", "label"], one)
@@ -409,18 +417,25 @@ def test_parquet(tmp_path: Path) -> None:
     )
     path = tmp_path / "t.parquet"
     pq.write_table(table, path)
-    ds = load_data(path, target="kind")
-    assert ds.classes == ["u", "v"] and ds.feature_names == ["a", "b", "n"]
-    assert ds.sizes == (42, 9, 9)
-    raises(["t.parquet", "feature column 'kind'", "not numeric"], load_data, path, target="a")
+    strict = load_data(path, target="kind", encode=False)
+    assert strict.classes == ["u", "v"] and strict.feature_names == ["a", "b", "n"]
+    assert strict.sizes == (42, 9, 9)
+    ds = load_data(path, target="kind")  # encoded: the running number n is an identifier
+    assert ds.feature_names == ["a", "b"] and ds.sizes == (42, 9, 9)
+    assert np.array_equal(ds.x_train, strict.x_train[:, :2])  # numbers as they were
+    raises(["t.parquet", "feature column 'kind'", "not numeric"], load_data, path, target="a",
+           encode=False)  # fmt: skip
     raises(["t.parquet", "did you mean 'kind'"], load_data, path, target="kinds")
     pq.write_table(table.set_column(1, "b", pa.array(["x"] * 60)), path)
-    raises(["t.parquet", "feature column 'b'", "not numeric"], load_data, path, target="kind")
+    raises(["t.parquet", "feature column 'b'", "not numeric"], load_data, path, target="kind",
+           encode=False)  # fmt: skip
     col = pa.array([1.0] * 10 + [None] + [2.0] * 49)
     pq.write_table(table.set_column(1, "b", col), path)
-    raises(["t.parquet", "'b'", "row 10"], load_data, path, target="kind")
+    raises(["t.parquet", "'b'", "row 10"], load_data, path, target="kind", encode=False)
     pq.write_table(table.set_column(3, "kind", pa.array(["u"] * 5 + [None] + ["v"] * 54)), path)
-    raises(["t.parquet", "target", "'kind'", "row 5"], load_data, path, target="kind")
+    raises(["t.parquet", "target", "'kind'", "row 5"], load_data, path, target="kind",
+           encode=False)  # fmt: skip
+    assert any("row 5" in note for note in load_data(path, target="kind").notes)
     (tmp_path / "junk.parquet").write_bytes(b"not parquet")
     raises(["junk.parquet"], load_data, tmp_path / "junk.parquet", target="kind")
 

@@ -134,15 +134,26 @@ class WorkersType(click.ParamType):
     metavar="SECONDS",
     help="Checkpoint a running trial at least this often (besides at every rung).",
 )
+@click.option(
+    "--encode/--no-encode",
+    default=True,
+    show_default=True,
+    help="Encode a table's text, categorical and boolean columns (one-hot, at most 16 labels "
+    "each plus <other>), impute its missing numbers (median, and an is-missing column), drop "
+    "identifiers and constant columns, all from the training split; --no-encode: every "
+    "feature must be a number, present.",
+)
 @device_option
 @user_errors
-def run(space: str | None, **options: Any) -> None:
+def run(space: str | None, encode: bool, **options: Any) -> None:
     """Run (or continue) a study: SPACE is a YAML search space [default: the built-in one]."""
     from ..study import tune
     from .display import make_progress
 
     quiet_optuna()
     out = console()
+    if not encode:  # the table read strictly here; tune() then takes it as it is
+        options = _strict_data(options)
     result = tune(space, progress=make_progress(out), **options)
     _summary(out, result)
     if result.interrupted:
@@ -151,6 +162,22 @@ def run(space: str | None, **options: Any) -> None:
             "same command to continue them."
         )
         sys.exit(130)
+
+
+def _strict_data(options: dict[str, Any]) -> dict[str, Any]:
+    """The options with --data loaded without the encoder (load_data's encode=False): a
+    Dataset, which tune() uses as it is (the study records its source and target)."""
+    from ..data import load_data
+
+    data = load_data(
+        options["data"],
+        target=options["target"],
+        task=options["task"],
+        data_dir=options["data_dir"],
+        shape=options["shape"],
+        encode=False,
+    )
+    return {**options, "data": data, "shape": None}
 
 
 def _summary(out: Any, result: Any) -> None:

@@ -11,6 +11,7 @@ from dltune.errors import DataError
 
 from .checks import as_features, as_target, column_label
 from .dataset import Dataset, Task, digest_arrays
+from .encoding import TableEncoding
 from .shapes import array_example_shape, check_shape, parse_shape, same_example_shape
 from .split import split_one, split_three
 from .task import detect_task, encode_labels
@@ -171,6 +172,36 @@ def from_arrays(
         test = (test[0], next(rest))
 
     splits, how = _split(xa, ys[0], val, test, seed, classes)
+    return assemble(
+        splits,
+        how,
+        classes,
+        reason,
+        name=name,
+        where=where,
+        names=names,
+        example=example,
+        shape_given=given is not None,
+    )
+
+
+def assemble(
+    splits: tuple[np.ndarray, ...],
+    how: str,
+    classes: list[Any] | None,
+    reason: str,
+    *,
+    name: str,
+    where: str,
+    names: list[str] | None,
+    example: tuple[int, ...],
+    shape_given: bool = False,
+    encoding: TableEncoding | None = None,
+    notes: Sequence[str] = (),
+) -> Dataset:
+    """The Dataset of raw splits (x_train, y_train, x_val, y_val, x_test, y_test): fingerprinted,
+    standardized with the training split's statistics. `example`: one example's shape if it was
+    asked for, else () (flat) or the data's own."""
     x_train, y_train, x_val, y_val, x_test, y_test = splits
     digest = digest_arrays(splits, classes)
     mean, std = feature_stats(x_train)
@@ -196,8 +227,29 @@ def from_arrays(
         split=how,
         raw_digest=digest,
         input_shape=example,
-        shape_given=given is not None,
+        shape_given=shape_given,
+        encoding=encoding,
+        notes=list(notes),
     )
+
+
+def encoded_targets(
+    y: Any, task: str | None, where: str
+) -> tuple[np.ndarray, list[Any] | None, str]:
+    """One split's targets checked and encoded for the task: (class indices or float32 values,
+    the classes or None, why that task)."""
+    ys, classes, reason = _encoded_targets(
+        as_target(y, f"{where} (target)"), None, None, task, where
+    )
+    return ys[0], classes, reason
+
+
+def check_row_count(n: int, where: str) -> None:
+    if n < MIN_SAMPLES:
+        raise DataError(
+            f"{where}: only {n} sample(s) to train on; dltune needs at least {MIN_SAMPLES} "
+            f"(and far more to tune anything meaningful)."
+        )
 
 
 def _check_rows(xa: np.ndarray, ya: np.ndarray, where: str) -> None:
@@ -205,11 +257,7 @@ def _check_rows(xa: np.ndarray, ya: np.ndarray, where: str) -> None:
         raise DataError(
             f"{where}: x has {len(xa)} rows but y has {len(ya)}; they must match row for row."
         )
-    if len(xa) < MIN_SAMPLES:
-        raise DataError(
-            f"{where}: only {len(xa)} sample(s) to train on; dltune needs at least {MIN_SAMPLES} "
-            f"(and far more to tune anything meaningful)."
-        )
+    check_row_count(len(xa), where)
 
 
 def _encoded_targets(

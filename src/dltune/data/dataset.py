@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..vocabulary import TASKS
+from .encoding import TableEncoding
 
 Task = Literal["classification", "regression"]
 
@@ -69,6 +70,13 @@ class Dataset:
     # than read from the data's own form: a continued study lends its recorded shape to data
     # loaded without one, but refuses a given shape that differs from it (study/opening.py).
     shape_given: bool = False
+    # How a table's columns became these features (categories one-hot, missing cells imputed,
+    # columns dropped), fitted on the training split: None for data that were numbers already
+    # (arrays, images) or a table read with encode=False. A model keeps it (export).
+    encoding: TableEncoding | None = None
+    # What loading did that the user should know (the encoder's notes, rows dropped for a
+    # missing target), shown with the study's notes.
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

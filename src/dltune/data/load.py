@@ -51,6 +51,7 @@ def load_data(
     data_dir: str | Path | None = None,
     seed: int = 0,
     shape: str | Sequence[int] | None = None,
+    encode: bool = True,
 ) -> Dataset:
     """Load a dataset, split 70/15/15 (unless splits are given) and standardized.
 
@@ -61,6 +62,10 @@ def load_data(
     ``seed``: the seed of the splits.
     ``shape``: the shape of one example, ``(C, L)`` (a signal of C channels) or ``(C, H, W)``
     (an image), or the text "C,L" / "C,H,W"; its product must be the number of features.
+    ``encode``: a .csv/.parquet table's text, categorical and boolean columns one-hot or 0/1,
+    missing numbers imputed, identifiers and constant columns dropped, all learned from the
+    training split (dltune.data.encoding; ``Dataset.encoding``, ``Dataset.notes``); False: every
+    feature must be a number and present, as before tables were encoded.
 
     Without ``shape``, examples keep the source's own shape: digits (1, 8, 8), MNIST and IDX
     images (1, H, W) (or (C, H, W) for a 4-D IDX file); a .npz ``x`` of shape (N, F) is a
@@ -75,7 +80,7 @@ def load_data(
             f"{did_you_mean(task, TASKS)}"
         )
     asked = parse_shape(shape)
-    dataset = _load(source, target, task, data_dir, seed, asked)
+    dataset = _load(source, target, task, data_dir, seed, asked, encode)
     dataset.shape_given = asked is not None  # digits' and IDX's own shapes were not asked for
     return dataset
 
@@ -96,6 +101,7 @@ def _load(
     data_dir: str | Path | None,
     seed: int,
     shape: Shape | None,
+    encode: bool = True,
 ) -> Dataset:
     name = str(source)
     if isinstance(source, str) and source.strip().lower() in BUILTINS:
@@ -123,8 +129,8 @@ def _load(
             _no_target(target, name)
             return load_npz(path, task, seed, shape)
         if suffix in (".parquet", ".pq"):
-            return load_parquet(path, target, task, seed, shape)
-        return load_csv(path, target, task, seed, shape)
+            return load_parquet(path, target, task, seed, shape, encode)
+        return load_csv(path, target, task, seed, shape, encode)
     what = "unsupported file type" if path.exists() else "unknown data source"
     raise DataError(f"{what} {name!r}.{did_you_mean(name, BUILTINS)} Accepted sources: {ACCEPTED}.")
 

@@ -7,8 +7,9 @@ them to :func:`from_arrays`. The text of .csv and .parquet files comes through t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from dltune.errors import DataError, did_you_mean, param
 
 from .arrays import from_arrays
 from .checks import check_finite
+from .columns import from_arrow, from_cells
 from .dataset import Dataset
 from .idx import find_idx_pairs, read_pair, split_pairs
 from .shapes import Shape, idx_example_shape
@@ -28,6 +30,9 @@ from .tables import (
     read_npz,
     read_parquet,
 )
+from .tabular import from_columns, without_missing_targets
+
+RowLabel = Callable[[int], str]
 
 
 def target_index(columns: Sequence[str], target: str | int | None, path: Path) -> int:
@@ -66,14 +71,42 @@ def _parse_numbers(cells: list[str]) -> np.ndarray | None:
 
 
 def load_csv(
-    path: Path, target: str | int | None, task: str | None, seed: int, shape: Shape | None = None
+    path: Path,
+    target: str | int | None,
+    task: str | None,
+    seed: int,
+    shape: Shape | None = None,
+    encode: bool = True,
 ) -> Dataset:
-    """A table with a header row: numeric feature columns, flat unless ``shape`` is given."""
+    """A table with a header row, flat unless ``shape`` is given: its columns encoded
+    (:mod:`.encoding`), or, with ``encode=False``, numeric feature columns only."""
     columns, rows, lines = read_csv(path, header="required")
     t = target_index(columns, target, path)
 
     def row_label(i: int) -> str:
         return f"line {lines[i]}"
+
+    if encode:
+        raw = [from_cells(c, [r[j] for r in rows]) for j, c in enumerate(columns) if j != t]
+        if not raw:
+            raise DataError(
+                f"{path}: there is no feature column besides the target {columns[t]!r}."
+            )
+        cells = [r[t] for r in rows]
+        raw, kept_cells, kept, notes = without_missing_targets(
+            raw, cells, columns[t], str(path), row_label
+        )
+        return from_columns(
+            raw,
+            _csv_target([c.strip() for c in kept_cells], path, columns[t], row_label),
+            name=path.stem,
+            where=str(path),
+            task=task,
+            seed=seed,
+            shape=shape,
+            row_label=lambda i: row_label(int(kept[i])),
+            notes=notes,
+        )
 
     features: list[np.ndarray] = []
     for j, name in enumerate(columns):
@@ -100,11 +133,7 @@ def load_csv(
             f"{path}: the target column {columns[t]!r} is empty or NaN at {row_label(missing[0])} "
             f"({len(missing)} row(s) in all). Drop those rows or fill them in."
         )
-    numbers = _parse_numbers(cells)
-    y: np.ndarray = numbers if numbers is not None else np.array([c.strip() for c in cells])
-    if numbers is not None and not np.isfinite(numbers).all():
-        i = int(np.argmin(np.isfinite(numbers)))
-        raise DataError(f"{path}: the target column {columns[t]!r} is infinite at {row_label(i)}.")
+    y = _csv_target(cells, path, columns[t], row_label)
     return from_arrays(
         x,
         y,
@@ -117,10 +146,26 @@ def load_csv(
     )
 
 
+def _csv_target(cells: list[str], path: Path, name: str, row_label: RowLabel) -> np.ndarray:
+    """The target cells (none missing) as numbers when all are, else as text labels."""
+    numbers = _parse_numbers(cells)
+    if numbers is not None and not np.isfinite(numbers).all():
+        i = int(np.argmin(np.isfinite(numbers)))
+        raise DataError(f"{path}: the target column {name!r} is infinite at {row_label(i)}.")
+    return numbers if numbers is not None else np.array([c.strip() for c in cells])
+
+
 def load_parquet(
-    path: Path, target: str | int | None, task: str | None, seed: int, shape: Shape | None = None
+    path: Path,
+    target: str | int | None,
+    task: str | None,
+    seed: int,
+    shape: Shape | None = None,
+    encode: bool = True,
 ) -> Dataset:
-    """A Parquet table: numeric feature columns, flat unless ``shape`` is given."""
+    """A Parquet table, flat unless ``shape`` is given: its columns encoded (text,
+    categoricals, booleans, nulls; :mod:`.encoding`), or, with ``encode=False``, numeric
+    feature columns only."""
     table = read_parquet(path)
     columns = list(table.column_names)
     t = target_index(columns, target, path)
@@ -129,6 +174,8 @@ def load_parquet(
     names = [c for j, c in enumerate(columns) if j != t]
     if not names:
         raise DataError(f"{path}: there is no feature column besides the target {columns[t]!r}.")
+    if encode:
+        return _encoded_parquet(path, table, names, columns[t], task, seed, shape)
     features = []
     for name in names:
         col = table.column(name)
@@ -160,6 +207,41 @@ def load_parquet(
         source=str(path),
         input_shape=shape,
     )
+
+
+def _encoded_parquet(
+    path: Path,
+    table: Any,
+    names: list[str],
+    target: str,
+    task: str | None,
+    seed: int,
+    shape: Shape | None,
+) -> Dataset:
+    raw = [from_arrow(name, table.column(name)) for name in names]
+    col = table.column(target)
+    cells = col.to_pylist()
+    raw, kept_cells, kept, notes = without_missing_targets(raw, cells, target, str(path), _row)
+    # Numbers as they are stored (integer labels stay integers); anything else as text labels.
+    if column_kind(col) == "number":
+        y = col.drop_null().to_numpy()
+    else:
+        y = np.array([str(v) for v in kept_cells])
+    return from_columns(
+        raw,
+        y,
+        name=path.stem,
+        where=str(path),
+        task=task,
+        seed=seed,
+        shape=shape,
+        row_label=lambda i: _row(int(kept[i])),
+        notes=notes,
+    )
+
+
+def _row(i: int) -> str:
+    return f"row {i}"
 
 
 NPZ_KEYS = ("x", "y", "x_val", "y_val", "x_test", "y_test", "feature_names")

@@ -87,6 +87,9 @@ def card_markdown(card: dict[str, Any]) -> str:
     ]
     if data.get("classes") is not None:
         lines.append(f"- classes: {', '.join(str(c) for c in data['classes'])}")
+    if data.get("encoding"):  # a table through the encoder: what it did (preprocessing.json)
+        lines.append("- the table's columns, encoded from the training split:")
+        lines += [f"  - {note}" for note in data["encoding"]]
     lines += [
         "",
         "## Study",

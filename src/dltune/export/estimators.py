@@ -21,6 +21,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ..data.arrays import MIN_SAMPLES
+from ..data.columns import is_dataframe, needs_encoding
 from ..data.split import held_out_size, split_one
 from ..devices import DEFAULT_DEVICE
 from ..errors import DLTuneError
@@ -79,11 +80,16 @@ class _DLTuneEstimator(BaseEstimator):
     def fit(self, X: Any, y: Any) -> Any:
         import optuna
 
-        from ..data import from_arrays
         from ..study import tune
         from .retrain import train_best
 
-        X, y = _validate_data(self, X, y)
+        tabular = is_dataframe(X) and needs_encoding(X)
+        if tabular:  # text, categoricals or missing cells: the encoder reads the frame itself
+            y = _validate_data(self, X="no_validation", y=y)
+            self.n_features_in_ = X.shape[1]
+            self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        else:
+            X, y = _validate_data(self, X, y)
         n = len(X)
         if n < MIN_SAMPLES:
             raise ValueError(
@@ -97,18 +103,10 @@ class _DLTuneEstimator(BaseEstimator):
             kept, val, _ = split_one(n, labels, _seed(self.random_state), "validation")
         else:
             kept = val = np.arange(n)
-        dataset = from_arrays(
-            X[kept],
-            y[kept],
-            x_val=X[val],
-            y_val=y[val],
-            # The study's "test" is the validation split here: the caller holds the real test.
-            x_test=X[val],
-            y_test=y[val],
-            task=self._task,
-            name="sklearn",
-            seed=_seed(self.random_state),
-        )
+        if tabular:
+            dataset = _frame_dataset(X, y, kept, val, self._task, _seed(self.random_state))
+        else:
+            dataset = self._array_dataset(X, y, kept, val)
         result = tune(
             self.space,
             dataset,
@@ -132,8 +130,29 @@ class _DLTuneEstimator(BaseEstimator):
         self.model_card_ = final.card
         return self
 
+    def _array_dataset(
+        self, X: np.ndarray, y: np.ndarray, kept: np.ndarray, val: np.ndarray
+    ) -> Any:
+        from ..data import from_arrays
+
+        return from_arrays(
+            X[kept],
+            y[kept],
+            x_val=X[val],
+            y_val=y[val],
+            # The study's "test" is the validation split here: the caller holds the real test.
+            x_test=X[val],
+            y_test=y[val],
+            task=self._task,
+            name="sklearn",
+            seed=_seed(self.random_state),
+        )
+
     def _outputs(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
+        if self.model_.preprocessing.encoding is not None:
+            # fitted on a frame: its columns by name (any order), or an array's by position
+            return self.model_.outputs(self.model_.standardized(X))
         X = _validate_data(self, X, reset=False)
         return self.model_.outputs(self.model_.standardized(X))
 
@@ -196,6 +215,25 @@ class DLTuneRegressor(RegressorMixin, _DLTuneEstimator):
     def predict(self, X: Any) -> np.ndarray:
         outputs = self._outputs(X)  # checks that it is fitted first
         return self.model_.head(outputs)[0]
+
+
+def _frame_dataset(
+    X: Any, y: np.ndarray, kept: np.ndarray, val: np.ndarray, task: str, seed: int
+) -> Any:
+    """The study's data from a DataFrame: its columns encoded, the encoder fitted on `kept`;
+    the study's "test" is the validation split, as for arrays."""
+    from ..data.columns import frame_columns
+    from ..data.tabular import from_columns
+
+    return from_columns(
+        frame_columns(X),
+        y,
+        name="sklearn",
+        where="X",
+        task=task,
+        seed=seed,
+        splits=(kept, val, val),
+    )
 
 
 def _seed(random_state: int | None) -> int:

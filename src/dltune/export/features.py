@@ -1,10 +1,19 @@
 """Which columns of new data are the model's features: by name where training had names, else
-by position. One place decides it, for `predict` on files and for `TunedModel.predict`."""
+by position. One place decides it, for `predict` on files and for `TunedModel.predict`.
+
+A model trained on a table through the encoder takes that table's columns instead (its
+`encoding`'s inputs): matched by name in any order, a column dropped in training welcome but
+unused; without names, by position, the training table's columns less the target. Then the
+encoder makes the features (`encode_columns`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from ..data.encoding import Encoded, TableEncoding
 from ..errors import DataError
 from .preprocessing import Preprocessing
 
@@ -56,3 +65,61 @@ def match_columns(
             f"the columns are matched by position, so there must be exactly {n}."
         )
     return ColumnMatch(list(range(n)), None)
+
+
+def match_inputs(
+    columns: list[str] | None,
+    n_columns: int,
+    encoding: TableEncoding,
+    target: str | None,
+    where: str,
+) -> ColumnMatch:
+    """The encoder's input columns among `n_columns` columns named `columns` (None: no names):
+    `features` holds the data's column of each input in the encoder's order (-1: a dropped
+    input the data lack)."""
+    inputs = encoding.inputs
+    needed = [c.name for c in encoding.columns if c.kind != "dropped"]
+    if columns is not None:
+        index = {c: j for j, c in enumerate(columns)}
+        missing = [f for f in needed if f not in index]
+        if missing:
+            raise DataError(
+                f"{where}: column(s) {_listed(missing)} are missing; the model takes the table's "
+                f"columns {_listed(needed)} (in any order; empty cells are imputed). Add them."
+            )
+        known = set(inputs) | ({target} if target else set())
+        unknown = [c for c in columns if c not in known]
+        if unknown:
+            also = f" and the target {target!r}" if target else ""
+            raise DataError(
+                f"{where}: unknown column(s) {_listed(unknown)}; the model takes the columns "
+                f"{_listed(needed)}{also}. Drop the others."
+            )
+        target_index = index.get(target) if target else None
+        return ColumnMatch([index.get(name, -1) for name in inputs], target_index)
+    if n_columns != len(inputs):
+        raise DataError(
+            f"{where}: {n_columns} columns without names, but the model takes the {len(inputs)} "
+            f"columns of its training table, matched by position: {_listed(inputs)} (give a "
+            f"header row to match them by name)."
+        )
+    return ColumnMatch(list(range(len(inputs))), None)
+
+
+def encode_columns(
+    encoding: TableEncoding,
+    match: ColumnMatch,
+    cells: Sequence[Any],
+    where: str,
+    row_label: Callable[[int], str] | None = None,
+) -> Encoded:
+    """The features the encoder makes of the matched columns' `cells` (one array per column
+    of the data)."""
+    values = {
+        code.name: cells[j]
+        for code, j in zip(encoding.columns, match.features, strict=True)
+        if j >= 0
+    }
+    if row_label is None:
+        return encoding.transform(values, where)
+    return encoding.transform(values, where, row_label)

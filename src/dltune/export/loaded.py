@@ -18,11 +18,13 @@ from torch import nn
 from ..config import Config
 from ..data.arrays import standardize
 from ..data.checks import as_features
+from ..data.columns import frame_columns, is_dataframe
+from ..data.encoding import TableEncoding
 from ..engine.sequential import EVAL_CHUNK
 from ..errors import DataError
 from ..nets import BuiltinNetworks, NetworkFactory
 from ..nets.dense import probabilities
-from .features import match_columns
+from .features import encode_columns, match_columns, match_inputs
 from .preprocessing import Preprocessing
 
 
@@ -113,7 +115,12 @@ class TunedModel:
     # -- the steps of a prediction ---------------------------------------------------------
 
     def features(self, x: Any, where: str = "x") -> np.ndarray:
-        """Raw features as float32 (n, n_features), columns matched to the model's."""
+        """The network's features before scaling, float32 (n, n_features), columns matched to
+        the model's; a model with an encoder takes its table's columns (a DataFrame by name,
+        an array by position) and gives the encoded features, what the exports take."""
+        encoding = self.preprocessing.encoding
+        if encoding is not None:
+            return self._encoded(encoding, x, where)
         columns = getattr(x, "columns", None)
         if columns is not None:  # a table: match its columns by name where the model has names
             names = [str(c) for c in columns]
@@ -127,11 +134,29 @@ class TunedModel:
             )
         return arr
 
-    def standardized(self, x: Any) -> np.ndarray:
-        """The network's input: the same float32 arithmetic as the data module's, so that a
-        file's raw test rows give the very inputs the test split held."""
+    def _encoded(self, encoding: TableEncoding, x: Any, where: str) -> np.ndarray:
+        if is_dataframe(x):
+            names = [str(c) for c in x.columns]
+            cells = [column.values for column in frame_columns(x)]
+        else:
+            arr = np.asarray(x)  # numbers stay numbers; text and mixed rows are objects
+            arr = arr.reshape(-1, 1) if arr.ndim == 1 else arr
+            if arr.ndim != 2:
+                raise DataError(f"{where}: give a table: rows of columns; got shape {arr.shape}.")
+            names, cells = None, [arr[:, j] for j in range(arr.shape[1])]
+        match = match_inputs(names, len(cells), encoding, self.preprocessing.target, where)
+        return encode_columns(encoding, match, cells, where).x
+
+    def scaled(self, features: np.ndarray) -> np.ndarray:
+        """Features (as `features` gives them) standardized for the network: the same float32
+        arithmetic as the data module's, so that a file's raw test rows give the very inputs
+        the test split held."""
         prep = self.preprocessing
-        return standardize(self.features(x), prep.x_mean, prep.x_std)
+        return standardize(features, prep.x_mean, prep.x_std)
+
+    def standardized(self, x: Any) -> np.ndarray:
+        """The network's input from raw rows (`features`, then `scaled`)."""
+        return self.scaled(self.features(x))
 
     @torch.no_grad()
     def outputs(self, x_standardized: np.ndarray) -> np.ndarray:

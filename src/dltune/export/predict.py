@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..data.checks import as_features
+from ..data.columns import is_missing
+from ..data.encoding import Encoded
 from ..data.tables import (
     column_floats,
     column_kind,
@@ -28,7 +30,7 @@ from ..data.tables import (
     read_parquet,
 )
 from ..errors import DataError, did_you_mean, param
-from .features import match_columns
+from .features import encode_columns, match_columns, match_inputs
 from .loaded import TunedModel
 from .retrain import metric_of
 
@@ -54,6 +56,26 @@ class Predictions:
     probabilities: np.ndarray | None
     metric: str | None = None  # when the data held the target
     value: float | None = None
+    notes: list[str] = field(default_factory=list)  # what the encoder did to these rows
+
+
+def encoded_notes(encoded: Encoded) -> list[str]:
+    """What the encoder did to new rows: cells imputed, labels it had not seen in training."""
+    notes = []
+    if encoded.imputed:
+        cells = ", ".join(f"{n} in {name!r}" for name, n in encoded.imputed.items())
+        notes.append(
+            f"imputed {sum(encoded.imputed.values())} empty cell(s) ({cells}) with the "
+            "training medians"
+        )
+    for name, labels in encoded.unseen.items():
+        shown = ", ".join(repr(v) for v, _ in labels.most_common(5))
+        more = f" and {len(labels) - 5} more" if len(labels) > 5 else ""
+        notes.append(
+            f"{sum(labels.values())} value(s) of {name!r} not among its training columns "
+            f"({shown}{more}) read as {name}=<other>"
+        )
+    return notes
 
 
 def read_table(source: str | Path) -> Table:
@@ -155,19 +177,35 @@ def predict_table(model: TunedModel, table: Table) -> Predictions:
     """Predictions for every row of `table`; scored when it holds the target."""
     prep = model.preprocessing
     check_example_shape(table, model)
-    match = match_columns(table.columns, len(table.cells), prep, table.where)
-    columns = [table.cells[j] for j in match.features]
-    names = [table.columns[j] for j in match.features] if table.columns else None
-    kwargs = {"row_label": table.row_label} if table.row_label else {}
-    x = as_features(np.stack(columns, axis=1), table.where, names, **kwargs)
-    predictions, proba = model.head(model.outputs(model.standardized(x)))
-    result = Predictions(len(x), predictions, proba)
+    notes: list[str] = []
+    if prep.encoding is not None:
+        match = match_inputs(
+            table.columns, len(table.cells), prep.encoding, prep.target, table.where
+        )
+        encoded = encode_columns(prep.encoding, match, table.cells, table.where, table.row_label)
+        x, notes = encoded.x, encoded_notes(encoded)
+    else:
+        match = match_columns(table.columns, len(table.cells), prep, table.where)
+        columns = [table.cells[j] for j in match.features]
+        names = [table.columns[j] for j in match.features] if table.columns else None
+        kwargs = {"row_label": table.row_label} if table.row_label else {}
+        x = as_features(np.stack(columns, axis=1), table.where, names, **kwargs)
+    predictions, proba = model.head(model.outputs(model.scaled(x)))
+    result = Predictions(len(x), predictions, proba, notes=notes)
     truth = table.truth if match.target is None else table.cells[match.target]
     metric = (model.card or {}).get("test", {}).get("metric") or _default_metric(prep.task)
     if truth is not None:
-        labels = _as_truth(np.asarray(truth), model)
-        if labels is not None:
-            result.metric, result.value = metric, metric_of(metric, predictions, labels)
+        truth = np.asarray(truth)
+        present = np.array([not is_missing(v) for v in truth.tolist()], dtype=bool)
+        labels = _as_truth(truth[present], model)
+        if labels is not None and present.any():
+            result.metric = metric
+            result.value = metric_of(metric, predictions[present], labels)
+            if not present.all():
+                result.notes.append(
+                    f"{metric} on the {int(present.sum())} row(s) whose target is not empty "
+                    f"(of {len(present)})"
+                )
     return result
 
 

@@ -1,5 +1,7 @@
 """What a tuned model does to its inputs and outputs, as plain data: input scaling, label encoding.
 
+A table's encoder (``encoding``: categories, medians, the columns' order; dltune.data.encoding)
+comes first when the data were a table: the model then takes the table's columns.
 The network was trained on standardized features (statistics of the study's training split) and,
 for regression, on standardized targets; a model folder keeps both so that raw features go in and
 labels or values in the target's units come out. Everything here round-trips through JSON
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..data.encoding import TableEncoding
 from ..errors import ModelError
 
 if TYPE_CHECKING:
@@ -37,6 +40,10 @@ class Preprocessing:
     # One example's shape as the network sees it: (n_features,) flat, (C, L), (C, H, W); the
     # features stay flat rows, row-major in this shape. () reads as flat.
     input_shape: tuple[int, ...] = field(default=())
+    # A table's encoder (categories one-hot, medians, dropped columns, the columns' order),
+    # fitted on the training split: the model then takes the table's columns, and its
+    # features are the encoder's output; None: the features are the data's own numbers.
+    encoding: TableEncoding | None = None
 
     def __post_init__(self) -> None:
         shape = tuple(int(n) for n in self.input_shape) or (self.n_features,)
@@ -71,6 +78,7 @@ class Preprocessing:
             target=target if isinstance(target, str) else None,
             statistics=f"training split of the study ({n_train} rows)",
             input_shape=tuple(data.input_shape),
+            encoding=data.encoding,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +94,7 @@ class Preprocessing:
             "target": self.target,
             "statistics": self.statistics,
             "input_shape": list(self.input_shape),
+            "encoding": self.encoding.to_dict() if self.encoding is not None else None,
         }
 
     @classmethod
@@ -103,6 +112,7 @@ class Preprocessing:
                 f"(got {mean.shape}, {std.shape} and {len(names or [])}); write the folder again"
             )
         shape = _input_shape(d.get("input_shape"), len(mean), where)
+        encoding = _encoding(d.get("encoding"), names, where)
         if (std == 0).any():
             raise ModelError(f"{where}: x_std holds a zero; write the folder again")
         task = d["task"]
@@ -127,7 +137,26 @@ class Preprocessing:
             target=d.get("target"),
             statistics=str(d.get("statistics", "")),
             input_shape=shape,
+            encoding=encoding,
         )
+
+
+def _encoding(value: Any, names: list[str] | None, where: str) -> TableEncoding | None:
+    """The stored encoder, checked against the features it must make; absent: none."""
+    if value is None:
+        return None
+    try:
+        encoding = TableEncoding.from_dict(value, where)
+    except (TypeError, ValueError) as e:
+        raise ModelError(
+            f"{where}: 'encoding' cannot be read ({e}); write the folder again"
+        ) from None
+    if names is None or encoding.feature_names != list(names):
+        raise ModelError(
+            f"{where}: 'encoding' makes the features {encoding.feature_names[:4]}..., not the "
+            f"'feature_names' {(names or [])[:4]}...; write the folder again"
+        )
+    return encoding
 
 
 def _input_shape(value: Any, n_features: int, where: str) -> tuple[int, ...]:

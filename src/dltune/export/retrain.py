@@ -97,7 +97,13 @@ def study_data(
         source = str(data) if data is not None else stored["source"]
         given = param("data", source)
         try:
-            dataset = load_data(source, target=target, task=stored["task"], data_dir=data_dir)
+            dataset = load_data(
+                source,
+                target=target,
+                task=stored["task"],
+                data_dir=data_dir,
+                encode=bool(stored.get("encoded", False)),  # a table as the study read it
+            )
         except DataError as e:
             if data is not None:
                 raise
@@ -327,6 +333,8 @@ def _card(
             "fingerprint": dataset.fingerprint(),
             "n_features": dataset.n_features,
             "classes": dataset.classes,
+            # a table's encoding, in words (columns encoded, imputed, dropped)
+            "encoding": dataset.notes if dataset.encoding is not None else None,
         },
         "training": {
             "on": retrained.on,
