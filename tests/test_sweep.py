@@ -203,6 +203,9 @@ def test_dropout_sweep_on_a_wide_network_trained_long_shrinks_the_gap(digits, me
     assert gaps[-1] < gaps[0] / 2
     gap = next(r for r in a.readings if r.kind == "gap")
     assert "shrinks as dropout grows" in gap.text
+    # what each value costs, beside its metric: dropout changes no weight's count
+    assert {row.parameters for row in a.rows} == {64 * 256 + 256 + 256 * 10 + 10}
+    assert all(row.latency is not None and row.latency > 0 for row in a.rows)
 
 
 def test_activation_sweep_includes_linear_and_shows_it_below_the_others(digits, memory):
@@ -393,6 +396,8 @@ def test_the_command_prints_the_table_and_readings_and_writes_page_and_picture(t
     assert data.returncode == 0, data.stderr
     plain = json.loads((tmp_path / "s.json").read_text())
     assert [row["label"] for row in plain["rows"]] == ["sgd", "adam"]
+    assert "params" in out and "ms/pred" in out  # the cost of each value, beside its metric
+    assert all(row["parameters"] > 0 and row["latency"] > 0 for row in plain["rows"])
     assert plain["timing"]["one_at_a_time"]["seconds"] > 0 and plain["readings"]
 
 

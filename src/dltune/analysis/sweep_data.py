@@ -32,6 +32,8 @@ class Run:
     diverged_epoch: int | None
     seconds: float
     overfit_epoch: int | None = None
+    parameters: int | None = None  # its network's, counted before it trained
+    latency: float | None = None  # median ms of one prediction of one example (None: not measured)
 
     @property
     def diverged(self) -> bool:
@@ -80,6 +82,18 @@ class Row:
     @property
     def seconds(self) -> float:
         return statistics.fmean(r.seconds for r in self.runs) if self.runs else math.nan
+
+    @property
+    def parameters(self) -> int | None:
+        """The value's network size (its seeds' networks are the same size)."""
+        counted = [r.parameters for r in self.runs if r.parameters is not None]
+        return counted[0] if counted else None
+
+    @property
+    def latency(self) -> float | None:
+        """The median over its seeds of the latency at batch 1, in ms."""
+        measured = [r.latency for r in self.runs if r.latency is not None]
+        return statistics.median(measured) if measured else None
 
 
 @dataclass
@@ -134,6 +148,8 @@ class SweepAnalysis:
                     "diverged": r.diverged,
                     "seeds": len(r.runs),
                     "seconds": _plain(r.seconds),
+                    "parameters": r.parameters,
+                    "latency": r.latency,
                     "runs": [_run_dict(run) for run in r.runs],
                 }
                 for r in self.rows

@@ -123,6 +123,8 @@ def _run(view: TrialView, seed: int) -> Run:
         diverged_epoch=view.diverged_epoch,
         seconds=seconds,
         overfit_epoch=overfit_start(view),
+        parameters=view.parameters,
+        latency=view.latency,
     )
 
 

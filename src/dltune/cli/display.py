@@ -432,7 +432,8 @@ def studies_table(shown_url: str, rows: list[dict[str, Any]]) -> Table:
 
 def sweep_table(a: SweepAnalysis) -> Table:
     """One row per value: final and best validation metric with their spread over seeds, the
-    median best epoch, the train-validation gap, divergence, seconds per run."""
+    median best epoch, the train-validation gap, divergence, seconds per run, and what the
+    value's network costs: its parameters and its latency."""
     from rich import box
 
     from ..analysis.sweep_data import mean_of, median_of, sd_of
@@ -446,13 +447,14 @@ def sweep_table(a: SweepAnalysis) -> Table:
         title_justify="left",
         caption=(
             "gap: train minus validation metric at the last epoch; s/run: a run's share of "
-            "the population's seconds"
+            "the population's seconds; ms/pred: median milliseconds of one prediction of one "
+            "example"
         ),
         caption_justify="left",
         box=box.SIMPLE_HEAD,
     )
     table.add_column(a.param, no_wrap=True)
-    for head in ("final", "best", "best ep.", "gap", "diverged", "s/run"):
+    for head in ("final", "best", "best ep.", "gap", "diverged", "s/run", "params", "ms/pred"):
         table.add_column(head, justify="right", no_wrap=True)
     best = a.ranked[0].index if a.ranked else None
     for row in a.rows:
@@ -466,6 +468,8 @@ def sweep_table(a: SweepAnalysis) -> Table:
             f"{gap:+.3f}" if math.isfinite(gap) else "-",
             f"{row.diverged}/{len(row.runs)}" if row.diverged else "no",
             f"{row.seconds:.1f}" if math.isfinite(row.seconds) else "-",
+            f"{row.parameters:,}" if row.parameters is not None else "-",
+            f"{row.latency:.3g}" if row.latency is not None else "-",
         )
     return table
 

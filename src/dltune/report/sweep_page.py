@@ -178,6 +178,8 @@ def _table(a: SweepAnalysis) -> str:
         "train − validation",
         "diverged",
         "seconds per run",
+        "parameters",
+        "ms per prediction",
     ]
     ranked = [r for r in a.ranked if not r.all_diverged]
     best = ranked[0] if ranked else None
@@ -187,14 +189,16 @@ def _table(a: SweepAnalysis) -> str:
         "<p>Mean ± standard deviation over seeds; the gap is the training metric minus the "
         "validation metric at the last epoch, positive when the training rows score better. "
         "Seconds: a run's share of its population's time (the time of each step divided "
-        "among the runs stacked in it). Bold: the best value.</p>"
+        "among the runs stacked in it). Parameters: the value's network's; ms per prediction: "
+        "the median milliseconds of one prediction of one example on the sweep's device, "
+        "measured alone before training. Bold: the best value.</p>"
     )
     return f"{note}<table>{head}{body}</table>"
 
 
 def _table_row(row: Row, best: bool, seeds: int) -> str:
     if not row.runs:
-        cells = [_cell(row.label), '<td colspan="6">not trained yet</td>']
+        cells = [_cell(row.label), '<td colspan="8">not trained yet</td>']
         return f"<tr>{''.join(cells)}</tr>"
     trained = f" ({len(row.runs)} of {seeds} trained)" if len(row.runs) < seeds else ""
     diverged = f"{row.diverged} of {len(row.runs)}{trained}"
@@ -207,6 +211,8 @@ def _table_row(row: Row, best: bool, seeds: int) -> str:
         _cell(_number(mean_of(row.gap)), numeric=True),
         _cell(diverged, numeric=True, bad=row.diverged > 0),
         _cell(_number(row.seconds), numeric=True),
+        _cell("-" if row.parameters is None else f"{row.parameters:,}", numeric=True),
+        _cell("-" if row.latency is None else _number(row.latency), numeric=True),
     ]
     opening = '<tr class="best-row">' if best else "<tr>"
     return f"{opening}{''.join(cells)}</tr>"

@@ -11,7 +11,9 @@ members still missing.
 from __future__ import annotations
 
 import datetime
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -284,6 +286,7 @@ def _run(
         track_train=True,
     )
     loop = _loop(opened, plan, trainer, len(missing), progress)
+    loop.lifecycle.footprint = _footprint(trainer, result.data, resolved)
     start = StudyStart(
         study=study.study_name,
         storage=result.storage.shown,
@@ -342,6 +345,18 @@ def _loop(
     lifecycle = TrialLifecycle(opened.study, opened.space, opened.base_seed, progress)
     return StudyLoop(
         lifecycle, trainer, scheduler, Budget(members, None), patience=None, slots=members
+    )
+
+
+def _footprint(trainer: Any, dataset: Dataset, device: Any) -> Callable[[Config], dict[str, float]]:
+    """Each member's network size and latencies on the sweep's device (nets.footprint),
+    measured before it trains, so that the sweep shows what a value costs beside its metric."""
+    from ..nets.footprint import footprint_of
+
+    n_features = math.prod(dataset.input_shape)
+    n_outputs = trainer.tensors.n_outputs
+    return lambda config: footprint_of(
+        trainer.network, config, n_outputs, n_features, latency_on=device
     )
 
 
