@@ -134,5 +134,7 @@ def predict(directory: str, data: str, output: str) -> None:
     result = predict_table(model, read_table(data))
     path = write_predictions(result, model, output)
     click.echo(f"Wrote {result.rows} predictions to {path}")
+    for note in result.notes:  # what the table's encoder did: cells imputed, labels unseen
+        click.echo(f"note: {note}")
     if result.value is not None:
         click.echo(f"{result.metric} on these rows (the data hold the target): {result.value:.6g}")

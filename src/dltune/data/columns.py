@@ -129,9 +129,10 @@ def converted(
 
 
 def _wrong_kind(where: str, name: str, kind: Kind, row: str, value: Any) -> DataError:
+    value = value.item() if isinstance(value, np.generic) else value  # 'x', not np.str_('x')
     what = "numbers" if kind == "number" else "true or false"
     return DataError(
-        f"{where}: column {name!r} holds {value!r} at {row}, but the model read it as {kind} "
+        f"{where}: column {name!r} holds {value!r} at {row}, but the model reads it as {kind} "
         f"(it held {what} in training). Fix that cell, or leave it empty (empty cells are "
         f"imputed)."
     )

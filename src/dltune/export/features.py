@@ -82,6 +82,14 @@ def match_inputs(
     if columns is not None:
         index = {c: j for j, c in enumerate(columns)}
         missing = [f for f in needed if f not in index]
+        if missing and not set(columns) & {*inputs, target}:
+            raise DataError(
+                f"{where}: the first row, read as the columns' names, names none of the model's "
+                f"columns, and the {n_columns} columns are too many or too few to be data "
+                f"matched by position. Give a header row naming {_listed(needed)} (any order), "
+                f"or, without one, the {len(inputs)} columns of the training table in its order: "
+                f"{_listed(inputs)}."
+            )
         if missing:
             raise DataError(
                 f"{where}: column(s) {_listed(missing)} are missing; the model takes the table's "

@@ -2,7 +2,11 @@
 
 Each export takes raw features and gives what `predict_proba` gives (probabilities per class) or,
 for regression, the value in the target's units: the standardization is inside the exported
-model. Each is checked before it is reported written: loaded back in its own runtime and run on
+model. A model trained on a table through the encoder (text one-hot, missing cells imputed) is
+exported from the encoded features on: the encoder is not in the graph; `model.features(table)`
+gives the rows it takes (their names: `model.feature_names`).
+
+Each is checked before it is reported written: loaded back in its own runtime and run on
 rows drawn around the training statistics, its outputs must agree with the torch model's to
 float32 tolerance.
 """
@@ -65,10 +69,12 @@ def check_rows(model: TunedModel, rows: int = CHECK_ROWS) -> np.ndarray:
 
 
 def reference(model: TunedModel, x: np.ndarray) -> np.ndarray:
-    """What every export must reproduce: probabilities (N, K), or values (N, 1)."""
-    if model.task == "regression":
-        return model.predict(x).reshape(-1, 1)
-    return model.predict_proba(x)
+    """What every export must reproduce from feature rows `x` (as `model.features` gives
+    them): probabilities (N, K), or values (N, 1)."""
+    predictions, probabilities = model.head(model.outputs(model.scaled(x)))
+    if probabilities is None:
+        return predictions.reshape(-1, 1)
+    return probabilities
 
 
 def export(model: TunedModel, fmt: str, output: str | Path) -> Exported:

@@ -173,12 +173,31 @@ def _axes(shape: tuple[int, ...]) -> str:
     return ", ".join(str(n) for n in shape)
 
 
+def _first_row_as_data(table: Table, inputs: list[str], target: str | None) -> Table:
+    """A CSV's first row read as data rather than names when it names none of the model's
+    columns and has one cell per input column: a table of text has no first row of numbers
+    only by which the reader could tell (tables.read_csv), so the model's names tell."""
+    if table.columns is None or len(table.columns) != len(inputs):
+        return table
+    if set(table.columns) & {*inputs, target}:
+        return table
+    pairs = zip(table.columns, table.cells, strict=True)
+    cells = [np.concatenate([[name], column]) for name, column in pairs]
+    label = table.row_label
+
+    def row_label(i: int) -> str:
+        return "the first line" if i == 0 else (label(i - 1) if label else f"row {i}")
+
+    return Table(None, cells, table.where, table.truth, row_label, table.example_shape)
+
+
 def predict_table(model: TunedModel, table: Table) -> Predictions:
     """Predictions for every row of `table`; scored when it holds the target."""
     prep = model.preprocessing
     check_example_shape(table, model)
     notes: list[str] = []
     if prep.encoding is not None:
+        table = _first_row_as_data(table, prep.encoding.inputs, prep.target)
         match = match_inputs(
             table.columns, len(table.cells), prep.encoding, prep.target, table.where
         )
