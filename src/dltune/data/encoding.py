@@ -258,8 +258,10 @@ def _numbers_as_text(column: RawColumn) -> str:
     if column.kind != "category":
         return ""
     present = [v for v in column.values if v is not None]
-    words = sorted({v for v in present if _is_text(v)})
-    if not present or len(words) > 3 or len(words) * 10 > len(present):
+    text = [v for v in present if _is_text(v)]
+    words = sorted(set(text))
+    # a few cells (a tenth at most) of a few spellings: a slip, not a column of labels
+    if not text or len(words) > 3 or len(text) * 10 > len(present):
         return ""
     shown = ", ".join(repr(w) for w in words)
     return (

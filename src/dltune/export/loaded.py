@@ -62,6 +62,9 @@ class TunedModel:
     `predict(x)` gives class labels (classification) or values; `predict_proba(x)` one
     probability per class in the order of `classes`. `x` is an array (n, n_features) or a table
     with named columns (a pandas DataFrame), matched by name when the training data had names.
+    A model trained on a table through the encoder takes that table's columns instead: text,
+    booleans and empty cells as in training (a DataFrame by name in any order, an array by
+    position); `features(x)` gives the encoded rows (`feature_names`), what the exports take.
     `network` is the trained torch module (standardized features in, raw outputs out); `module`
     the whole pipeline as one torch module (raw features in), as it is exported.
     """
