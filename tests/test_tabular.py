@@ -383,3 +383,23 @@ def test_run_encodes_by_default_and_no_encode_keeps_the_strict_error(studied, tm
     assert ran.returncode == 0, ran.stderr
     assert "note: dropped 2 row(s) whose target 'survived' is empty" in ran.stdout
     assert "note: encoded 3 text column(s) one-hot" in ran.stdout
+
+
+def test_a_study_read_strictly_is_read_strictly_again_by_train_best(tmp_path):
+    # a running id: the encoder would drop it, so the two readings differ in fingerprint
+    rng = np.random.default_rng(2)
+    rows = [
+        [i, f"{a:.3f}", f"{b:.3f}", int(a + b > 0)]
+        for i, (a, b) in enumerate(rng.normal(size=(60, 2)))
+    ]
+    path = write_csv(tmp_path / "n.csv", ["id", "a", "b", "y"], rows)
+    strict = dltune.load_data(path, target="y", encode=False)
+    assert strict.feature_names == ["id", "a", "b"] and strict.encoding is None
+    assert dltune.load_data(path, target="y").feature_names == ["a", "b"]
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    space = {**SPACE, "units": 8, "epochs": 1}
+    dltune.tune(space, strict, target="y", storage=storage, trials=1, workers=1, choose="max")
+    best = train_best(storage)  # loads n.csv again as the study did: strictly
+    assert (
+        best.model.feature_names == ["id", "a", "b"] and best.model.preprocessing.encoding is None
+    )
