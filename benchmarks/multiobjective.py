@@ -93,41 +93,46 @@ def arm_dltune(seed: int, budget: float, folder: Path) -> dict[str, Any]:
         choose="max",
     )
     search_s = time.perf_counter() - started
-    front = pareto_front(result.study)
+    front = pareto_front(result.study)  # complete and stopped trials, at their best epoch
+    complete = pareto_front(result.study, stopped=False)  # Optuna's: the complete alone
     picked = pick_point(front, PICK).number if front.points else None
-    tests = test_front(result, data, [r.number for r in front.points])
-    points = [
-        {
-            "trial": r.number,
-            "val": r.value,
-            "parameters": r.parameters,
-            "test": tests[r.number],
-            "config": r.config,
-        }
-        for r in front.points
-    ]
+    numbered = {r.number: r for r in front.points + complete.points}
+    tests = test_front(result, data, numbered)
     return {
         "search_s": search_s,
-        "complete": len(front.points) + len(front.dominated),
+        "complete": len(complete.points) + len(complete.dominated),
+        "counted": len(front.points) + len(front.dominated),
         "trials": len(result.study.trials),
-        "front": points,
+        "front": [_point(r, tests) for r in front.points],
+        "front_complete": [_point(r, tests) for r in complete.points],
         "picked": picked,
         "all": [(r.value, r.parameters) for r in front.points + front.dominated],
     }
 
 
-def test_front(result: Any, data: Any, numbers: list[int]) -> dict[int, float]:
+def _point(record: Any, tests: dict[int, float]) -> dict[str, Any]:
+    return {
+        "trial": record.number,
+        "state": record.state,
+        "val": record.value,
+        "epoch": record.best_epoch,
+        "parameters": record.parameters,
+        "test": tests[record.number],
+        "config": record.config,
+    }
+
+
+def test_front(result: Any, data: Any, records: dict[int, Any]) -> dict[int, float]:
     """Each front point's test accuracy: its trial retrained from its seed for its best epochs
     (a measurement; the search is over)."""
     from dltune.config import Config
     from dltune.engine import SequentialTrainer
-    from dltune.storage import read_trial, schema
+    from dltune.storage import schema
 
     meta = schema.read_study_meta(schema.study_attrs(result.study))
     trainer = SequentialTrainer(data, metric=meta["metric"], shuffle_seed=int(meta["shuffle_seed"]))
     tests = {}
-    for number in numbers:
-        record = read_trial(result.study.trials[number])
+    for number, record in records.items():
         config = Config.from_dict(record.config)
         run = trainer.train(
             config, seed=int(record.seed), epochs=int(record.best_epoch or config.epochs),
@@ -284,9 +289,13 @@ def figures(result: dict[str, Any], reference: tuple[float, float]) -> dict[str,
         return {"hv_test": 0.0, "hv_val": 0.0, "front": 0}
     out: dict[str, Any] = {
         "hv_test": hypervolume([(p["test"], p["parameters"]) for p in front], reference),
+        "hv_test_complete": hypervolume(
+            [(p["test"], p["parameters"]) for p in result.get("front_complete", front)], reference
+        ),
         "hv_val": hypervolume([(p["val"], p["parameters"]) for p in front], reference),
         "front": len(front),
         "complete": result["complete"],
+        "counted": result.get("counted", result["complete"]),
         "trials": result["trials"],
         "search_s": result["search_s"],
     }

@@ -136,11 +136,17 @@ def test_a_study_of_one_objective_keeps_optunas_intermediate_values(blobs):
 
 
 def _brute_front(records, names):
-    """The complete trials no other complete trial beats on every objective: by definition."""
-    complete = [r for r in records if r.state == "complete"]
+    """The trials no other beats on every objective, by definition: the complete at their
+    value, the stopped at the best of their whole epochs."""
+    metric = {r.number: r.value for r in records if r.state == "complete"}
+    for r in records:
+        finite = [v for v in r.curve if math.isfinite(v)]
+        if r.state in ("pruned", "paused", "interrupted") and finite:
+            metric[r.number] = max(finite)
+    complete = [r for r in records if r.number in metric]
 
     def values(r):
-        return [-r.value, *(r.cost(n) for n in names[1:])]  # all to minimize
+        return [-metric[r.number], *(r.cost(n) for n in names[1:])]  # all to minimize
 
     def beats(a, b):
         x, y = values(a), values(b)
@@ -182,6 +188,19 @@ def _record(number, value, parameters, latency=None):
     return TrialRecord(
         number, "complete", value=value, parameters=parameters, latency=latency, config={}
     )
+
+
+def test_a_stopped_trial_counts_at_its_best_whole_epoch():
+    stopped = TrialRecord(
+        5, "pruned", parameters=50, config={}, curve=[0.80, 0.93, 0.91], best_epoch=None
+    )
+    early = TrialRecord(6, "pruned", parameters=10, config={}, partial=0.9)  # no whole epoch
+    records = [_record(0, 0.95, 1000), stopped, early]
+    front = front_of(records, ["accuracy", "parameters"], ["maximize", "minimize"])
+    assert [r.number for r in front.points] == [0, 5]
+    assert (front.points[1].value, front.points[1].best_epoch) == (0.93, 2)  # retrain 2 epochs
+    only = front_of(records, ["accuracy", "parameters"], ["maximize", "minimize"], stopped=False)
+    assert [r.number for r in only.points] == [0]
 
 
 def test_a_pick_chooses_the_smallest_within_the_margin_on_the_front():

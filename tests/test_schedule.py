@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import random
 
 import optuna
 import pytest
 
 from dltune.schedule import Rungs, Scheduler, make_scheduler
+from dltune.schedule.pareto import dominates
 from dltune.study import stored_rungs as stored
 
 # ---------------------------------------------------------------------------------------------
@@ -283,6 +285,9 @@ def test_load_keeps_what_this_process_knows_better():
 # ---------------------------------------------------------------------------------------------
 
 
+DIRECTIONS = ("maximize", "minimize")
+
+
 def pareto_asha() -> Scheduler:
     """Accuracy (maximize) with the parameter count (minimize), known before training."""
     return Scheduler(Rungs(1, 27, 3), direction="maximize", static_directions=("minimize",))
@@ -307,17 +312,30 @@ def test_a_trial_beaten_on_accuracy_and_size_at_its_rung_does_not_go_on():
     assert s.cutoff(0, 0) is None  # no single value draws the line
 
 
-def test_within_the_top_a_dominated_trial_is_held_back():
+def test_a_dominated_trial_goes_on_only_behind_every_trial_that_dominates_it():
     s = pareto_asha()
-    # trial 0 beats every other on both: the front is it alone
+    # each trial beats every later one on both: six fronts of one
     entries = [(0.90, 100), (0.80, 200), (0.70, 300), (0.60, 400), (0.50, 500), (0.40, 600)]
     for number, (value, size) in enumerate(entries):
         s.start(number, (size,))
         s.record(number, value)
-    assert s._ranked(0, 0)[:2] == [0, 1]  # top 2 of 6 by the order: 0, then the next front
-    assert s._top(0, 0) == {0}  # but 1 is beaten by 0 on accuracy and size: held back
+    assert s._ranked(0, 0) == [0, 1, 2, 3, 4, 5]  # front by front
+    assert s._top(0, 0) == {0, 1}  # the top third, as MO-ASHA: 1 goes on, behind 0
     assert s.promotion(set(range(6))) == 0
+    assert s.promotion(set(range(6))) == 1
     assert s.promotion(set(range(6))) is None
+    rng = random.Random(0)  # on random rungs: every dominator of a trial that goes on, goes on
+    for _ in range(20):
+        s = pareto_asha()
+        points = [(rng.random(), rng.randint(1, 1000)) for _ in range(rng.randint(3, 30))]
+        for number, (value, size) in enumerate(points):
+            s.start(number, (size,))
+            s.record(number, value)
+        top = s._top(0, 0)
+        assert len(top) == len(points) // 3
+        for n in top:
+            rivals = [m for m, p in enumerate(points) if dominates(p, points[n], DIRECTIONS)]
+            assert set(rivals) <= top
 
 
 def test_paused_trials_on_the_front_are_promoted_first_and_the_diverged_last():

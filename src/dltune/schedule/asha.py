@@ -20,10 +20,13 @@ kept state (not retraining from scratch) makes a promotion cost only the new epo
 Several objectives (issue 18: the metric and, known before training, size or latency): a
 trial's point at a rung is its metric there and its static objectives (`RungRecord.static`,
 with `static_directions`). The rung's entries are ranked by non-dominated sorting and crowding
-distance (pareto.py, as MO-ASHA's NSGA-II selection), and of the top 1/reduction by that order
-only those that no other of them dominates go on: a trial that a rival at the same rung beats
-on the metric and on size or latency is not trained further, however few entries the rung has.
-Diverged trials (NaN) are ranked last, after every front.
+distance (pareto.py, as MO-ASHA's NSGA-II selection), and the top 1/reduction by that order go
+on. A trial that a rival at the same rung beats on the metric and on size or latency ranks
+below it (its front comes later), so it goes on only once every trial that dominates it has.
+(An earlier rule let on only the members of the top that none of the others dominated: in
+effect the first front alone. Measured on MNIST-10k in 300 s, it stopped 144 of 148 trials at
+the first rung and completed 2; RESULTS.md, issue 18.) Diverged trials (NaN) are ranked last,
+after every front.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .pareto import dominates, pareto_order
+from .pareto import pareto_order
 from .rungs import Rungs
 
 Decision = Literal["continue", "pause", "complete"]
@@ -205,7 +208,8 @@ class Scheduler:
         if round_up:
             k = -(-len(entries) // self.rungs.reduction)
         if self.static_directions:
-            return self._pareto_top(self._ranked(bracket, rung)[:k], rung)
+            top = self._ranked(bracket, rung)[:k]
+            return {n for n in top if not math.isnan(self.trials[n].values[rung])}
         return {number for _, number in sorted(entries)[:k]}
 
     def _ranked(self, bracket: int, rung: int) -> list[int]:
@@ -220,21 +224,6 @@ class Scheduler:
         points = [(t.values[rung], *t.static) for t in finite]
         order = [finite[i].number for i in pareto_order(points, directions)]
         return order + [t.number for t in entries if math.isnan(t.values[rung])]
-
-    def _pareto_top(self, chosen: list[int], rung: int) -> set[int]:
-        """Of the rung's top by Pareto order, those no other of them dominates."""
-        directions = ("maximize" if self.maximize else "minimize", *self.static_directions)
-
-        def point(number: int) -> tuple[float, ...]:
-            trial = self.trials[number]
-            return (trial.values[rung], *trial.static)
-
-        return {
-            n
-            for n in chosen
-            if not math.isnan(self.trials[n].values[rung])
-            and not any(dominates(point(m), point(n), directions) for m in chosen if m != n)
-        }
 
     def cutoff(self, bracket: int, rung: int) -> float | None:
         """The worst value still in the top of a rung (None while nobody is, and with several

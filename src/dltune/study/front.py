@@ -1,8 +1,9 @@
 """A study's Pareto front, and choosing one of its points (issue 18).
 
-The front is the complete trials that no other complete trial dominates on the study's
-objectives: its metric (validation value) and its costs (parameters, flops, latency...), as
-each trial recorded them. A study of one objective has a front of its own too, over the metric
+The front is the trials that no other trial dominates on the study's objectives: its metric
+(validation value) and its costs (parameters, flops, latency...), as each trial recorded them;
+the trials are the complete ones and those successive halving stopped after a whole epoch, each
+at its best epoch (front_of). A study of one objective has a front of its own too, over the metric
 and a cost every trial records before it trains (parameters, flops), so that "the smallest
 network within 0.005 of the best accuracy" can be asked of any study.
 
@@ -15,6 +16,7 @@ The arithmetic (dominance) is schedule.pareto's, shared with the scheduler.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -50,12 +52,13 @@ PICK_EXAMPLES = (
 
 @dataclass
 class Front:
-    """The non-dominated complete trials of a study, the most accurate first."""
+    """The non-dominated trials of a study (front_of says which count), the most accurate
+    first."""
 
     names: list[str]  # the objectives: the metric first, then the costs
     directions: list[str]  # "maximize" or "minimize", one per name
     points: list[TrialRecord]
-    dominated: list[TrialRecord]  # the other complete trials (for the report's faded points)
+    dominated: list[TrialRecord]  # the other trials counted (for the report's faded points)
 
     @property
     def metric(self) -> str:
@@ -83,31 +86,60 @@ class Front:
         ]
 
 
-def pareto_front(study: optuna.Study, costs: Sequence[str] | None = None) -> Front:
+def pareto_front(
+    study: optuna.Study, costs: Sequence[str] | None = None, *, stopped: bool = True
+) -> Front:
     """The front of `study` on its own objectives, or on its metric and `costs` (names from
-    vocabulary.COSTS, every one minimized)."""
+    vocabulary.COSTS, every one minimized); `stopped`: see front_of."""
     names = objective_names(study)
     ways = directions(study)
     if costs is not None:
         names, ways = [names[0], *costs], [ways[0], *("minimize" for _ in costs)]
-    return front_of(read_trials(study), names, ways)
+    return front_of(read_trials(study), names, ways, stopped=stopped)
 
 
-def front_of(records: Sequence[TrialRecord], names: list[str], ways: list[str]) -> Front:
-    """The front of `records` (complete ones with a finite metric and every cost measured) on
-    the objectives `names` with directions `ways`."""
+def front_of(
+    records: Sequence[TrialRecord], names: list[str], ways: list[str], *, stopped: bool = True
+) -> Front:
+    """The front of `records` on the objectives `names` with directions `ways`: the complete
+    trials with a finite metric and every cost measured, and with `stopped` also the trials
+    successive halving stopped (pruned, or paused when the study ended) after a whole epoch,
+    each at its best whole epoch (`value` and `best_epoch` set so: retrained for that many
+    epochs, it is that model). A small network stopped early is a real trade-off point; under
+    successive halving most trials are stopped, and a front of the complete alone is thin."""
     costs = names[1:]
-    complete = [
-        r for r in records if r.state == "complete" and all(_finite(v) for v in _values(r, costs))
+    maximize = ways[0] == "maximize"
+    candidates = [r if r.state == "complete" else _at_best_epoch(r, maximize) for r in records]
+    counted = [
+        r
+        for r in candidates
+        if r is not None
+        and (r.state == "complete" or stopped)
+        and all(_finite(v) for v in _values(r, costs))
     ]
-    points = [_values(r, costs) for r in complete]
+    points = [_values(r, costs) for r in counted]
     first = set(non_dominated_fronts(points, ways)[0]) if points else set()
     sign = -1.0 if ways[0] == "maximize" else 1.0
     on_front = sorted(
-        (complete[i] for i in first), key=lambda r: (sign * float(r.value or 0.0), r.number)
+        (counted[i] for i in first), key=lambda r: (sign * float(r.value or 0.0), r.number)
     )
-    dominated = [r for i, r in enumerate(complete) if i not in first]
+    dominated = [r for i, r in enumerate(counted) if i not in first]
     return Front(list(names), list(ways), on_front, dominated)
+
+
+STOPPED = ("pruned", "paused", "interrupted")  # trained for a while, neither broken nor done
+
+
+def _at_best_epoch(record: TrialRecord, maximize: bool) -> TrialRecord | None:
+    """A stopped trial as the model of its best whole epoch, or None (no whole epoch)."""
+    if record.state not in STOPPED:
+        return None
+    finite = [(v, epoch) for epoch, v in enumerate(record.curve, 1) if _finite(v)]
+    if not finite:
+        return None
+    sign = 1.0 if maximize else -1.0
+    value, epoch = max(finite, key=lambda p: (sign * p[0], -p[1]))  # the first of the best
+    return dataclasses.replace(record, value=value, best_epoch=epoch)
 
 
 def _values(record: TrialRecord, costs: Sequence[str]) -> list[float]:
