@@ -2,8 +2,9 @@
 draws it, and what the front says in plain words.
 
 A study of one objective has no front here (its report is unchanged). The front is
-dltune.study.front's: the complete trials no other complete trial dominates, on the metric and
-the costs (parameters, flops, latency) the study was told.
+dltune.study.front's: the trials (complete, or stopped after a whole epoch, at their best
+epoch) that no other dominates, on the metric and the costs (parameters, flops, latency) the
+study was told.
 
 The readings, each a Diagnosis of kind "front" with its evidence:
 - the cheapest point within a small margin of the best metric (0.005 of an accuracy, 1% of an
@@ -37,7 +38,7 @@ def study_front(trials: StudyTrials) -> Front | None:
 
 
 def front_view(trials: StudyTrials) -> dict[str, Any] | None:
-    """The front as plain data for the report: every complete trial's objectives, the front's
+    """The front as plain data for the report: every counted trial's objectives, the front's
     first, the most accurate first."""
     front = study_front(trials)
     if front is None:

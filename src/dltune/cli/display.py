@@ -292,16 +292,19 @@ def front_table(front: Front, study_name: str) -> Table:
     """The Pareto front: one row per point, its objectives and configuration."""
     table = Table(
         title=f"Pareto front of study {study_name!r} ({len(front.points)} of "
-        f"{len(front.points) + len(front.dominated)} complete trials)",
+        f"{len(front.points) + len(front.dominated)} trials trained a whole epoch or more)",
         title_justify="left",
     )
     table.add_column("trial", justify="right")
     for name, direction in zip(front.names, front.directions, strict=True):
         table.add_column(f"{name} {'↑' if direction == 'maximize' else '↓'}", justify="right")
+    table.add_column("epochs", justify="right")
     table.add_column("configuration")
     for record in front.points:
         values = [_fmt_objective(v) for v in front.values(record)]
-        table.add_row(f"#{record.number}", *values, config_text(record.config))
+        # a stopped trial's point is its best epoch's model; train-best retrains that many
+        epochs = f"{record.best_epoch}" + ("" if record.state == "complete" else " (stopped)")
+        table.add_row(f"#{record.number}", *values, epochs, config_text(record.config))
     return table
 
 

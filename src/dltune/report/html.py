@@ -145,7 +145,8 @@ def _front(a: StudyAnalysis) -> str:
     arrows = ["↑" if d == "maximize" else "↓" for d in front["directions"]]
     total = len(front["points"]) + len(front["dominated"])
     caption = (
-        f"Each complete trial's validation {esc(names[0])} against its "
+        f"Each trial's best validation {esc(names[0])} (complete, or stopped after a whole "
+        f"epoch) against its "
         f"{esc(', '.join(names[1:]))}: the {len(front['points'])} of {total} that no other "
         "trial beats on every objective form the front (blue); the dominated are faded. "
         f'To train a point: <code>dltune train-best --pick "{esc(front["pick"])}"</code> '

@@ -77,6 +77,7 @@ class Front:
         return [
             {
                 "trial": record.number,
+                "state": record.state,  # complete, or stopped by successive halving
                 "values": dict(zip(self.names, self.values(record), strict=True)),
                 "params": record.config,
                 "best_epoch": record.best_epoch,
