@@ -106,7 +106,6 @@ def arm_dltune(seed: int, budget: float, folder: Path) -> dict[str, Any]:
         "front": [_point(r, tests) for r in front.points],
         "front_complete": [_point(r, tests) for r in complete.points],
         "picked": picked,
-        "all": [(r.value, r.parameters) for r in front.points + front.dominated],
     }
 
 
@@ -144,58 +143,31 @@ def test_front(result: Any, data: Any, records: dict[int, Any]) -> dict[int, flo
 
 
 def arm_nsga2(seed: int, budget: float, folder: Path) -> dict[str, Any]:
-    import numpy as np
     import optuna
     import torch
     from torch import nn
-    from torch.nn import functional as F
     from torch.utils.data import DataLoader, TensorDataset
+
+    import plain_torch  # this folder's: the Optuna arms' torch pieces, shared with peers.py
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = peers.load_dataset()
-    splits = peers.SPLITS
-    x = {s: torch.from_numpy(np.asarray(getattr(data, f"x_{s}"), dtype=np.float32)) for s in splits}
-    y = {s: torch.from_numpy(np.asarray(getattr(data, f"y_{s}"), dtype=np.int64)) for s in splits}
+    x, y = plain_torch.classification_splits(data)
     n_classes = int(data.n_classes)
     torch.manual_seed(seed)
-    activations = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "elu": nn.ELU}
-    optimizers = {
-        "sgd": torch.optim.SGD,
-        "adam": torch.optim.Adam,
-        "rmsprop": torch.optim.RMSprop,
-        "adagrad": torch.optim.Adagrad,
-    }
-
-    def define_model(trial: optuna.Trial) -> nn.Module:
-        n_layers = trial.suggest_int("layers", *peers.LAYERS)
-        units = trial.suggest_int("units", *peers.UNITS, log=True)
-        activation = trial.suggest_categorical("activation", peers.ACTIVATIONS)
-        dropout = trial.suggest_float("dropout", *peers.DROPOUT)
-        layers: list[nn.Module] = []
-        width = x["train"].shape[1]
-        for _ in range(n_layers):
-            layers += [nn.Linear(width, units), activations[activation](), nn.Dropout(dropout)]
-            width = units
-        layers.append(nn.Linear(width, n_classes))
-        return nn.Sequential(*layers)
-
-    def loss_of(name: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if name == "categorical_crossentropy":
-            return F.cross_entropy(logits, target)
-        return F.mse_loss(logits.softmax(dim=1), F.one_hot(target, n_classes).float())
 
     def accuracy(model: nn.Module, split: str) -> float:
-        model.eval()
-        with torch.no_grad():
-            return float((model(x[split]).argmax(dim=1) == y[split]).float().mean())
+        return plain_torch.accuracy(model, x[split], y[split])
 
     started = time.perf_counter()
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
-        model = define_model(trial)
+        model = plain_torch.dense_network(trial, x["train"].shape[1], n_classes)
         parameters = sum(p.numel() for p in model.parameters())
         loss_name = trial.suggest_categorical("loss", peers.LOSSES)
-        optimizer = optimizers[trial.suggest_categorical("optimizer", peers.OPTIMIZERS)](
+        optimizer = plain_torch.OPTIMIZERS[
+            trial.suggest_categorical("optimizer", peers.OPTIMIZERS)
+        ](
             model.parameters(),
             lr=trial.suggest_float("learning_rate", *peers.LEARNING_RATE, log=True),
         )
@@ -208,7 +180,10 @@ def arm_nsga2(seed: int, budget: float, folder: Path) -> dict[str, Any]:
             model.train()
             for batch_x, batch_y in loader:
                 optimizer.zero_grad()
-                loss_of(loss_name, model(batch_x), batch_y).backward()
+                loss = plain_torch.classification_loss(
+                    loss_name, model(batch_x), batch_y, n_classes
+                )
+                loss.backward()
                 optimizer.step()
             if time.perf_counter() - started > budget:  # this epoch ended past the budget
                 trial.study.stop()
@@ -245,7 +220,6 @@ def arm_nsga2(seed: int, budget: float, folder: Path) -> dict[str, Any]:
         "trials": len(study.trials),
         "front": points,
         "picked": None,
-        "all": [tuple(t.values) for t in complete],
     }
 
 
@@ -374,22 +348,24 @@ def main() -> None:
             f"  {median('complete'):8.0f}  {median('trials'):6.0f}  {median('fraction'):20.3f}"
             f"  {median('pick_fraction'):9.3f}"
         )
-    if rows.get("dltune") and rows.get("nsga2"):
-        ratios = [
-            a["hv_test"] / b["hv_test"]
-            for a, b in zip(rows["dltune"], rows["nsga2"], strict=False)
-            if b["hv_test"] > 0
-        ]
-        print(f"dltune / nsga2 hypervolume (test), per seed: {[round(r, 3) for r in ratios]}")
-    if rows.get("dltune") and rows.get("dltune-hv"):
-        ratios = [
-            a["hv_test"] / b["hv_test"]
-            for a, b in zip(rows["dltune-hv"], rows["dltune"], strict=False)
-            if b["hv_test"] > 0
-        ]
-        print(f"hypervolume tie-break / crowding (test), per seed: {[round(r, 3) for r in ratios]}")
+    for top, bottom, what in (
+        ("dltune", "nsga2", "dltune / nsga2"),
+        ("dltune-hv", "dltune", "hypervolume tie-break / crowding"),
+    ):
+        ratios = _ratios(rows.get(top, []), rows.get(bottom, []))
+        if ratios:
+            print(f"{what} hypervolume (test), per seed: {ratios}")
     args.out.write_text(json.dumps({"rows": rows, "raw": raw, "reference": reference}, indent=1))
     print(f"All figures: {args.out}")
+
+
+def _ratios(top: list[dict[str, Any]], bottom: list[dict[str, Any]]) -> list[float]:
+    """Seed by seed, one arm's test hypervolume over another's."""
+    return [
+        round(a["hv_test"] / b["hv_test"], 3)
+        for a, b in zip(top, bottom, strict=False)
+        if b["hv_test"] > 0
+    ]
 
 
 def _shown(value: Any) -> str:

@@ -172,58 +172,27 @@ def check_space() -> None:
 
 
 def arm_optuna(seed: int, budget: float, folder: Path) -> None:
-    import numpy as np
     import optuna
     import torch
     from torch import nn
-    from torch.nn import functional as F
     from torch.utils.data import DataLoader, TensorDataset
+
+    import plain_torch  # this folder's: the arm's torch pieces
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = load_dataset()
-    x = {s: torch.from_numpy(np.asarray(getattr(data, f"x_{s}"), dtype=np.float32)) for s in SPLITS}
-    y = {s: torch.from_numpy(np.asarray(getattr(data, f"y_{s}"), dtype=np.int64)) for s in SPLITS}
+    x, y = plain_torch.classification_splits(data)
     n_classes = int(data.n_classes)
     torch.manual_seed(seed)
-    activations = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "elu": nn.ELU}
-    optimizers = {
-        "sgd": torch.optim.SGD,
-        "adam": torch.optim.Adam,
-        "rmsprop": torch.optim.RMSprop,
-        "adagrad": torch.optim.Adagrad,
-    }
 
     def define_model(trial: optuna.Trial) -> nn.Module:
-        # As in pytorch_simple.py, but with the default space's one width and one dropout rate
-        # for all hidden layers (the example draws them per layer).
-        n_layers = trial.suggest_int("layers", *LAYERS)
-        units = trial.suggest_int("units", *UNITS, log=True)
-        activation = trial.suggest_categorical("activation", ACTIVATIONS)
-        dropout = trial.suggest_float("dropout", *DROPOUT)
-        layers: list[nn.Module] = []
-        in_features = x["train"].shape[1]
-        for _ in range(n_layers):
-            layers += [
-                nn.Linear(in_features, units),
-                activations[activation](),
-                nn.Dropout(dropout),
-            ]
-            in_features = units
-        layers.append(nn.Linear(in_features, n_classes))  # logits; the loss applies softmax
-        return nn.Sequential(*layers)
+        return plain_torch.dense_network(trial, x["train"].shape[1], n_classes)
 
     def loss_of(name: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if name == "categorical_crossentropy":
-            return F.cross_entropy(logits, target)
-        # As dltune (engine/losses.py) and Keras compute it: the mean over batch and classes of
-        # the squared difference between softmax probabilities and one-hot targets.
-        return F.mse_loss(logits.softmax(dim=1), F.one_hot(target, n_classes).float())
+        return plain_torch.classification_loss(name, logits, target, n_classes)
 
     def accuracy(model: nn.Module, split: str) -> float:
-        model.eval()
-        with torch.no_grad():
-            predicted = model(x[split]).argmax(dim=1)
-        return float((predicted == y[split]).float().mean())
+        return plain_torch.accuracy(model, x[split], y[split])
 
     log = EventLog(folder / "events.jsonl", budget)
 
@@ -233,7 +202,7 @@ def arm_optuna(seed: int, budget: float, folder: Path) -> None:
         optimizer_name = trial.suggest_categorical("optimizer", OPTIMIZERS)
         lr = trial.suggest_float("learning_rate", *LEARNING_RATE, log=True)
         batch_size = trial.suggest_categorical("batch_size", BATCH_SIZES)
-        optimizer = optimizers[optimizer_name](model.parameters(), lr=lr)
+        optimizer = plain_torch.OPTIMIZERS[optimizer_name](model.parameters(), lr=lr)
         train_loader = DataLoader(
             TensorDataset(x["train"], y["train"]), batch_size=batch_size, shuffle=True
         )

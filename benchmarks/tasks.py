@@ -113,6 +113,8 @@ def arm_optuna(task: str, seed: int, budget: float) -> dict[str, Any]:
     from torch.nn import functional as F
     from torch.utils.data import DataLoader, TensorDataset
 
+    import plain_torch  # this folder's: the Optuna arms' torch pieces
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = load_task(task)
     classify = data.task == "classification"
@@ -133,13 +135,7 @@ def arm_optuna(task: str, seed: int, budget: float) -> dict[str, Any]:
         }
         outputs = 1
     torch.manual_seed(seed)
-    activations = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "elu": nn.ELU}
-    optimizers = {
-        "sgd": torch.optim.SGD,
-        "adam": torch.optim.Adam,
-        "rmsprop": torch.optim.RMSprop,
-        "adagrad": torch.optim.Adagrad,
-    }
+    activations, optimizers = plain_torch.ACTIVATIONS, plain_torch.OPTIMIZERS
     losses = peers.LOSSES if classify else ["mean_squared_error"]
 
     def define_model(trial: optuna.Trial) -> nn.Module:
