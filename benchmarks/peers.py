@@ -71,6 +71,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# dltune's default space, spelled out for the peers (checked against dltune in check_space);
+# peers.LAYERS etc. stay importable from here for the other benchmarks.
+from default_space import (  # this folder's
+    ACTIVATIONS,
+    BATCH_SIZES,
+    DROPOUT,
+    LAYERS,
+    LEARNING_RATE,
+    LOSSES,
+    MAX_EPOCHS,
+    OPTIMIZERS,
+    SPLITS,
+    UNITS,
+)
+
 # dltune's settings for this benchmark. The hyperparameters searched are the default space's
 # whatever these say: DLTUNE_RUNGS holds only successive halving's keys of a space file (its
 # lowest rung a quarter of an epoch), the rest of the space left to its defaults.
@@ -85,18 +100,6 @@ GRACE_S = 30.0  # how long past its budget an arm may run (finishing an epoch, a
 MEASURE_S = 400.0
 STARTUP_LIMIT_S = 180.0  # imports and data loading, before an arm's clock starts
 QUICK_BUDGET_S = 45.0
-
-# dltune's default space, spelled out for the peers (checked against dltune in check_space).
-LAYERS = (1, 3)
-UNITS = (16, 1024)  # log-uniform integers; one width shared by every hidden layer
-ACTIVATIONS = ["relu", "sigmoid", "tanh", "elu"]
-DROPOUT = (0.0, 0.5)
-LOSSES = ["categorical_crossentropy", "mean_squared_error"]
-OPTIMIZERS = ["sgd", "adam", "rmsprop", "adagrad"]
-LEARNING_RATE = (1e-4, 1.0)  # log-uniform
-BATCH_SIZES = [16, 32, 64, 128, 256]
-MAX_EPOCHS = 27
-SPLITS = ("train", "val", "test")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The plain PyTorch pieces of the benchmarks' Optuna arms (peers.py, multiobjective.py,
+"""The plain PyTorch pieces of the benchmarks' Optuna arms (space.py, multiobjective.py,
 tasks.py): the default space's activations and optimizers as torch classes, the network a
 trial suggests, the classification losses and accuracy, written the way Optuna's own PyTorch
 example (optuna-examples/pytorch/pytorch_simple.py) writes them."""
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-import peers
+import default_space as space
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -32,11 +32,11 @@ def classification_splits(data: Any) -> tuple[dict[str, torch.Tensor], dict[str,
     """The dataset's float32 features and int64 labels per split, as tensors."""
     x = {
         s: torch.from_numpy(np.asarray(getattr(data, f"x_{s}"), dtype=np.float32))
-        for s in peers.SPLITS
+        for s in space.SPLITS
     }
     y = {
         s: torch.from_numpy(np.asarray(getattr(data, f"y_{s}"), dtype=np.int64))
-        for s in peers.SPLITS
+        for s in space.SPLITS
     }
     return x, y
 
@@ -45,10 +45,10 @@ def dense_network(trial: Any, n_features: int, n_outputs: int) -> nn.Module:
     """As in pytorch_simple.py, but with the default space's one width and one dropout rate for
     all hidden layers (the example draws them per layer). Suggested in this order: layers,
     units, activation, dropout (the sampler's draws depend on it)."""
-    n_layers = trial.suggest_int("layers", *peers.LAYERS)
-    units = trial.suggest_int("units", *peers.UNITS, log=True)
-    activation = trial.suggest_categorical("activation", peers.ACTIVATIONS)
-    dropout = trial.suggest_float("dropout", *peers.DROPOUT)
+    n_layers = trial.suggest_int("layers", *space.LAYERS)
+    units = trial.suggest_int("units", *space.UNITS, log=True)
+    activation = trial.suggest_categorical("activation", space.ACTIVATIONS)
+    dropout = trial.suggest_float("dropout", *space.DROPOUT)
     layers: list[nn.Module] = []
     width = n_features
     for _ in range(n_layers):

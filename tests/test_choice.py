@@ -226,7 +226,7 @@ def test_tune_chooses_within_its_epoch_budget_and_everyone_reads_the_chosen(blob
     assert result.best["chosen_by"] == choice["how"]
     from rich.console import Console
 
-    from dltune.cli.display import best_table
+    from dltune.cli.tables import best_table
 
     console = Console(record=True, width=200)
     console.print(best_table(result.best, "best"))

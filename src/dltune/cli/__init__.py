@@ -3,9 +3,9 @@ library and prints what comes back; a DLTuneError is printed as one line, its pa
 shown as the command's flags, and exits with status 2, without a traceback.
 
 One module per command family; common.py holds the console and the shared options,
-display.py every table and live display. Imports the library, never the other way round;
-heavy modules (torch, optuna) are imported inside the commands that need them, so that
-`dltune --help` and `dltune space --show` start fast.
+tables.py every table, display.py the live displays of a study or sweep running. Imports
+the library, never the other way round; heavy modules (torch, optuna) are imported inside the
+commands that need them, so that `dltune --help` and `dltune space --show` start fast.
 """
 
 from __future__ import annotations

@@ -184,7 +184,7 @@ def _summary(out: Any, result: Any) -> None:
     """The end of the run: counts, notes, the best configuration, the top findings, where the
     study is stored."""
     from ..storage import state_counts
-    from .display import best_table
+    from .tables import best_table
 
     counts = ", ".join(f"{n} {s}" for s, n in sorted(state_counts(result.study).items()))
     out.print(

@@ -23,7 +23,7 @@ def best(storage: str, study_name: str | None, as_json: bool) -> None:
     from ..errors import StudyError
     from ..storage import best_record
     from ..study.front import pareto_front
-    from .display import best_table, front_table
+    from .tables import best_table, front_table
 
     quiet_optuna()
     study = open_storage(storage).load_study(study_name)
@@ -54,7 +54,7 @@ def best(storage: str, study_name: str | None, as_json: bool) -> None:
 def trials(storage: str, study_name: str | None, as_json: bool) -> None:
     """One row per trial of a study."""
     from ..storage import read_trials
-    from .display import trials_table
+    from .tables import trials_table
 
     quiet_optuna()
     study = open_storage(storage).load_study(study_name)
@@ -71,7 +71,7 @@ def trials(storage: str, study_name: str | None, as_json: bool) -> None:
 @user_errors
 def studies(storage: str, as_json: bool) -> None:
     """The studies in a storage."""
-    from .display import studies_table, study_rows
+    from .tables import studies_table, study_rows
 
     quiet_optuna()
     opened = open_storage(storage)

@@ -107,7 +107,7 @@ def _print_result(
     out: Any, result: SweepResult, analysis: SweepAnalysis, output: str | None
 ) -> None:
     """The table, the timing, the readings, and where the sweep is stored (and its page)."""
-    from .display import sweep_table
+    from .tables import sweep_table
 
     out.print()
     out.print(sweep_table(analysis))
