@@ -145,8 +145,8 @@ def test_a_real_study_report_renders_in_headless_chromium_offline(blobs, tmp_pat
     assert requests == [path.as_uri()]  # the page itself, nothing else
     assert headings == [title for _, title in SECTIONS]
     assert figures >= 5
-    front = [p for p in result.front]  # the front figure and table: one row per point
-    assert front_figures == 1 and front_rows == len(front) + 1
+    # the front's figure, and its table: a header and one row per point
+    assert front_figures == 1 and front_rows == len(result.front) + 1
     image = Image.open(screenshot).convert("L")
     assert image.height > 2000  # a long page, not an error stub
     assert _ink(image) > 0.02
