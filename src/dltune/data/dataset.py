@@ -12,6 +12,7 @@ import numpy as np
 
 from ..vocabulary import TASKS
 from .encoding import TableEncoding
+from .folds import Folds, make_folds
 
 Task = Literal["classification", "regression"]
 
@@ -77,6 +78,10 @@ class Dataset:
     # What loading did that the user should know (the encoder's notes, rows dropped for a
     # missing target), shown with the study's notes.
     notes: list[str] = field(default_factory=list)
+    # K-fold cross-validation over the pool (the training split, then the validation split):
+    # each trial is K fold members, fold f trained on the others and validated on fold f
+    # (folds.py). None: the validation split decides (holdout).
+    folds: Folds | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -120,6 +125,51 @@ class Dataset:
     def sizes(self) -> tuple[int, int, int]:
         """(train, validation, test) sample counts."""
         return (len(self.y_train), len(self.y_val), len(self.y_test))
+
+    def pool(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of every example outside the test split: training rows, then validation."""
+        return (
+            np.concatenate([self.x_train, self.x_val]),
+            np.concatenate([self.y_train, self.y_val]),
+        )
+
+    def with_folds(self, k: int, seed: int) -> Dataset:
+        """This dataset (the same arrays) cross-validated in `k` folds of the pool, seeded;
+        stratified by class where every class has k examples."""
+        labels = None
+        if self.task == "classification":
+            labels = np.concatenate([self.y_train, self.y_val])
+        n_pool = len(self.y_train) + len(self.y_val)
+        return replace(self, folds=make_folds(n_pool, k, seed, labels))
+
+    def holdout(self) -> Dataset:
+        """This dataset without folds: the validation split decides."""
+        return self if self.folds is None else replace(self, folds=None)
+
+    def fold(self, index: int) -> Dataset:
+        """Fold `index` as a dataset of its own: its member's training rows as the training
+        split, its validation rows as the validation split, the same test split and scaling.
+        A fold member trained alone on it is the member the population trains."""
+        if self.folds is None:
+            raise ValueError("this dataset has no folds")
+        x, y = self.pool()
+        train, val = self.folds.train_rows[index], self.folds.val_rows(index)
+        return replace(
+            self,
+            x_train=x[train],
+            y_train=y[train],
+            x_val=x[val],
+            y_val=y[val],
+            split=f"{self.split}; fold {index + 1} of {self.folds.k} of the rest",
+            folds=None,
+        )
+
+    @property
+    def validation(self) -> str:
+        """How trials are validated, in words."""
+        if self.folds is None:
+            return f"holdout: the validation split of {len(self.y_val)} examples"
+        return self.folds.describe()
 
     def fingerprint(self) -> str:
         """A stable sha256 hex digest of the data: same source, splits and seed, same digest.

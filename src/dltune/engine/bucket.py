@@ -72,6 +72,7 @@ class Member:
     result: TrainResult = field(default_factory=lambda: TrainResult(status="running"))
     generator: torch.Generator | None = None  # dropout masks
     kept: KeptState | None = None  # set while paused
+    fold: int | None = None  # a fold member of cross-validated data (DeviceData's folds)
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -336,10 +337,10 @@ class Bucket:
         """The members' current segment (of `segments` per epoch); returns (P,) the sum of the
         training loss over the segment's rows (NaN/inf: diverged)."""
         x_train, y_train = self.data.splits["train"]
-        n, device = len(x_train), self.data.device
+        n, device = self.data.n_train, self.data.device
         p = len(self.members)
         steps, orders = segment_orders(self.members, n, self.batch_size, shuffle_seed, segments)
-        orders = orders.to(device)
+        orders = self.data.member_orders([m.fold for m in self.members], orders.to(device))
         loss_sums = torch.zeros(p, device=device)
         # A member that diverged earlier in the epoch stays frozen.
         active = torch.tensor([math.isfinite(m.loss_sum) for m in self.members], device=device)
@@ -356,16 +357,23 @@ class Bucket:
                 active &= torch.isfinite(loss_sums)
         return loss_sums
 
-    @torch.no_grad()
     def evaluate(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(P,) loss and (P,) metric of every member on a split, in chunks of rows."""
-        x, y = self.data.splits[split]
+        measured = self.measure(split)
+        return measured.losses, measured.values
+
+    def measure(self, split: str) -> Measured:
+        """evaluate's losses and metrics, and the outputs they came from."""
         per_row = len(self.members) * max((*self.widths, self.data.n_outputs))
         chunk = max(1, EVAL_BUDGET_FLOATS // max(1, per_row))
-        outputs = torch.cat(
-            [self.forward(x[i : i + chunk], False) for i in range(0, len(x), chunk)], dim=1
+        return measure_members(
+            self.data,
+            split,
+            self.members,
+            lambda x: self.forward(x, False),
+            chunk,
+            self.member_losses,
         )
-        return self.member_losses(outputs, y), self.data.metric_value(outputs, y)
 
     def member_state(self, member: Member) -> dict[str, torch.Tensor]:
         """A member's weights, unpadded, as the state of its own DenseNet (see models.py)."""
@@ -378,6 +386,58 @@ class Bucket:
             state[f"{name}.weight"] = w.detach().T.clone()
             state[f"{name}.bias"] = self.bias(layer)[i, 0, : dims[layer + 1]].detach().clone()
         return state
+
+
+@dataclass
+class Measured:
+    """Every member's (P,) loss and (P,) metric on a split, and the (P, V, C) outputs they
+    came from; `lengths`: each member's own rows of the outputs (fold members), or None
+    (every member has all V)."""
+
+    losses: torch.Tensor
+    values: torch.Tensor
+    outputs: torch.Tensor
+    lengths: list[int] | None
+
+    def own(self, i: int) -> torch.Tensor:
+        """Member i's outputs on its own rows."""
+        return self.outputs[i] if self.lengths is None else self.outputs[i, : self.lengths[i]]
+
+
+@torch.no_grad()
+def measure_members(
+    data: DeviceData,
+    split: str,
+    members: Sequence[Member],
+    forward: Any,
+    chunk: int,
+    member_losses: MemberLosses,
+) -> Measured:
+    """Outputs, losses and metrics of stacked members on a split, `chunk` rows at a time:
+    one forward of the shared rows, or each fold member's own rows (padded to the longest
+    fold; each member's loss and metric counted on its own rows only)."""
+    own = data.member_rows(split, [m.fold for m in members])
+    if own is None:
+        x, y = data.splits[split]
+        outputs = torch.cat([forward(x[i : i + chunk]) for i in range(0, len(x), chunk)], dim=1)
+        return Measured(member_losses(outputs, y), data.metric_value(outputs, y), outputs, None)
+    x, y, lengths = own
+    width = x.shape[1]
+    outputs = torch.cat([forward(x[:, i : i + chunk]) for i in range(0, width, chunk)], dim=1)
+    if len(set(lengths)) == 1:
+        return Measured(member_losses(outputs, y), data.metric_value(outputs, y), outputs, lengths)
+    losses = outputs.new_empty(len(members))
+    values = outputs.new_empty(len(members))
+    for length in sorted(set(lengths)):  # members of one fold size together
+        picked = [i for i, n in enumerate(lengths) if n == length]
+        index = torch.tensor(picked, device=outputs.device)
+        own_losses = MemberLosses(
+            [members[i].config.loss for i in picked], data.task, data.n_outputs
+        )
+        out, target = outputs[index, :length], y[index, :length]
+        losses[index] = own_losses(out, target)
+        values[index] = data.metric_value(out, target)
+    return Measured(losses, values, outputs, lengths)
 
 
 def _linear_names(config: Config) -> list[str]:

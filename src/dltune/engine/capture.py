@@ -75,6 +75,7 @@ def _of_member(member: Member, kind: str) -> Snapshot:
         "counts": {p: len(getattr(kept, p)) for p in ("params", "m", "v")},
         "buffers": len(kept.buffers) if isinstance(kept, ModuleKeptState) else 0,
         "rates": rates,
+        "fold": member.fold,
     }
     return Snapshot(kind, meta, owned(tensors))
 
@@ -109,6 +110,7 @@ def restore_member(snapshot: Snapshot, key: Any, device: torch.device | str) -> 
         member.kept = KeptState(*kept_args)
         member.generator = generator_from(tensors.get("rng.0"), device)
     member.epoch, member.segment = int(meta["epoch"]), int(meta["segment"])
+    member.fold = meta.get("fold")
     member.segments_per_epoch = int(meta["segments"])
     member.loss_sum = float(meta["loss_sum"])
     member.epoch_seconds = float(meta["epoch_seconds"])

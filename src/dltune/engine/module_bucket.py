@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .bucket import KeptState, Member, segment_orders
+from .bucket import KeptState, Measured, Member, measure_members, segment_orders
 from .device_data import DeviceData
 from .functional import MaskSource, StackedModule, mask_sources
 from .losses import MemberLosses
@@ -218,9 +218,9 @@ class ModuleBucket:
         """The members' current segment (of `segments` per epoch); returns (P,) the sum of the
         training loss over the segment's rows (NaN/inf: diverged)."""
         x_train, y_train = self.data.splits["train"]
-        n, device = len(x_train), self.data.device
+        n, device = self.data.n_train, self.data.device
         steps, orders = segment_orders(self.members, n, self.batch_size, shuffle_seed, segments)
-        orders = orders.to(device)
+        orders = self.data.member_orders([m.fold for m in self.members], orders.to(device))
         loss_sums = torch.zeros(len(self.members), device=device)
         active = torch.tensor([math.isfinite(m.loss_sum) for m in self.members], device=device)
         self.stacked.template.train()
@@ -233,20 +233,23 @@ class ModuleBucket:
                 active &= torch.isfinite(loss_sums)
         return loss_sums
 
-    @torch.no_grad()
     def evaluate(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(P,) loss and (P,) metric of every member on a split, in chunks of rows."""
-        x, y = self.data.splits[split]
+        measured = self.measure(split)
+        return measured.losses, measured.values
+
+    def measure(self, split: str) -> Measured:
+        """evaluate's losses and metrics, and the outputs they came from."""
         self.stacked.template.eval()
         chunk = max(1, EVAL_BUDGET_FLOATS // (len(self.members) * self.row_floats))
-        outputs = torch.cat(
-            [
-                self.stacked.forward(self.params, self.buffers, x[i : i + chunk])
-                for i in range(0, len(x), chunk)
-            ],
-            dim=1,
+        return measure_members(
+            self.data,
+            split,
+            self.members,
+            lambda x: self.stacked.forward(self.params, self.buffers, x),
+            chunk,
+            self.member_losses,
         )
-        return self.member_losses(outputs, y), self.data.metric_value(outputs, y)
 
     def member_state(self, member: Member) -> dict[str, torch.Tensor]:
         """A member's weights and buffers, as the state_dict of its own module."""

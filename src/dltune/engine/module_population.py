@@ -251,6 +251,7 @@ class ModulePopulation:
             patience=member.patience,
             keep_best_state=member.keep_best_state,
             until=None if math.isinf(member.until) else member.until,
+            fold=member.fold,
         )
 
     def drop_empty(self) -> None:

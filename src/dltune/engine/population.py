@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -34,7 +34,7 @@ import torch
 from ..config import Config
 from ..nets import BuiltinNetworks, NetworkFactory
 from .bucket import Bucket, Member, pause_member
-from .device_data import DeviceData
+from .device_data import DeviceData, check_fold
 from .memory import member_bytes, resolve_memory
 from .module_bucket import ModuleBucket, ModuleMember
 from .module_population import ModulePopulation
@@ -162,11 +162,15 @@ class PopulationTrainer:
         patience: int | None = None,
         keep_best_state: bool = False,
         until: float | None = None,
+        fold: int | None = None,
     ) -> None:
         """Add a member; it starts training at the next segment boundary. `until`: stop at
-        that many epochs for the caller's decision (see advance)."""
+        that many epochs for the caller's decision (see advance). `fold`: the fold it trains
+        on, on cross-validated data (which every member of such data needs)."""
+        check_fold(self.tensors, fold)
         kind = Member if self.padded(config) else ModuleMember
         member = kind(key, config, seed, epochs or config.epochs, patience, keep_best_state)
+        member.fold = fold
         member.until = math.inf if until is None else until
         member.segments_per_epoch = self.segments
         if isinstance(member, ModuleMember):
@@ -367,7 +371,7 @@ class PopulationTrainer:
         """One segment of one bucket's members: those that left and those at their `until`."""
         finished: list[tuple[Any, TrainResult]] = []
         at_target: list[Checkpoint] = []
-        n_train = len(self.tensors.splits["train"][0])
+        n_train = self.tensors.n_train
         members: list[Member] = list(bucket.members)
         if any(m.epochs_done >= m.until - 1e-9 for m in members):
             raise RuntimeError("a member waits at its checkpoint: set_until, pause or stop it")
@@ -377,9 +381,10 @@ class PopulationTrainer:
         needs_validation = ends_epoch or any(
             m.epoch + (m.segment + 1) / self.segments >= m.until - 1e-9 for m in members
         )
+        measured = bucket.measure("val") if needs_validation else None
         val_losses, values = (
-            (t.tolist() for t in bucket.evaluate("val"))
-            if needs_validation
+            (measured.losses.tolist(), measured.values.tolist())
+            if measured is not None
             else ([math.nan] * len(members), [math.nan] * len(members))
         )
         train_values = (
@@ -398,14 +403,15 @@ class PopulationTrainer:
             member.loss_sum += segment_losses[i]
             member.epoch_seconds += seconds / len(members)
             status = None
+            outputs = (lambda i=i: measured.own(i)) if measured is not None else None
             if member.segment == self.segments:
                 status = self._end_epoch(
-                    bucket, member, n_train, (val_losses[i], values[i], train_values[i])
+                    bucket, member, n_train, (val_losses[i], values[i], train_values[i]), outputs
                 )
                 status = status or self._decide(member, on_epoch)
             elif not math.isfinite(member.loss_sum):  # diverged inside an epoch
                 status = self._end_epoch(
-                    bucket, member, n_train, (val_losses[i], values[i], math.nan)
+                    bucket, member, n_train, (val_losses[i], values[i], math.nan), outputs
                 )
             if status is not None:
                 leaving[member.key] = status
@@ -422,9 +428,11 @@ class PopulationTrainer:
         member: Member,
         n_train: int,
         measured: tuple[float, float, float],
+        outputs: Callable[[], torch.Tensor] | None = None,
     ) -> str | None:
         """Record the member's epoch from its measured (validation loss, validation metric,
-        train metric); "diverged" when its training loss is not finite."""
+        train metric); "diverged" when its training loss is not finite. `outputs`: its
+        validation outputs, kept with its best state."""
         member.epoch += 1
         member.segment = 0
         val_loss, value, train_metric = measured
@@ -448,6 +456,8 @@ class PopulationTrainer:
             result.best_value, result.best_epoch = report.val_metric, report.epoch
             if member.keep_best_state:
                 result.best_state = bucket.member_state(member)
+                if outputs is not None:
+                    result.best_outputs = outputs().detach().cpu().numpy()
         return None
 
     @staticmethod

@@ -35,6 +35,12 @@ class TrainResult:
     stopped_early: bool = False  # stopped on a validation plateau (patience)
     seconds: float = 0.0
     best_state: dict[str, Any] | None = None  # weights at the best epoch, when asked for
+    # Raw outputs (V, C) on its validation rows at the best epoch, kept with best_state: a
+    # fold member's out-of-fold predictions, a holdout trial's validation predictions (the
+    # ensemble is selected on them)
+    best_outputs: Any = None
+    # A cross-validated trial's fold members' own results (folds.py), fold by fold; [] else
+    folds: list[TrainResult] = field(default_factory=list)
 
     @property
     def epochs_run(self) -> int:

@@ -17,7 +17,7 @@ import torch
 
 from ..config import Config
 from ..nets import BuiltinNetworks, NetworkFactory
-from .device_data import DeviceData
+from .device_data import DeviceData, check_fold
 from .losses import Metric, loss_function
 from .optim import make_optimizer
 from .protocol import EpochCallback
@@ -82,15 +82,25 @@ class SequentialTrainer:
         return self.network(config, self.n_outputs, seed=seed, device=self.device)
 
     @torch.no_grad()
-    def evaluate(self, model: torch.nn.Module, split: str, loss: str) -> tuple[float, float]:
-        """(mean loss, metric) of `model` on a split ("train", "val" or "test")."""
-        x, y = self.splits[split]
+    def evaluate(
+        self, model: torch.nn.Module, split: str, loss: str, fold: int | None = None
+    ) -> tuple[float, float]:
+        """(mean loss, metric) of `model` on a split ("train", "val" or "test"), of fold
+        `fold`'s own rows where given."""
+        return self.measure(model, split, loss, fold)[:2]
+
+    @torch.no_grad()
+    def measure(
+        self, model: torch.nn.Module, split: str, loss: str, fold: int | None = None
+    ) -> tuple[float, float, torch.Tensor]:
+        """evaluate's (mean loss, metric) and the raw outputs they came from."""
+        x, y = self.tensors.split(split, fold)
         loss_fn = loss_function(loss, self.data.task, self.n_outputs)
         was_training = model.training
         model.eval()
         outputs = torch.cat([model(x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)])
         model.train(was_training)
-        return float(loss_fn(outputs, y)), float(self.tensors.metric_value(outputs, y))
+        return float(loss_fn(outputs, y)), float(self.tensors.metric_value(outputs, y)), outputs
 
     def train(
         self,
@@ -123,10 +133,12 @@ class SequentialTrainer:
         patience: int | None = None,
         keep_best_state: bool = False,
         segments: int = 1,
+        fold: int | None = None,
     ) -> TrainingRun:
-        """A training run that can be advanced, paused (kept) and resumed; see TrainingRun."""
+        """A training run that can be advanced, paused (kept) and resumed; see TrainingRun.
+        `fold`: a fold member of cross-validated data, trained on its fold's rows."""
         return TrainingRun(
-            self, config, seed, epochs or config.epochs, patience, keep_best_state, segments
+            self, config, seed, epochs or config.epochs, patience, keep_best_state, segments, fold
         )
 
     def model_from_state(self, config: Config, state: dict[str, torch.Tensor]) -> torch.nn.Module:
@@ -153,8 +165,11 @@ class TrainingRun:
         patience: int | None,
         keep_best_state: bool,
         segments: int,
+        fold: int | None = None,
     ) -> None:
+        check_fold(trainer.tensors, fold)
         self.trainer = trainer
+        self.fold = fold  # the fold it trains on and is validated on (None: the splits)
         self.config = config
         self.seed = seed  # its weights' and dropout's (a checkpoint rebuilds it from this)
         self.max_epochs = max_epochs
@@ -188,7 +203,7 @@ class TrainingRun:
         """Train up to the next stopping point; the status if the run ended there
         ("complete", "diverged", "pruned"), "target" when it reached `until`, else None."""
         trainer, device = self.trainer, self.trainer.device
-        x_train, y_train = trainer.splits["train"]
+        x_train, y_train = trainer.tensors.split("train", self.fold)
         n, batch_size = len(x_train), self.config.batch_size
         steps = -(-n // batch_size)
         started = time.perf_counter()
@@ -213,7 +228,9 @@ class TrainingRun:
         if not torch.isfinite(self.loss_sum):
             return self._end_epoch(on_epoch)  # diverged inside an epoch: end it there
         if self.epochs_done >= self.until - 1e-9:
-            self.checkpoint_value = trainer.evaluate(self.model, "val", self.config.loss)[1]
+            self.checkpoint_value = trainer.evaluate(
+                self.model, "val", self.config.loss, self.fold
+            )[1]
             self.epoch_seconds += time.perf_counter() - started
             return "target"
         return None
@@ -224,11 +241,15 @@ class TrainingRun:
         started = time.perf_counter()
         self.epoch += 1
         self.segment = 0
-        train_loss = float(self.loss_sum) / len(self.trainer.splits["train"][0])
-        val_loss, value = self.trainer.evaluate(self.model, "val", self.config.loss)
+        train_loss = float(self.loss_sum) / self.trainer.tensors.n_train
+        val_loss, value, outputs = self.trainer.measure(
+            self.model, "val", self.config.loss, self.fold
+        )
         train_metric = math.nan
         if self.trainer.track_train and math.isfinite(train_loss):
-            train_metric = self.trainer.evaluate(self.model, "train_sample", self.config.loss)[1]
+            train_metric = self.trainer.evaluate(
+                self.model, "train_sample", self.config.loss, self.fold
+            )[1]
         seconds = self.epoch_seconds + time.perf_counter() - started
         report = EpochReport(self.epoch, train_loss, val_loss, value, seconds, train_metric)
         self.loss_sum = torch.zeros((), device=self.trainer.device)
@@ -246,6 +267,7 @@ class TrainingRun:
                 result.best_state = {
                     k: v.detach().clone() for k, v in self.model.state_dict().items()
                 }
+                result.best_outputs = outputs.detach().cpu().numpy()
         if on_epoch is not None and not on_epoch(report):
             result.status = "pruned"
             return result.status
@@ -282,6 +304,7 @@ class TrainingRun:
             "segments": self.segments,
             "epoch_seconds": self.epoch_seconds,
             "checkpoint_value": as_json_number(self.checkpoint_value),
+            "fold": self.fold,
         }
         return Snapshot("run", meta, owned(tensors))
 
@@ -329,6 +352,7 @@ class SequentialEngine:
         patience: int | None = None,
         keep_best_state: bool = False,
         until: float | None = None,
+        fold: int | None = None,
     ) -> None:
         run = self.trainer.start(
             config,
@@ -336,6 +360,7 @@ class SequentialEngine:
             patience=patience,
             keep_best_state=keep_best_state,
             segments=self.segments,
+            fold=fold,
         )
         self.resume(run, until, key=key)
 
@@ -372,6 +397,7 @@ class SequentialEngine:
             patience=meta["patience"],
             keep_best_state=bool(meta["keep_best_state"]),
             segments=int(meta["segments"]),
+            fold=meta.get("fold"),
         )
         run.load(snapshot)
         run.key = key

@@ -11,7 +11,9 @@ Three kinds, one per handle an engine pauses:
 
 - "run": a TrainingRun (the sequential engine, and a population's one-at-a-time members);
 - "member": a padded dense member of a population (bucket.Member with its KeptState);
-- "module": a stacked module member (module_bucket.ModuleMember with its ModuleKeptState).
+- "module": a stacked module member (module_bucket.ModuleMember with its ModuleKeptState);
+- "folds": a cross-validated trial (folds.py): its K fold members' snapshots, each's tensors
+  under "<fold>/", and the mean curve reported so far.
 
 This module is the format alone: a TrainingRun makes its own snapshot and loads one
 (sequential.py), and capture.py does it for any handle and for population members (apart, so
@@ -34,7 +36,7 @@ from .result import EpochReport, TrainResult
 
 FORMAT = 1  # the layout of the JSON below; a reader refuses others
 META_KEY = "dltune_snapshot"
-KINDS = ("run", "member", "module")
+KINDS = ("run", "member", "module", "folds")
 
 
 class SnapshotError(ValueError):
@@ -99,6 +101,8 @@ def progress_meta(
 def put_best(tensors: dict[str, torch.Tensor], result: TrainResult) -> None:
     for name, value in (result.best_state or {}).items():
         tensors[f"best.{name}"] = value
+    if result.best_outputs is not None:
+        tensors["best_outputs"] = torch.as_tensor(result.best_outputs)
 
 
 def dropout_generators(model: torch.nn.Module) -> list[torch.Generator]:
@@ -133,7 +137,35 @@ def result_from(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Train
         stopped_early=bool(stored["stopped_early"]),
         seconds=float(stored["seconds"]),
         best_state={k: v.clone() for k, v in best.items()} if best is not None else None,
+        best_outputs=tensors["best_outputs"].numpy().copy() if "best_outputs" in tensors else None,
     )
+
+
+def folds_snapshot(
+    parts: list[Snapshot], history: list[EpochReport], patience: int | None
+) -> Snapshot:
+    """A cross-validated trial's snapshot: its fold members' (in fold order) as one."""
+    first = parts[0].meta
+    meta = {
+        "format": FORMAT,
+        "epoch": first["epoch"],
+        "segment": first["segment"],
+        "segments": first["segments"],
+        "patience": patience,
+        "result": {"history": [_row(r) for r in history]},
+        "parts": [{"kind": p.kind, "meta": p.meta} for p in parts],
+    }
+    tensors = {f"{i}/{name}": t for i, p in enumerate(parts) for name, t in p.tensors.items()}
+    return Snapshot("folds", meta, tensors)
+
+
+def fold_parts(snapshot: Snapshot) -> list[Snapshot]:
+    """The fold members' snapshots a "folds" snapshot holds, in fold order."""
+    parts = []
+    for i, part in enumerate(snapshot.meta["parts"]):
+        tensors = prefixed(snapshot.tensors, f"{i}/")
+        parts.append(Snapshot(part["kind"], part["meta"], tensors))
+    return parts
 
 
 # ---- bytes -----------------------------------------------------------------------------------
