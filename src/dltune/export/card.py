@@ -1,4 +1,14 @@
-"""The model card: where a model came from and how good it is, as JSON and as Markdown."""
+"""The model card: where a model came from and how good it is, as JSON and as Markdown.
+
+An ensemble's card has an "ensemble" entry beside the others:
+
+    {"validation": "kfold" | "holdout", "folds": K or None, "metric": "accuracy",
+     "score": the ensemble's out-of-fold (k-fold) or validation (holdout) metric,
+     "best_single": {"trial": t, "value": v},
+     "members": [{"trial": t, "weight": w, "value": v, "config": "short text"}, ...]}
+
+(`value`: that member's own out-of-fold or validation metric; weights per trial, summing to 1.)
+"""
 
 from __future__ import annotations
 
@@ -36,17 +46,64 @@ def now() -> str:
 
 
 def _number(value: Any) -> str:
+    if value is None:
+        return "-"
     return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _ensemble_size(ensemble: dict[str, Any]) -> str:
+    n, folds = len(ensemble["members"]), ensemble.get("folds")
+    networks = f" ({n * folds} networks)" if ensemble.get("validation") == "kfold" and folds else ""
+    return f"An ensemble of {n} configuration{'s' if n != 1 else ''}{networks}"
+
+
+def ensemble_lines(ensemble: dict[str, Any], task: str) -> list[str]:
+    """The card's ensemble section: how it was chosen, its score beside the best single
+    member's, and a table of its members."""
+    members = ensemble["members"]
+    folds = ensemble.get("folds")
+    if ensemble.get("validation") == "kfold":
+        where = "out-of-fold"
+        rows = (
+            f"their out-of-fold predictions ({folds} folds: each member is its configuration's "
+            f"{folds} fold models, each trained on the other folds, averaged with equal weights)"
+        )
+    else:
+        where = "validation"
+        rows = "their predictions on the validation split"
+    what = "class probabilities" if task == "classification" else "predictions"
+    metric, best = ensemble["metric"], ensemble["best_single"]
+    lines = [
+        "## Ensemble",
+        "",
+        f"The weighted average of the {what} of {len(members)} configuration(s), chosen by "
+        f"greedy ensemble selection with replacement (Caruana et al. 2004) on {rows}.",
+        "",
+        f"- **{where} {metric} of the ensemble: {_number(ensemble['score'])}**",
+        f"- {where} {metric} of the best single member (trial {best['trial']}): "
+        f"{_number(best['value'])}",
+        "",
+        f"| trial | weight | {where} {metric} | configuration |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {m['trial']} | {_number(m['weight'])} | {_number(m.get('value'))} | {m['config']} |"
+        for m in members
+    ]
+    return [*lines, ""]
 
 
 def card_markdown(card: dict[str, Any]) -> str:
     """The card for people: the same facts as model_card.json."""
     study, data, training, test = card["study"], card["data"], card["training"], card["test"]
     config = training["config"]
+    ensemble = card.get("ensemble")
+    made = f"tuned by dltune {card['libraries']['dltune']}, made {card['created']}."
+    what = _ensemble_size(ensemble) if ensemble else "A dense network"
     lines = [
         f"# Model card: {data['name']} ({data['task']})",
         "",
-        f"A dense network tuned by dltune {card['libraries']['dltune']}, made {card['created']}.",
+        f"{what} {made}",
         "",
         "## Test result",
         "",
@@ -60,8 +117,10 @@ def card_markdown(card: dict[str, Any]) -> str:
             f"- test {study['metric']} the study recorded for that trial (trained on the "
             f"training split alone): {_number(study['study_test'])}"
         )
+    lines.append("")
+    if ensemble:
+        lines += ensemble_lines(ensemble, data["task"])
     lines += [
-        "",
         "## Training",
         "",
         f"- trained on: {training['on']} ({training['rows']} rows)",
