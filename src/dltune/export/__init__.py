@@ -3,7 +3,8 @@ May import study, storage, engine and data; never analysis, report, sweep or the
 
 retrain.py       train_best(): the study's best configuration trained again, tested once
 bundle.py        the model folder (safetensors, JSON, model card) written and read; load()
-loaded.py        TunedModel: predict, predict_proba, the torch module
+loaded.py        TunedModel: predict, predict_proba, the torch module; one network or an ensemble
+ensemble_net.py  EnsembleMember, EnsembleNetwork: the chosen ensemble as one torch module
 preprocessing.py input scaling and label encoding, as plain data
 features.py      matching new data's columns to the model's features
 predict.py       reading DATA files, writing predictions.csv
@@ -15,11 +16,13 @@ estimators.py    DLTuneClassifier, DLTuneRegressor (scikit-learn)
 from __future__ import annotations
 
 from .bundle import load, read_bundle, write_bundle
+from .ensemble_net import EnsembleMember
 from .loaded import TunedModel
 from .preprocessing import Preprocessing
 from .retrain import TrainBest, train_best
 
 __all__ = [
+    "EnsembleMember",
     "Preprocessing",
     "TrainBest",
     "TunedModel",

@@ -1,12 +1,18 @@
 """A model folder: what train-best writes and `dltune.load` reads.
 
-    model.safetensors    the network's weights (safetensors: tensors only, nothing executable)
-    config.json          the configuration and the network's shape
+    model.safetensors    the network's weights (safetensors: tensors only, nothing executable);
+                         an ensemble's members' weights all in it, member i's named "members.i."
+    config.json          the configuration and the network's shape; an ensemble's members
+                         (configuration, weight, trial, fold) under "ensemble"
     preprocessing.json   input scaling, label encoding, target scaling, feature names
     model_card.json      where it came from and how good it is (data, split, metrics, versions)
     model_card.md        the same, for people
 
 Reading never runs code from the folder: JSON and safetensors only, no pickle.
+
+Format versions: 1, a single network; 2 adds the ensemble. A single network is still written as
+version 1, unchanged, so that an older dltune reads it; an ensemble is version 2, which an older
+dltune refuses with "upgrade dltune" rather than reading one member as the model.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ from typing import Any
 
 from ..config import Config
 from ..errors import DLTuneError, ModelError, param
+from ..nets import NetworkFactory
 from ..version import __version__
 from .card import card_markdown
+from .ensemble_net import EnsembleMember, member_states
 from .loaded import TunedModel, user_networks
 from .preprocessing import Preprocessing
 
@@ -29,7 +37,9 @@ CARD_JSON = "model_card.json"
 CARD_MD = "model_card.md"
 MODEL_SOURCE = "model_source"  # in config.json: a user model's build record (usermodel.source)
 FORMAT = "dltune-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this dltune reads and writes
+SINGLE_FORMAT_VERSION = 1  # what a single network is written as (nothing of it changed)
+ENSEMBLE = "ensemble"  # in config.json: {"members": [{config, weight, trial, fold}, ...]}
 
 SAFETENSORS_MISSING = (
     "safetensors is not installed; it comes with dltune: pip install safetensors "
@@ -58,12 +68,19 @@ def write_bundle(directory: str | Path, model: TunedModel, card: dict[str, Any])
     save_file(model.state_dict(), str(path / WEIGHTS), metadata={"format": FORMAT})
     config = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if model.is_ensemble else SINGLE_FORMAT_VERSION,
         "dltune_version": __version__,
-        "config": model.config.to_dict(),
+        "config": model.config.to_dict(),  # an ensemble: its heaviest trial's
         "n_features": prep.n_features,
         "n_outputs": prep.n_outputs,
     }
+    if model.is_ensemble:
+        config[ENSEMBLE] = {
+            "members": [
+                {"config": m.config.to_dict(), "weight": m.weight, "trial": m.trial, "fold": m.fold}
+                for m in model.members
+            ]
+        }
     if model.source is not None:  # a user model: where its build(hp) came from
         config[MODEL_SOURCE] = model.source
     _write_json(path / CONFIG, config)
@@ -119,7 +136,10 @@ def read_bundle(directory: str | Path) -> TunedModel:
     except DLTuneError as e:  # the build cannot be imported, or its file changed
         raise ModelError(f"{path}: this model is a build(hp) of your own; {e.template}") from None
     try:
-        model = TunedModel(config, prep, state, network, source)
+        if ENSEMBLE in config_data:
+            model = _ensemble(path, config_data[ENSEMBLE], prep, state, network, source)
+        else:
+            model = TunedModel(config, prep, state, network, source)
     except RuntimeError as e:  # load_state_dict: names or shapes do not fit the configuration
         first = str(e).strip().splitlines()[0]
         raise ModelError(
@@ -128,6 +148,40 @@ def read_bundle(directory: str | Path) -> TunedModel:
     if (path / CARD_JSON).is_file():
         model.card = _read_json(path / CARD_JSON)
     return model
+
+
+def _ensemble(
+    path: Path,
+    listed: Any,
+    prep: Preprocessing,
+    state: dict[str, Any],
+    network: NetworkFactory | None,
+    source: dict[str, Any] | None,
+) -> TunedModel:
+    """The ensemble that config.json's "ensemble" lists, its members' tensors from `state`."""
+    where = f"{path / CONFIG}: '{ENSEMBLE}'"
+    entries = listed.get("members") if isinstance(listed, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ModelError(f"{where} must hold a list of 'members'; write the folder again")
+    states = member_states(state, len(entries), str(path / WEIGHTS))
+    members = []
+    for i, (entry, member_state) in enumerate(zip(entries, states, strict=True)):
+        try:
+            members.append(
+                EnsembleMember(
+                    config=Config.from_dict(entry["config"]),
+                    state=member_state,
+                    weight=float(entry["weight"]),
+                    trial=None if entry.get("trial") is None else int(entry["trial"]),
+                    fold=None if entry.get("fold") is None else int(entry["fold"]),
+                )
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ModelError(f"{where}: member {i} cannot be read ({e!r})") from None
+    try:
+        return TunedModel.ensemble(members, prep, network, source)
+    except ModelError as e:
+        raise ModelError(f"{where}: {e.template}") from None
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -19,9 +19,11 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..config import Config
 from ..errors import ModelError, param
 from .loaded import TunedModel
 
@@ -173,21 +175,47 @@ def _keras(model: TunedModel, path: Path) -> Callable[[np.ndarray], np.ndarray]:
     if path.suffix != ".keras":
         raise ModelError(f"{param('output', str(path))}: a Keras 3 file must end in .keras")
     prep = model.preprocessing
-    activation = model.config.activation
-    layers: list[keras.layers.Layer] = [
-        keras.Input(shape=(prep.n_features,), name="features"),
-        keras.layers.Normalization(mean=prep.x_mean, variance=np.square(prep.x_std)),
-    ]
-    weights: list[tuple[keras.layers.Layer, list[np.ndarray]]] = []
+    if model.is_ensemble:
+        network = _keras_ensemble(keras, model)
+    else:
+        head, weights = _keras_member(keras, model.network, model.config, prep.task, prep.loss)
+        layers: list[keras.layers.Layer] = [
+            keras.Input(shape=(prep.n_features,), name="features"),
+            keras.layers.Normalization(mean=prep.x_mean, variance=np.square(prep.x_std)),
+            *head,
+        ]
+        if prep.task == "regression":
+            layers.append(keras.layers.Rescaling(prep.target_std or 1.0, prep.target_mean or 0.0))
+        network = keras.Sequential(layers, name="dltune")
+        for layer, values in weights:
+            layer.set_weights(values)
+    network.save(str(path))
+    loaded = keras.saving.load_model(str(path))  # safe_mode: no code from the file runs
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return np.asarray(keras.ops.convert_to_numpy(loaded(x, training=False)))
+
+    return run
+
+
+def _keras_member(
+    keras: Any, network: Any, config: Config, task: str, loss: str, name: str = "outputs"
+) -> tuple[list[Any], list[tuple[Any, list[np.ndarray]]]]:
+    """One dense network as Keras layers from standardized features on: (the layers, ending in
+    its probabilities (as `loss` reads its outputs) or its standardized value; each Dense layer
+    with the values to set once the model is built)."""
     from ..nets import DenseNet
 
-    if not isinstance(model.network, DenseNet):
+    if not isinstance(network, DenseNet):
         raise ModelError(
             f"the Keras export covers the dense network only; this model is "
-            f"{type(model.network).__name__} ({model.config.short()}). Export it with "
+            f"{type(network).__name__} ({config.short()}). Export it with "
             f"{param('fmt', shown='onnx')} or {param('fmt', shown='torchscript')}."
         )
-    linears = model.network.linears()
+    activation = config.activation
+    layers: list[Any] = []
+    weights: list[tuple[Any, list[np.ndarray]]] = []
+    linears = network.linears()
     for linear in linears[:-1]:
         w, b = _numpy(linear)
         if activation == "leaky_relu":
@@ -198,12 +226,11 @@ def _keras(model: TunedModel, path: Path) -> Callable[[np.ndarray], np.ndarray]:
             layers.append(dense)
         weights.append((dense, [w.T, b]))
     w, b = _numpy(linears[-1])
-    out = keras.layers.Dense(w.shape[0], name="outputs")
+    out = keras.layers.Dense(w.shape[0], name=name)
     layers.append(out)
-    if prep.task == "regression":
+    if task == "regression":
         weights.append((out, [w.T, b]))
-        layers.append(keras.layers.Rescaling(prep.target_std or 1.0, prep.target_mean or 0.0))
-    elif prep.loss == "binary_crossentropy":
+    elif loss == "binary_crossentropy":
         # sigmoid(o) / sum sigmoid(o) = softmax(log sigmoid(o)) = softmax(-softplus(-o)), in
         # built-in layers only (a Lambda would need unsafe loading): the Dense layer gives -o.
         weights.append((out, [-w.T, -b]))
@@ -215,16 +242,39 @@ def _keras(model: TunedModel, path: Path) -> Callable[[np.ndarray], np.ndarray]:
     else:
         weights.append((out, [w.T, b]))
         layers.append(keras.layers.Softmax())
-    network = keras.Sequential(layers, name="dltune")
-    for layer, values in weights:
-        layer.set_weights(values)
-    network.save(str(path))
-    loaded = keras.saving.load_model(str(path))  # safe_mode: no code from the file runs
+    return layers, weights
 
-    def run(x: np.ndarray) -> np.ndarray:
-        return np.asarray(keras.ops.convert_to_numpy(loaded(x, training=False)))
 
-    return run
+def _keras_ensemble(keras: Any, model: TunedModel) -> Any:
+    """An ensemble as one functional Keras model: every member's layers on the standardized
+    features, each scaled by its weight, added (built-in layers only: Dense, Softmax,
+    Rescaling, Add): probabilities (the mixture itself) or values in the target's units."""
+    from .ensemble_net import EnsembleNetwork
+
+    prep = model.preprocessing
+    if not isinstance(model.network, EnsembleNetwork):  # pragma: no cover - is_ensemble says so
+        raise ModelError("this ensemble has no EnsembleNetwork; please report this")
+    inputs = keras.Input(shape=(prep.n_features,), name="features")
+    scaled = keras.layers.Normalization(mean=prep.x_mean, variance=np.square(prep.x_std))(inputs)
+    branches, weights = [], []
+    pairs = zip(model.members, model.network.members, strict=True)
+    for i, (member, network) in enumerate(pairs):
+        config = member.config
+        layers, values = _keras_member(
+            keras, network, config, prep.task, config.loss, f"outputs_{i}"
+        )
+        h = scaled
+        for layer in layers:
+            h = layer(h)
+        branches.append(keras.layers.Rescaling(member.weight, name=f"weight_{i}")(h))
+        weights += values
+    total = keras.layers.Add(name="average")(branches) if len(branches) > 1 else branches[0]
+    if prep.task == "regression":
+        total = keras.layers.Rescaling(prep.target_std or 1.0, prep.target_mean or 0.0)(total)
+    network = keras.Model(inputs, total, name="dltune_ensemble")
+    for layer, value in weights:
+        layer.set_weights(value)
+    return network
 
 
 def _numpy(linear: object) -> tuple[np.ndarray, np.ndarray]:

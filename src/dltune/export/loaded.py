@@ -9,6 +9,8 @@ on the test split.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,15 @@ from ..engine.sequential import EVAL_CHUNK
 from ..errors import DataError
 from ..nets import BuiltinNetworks, NetworkFactory
 from ..nets.dense import probabilities
+from .ensemble_net import (
+    ENSEMBLE_LOSS,
+    EnsembleMember,
+    EnsembleNetwork,
+    Member,
+    checked_members,
+    ensemble_network,
+    heaviest,
+)
 from .features import encode_columns, match_columns, match_inputs
 from .preprocessing import Preprocessing
 
@@ -67,6 +78,12 @@ class TunedModel:
     position); `features(x)` gives the encoded rows (`feature_names`), what the exports take.
     `network` is the trained torch module (standardized features in, raw outputs out); `module`
     the whole pipeline as one torch module (raw features in), as it is exported.
+
+    An ensemble (`TunedModel.ensemble(members, prep)`) predicts the weighted average of its
+    members' class probabilities or values, through the same steps: its `network` is an
+    `EnsembleNetwork` (raw outputs: the log of the mixture for a classifier), its `config` the
+    configuration of the trial with the largest total weight, and `members` lists each
+    network's (trial, fold, weight, config); a single model's `members` is itself alone.
     """
 
     def __init__(
@@ -77,17 +94,63 @@ class TunedModel:
         network: NetworkFactory | None = None,
         source: dict[str, Any] | None = None,
     ) -> None:
+        # dltune's own families from the configuration, unless the study trained a user's model
+        build = network or BuiltinNetworks(input_shape_of(prep))
+        module = build(config, prep.n_outputs, seed=0, device="cpu")
+        module.load_state_dict(state)
+        self._attach(config, prep, module, source, None)
+
+    @classmethod
+    def ensemble(
+        cls,
+        members: Sequence[EnsembleMember],
+        prep: Preprocessing,
+        network: NetworkFactory | None = None,
+        source: dict[str, Any] | None = None,
+    ) -> TunedModel:
+        """The weighted average of `members` (their weights summing to 1), each network built by
+        `network` (dltune's own families by default) from its own configuration. A classifier's
+        `prep.loss` becomes categorical_crossentropy: the ensemble's outputs are
+        log-probabilities. One member is still an ensemble (written as one); build
+        `TunedModel(...)` for a single model."""
+        members = checked_members(members)
+        if prep.task == "classification":
+            prep = dataclasses.replace(prep, loss=ENSEMBLE_LOSS)
+        build = network or BuiltinNetworks(input_shape_of(prep))
+        module = ensemble_network(members, prep.task, prep.n_outputs, build)
+        listed = [Member(m.trial, m.fold, float(m.weight), m.config) for m in members]
+        model = cls.__new__(cls)
+        model._attach(heaviest(members), prep, module, source, listed)
+        return model
+
+    def _attach(
+        self,
+        config: Config,
+        prep: Preprocessing,
+        network: nn.Module,
+        source: dict[str, Any] | None,
+        members: list[Member] | None,
+    ) -> None:
         self.config = config
         self.preprocessing = prep
         # A user model's build: where it came from (dltune.usermodel.source's record), kept in
         # the folder so that `dltune.load` rebuilds it; None for dltune's own networks.
         self.source = source
-        # dltune's own families from the configuration, unless the study trained a user's model
-        build = network or BuiltinNetworks(input_shape_of(prep))
-        self.network = build(config, prep.n_outputs, seed=0, device="cpu")
-        self.network.load_state_dict(state)
-        self.network.eval()
+        self.network = network.eval()
+        self._members = members  # None: a single network
         self.card: dict[str, Any] | None = None  # set when read from a folder
+
+    @property
+    def is_ensemble(self) -> bool:
+        return self._members is not None
+
+    @property
+    def members(self) -> list[Member]:
+        """(trial, fold, weight, config) of each network; a single model: (None, None, 1.0,
+        its config)."""
+        if self._members is None:
+            return [Member(None, None, 1.0, self.config)]
+        return list(self._members)
 
     @property
     def task(self) -> str:
@@ -111,6 +174,12 @@ class TunedModel:
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled as plain parts (a torch.Generator inside the network does not pickle everywhere);
         # dltune's own folders never use pickle.
+        if isinstance(self.network, EnsembleNetwork) and self._members is not None:
+            members = [
+                (m.config.to_dict(), _plain_state(net), m.weight, m.trial, m.fold)
+                for m, net in zip(self._members, self.network.members, strict=True)
+            ]
+            return (_rebuild_ensemble, (members, self.preprocessing.to_dict(), self.source))
         state = {k: v.numpy() for k, v in self.state_dict().items()}
         plain = (self.config.to_dict(), self.preprocessing.to_dict(), state, self.source)
         return (_rebuild, plain)
@@ -195,6 +264,11 @@ class TunedModel:
 
     def __repr__(self) -> str:
         n = self.preprocessing.n_features
+        if self._members is not None:
+            trials = sorted({m.trial for m in self._members if m.trial is not None})
+            shown = f" of trials {', '.join(map(str, trials))}" if trials else ""
+            what = f"an ensemble of {len(self._members)} networks{shown}"
+            return f"<TunedModel {self.task}, {n} features: {what}>"
         return f"<TunedModel {self.task}, {n} features: {self.config.short()}>"
 
 
@@ -221,6 +295,30 @@ def _rebuild(
     preprocessing = Preprocessing.from_dict(prep, "pickle")
     network = user_networks(source, preprocessing)
     return TunedModel(Config.from_dict(config), preprocessing, tensors, network, source)
+
+
+def _plain_state(network: nn.Module) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().contiguous().numpy() for k, v in network.state_dict().items()}
+
+
+def _rebuild_ensemble(
+    members: list[tuple[dict[str, Any], dict[str, Any], float, int | None, int | None]],
+    prep: dict[str, Any],
+    source: dict[str, Any] | None = None,
+) -> TunedModel:
+    preprocessing = Preprocessing.from_dict(prep, "pickle")
+    rebuilt = [
+        EnsembleMember(
+            Config.from_dict(config),
+            {k: torch.as_tensor(v) for k, v in state.items()},
+            weight,
+            trial,
+            fold,
+        )
+        for config, state, weight, trial, fold in members
+    ]
+    network = user_networks(source, preprocessing)
+    return TunedModel.ensemble(rebuilt, preprocessing, network, source)
 
 
 def user_networks(source: dict[str, Any] | None, prep: Preprocessing) -> NetworkFactory | None:
