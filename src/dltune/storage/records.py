@@ -68,6 +68,9 @@ class TrialRecord:
     latency_256: float | None = None
     # a complete trial's told values: the metric, then the study's costs (one: [value])
     values: list[float] | None = None
+    # a cross-validated trial's folds (schema.FOLDS: values at its best epoch, spread, each
+    # fold's best epoch, value, seed and curve); None in holdout
+    folds: dict[str, Any] | None = None
 
     def cost(self, name: str) -> float | None:
         """One of vocabulary.COSTS as this trial measured it (None: not measured)."""
@@ -105,6 +108,7 @@ class TrialRecord:
             "latency": self.latency,
             "latency_256": self.latency_256,
             "values": self.values,
+            "folds": self.folds,
             "error": self.error,
         }
 
@@ -152,6 +156,7 @@ def read_trial(trial: FrozenTrial, as_type: type[Any] = TrialRecord) -> Any:
         latency=footprint.get("latency"),
         latency_256=footprint.get("latency_256"),
         values=[_float(v) for v in trial.values] if trial.values else None,
+        folds=schema.read_folds(trial),
     )
 
 
@@ -280,7 +285,45 @@ def best_record(study: optuna.Study) -> dict[str, Any] | None:
         "data": meta.get("data", {}).get("name"),
         "chosen_by": choice.get("how", SINGLE_RUN) if choice else SINGLE_RUN,
         "choice": _choice_fields(choice),
+        "validation": schema.read_validation(attrs) or {"kind": "holdout"},
+        "folds": _fold_fields(best.folds),
+        "ensemble": _ensemble_fields(schema.read_ensemble(attrs), complete),
+        # the test of what the study delivers: its ensemble's, else its best trial's
+        "delivered_test": _delivered_test(schema.read_ensemble(attrs), test, complete),
     }
+
+
+def _fold_fields(folds: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The best trial's folds for `best --json`: each fold's value at its best epoch, spread."""
+    if folds is None:
+        return None
+    return {"values": folds.get("values"), "spread": folds.get("spread")}
+
+
+def current_ensemble(ensemble: dict[str, Any] | None, complete: int) -> dict[str, Any] | None:
+    """The stored ensemble while it stands: chosen among the complete trials there are now
+    (trials completed since, by a continued study, call for a new choice)."""
+    if ensemble is None:
+        return None
+    members = ensemble.get("members") or []
+    return ensemble if members and ensemble.get("complete", complete) == complete else None
+
+
+def _ensemble_fields(ensemble: dict[str, Any] | None, complete: int) -> dict[str, Any] | None:
+    ensemble = current_ensemble(ensemble, complete)
+    if ensemble is None:
+        return None
+    keys = ("members", "score", "best_single", "test", "rows", "weights_from")
+    return {key: ensemble.get(key) for key in keys}
+
+
+def _delivered_test(
+    ensemble: dict[str, Any] | None, test: dict[str, Any] | None, complete: int
+) -> float | None:
+    ensemble = current_ensemble(ensemble, complete)
+    if ensemble is not None and ensemble.get("test") is not None:
+        return float(ensemble["test"])
+    return test.get("value") if test else None
 
 
 def _choice_fields(choice: dict[str, Any] | None) -> dict[str, Any] | None:

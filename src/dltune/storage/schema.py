@@ -19,6 +19,12 @@ Study attributes (user attrs of the study):
     REEVAL_PREFIX + trial number: that (finished) trial retrained with other seeds for the
                   choice, a list of {seed, value, epochs, best_epoch}; kept on the study
                   because a finished trial's attributes can no longer be written
+    VALIDATION    how trials are validated (dltune.study.validation): kind ("holdout" or
+                  "kfold"), k, the folds' seed, how (in words), examples; absent in studies
+                  made before: holdout
+    ENSEMBLE      the delivered ensemble (dltune.study.ensemble_choice): members and weights,
+                  its validation (out-of-fold) score beside the best single member's, its
+                  test, how its members' weights were had
 Trial attributes (user attrs of a trial):
     CONFIG, SEED, WORKER, BASELINE          written when the trial starts (or is enqueued)
     STATE, STOPPED, ERROR                   dltune's state marks (paused, diverged, ...)
@@ -39,6 +45,14 @@ Trial attributes (user attrs of a trial):
                                             latencies where the study measures them
     CURVE                                   the learning curve where a study has several
                                             objectives (Optuna keeps none for those)
+    FOLDS                                   a cross-validated trial's folds: each fold's
+                                            value at the trial's best epoch, their spread,
+                                            each's own best epoch and value, seed and curve
+    PREDICTIONS                             a complete trial's predictions on the rows that
+                                            validated it (out-of-fold in k-fold): class
+                                            probabilities (float16) or values (float32), as
+                                            base64 of little-endian bytes, with dtype and
+                                            shape; no pickle. Absent when too large
 Trial system attribute:
     HEARTBEAT     the journal's heartbeat (epoch seconds); databases use Optuna's own
 """
@@ -52,6 +66,7 @@ from typing import TYPE_CHECKING, Any
 from . import internals
 
 if TYPE_CHECKING:
+    import numpy as np
     import optuna
     from optuna.trial import FrozenTrial
 
@@ -64,6 +79,8 @@ SWEEP = "dltune_sweep"
 MODEL_SOURCE = "dltune_model"
 CHOICE = "dltune_choice"
 REEVAL_PREFIX = "reeval:"
+VALIDATION = "dltune_validation"
+ENSEMBLE = "dltune_ensemble"
 DATA_INPUT_SHAPE = "input_shape"  # in STUDY_META's data record: one example's shape, a list
 
 # ---- trial attributes ------------------------------------------------------------------------
@@ -92,6 +109,8 @@ FOOTPRINT = "footprint"
 # A trial's learning curve in a study of several objectives ({"<step>": value}), where Optuna
 # refuses intermediate values (Trial.report raises for those studies).
 CURVE = "curve"
+FOLDS = "folds"
+PREDICTIONS = "predictions"
 
 ERROR_LENGTH = 500  # characters of an error message kept with a failed trial
 
@@ -258,6 +277,31 @@ def write_reevaluations(study: optuna.Study, number: int, runs: list[dict[str, A
     study.set_user_attr(f"{REEVAL_PREFIX}{number}", runs)
 
 
+# ---- validation and the delivered ensemble ----------------------------------------------------
+
+
+def read_validation(source: Source) -> dict[str, Any] | None:
+    """How the study validates its trials (None: recorded before k-fold existed: holdout)."""
+    stored = _attrs(source).get(VALIDATION)
+    return (
+        stored if isinstance(stored, dict) and stored.get("kind") in ("holdout", "kfold") else None
+    )
+
+
+def write_validation(study: optuna.Study, record: dict[str, Any]) -> None:
+    study.set_user_attr(VALIDATION, record)
+
+
+def read_ensemble(source: Source) -> dict[str, Any] | None:
+    """The study's delivered ensemble (members, weights, scores), or None."""
+    stored = _attrs(source).get(ENSEMBLE)
+    return stored if isinstance(stored, dict) and isinstance(stored.get("members"), list) else None
+
+
+def write_ensemble(study: optuna.Study, record: dict[str, Any]) -> None:
+    study.set_user_attr(ENSEMBLE, record)
+
+
 # ---- a trial's start -------------------------------------------------------------------------
 
 
@@ -319,6 +363,54 @@ def write_trial_end(trial: optuna.Trial, result: TrainResult) -> None:
     if result.status == "diverged":
         write_state(trial, "diverged")
         trial.set_user_attr(DIVERGED_EPOCH, result.diverged_epoch)
+
+
+def write_folds(trial: optuna.Trial, record: dict[str, Any]) -> None:
+    """A cross-validated trial's folds (study.validation.fold_record's form)."""
+    trial.set_user_attr(FOLDS, record)
+
+
+def read_folds(trial: FrozenTrial) -> dict[str, Any] | None:
+    stored = trial.user_attrs.get(FOLDS)
+    return stored if isinstance(stored, dict) and isinstance(stored.get("values"), list) else None
+
+
+def write_predictions(trial: optuna.Trial, predictions: np.ndarray) -> None:
+    """A trial's predictions on its validating rows: probabilities stored as float16 (their
+    precision, 1e-3, is far below what tells two models apart), values as float32."""
+    import base64
+
+    import numpy as np
+
+    dtype = "<f2" if predictions.ndim == 2 else "<f4"
+    data = np.ascontiguousarray(predictions, dtype=dtype)
+    trial.set_user_attr(
+        PREDICTIONS,
+        {
+            "dtype": dtype,
+            "shape": list(data.shape),
+            "data": base64.b64encode(data.tobytes()).decode("ascii"),
+        },
+    )
+
+
+def read_predictions(trial: FrozenTrial) -> np.ndarray | None:
+    """write_predictions' array as float32, or None (not stored, or not readable)."""
+    import base64
+    import binascii
+
+    import numpy as np
+
+    stored = trial.user_attrs.get(PREDICTIONS)
+    if not isinstance(stored, dict) or stored.get("dtype") not in ("<f2", "<f4"):
+        return None
+    try:
+        raw = base64.b64decode(stored["data"], validate=True)
+        shape = tuple(int(n) for n in stored["shape"])
+        array = np.frombuffer(raw, dtype=stored["dtype"]).reshape(shape)
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        return None
+    return array.astype(np.float32)
 
 
 def _json_float(value: float) -> float | None:

@@ -44,6 +44,11 @@ DEFAULT_CHOICE = "auto"
 SMALL_VALIDATION = 1000  # examples: an accuracy's standard error there is ~0.005-0.016
 AUTO_RULE = (3, 2)
 RESERVE = 0.25  # share of a timeout or epoch budget held back for the re-evaluation
+# Held back instead, in k-fold, where nothing is re-evaluated but the delivered ensemble's
+# (or bag's) members may have to be retrained: those no process of this run kept the weights
+# of (a continued study's). Holdout studies keep none: on large data a retraining would not
+# fit in such a share, and the kept weights are the rule.
+ENSEMBLE_RESERVE = 0.05
 SEED_STRIDE = 1_000_003  # re-evaluation seed j of a trial: its seed + (j + 1) x this, mod 2**31
 _RULE = re.compile(r"top(\d+)x(\d+)")
 
@@ -113,21 +118,27 @@ class Reserve:
 
 
 def reserve(
-    rule: str | ChoiceRule, budget: Budget, timeout: float | None, epoch_budget: float | None
+    rule: str | ChoiceRule,
+    budget: Budget,
+    timeout: float | None,
+    epoch_budget: float | None,
+    *,
+    ensemble: bool = False,
 ) -> tuple[Budget, Reserve]:
     """The search's budget with RESERVE of the timeout and of the epoch budget held back for
-    the re-evaluation (when the rule re-evaluates), and that reserve: the epochs of the whole
-    study's budget (the main process spends it after every worker ended) and the original
-    deadline."""
-    if not parse_choice(rule).reevaluates:
+    the re-evaluation (when the rule re-evaluates; ENSEMBLE_RESERVE for an `ensemble`'s
+    members otherwise), and that reserve: the epochs of the whole study's budget (the main
+    process spends it after every worker ended) and the original deadline."""
+    share = RESERVE if parse_choice(rule).reevaluates else ENSEMBLE_RESERVE if ensemble else 0.0
+    if share == 0.0:
         return budget, Reserve()
     deadline, epochs = budget.deadline, budget.epochs
     searched = dataclasses.replace(
         budget,
-        deadline=None if deadline is None or timeout is None else deadline - RESERVE * timeout,
-        epochs=None if epochs is None else epochs * (1 - RESERVE),
+        deadline=None if deadline is None or timeout is None else deadline - share * timeout,
+        epochs=None if epochs is None else epochs * (1 - share),
     )
-    held = None if epoch_budget is None else epoch_budget * RESERVE
+    held = None if epoch_budget is None else epoch_budget * share
     return searched, Reserve(held, deadline)
 
 

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..storage import best_record, internals, read_trial, schema
 from ..storage.heartbeats import Heartbeats, this_process
+from .predictions import KeptModels, ValidationRows
 from .progress import ProgressListener
+from .validation import fold_record
 
 if TYPE_CHECKING:
     import optuna
@@ -65,6 +67,12 @@ class TrialLifecycle:
         self.costs: tuple[str, ...] = tuple(getattr(space, "costs", ()))
         self._cost_values: dict[int, tuple[float, ...]] = {}
         self._best_read = False
+        # Each running trial's configuration and seed (its folds' seeds derive from it).
+        self._started: dict[int, tuple[Config, int]] = {}
+        # Where the ensemble's inputs go (predictions.py): the rows that validate the trials,
+        # and the best trials' weights; None in a sweep, which delivers no model.
+        self.rows: ValidationRows | None = None
+        self.kept: KeptModels | None = None
         from .user_model import EarlyFailures
 
         self.early_failures = EarlyFailures()  # a user model's first trials, failing alike
@@ -99,6 +107,7 @@ class TrialLifecycle:
             seed = trial_seed(self.base_seed, trial.number)
         schema.write_trial_start(trial, config.to_dict(), seed, self.worker)
         schema.write_owner(trial, self._owner)
+        self._started[trial.number] = (config, seed)
         self._count_costs(trial, config)
         self.progress.trial_started(trial.number, config)
         return trial, config, seed
@@ -172,6 +181,7 @@ class TrialLifecycle:
         trial = self.running.pop(number)
         costs = self._cost_values.pop(number, ())
         schema.write_trial_end(trial, result)
+        self._write_outcome(trial, result)
         if result.status == "complete":
             told = result.best_value if not costs else [float(result.best_value or 0.0), *costs]
             self.study.tell(trial, told)
@@ -193,6 +203,27 @@ class TrialLifecycle:
                 self.best_state = (number, result.best_state)
         stored = internals.read_trial(self.study, trial)  # this trial alone, not all
         self.progress.trial_finished(read_trial(stored), self._best)
+
+    def _write_outcome(self, trial: optuna.Trial, result: TrainResult) -> None:
+        """A cross-validated trial's folds; a complete trial's predictions on its validating
+        rows, and its weights kept if it is among the best (the ensemble's candidates)."""
+        started = self._started.pop(trial.number, None)
+        if started is None:
+            return
+        config, seed = started
+        if result.folds:
+            from ..engine.folds import fold_seed
+
+            seeds = [fold_seed(seed, f) for f in range(len(result.folds))]
+            schema.write_folds(trial, fold_record(result, seeds))
+        if result.status != "complete" or self.rows is None:
+            return
+        if self.rows.storable:
+            predictions = self.rows.predictions(result, config.loss)
+            if predictions is not None:
+                schema.write_predictions(trial, predictions)
+        if self.kept is not None:
+            self.kept.offer(trial.number, result.best_value, result)
 
     def fail_running(self, state: str, error: str) -> None:
         """End every trial still running (Ctrl-C: 'interrupted'; an error: 'failed')."""

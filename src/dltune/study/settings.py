@@ -20,6 +20,7 @@ from ..schedule import SCHEDULES
 from ..storage.urls import DEFAULT_STORAGE
 from ..vocabulary import TASKS
 from .choice import DEFAULT_CHOICE, rule_for
+from .validation import parse_cv
 
 if TYPE_CHECKING:
     import optuna
@@ -80,6 +81,10 @@ class TuneSettings:
     # folder, s3://bucket or gs://bucket; "off". And how often a running trial is saved.
     checkpoints: str | None = None
     checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY
+    # How trials are validated (validation.py): "auto", "holdout" or a number of folds.
+    cv: str | int = "auto"
+    # Deliver an ensemble of the best configurations (ensemble_choice.py), or the best alone.
+    ensemble: bool = True
 
     def validate(self) -> TuneSettings:
         """Self, or a DLTuneError naming the first setting that breaks its rule."""
@@ -95,6 +100,9 @@ class TuneSettings:
             parse_shape(self.shape)  # its form; its size is checked against the data
         _at_least("trials", self.trials, 1)
         rule_for(self.choose, 0)  # its form ("auto" is resolved against the data)
+        parse_cv(self.cv)
+        if not isinstance(self.ensemble, bool):
+            raise DLTuneError(f"{param('ensemble', self.ensemble)}: give True or False")
         _at_least("population", self.population, 1)
         if isinstance(self.workers, str) and self.workers != "auto":
             raise DLTuneError(f"{param('workers', self.workers)}: give a whole number or auto")

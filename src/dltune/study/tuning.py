@@ -24,12 +24,13 @@ from ..storage import (
     best_trial,
     directions,
     fail_stale_trials,
+    maximizes,
     resolve_storage,
 )
 from ..storage import schema as stored
 from ..storage.checkpoints import CheckpointStore, open_checkpoints
 from ..storage.presence import presence
-from . import choice
+from . import choice, ensemble_choice, validation
 from .checkpointing import Checkpointer, checkpoint_note, enqueue_interrupted, sweep_strays
 from .filling import ShapeFiller, filler_for
 from .front import pareto_front
@@ -37,6 +38,7 @@ from .held_out import evaluate_test
 from .lifecycle import TrialLifecycle
 from .loop import Budget, StudyLoop
 from .opening import OpenedStudy, open_study
+from .predictions import KEPT_TRIALS, KeptModels, ValidationRows
 from .progress import ProgressListener
 from .run import StudyStart, run_study
 from .settings import DEFAULT_CHECKPOINT_EVERY, DEFAULT_SLOTS, DEFAULT_TRIALS, TuneSettings
@@ -77,6 +79,9 @@ class TuneResult:
     # A study of several objectives: its Pareto front, the most accurate first (front.py's
     # Front.to_json: trial, values by objective, params); [] for a single objective.
     front: list[dict[str, Any]] = field(default_factory=list)
+    # The best trials' weights this process trained (trial -> one state per fold member),
+    # for the delivered ensemble: a worker hands them to the main process.
+    kept: dict[int, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     @property
     def best_config(self) -> Config | None:
@@ -114,6 +119,8 @@ def tune(
     choose: str = choice.DEFAULT_CHOICE,
     checkpoints: str | None = None,
     checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY,
+    cv: str | int = "auto",
+    ensemble: bool = True,
 ) -> TuneResult:
     """Tune a network's hyperparameters on `data`; the study lives in `storage`.
 
@@ -164,6 +171,15 @@ def tune(
     for a database server unless given). A trial is checkpointed at every rung and at least
     every `checkpoint_every` seconds; after a crash, kill -9, SIGTERM or Ctrl-C the same call
     resumes each interrupted trial from its checkpoint. SIGTERM stops at the next checkpoint.
+
+    `cv`: how trials are validated (validation.py): "auto" (default: K-fold cross-validation
+    where fewer than 5,000 examples lie outside the test split, else the validation split),
+    "holdout", "kfold" (5 folds) or a number of folds. In k-fold a trial is its configuration
+    trained K times, each fold member on the other folds, stacked; its value is their mean.
+
+    `ensemble`: deliver the best configurations combined by greedy ensemble selection on their
+    out-of-fold (or validation) predictions (ensemble_choice.py), bagged over the folds in
+    k-fold; False: the best trial alone.
     """
     # long: the public signature, one parameter per line, and its documentation
     space, source = _space_and_model(space_or_build, space, model)
@@ -171,7 +187,7 @@ def tune(
         space, data, storage, study_name, trials, timeout, seed, sampler, schedule,
         epoch_budget, cost_aware, baseline, engine, population, workers, memory, device,
         target, task, data_dir, ray, shape=shape, model=source, choose=choose,
-        checkpoints=checkpoints, checkpoint_every=checkpoint_every,
+        checkpoints=checkpoints, checkpoint_every=checkpoint_every, cv=cv, ensemble=ensemble,
     )  # fmt: skip
     return run_tune(settings.validate(), progress or ProgressListener())
 
@@ -237,7 +253,10 @@ def _run_here(
         progress = GuardedListener(progress)  # the relay of the other workers calls it too
     opened = _open(settings, space, dataset, storage, worker, store, alone)
     study = opened.study
-    opened.notes[:0] = [*arranged, store_note] if worker == 0 else arranged
+    dataset, how_validated = validation.resolve(
+        settings.cv, dataset, study, opened.shuffle_seed, first=worker == 0
+    )
+    opened.notes[:0] = [*arranged, store_note, how_validated] if worker == 0 else arranged
     scheduler = _scheduler(settings, opened)
     helpers = (
         _start_helpers(settings, opened, dataset, storage, started, progress)
@@ -248,11 +267,17 @@ def _run_here(
     asked = _trial_space(opened, dataset, trainer)
     lifecycle = TrialLifecycle(study, asked, opened.base_seed, progress, worker=tagged)
     lifecycle.footprint = _footprint(trainer, dataset, opened.space.costs)
+    lifecycle.rows = ValidationRows(dataset)
+    lifecycle.kept = KeptModels(maximizes(study), KEPT_TRIALS if settings.ensemble else 1)
     checkpointer = Checkpointer(store, lifecycle, settings.checkpoint_every) if store else None
     stop = stop if stop is not None else StopRequest()
-    rule = choice.rule_for(settings.choose, len(dataset.y_val))
+    rule = _choice_rule(settings, dataset, opened.notes)
     budget, reserved = choice.reserve(  # a share kept for re-evaluating the top trials
-        rule, _budget(settings, worker, started), settings.timeout, settings.epoch_budget
+        rule,
+        _budget(settings, worker, started),
+        settings.timeout,
+        settings.epoch_budget,
+        ensemble=dataset.folds is not None,
     )
     start = _study_start(settings, opened, storage, dataset, budget, scheduler)
     loop = _study_loop(settings, opened, dataset, trainer, scheduler, lifecycle, budget)
@@ -266,7 +291,10 @@ def _run_here(
     others = helpers.summaries if helpers else []
     if worker == 0 and not interrupted:  # the best trial chosen, before its one test
         interrupted = not choice.choose(study, trainer, rule, reserved)
-    if worker == 0:
+    if worker == 0 and not interrupted:  # the delivered model: the ensemble, or the bag
+        kept = _kept_models(lifecycle.kept, others)
+        ensemble_choice.deliver(study, dataset, trainer, kept, reserved, settings.ensemble)
+    if worker == 0 and dataset.folds is None:
         _test_once(study, trainer, _kept(lifecycle.best_state, others), interrupted)
     _raise_failed(others)
     tallies = [checkpointer.tally() if checkpointer else (0, 0, 0.0)]
@@ -293,6 +321,7 @@ def _run_here(
         checkpoints=(int(written), int(size), float(seconds)),
         best_state=lifecycle.best_state,
         front=pareto_front(study).to_json() if len(study.directions) > 1 else [],
+        kept=lifecycle.kept.states if lifecycle.kept is not None else {},
     )
 
 
@@ -386,6 +415,7 @@ def run_worker(
         checkpoints=result.checkpoints,
         interrupted=result.interrupted,
         best_state=(kept[0], pack_state(kept[1])) if kept is not None else None,
+        kept=[(n, [pack_state(s) for s in states]) for n, states in result.kept.items()],
     )
 
 
@@ -425,6 +455,31 @@ def _arranged(
         device=chosen.device_of(0) if chosen.devices != ("cpu",) else settings.device,
     )
     return resolved, chosen.notes
+
+
+def _kept_models(
+    mine: KeptModels | None, others: list[WorkerSummary]
+) -> dict[int, list[dict[str, Any]]]:
+    """The best trials' weights every process of this run kept (the workers' unpacked)."""
+    kept = dict(mine.states) if mine is not None else {}
+    for other in others:
+        for number, packed in other.kept:
+            kept.setdefault(number, [unpack_state(p) for p in packed])
+    return kept
+
+
+def _choice_rule(settings: TuneSettings, dataset: Dataset, notes: list[str]) -> choice.ChoiceRule:
+    """How the best trial is chosen: `choose` for the validation split's size; in k-fold the
+    best mean over the folds (re-evaluating with other seeds is what the folds already do)."""
+    if dataset.folds is None:
+        return choice.rule_for(settings.choose, len(dataset.y_val))
+    asked = choice.rule_for(settings.choose, dataset.folds.n_pool)
+    if asked.reevaluates and str(settings.choose).strip().lower() != "auto":
+        notes.append(
+            f"choose {asked.name}: not in k-fold, whose trials are already the mean of "
+            f"{dataset.folds.k} runs; the best mean is chosen"
+        )
+    return choice.ChoiceRule()
 
 
 def _kept(
@@ -580,6 +635,8 @@ def _engine(
 ) -> tuple[Engine[Any], int]:
     """The engine that trains this process's trials, and how many it trains at once."""
     segments = scheduler.rungs.segments
+    if dataset.folds is not None and settings.ray is None:
+        return _fold_engine(settings, opened, dataset, trainer, segments)
     if settings.ray is not None:
         from ..distributed.ray_engine import RayEngine
 
@@ -610,6 +667,34 @@ def _engine(
     from ..engine import SequentialEngine
 
     return SequentialEngine(trainer, segments), settings.slots
+
+
+def _fold_engine(
+    settings: TuneSettings,
+    opened: OpenedStudy,
+    dataset: Dataset,
+    trainer: SequentialTrainer,
+    segments: int,
+) -> tuple[Engine[Any], int]:
+    """Cross-validated trials: each trial's K fold members stacked in one population (one
+    shape: they share a bucket), a trial at a time where the arrangement chose one, else the
+    population's slots shared out K members a trial."""
+    from ..engine.folds import FoldEngine
+    from ..engine.population import PopulationTrainer
+
+    assert dataset.folds is not None
+    k = dataset.folds.k
+    population = PopulationTrainer(
+        dataset,
+        metric=opened.metric,
+        device=trainer.device,
+        shuffle_seed=opened.shuffle_seed,
+        memory=settings.memory,
+        segments=segments,
+        network=trainer.network if opened.model is not None else None,
+    )
+    slots = max(1, settings.population // k) if settings.engine == "population" else 1
+    return FoldEngine(population, k, trainer.metric), slots
 
 
 def _budget(settings: TuneSettings, worker: int, started: float) -> Budget:

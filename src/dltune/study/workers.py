@@ -32,7 +32,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .progress import ProgressListener
@@ -61,6 +61,8 @@ class WorkerSummary:
     traceback: str | None = None
     # The worker's best trial's number and its weights (torch.save bytes), for the one test.
     best_state: tuple[int, bytes] | None = None
+    # the best trials' weights it kept, for the ensemble: (trial, one packed state per member)
+    kept: list[tuple[int, list[bytes]]] = field(default_factory=list)
 
 
 # The body of a worker: runs its part of the study; the settings, the worker's index, the
