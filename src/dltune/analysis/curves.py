@@ -64,7 +64,23 @@ def _curve(t: TrialView, label: str) -> dict[str, Any]:
         "val_loss": [_plain(v) for v in t.val_loss],
         "best_epoch": t.best_epoch,
         "diverged_epoch": t.diverged_epoch,
+        "fold_band": fold_band(t),
     }
+
+
+def fold_band(t: TrialView) -> dict[str, list[float | None]] | None:
+    """A cross-validated trial's spread over its folds, epoch by epoch: the lowest and the
+    highest fold's validation metric (None: not cross-validated)."""
+    curves = (t.folds or {}).get("curves")
+    if not curves:
+        return None
+    epochs = min(len(c) for c in curves)
+    low, high = [], []
+    for e in range(epochs):
+        values = [c[e] for c in curves if c[e] is not None and math.isfinite(c[e])]
+        low.append(min(values) if values else None)
+        high.append(max(values) if values else None)
+    return {"low": low, "high": high}
 
 
 def _plain(value: float) -> float | None:

@@ -69,6 +69,17 @@ class TrialWorker:
                 network=network,
             )
             self.engine = SequentialEngine(trainer, segments)
+        if getattr(dataset, "folds", None) is not None:
+            # cross-validated: the actor trains each trial's K fold members stacked and
+            # hands the driver whole trials (their fold means), as a local worker does
+            from ..engine.folds import FoldEngine
+            from ..engine.losses import metric_named
+
+            if self.plan.kind != "population":
+                self.engine = _population(
+                    dataset, metric, shuffle_seed, segments, network, self.plan
+                )
+            self.engine = FoldEngine(self.engine, dataset.folds.k, metric_named(metric))
         self.specs: dict[Any, tuple[dict[str, Any], dict[str, Any]]] = {}  # config, spec
         self.paused: dict[Any, Any] = {}
         # Restarted here after their actor died while they were paused: they start when resumed
@@ -190,7 +201,10 @@ def _population(
 
 
 def _portable(result: TrainResult) -> TrainResult:
-    """`result` with its best weights on the CPU (they may be on the actor's GPU)."""
+    """`result` with its best weights on the CPU (they may be on the actor's GPU), its fold
+    members' too."""
+    for fold in result.folds:
+        _portable(fold)
     if result.best_state is not None:
         result.best_state = {
             name: value.detach().cpu() if hasattr(value, "detach") else value

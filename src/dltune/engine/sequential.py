@@ -111,14 +111,21 @@ class SequentialTrainer:
         patience: int | None = None,
         on_epoch: RunCallback | None = None,
         keep_best_state: bool = False,
+        fold: int | None = None,
     ) -> TrainResult:
         """Train `config` for up to `epochs` (default config.epochs) and return its curve.
 
         `on_epoch` is called after each epoch's validation; returning False stops the trial
-        (pruned). A NaN or infinite training loss ends it as diverged.
+        (pruned). A NaN or infinite training loss ends it as diverged. `fold`: the fold
+        member of cross-validated data to train.
         """
         run = self.start(
-            config, seed=seed, epochs=epochs, patience=patience, keep_best_state=keep_best_state
+            config,
+            seed=seed,
+            epochs=epochs,
+            patience=patience,
+            keep_best_state=keep_best_state,
+            fold=fold,
         )
         while run.advance(on_epoch) is None:
             pass

@@ -148,6 +148,12 @@ def folds_snapshot(
     first = parts[0].meta
     meta = {
         "format": FORMAT,
+        # what a trial's checkpoint tells its reader (a Ray driver): fold 0's configuration,
+        # seed (the trial's own) and length; the trial's patience (its folds train without)
+        "config": first["config"],
+        "seed": first["seed"],
+        "max_epochs": first["max_epochs"],
+        "keep_best_state": first["keep_best_state"],
         "epoch": first["epoch"],
         "segment": first["segment"],
         "segments": first["segments"],

@@ -188,6 +188,20 @@ def curves_plot(curves: list[dict[str, Any]], metric: str) -> str:
             label=label,
             alpha=1.0 if c["label"] == "best" else 0.7,
         )
+        band = c.get("fold_band")
+        if band and c["label"] == "best":  # k-fold: the folds' lowest to highest
+            low, high = band["low"], band["high"]
+            folds_xs = range(1, len(low) + 1)
+            nan = float("nan")
+            left.fill_between(
+                folds_xs,
+                [nan if v is None else v for v in low],
+                [nan if v is None else v for v in high],
+                color=colour,
+                alpha=0.18,
+                lw=0,
+                label=f"#{c['trial']} folds (lowest to highest)",
+            )
         if c["label"] in ("best", "overfit") and c["train_loss"]:
             xs = range(1, len(c["train_loss"]) + 1)
             right.plot(xs, c["train_loss"], c=colour, ls="--", lw=1, label=f"{label} train")

@@ -75,13 +75,16 @@ def one_at_a_time(
     )
     per_epoch: dict[int, float] = {}
     sample = []
+    # a cross-validated member is K fold members: one is timed, its cost counted K times
+    folds = dataset.folds.k if dataset.folds is not None else 1
+    fold = 0 if dataset.folds is not None else None
     for index in sampled_indices(plan, usable):
         epochs = min(SAMPLE_EPOCHS, plan.epochs)
         config = plan.config_for(plan.values[index]) if plan.param != "epochs" else plan.base
-        result = trainer.train(config, seed=plan.member_seed(0), epochs=epochs)
+        result = trainer.train(config, seed=plan.member_seed(0), epochs=epochs, fold=fold)
         if result.status == "diverged" or not result.history:
             continue  # a partial epoch says nothing of a whole one's cost
-        per_epoch[index] = result.seconds / result.epochs_run
+        per_epoch[index] = folds * result.seconds / result.epochs_run
         sample.append(
             {
                 "value": plan.labels()[index],

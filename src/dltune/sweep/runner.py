@@ -32,6 +32,7 @@ from ..storage import (
     schema,
     study_meta,
 )
+from ..study import validation
 from ..study.lifecycle import TrialLifecycle
 from ..study.loop import Budget, StudyLoop
 from ..study.progress import ProgressListener
@@ -85,6 +86,7 @@ def sweep(
     data_dir: str | Path | None = None,
     progress: ProgressListener | None = None,
     shape: str | tuple[int, ...] | None = None,
+    cv: str | int | None = None,
 ) -> SweepResult:
     """Train the base configuration with `param` set to each of its values, `seeds` times each.
 
@@ -95,6 +97,9 @@ def sweep(
     `values` ("V1,V2,..." or a list) or `value_range` ("LOW:HIGH:N[:log]") choose the values;
     neither: every choice of a categorical, a wide default range of a numeric one.
     `shape` ("C,L", "C,H,W"): the shape of one example of `data` (see load_data).
+    `cv`: how each member is validated ("holdout", "kfold", a number of folds, "auto"; see
+    dltune.study.validation): None is the study's with `from_study`, else holdout. In k-fold a
+    member is its value trained K times, one per fold, stacked with the rest.
     """
     from .values import parameter_name
 
@@ -108,10 +113,24 @@ def sweep(
     )
     plan = _plan(param, values, value_range, config, dataset.task, epochs, seeds, seed)
     opened = open_sweep_study(plan, metric, dataset, opened_storage, study_name, target)
-    result = SweepResult(opened.study, opened_storage, plan, dataset, 0.0, 0)
+    dataset, how = validation.resolve(
+        _sweep_cv(cv, from_study, opened_storage), dataset, opened.study, opened.shuffle_seed, True
+    )
+    result = SweepResult(opened.study, opened_storage, plan, dataset, 0.0, 0, notes=[how])
     _run(result, opened, memory, device, estimate, progress)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _sweep_cv(cv: str | int | None, from_study: str | None, storage: Storage) -> str | int:
+    """The sweep's validation: as asked; else its source study's; else holdout."""
+    if cv is not None:
+        return cv
+    if from_study is not None:
+        stored = schema.read_validation(storage.load_study(from_study))
+        if stored is not None and stored["kind"] == "kfold":
+            return int(stored["k"])
+    return "holdout"
 
 
 def _check_options(
@@ -227,6 +246,12 @@ def _plan(
             f"Give the data a shape ({errors.param('shape', shown='C,L')} or "
             f"{errors.param('shape', shown='C,H,W')}) or a base with conv_layers of 1 or more."
         )
+    if param in ("units", "dropout") and base.layers == 0:
+        raise DLTuneError(
+            f"a sweep of {param} varies the hidden layers, but the base network has none "
+            f"({base.short()}: layers 0, the linear model). Sweep layers instead, or start "
+            f"from a base with layers of 1 or more."
+        )
     if values is not None:
         text = values if isinstance(values, str) else ",".join(str(v) for v in values)
         chosen = parse_values(param, text)
@@ -285,7 +310,12 @@ def _run(
         memory=memory,
         track_train=True,
     )
-    loop = _loop(opened, plan, trainer, len(missing), progress)
+    engine: Any = trainer
+    if result.data.folds is not None:  # each member's K folds, stacked with the rest
+        from ..engine.folds import FoldEngine
+
+        engine = FoldEngine(trainer, result.data.folds.k, trainer.metric)
+    loop = _loop(opened, plan, engine, len(missing), progress)
     loop.lifecycle.footprint = _footprint(trainer, result.data, resolved)
     start = StudyStart(
         study=study.study_name,
@@ -297,7 +327,10 @@ def _run(
         existing_trials=len(study.trials) - len(missing),
         engine="population",
         schedule="none",
-        notes=[f"sweep of {plan.param}: {len(plan.values)} values x {plan.seeds} seeds"],
+        notes=[
+            f"sweep of {plan.param}: {len(plan.values)} values x {plan.seeds} seeds",
+            *result.notes,
+        ],
     )
     started = time.perf_counter()
     run_started = datetime.datetime.now()  # Optuna's datetime_start: naive local time
