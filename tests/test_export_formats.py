@@ -159,3 +159,39 @@ def test_a_convolutional_study_trains_best_round_trips_its_folder_and_exports(tm
         assert export(loaded, fmt, tmp_path / f"model.{fmt}").max_difference < 1e-4
     with pytest.raises(ModelError, match="dense network only"):
         export(loaded, "keras", tmp_path / "model.keras")
+
+
+def test_the_linear_model_and_the_fcn_export(tmp_path) -> None:
+    """layers 0 (one Dense layer) to Keras; the FCN (kernels 8, 5, 3; an even kernel padded
+    before its convolution) to ONNX and TorchScript, for signals of shape (2, 20)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("keras")
+    from dltune.nets import ConvNet
+
+    linear = model_for()
+    config = linear.config.replace(layers=0)
+    network = DenseNet(config, 5, linear.preprocessing.n_outputs, seed=3)
+    linear = TunedModel(config, linear.preprocessing, network.state_dict())
+    assert export(linear, "keras", tmp_path / "linear.keras").max_difference < 1e-4
+
+    rng = np.random.default_rng(2)
+    prep = Preprocessing(
+        task="classification",
+        loss="categorical_crossentropy",
+        feature_names=[f"f{j}" for j in range(40)],
+        x_mean=rng.normal(0, 1, 40).astype(np.float32),
+        x_std=rng.uniform(0.5, 2, 40).astype(np.float32),
+        classes=["a", "b"],
+        target_mean=None,
+        target_std=None,
+        target=None,
+        statistics="test",
+        input_shape=(2, 20),
+    )
+    fcn = config.replace(
+        conv_layers=3, filters=[8, 16, 8], kernel_size=[8, 5, 3], batch_norm=True, global_pool=True
+    )
+    net = ConvNet(fcn, (2, 20), 2, seed=1)
+    model = TunedModel(fcn, prep, net.state_dict())
+    for fmt in ("onnx", "torchscript"):
+        assert export(model, fmt, tmp_path / f"fcn.{fmt}").max_difference < 1e-4

@@ -270,3 +270,34 @@ def test_one_trainers_updates_do_not_decide_whether_another_compiles(blobs, monk
     second = PopulationTrainer(blobs, metric="accuracy")
     assert second.kernel is not first.kernel
     assert second.kernel.eager_updates == 0 and not second.kernel.compiled
+
+
+def test_members_without_hidden_layers_match_their_sequential_runs(blobs, linear_regression):
+    """layers 0, the linear model: a bucket of no hidden widths, alone or beside networks;
+    a dropout rate has no layer to act on (as in the DenseNet trained alone)."""
+    linear = [
+        make_config(layers=0, epochs=4),
+        make_config(layers=0, optimizer="sgd", learning_rate=0.3, dropout=0.4, epochs=4),
+        make_config(layers=0, optimizer="rmsprop", weight_decay=1e-2, loss="mean_squared_error"),
+        make_config(layers=0, optimizer="adamw", loss="binary_crossentropy", epochs=3),
+    ]
+    others = [make_config(units=(24,), epochs=4), make_config(layers=2, units=(16, 9), epochs=2)]
+    configs = [*linear, *others]
+    population = PopulationTrainer(blobs)
+    results = population.train(
+        [(i, c, 30 + i) for i, c in enumerate(configs)], keep_best_state=True
+    )
+    sequential = SequentialTrainer(blobs)
+    for i, config in enumerate(configs):
+        alone = sequential.train(config, seed=30 + i)
+        assert results[i].status == "complete"
+        assert_same_curve(results[i], alone)
+    assert list(results[0].best_state) == ["output.weight", "output.bias"]
+    model = sequential.model_from_state(linear[0], results[0].best_state)
+    assert sequential.evaluate(model, "val", "categorical_crossentropy")[1] == pytest.approx(
+        results[0].best_value, abs=1e-6
+    )
+    # linear regression
+    ridge = make_config(layers=0, loss="mean_squared_error", learning_rate=0.05, epochs=5)
+    fitted = PopulationTrainer(linear_regression).train([("r", ridge, 1)])
+    assert_same_curve(fitted["r"], SequentialTrainer(linear_regression).train(ridge, seed=1))

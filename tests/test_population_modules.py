@@ -315,3 +315,52 @@ def test_the_example_build_trains_stacked_through_its_factory(images):
         results.update(population.advance()[0])
     check_against_sequential(ten, configs, results, network=factory)
     assert not population.notes
+
+
+@pytest.fixture(scope="module")
+def signals():
+    """240 noisy signals of length 24 in three classes (a bump at a place per class)."""
+    from dltune.data import from_arrays
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, size=240)
+    x = rng.normal(0, 1, size=(240, 1, 24)).astype(np.float32)
+    for i, label in enumerate(y):
+        x[i, 0, 6 * label + 2 : 6 * label + 6] += 2.0
+    return from_arrays(x, y, name="bumps", seed=0)
+
+
+# A small FCN (Wang et al. 2017): three blocks with kernels 8, 5, 3, batch normalization,
+# global average pooling, no hidden Dense layer; members differ in training knobs only.
+SMALL_FCN = make_config(
+    layers=0,
+    conv_layers=3,
+    filters=(8, 16, 8),
+    kernel_size=(8, 5, 3),
+    batch_norm=True,
+    global_pool=True,
+    epochs=3,
+)
+
+
+def test_fcn_members_with_a_kernel_per_block_equal_their_sequential_runs(signals):
+    assert signals.input_shape == (1, 24)
+    configs = [
+        (0, SMALL_FCN, 1),
+        (1, SMALL_FCN.replace(optimizer="sgd", learning_rate=0.1, weight_decay=1e-3), 2),
+        (2, SMALL_FCN.replace(optimizer="rmsprop", learning_rate=1e-3), 3),
+        (3, SMALL_FCN.replace(kernel_size=[3, 5, 8]), 4),  # another architecture
+        (4, SMALL_FCN.replace(kernel_size=[8, 5, 3], layers=1, units=(16,), dropout=0.2), 5),
+    ]
+    population = PopulationTrainer(signals)
+    for key, config, seed in configs:
+        population.add(key, config, seed=seed, keep_best_state=True)
+    population.advance()
+    # one module bucket per architecture: the kernels per block are part of it
+    sizes = sorted(len(b.members) for b in population.modules.buckets)
+    assert sizes == [1, 1, 3]
+    results = dict(population.advance()[0])
+    while len(population):
+        results.update(population.advance()[0])
+    check_against_sequential(signals, configs, results)
+    assert not population.notes

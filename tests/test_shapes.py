@@ -307,3 +307,53 @@ def test_shape_flag_on_run_and_sweep(tmp_path: Path) -> None:
     sweep = run_cli("sweep", "units", "--values", "8,16", "--data", "t.csv", "--target", "y",
                     "--shape", "5", "--storage", "sqlite:///s.db", cwd=tmp_path)  # fmt: skip
     assert sweep.returncode == 2 and "--shape '5'" in sweep.stderr
+
+
+# --- the first trial: the FCN for signals, the textbook convnet for images ---------------------
+
+
+def test_a_signal_study_starts_with_the_fcn_and_an_image_study_with_the_textbook_convnet():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=120)
+    signals = rng.normal(size=(120, 1, 16)).astype(np.float32)
+    signals[y == 1, 0, 4:8] += 2.0
+    images = rng.normal(size=(120, 1, 8, 8)).astype(np.float32)
+    images[y == 1, 0, 2, :] += 2.0
+
+    def first_trial(x: np.ndarray) -> optuna.trial.FrozenTrial:
+        data = from_arrays(x, y, name="toy", seed=0)
+        storage = optuna.storages.InMemoryStorage()
+        result = tune(
+            {"epochs": 1}, data, storage=storage, trials=1, seed=0, workers=1, choose="max"
+        )
+        trial = result.study.trials[0]
+        assert trial.user_attrs.get("baseline") is True
+        return trial
+
+    fcn = first_trial(signals).user_attrs["config"]
+    assert fcn == {
+        "layers": 0,
+        "units": [],
+        "dropout": 0.0,
+        "activation": "relu",
+        "loss": "categorical_crossentropy",
+        "optimizer": "adam",
+        "learning_rate": 0.001,
+        "weight_decay": 0.0,
+        "batch_size": 16,
+        "epochs": 1,
+        "conv_layers": 3,
+        "filters": [128, 256, 128],
+        "kernel_size": [8, 5, 3],
+        "pool": 0,
+        "batch_norm": True,
+        "global_pool": True,
+    }
+    convnet = first_trial(images).user_attrs["config"]
+    assert {k: convnet[k] for k in ("layers", "units", "conv_layers", "filters")} == {
+        "layers": 1,
+        "units": [128],
+        "conv_layers": 2,
+        "filters": [32, 32],
+    }
+    assert (convnet["kernel_size"], convnet["pool"], convnet["batch_size"]) == (3, 2, 32)

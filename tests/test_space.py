@@ -31,7 +31,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 DEFAULT_PLAIN: dict[str, Any] = {
     "name": "default",
     "metric": None,
-    "layers": {"low": 1, "high": 3},
+    "layers": {"low": 0, "high": 3},  # 0: the linear model
     "units": {"low": 16, "high": 1024, "log": True},
     "dropout": {"low": 0.0, "high": 0.5},
     "activation": ["relu", "sigmoid", "tanh", "elu"],
@@ -76,7 +76,7 @@ def write(tmp_path: Path, text: str, name: str = "bad_space.yaml") -> Path:
 def test_default_space_is_exactly_the_documented_defaults() -> None:
     space = SearchSpace.default()
     assert space.to_dict() == DEFAULT_PLAIN
-    assert space.params["layers"] == IntRange(1, 3)
+    assert space.params["layers"] == IntRange(0, 3)
     assert space.params["units"] == IntRange(16, 1024, log=True)
     assert space.params["dropout"] == FloatRange(0.0, 0.5)
     assert space.params["activation"] == Choice(("relu", "sigmoid", "tanh", "elu"))
@@ -256,7 +256,7 @@ def test_suggest_names_and_fixed_values_are_not_suggested() -> None:
     assert set(trial.params) == sampled | {"batch_size"}
     assert config.weight_decay == 0.0 and config.epochs == 27
     assert config.units == (trial.params["units"],) * config.layers
-    assert 1 <= config.layers <= 3 and 16 <= config.units[0] <= 1024
+    assert 0 <= config.layers <= 3 and 16 <= trial.params["units"] <= 1024
     assert 1e-4 <= config.learning_rate <= 1.0 and 0.0 <= config.dropout <= 0.5
 
 
@@ -440,7 +440,7 @@ def test_grid_refuses_ranges_naming_each_with_a_list_to_use(tmp_path: Path) -> N
         f"key '{k}' is a range" in str(info.value)
         for k in ("layers", "units", "dropout", "learning_rate")
     )
-    assert "[1, 2, 3]" in str(info.value)
+    assert "[0, 1, 2, 3]" in str(info.value)
     with pytest.raises(SpaceError, match=r"units.per_layer\[1\]' is a range"):
         SearchSpace(layers=2, units={"per_layer": [8, {"low": 4, "high": 8}]}, **FIXED_REST).grid()
 
@@ -512,7 +512,7 @@ def test_describe_rows() -> None:
     assert [key for key, _ in SearchSpace.default().describe()] == dense
     assert rows["learning_rate"] == "log-uniform in [0.0001, 1]"
     assert rows["units"] == "log-uniform integers in [16, 1024]"
-    assert rows["layers"] == "integers in [1, 3]"
+    assert rows["layers"] == "integers in [0, 3]"
     assert rows["weight_decay"] == "fixed 0.0"
     assert rows["activation"] == "one of relu, sigmoid, tanh, elu"
     assert "27" in rows["epochs"] and rows["patience"] == "off"
@@ -614,7 +614,7 @@ BAD = [
     ("learning_rate: 0\n", ["learning_rate must be > 0; got 0."]),
     ("weight_decay: -1\n", ["weight_decay must be >= 0; got -1. Use 0 for none"]),
     ("lr: '-1e-3'\n", ["lr must be > 0; got -0.001."]),
-    ("layers: 40\n", ["layers", "40", "[1, 32]"]),
+    ("layers: 40\n", ["layers", "40", "[0, 32]"]),
     ("units: 0\n", ["units", "0", "[1, 65536]"]),
     ("batch_size: 0\n", ["batch_size", "0", ">= 1"]),
     # ranges
@@ -686,7 +686,7 @@ BAD = [
     ),
     (
         "dropout: {per_layer: true, low: 0, high: 0.5}\n",
-        ["dropout.per_layer", "units and filters only"],
+        ["dropout.per_layer", "units, filters and kernel_size only"],
     ),
     ("batch_norm: {low: 0, high: 1}\n", ["batch_norm", "true or false", "not a range"]),
     ("global_pool: maybe\n", ["global_pool", "'maybe'", "true or false"]),
@@ -892,9 +892,244 @@ def test_the_textbook_first_trial_of_shaped_data_is_keras_mnist_convnet() -> Non
     assert (config.conv_layers, config.filters, config.kernel_size, config.pool) == (
         2,
         (32, 32),
-        3,
+        (3, 3),
         2,
     )
+
+
+def test_images_keep_their_convolutional_defaults_and_first_trial() -> None:
+    """Images (C, H, W): the defaults and the first trial from before kernels were per block
+    (one kernel_size for every block, shared filters, max pooling of 2)."""
+    fitted, _ = SearchSpace.default().for_input((1, 28, 28))
+    assert {k: fitted.conv[k].to_plain() for k in SearchSpace.CONV_PARAM_KEYS} == {
+        "conv_layers": {"low": 0, "high": 3},
+        "filters": {"low": 8, "high": 64, "log": True},
+        "kernel_size": [3, 5],
+        "pool": 2,
+        "batch_norm": [False, True],
+        "global_pool": [False, True],
+    }
+    assert fitted.baseline_params() == {
+        "layers": 1,
+        "units": 128,
+        "dropout": 0.2,
+        "activation": "relu",
+        "loss": "categorical_crossentropy",
+        "optimizer": "adam",
+        "learning_rate": 0.001,
+        "batch_size": 32,
+        "conv_layers": 2,
+        "filters": 32,
+        "kernel_size": 3,
+        "batch_norm": False,
+        "global_pool": False,
+    }
+    # the FCN's width is for signals only
+    assert fitted.baseline_params(width=0.25) == fitted.baseline_params()
+
+
+# ---------------------------------------------------------------------------------------------
+# The linear model (layers 0) and the FCN, a signal study's first trial
+# ---------------------------------------------------------------------------------------------
+
+FCN_CONFIG = Config(
+    layers=0,
+    units=(),
+    dropout=0.0,
+    activation="relu",
+    loss="categorical_crossentropy",
+    optimizer="adam",
+    learning_rate=1e-3,
+    weight_decay=0.0,
+    batch_size=16,
+    epochs=27,
+    conv_layers=3,
+    filters=(128, 256, 128),
+    kernel_size=(8, 5, 3),
+    pool=0,
+    batch_norm=True,
+    global_pool=True,
+)
+
+
+def test_layers_0_is_the_linear_model_and_the_default_space_holds_it() -> None:
+    assert SearchSpace(layers=0).params["layers"] == Fixed(0)
+    assert SearchSpace(layers=[0, 2]).params["layers"] == Choice((0, 2))
+    assert SearchSpace.from_dict({"layers": {"low": 0, "high": 1}}).max_layers == 1
+    assert SearchSpace.default().params["layers"] == IntRange(0, 3)
+    units = {"per_layer": True, "low": 8, "high": 64}
+    linear = SearchSpace(layers=0, units=units, activation="relu", **FIXED_REST)
+    trial = _trial()
+    config = linear.suggest(trial)
+    assert (config.layers, config.units) == (0, ())
+    assert trial.params == {}  # define-by-run: no units_k for a network without hidden layers
+    assert config.short().startswith("0x[] mean_squared_error adam")
+    # a single width is still suggested (the space's units key), and ignored
+    trial = _trial()
+    config = SearchSpace(layers=0, units=[8, 16], activation="relu", **FIXED_REST).suggest(trial)
+    assert set(trial.params) == {"units"} and config.units == ()
+    # the sampler finds both the linear model and the networks in the default space
+    space, seen = SearchSpace.default(), set()
+    random = study()
+    for _ in range(40):
+        t = random.ask()
+        seen.add(space.suggest(t).layers)
+        random.tell(t, 0.0)
+    assert seen == {0, 1, 2, 3}
+    # the textbook first trial keeps its one hidden layer of 128
+    assert SearchSpace.default().baseline_params()["layers"] == 1
+
+
+def test_kernel_size_may_be_given_per_block() -> None:
+    space = SearchSpace(
+        conv_layers=[0, 3],
+        filters={"per_layer": [8, 16, 8]},
+        kernel_size={"per_layer": True, "choices": [3, 5, 8]},
+        pool=0,
+    ).for_input((1, 32))[0]
+    assert space.conv["kernel_size"] == PerLayer(each=Choice((3, 5, 8)), key="kernel_size")
+    assert SearchSpace.from_dict(space.to_dict()) == space
+    params = {"conv_layers": 2, "kernel_size_1": 8, "kernel_size_2": 3}
+    params |= {"batch_norm": True, "global_pool": True, **_all_fixed()}
+    config = space.config_from_params(params)
+    assert (config.filters, config.kernel_size) == ((8, 16), (8, 3))
+    names = {name for name, _, _ in space._sampled()}
+    assert {"kernel_size_1", "kernel_size_2", "kernel_size_3"} <= names
+    with pytest.raises(SpaceError, match=r"kernel_size.per_layer has 2 entries but conv_layers"):
+        SearchSpace(conv_layers=[0, 3], kernel_size={"per_layer": [3, 5]})
+    with pytest.raises(SpaceError, match=r"kernel_size.per_layer\[1\] must be in \[1, 64\]"):
+        SearchSpace(conv_layers=2, kernel_size={"per_layer": [3, 0]})
+
+
+def _all_fixed() -> dict[str, Any]:
+    """The Optuna params of the default dense keys at one point (a config_from_params helper)."""
+    return {
+        "layers": 0,
+        "units": 64,
+        "dropout": 0.0,
+        "activation": "relu",
+        "loss": "categorical_crossentropy",
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "batch_size": 16,
+    }
+
+
+def test_the_default_space_of_signals_holds_the_fcn_and_starts_there() -> None:
+    fitted, notes = SearchSpace.default().for_input((1, 150))
+    assert notes == [] and fitted.input_shape == (1, 150)
+    assert {k: fitted.conv[k].to_plain() for k in SearchSpace.CONV_PARAM_KEYS} == {
+        "conv_layers": {"low": 0, "high": 3},
+        "filters": {"per_layer": True, "low": 16, "high": 256, "log": True},
+        "kernel_size": {"per_layer": True, "choices": [3, 5, 8]},
+        "pool": [0, 2],
+        "batch_norm": [True, False],
+        "global_pool": [True, False],
+    }
+    first = fitted.baseline_params()
+    assert first == {
+        "layers": 0,
+        "units": 128,
+        "dropout": 0.0,
+        "activation": "relu",
+        "loss": "categorical_crossentropy",
+        "optimizer": "adam",
+        "learning_rate": 0.001,
+        "batch_size": 16,
+        "conv_layers": 3,
+        "filters_1": 128,
+        "filters_2": 256,
+        "filters_3": 128,
+        "kernel_size_1": 8,
+        "kernel_size_2": 5,
+        "kernel_size_3": 3,
+        "pool": 0,
+        "batch_norm": True,
+        "global_pool": True,
+    }
+    assert fitted.config_from_params(first) == FCN_CONFIG
+    # the params are those of a trial Optuna could draw from the space (each inside its
+    # distribution), and so are a neighbour's
+    study = optuna.create_study()
+    study.enqueue_trial(first)
+    trial = study.ask()
+    assert fitted.suggest(trial) == FCN_CONFIG and trial.params == first
+    neighbour = first | {"conv_layers": 2, "kernel_size_1": 5, "pool": 2, "layers": 1}
+    assert fitted.config_from_params(neighbour).short().startswith("conv2x[128,256] k=5 pool=2")
+    # the shape travels with the fitted space (a worker's copy, the task's fitting)
+    assert pickle.loads(pickle.dumps(fitted)).baseline_params() == first
+    assert fitted.for_task("classification")[0].baseline_params() == first
+    # or is given: an unfitted copy of the same space, told the shape
+    plain = SearchSpace.from_dict(fitted.to_dict())
+    assert plain.input_shape is None and plain.baseline_params(input_shape=(1, 150)) == first
+    assert plain.baseline_params()["layers"] == 1  # no shape: the textbook
+
+
+def test_the_fcn_is_sized_to_a_budget_by_its_width() -> None:
+    from dltune.space.baseline import signal_baseline
+
+    fitted, _ = SearchSpace.default().for_input((3, 40))
+    small = fitted.config_from_params(fitted.baseline_params(width=0.25))
+    assert small.filters == (32, 64, 32) and small.kernel_size == (8, 5, 3)
+    tiny = fitted.config_from_params(fitted.baseline_params(width=0.01))
+    assert tiny.filters == (16, 16, 16)  # cut to the space's range
+    assert signal_baseline(0.5)["filters"].values == (64, 128, 64)
+    with pytest.raises(ValueError, match="width"):
+        signal_baseline(0)
+    # a space of shared filters and kernels, without batch_norm: the nearest of each
+    narrow, _ = SearchSpace(
+        filters=[16, 32, 64], kernel_size=[3, 7], batch_norm=False, pool=2
+    ).for_input((1, 64))
+    config = narrow.config_from_params(narrow.baseline_params())
+    assert config.filters == (64, 64, 64) and config.kernel_size == (7, 7, 7)
+    assert (config.pool, config.batch_norm, config.global_pool, config.layers) == (
+        2,
+        False,
+        True,
+        0,
+    )
+    # short signals: as many blocks as the space allows
+    short, _ = SearchSpace.default().for_input((1, 5))
+    assert short.config_from_params(short.baseline_params()).kernel_size == (8, 5)
+
+
+def test_configurations_stored_with_one_kernel_size_read_as_before() -> None:
+    stored = {
+        "layers": 1,
+        "units": [16],
+        "dropout": 0.0,
+        "activation": "relu",
+        "loss": "categorical_crossentropy",
+        "optimizer": "adam",
+        "learning_rate": 0.01,
+        "weight_decay": 0.0,
+        "batch_size": 32,
+        "epochs": 3,
+        "conv_layers": 2,
+        "filters": [4, 6],
+        "kernel_size": 5,
+        "pool": 2,
+        "batch_norm": False,
+        "global_pool": False,
+    }
+    config = Config.from_dict(stored)
+    assert config.kernel_size == (5, 5)
+    assert config.to_dict() == stored  # written back as it was read
+    assert Config.from_dict(
+        {k: v for k, v in stored.items() if k != "kernel_size"}
+    ).kernel_size == (
+        3,
+        3,
+    )
+    per_block = config.replace(kernel_size=[8, 3])
+    assert per_block.to_dict()["kernel_size"] == [8, 3]
+    assert Config.from_dict(per_block.to_dict()) == per_block
+    assert per_block.replace(conv_layers=3).kernel_size == (8, 8, 8)  # as filters: the first
+    assert config.replace(kernel_size=7).kernel_size == (7, 7)
+    assert Config(**{**config.__dict__, "kernel_size": 3}).kernel_size == (3, 3)  # an int
+    assert "k=8,3" in per_block.short() and "k=5 " in config.short()
+    with pytest.raises(ValueError, match="2 conv_layers but 3 kernel sizes"):
+        config.replace(kernel_size=[3, 3, 3])
 
 
 def _trial() -> optuna.trial.Trial:

@@ -117,6 +117,7 @@ def test_every_hyperparameter_has_default_values():
     [
         ("units", (8, 64)),
         ("layers", (1, 3)),
+        ("layers", (0, 2)),  # the linear model beside a network
         ("dropout", (0.0, 0.5)),
         ("learning_rate", (1e-3, 0.1)),
         ("optimizer", ("sgd", "adam")),
@@ -139,6 +140,33 @@ def test_the_sweep_space_trains_exactly_the_planned_configurations(
     # seed k is the same for every value and every plan: the values are compared paired
     other = SweepPlan(param, values[::-1], base, seeds=2, seed=0)
     assert other.member_seed(1) == plan.member_seed(1) != plan.member_seed(0)
+
+
+def test_sweeps_from_and_to_the_linear_model_and_of_kernels_per_block():
+    assert default_values("layers", "classification", 27)[0] == 0  # the linear model first
+    linear = BASE.replace(layers=0, epochs=2)
+    plan = SweepPlan("layers", (0, 1, 3), linear, seeds=1, seed=0)
+    space = SearchSpace.from_dict(plan.space_dict("accuracy"))
+    for index, value in enumerate(plan.values):
+        config = space.config_from_params(plan.params_for(index))
+        assert config == plan.config_for(value) and config.layers == value
+    assert plan.config_for(3).units == (64, 64, 64)  # Config.replace's width from none
+    # a sweep of kernel_size sets every block's; the others keep theirs per block
+    fcn = BASE.replace(layers=0, conv_layers=3, filters=[8, 16, 8], kernel_size=[8, 5, 3])
+    for param, values in [("kernel_size", (3, 8)), ("learning_rate", (1e-3, 1e-2))]:
+        plan = SweepPlan(param, values, fcn, seeds=1, seed=0)
+        space, _ = SearchSpace.from_dict(plan.space_dict("accuracy")).for_input((1, 24))
+        for index, value in enumerate(values):
+            config = space.config_from_params(plan.params_for(index))
+            assert config == plan.config_for(value)
+    assert SweepPlan("kernel_size", (3, 8), fcn, 1, 0).config_for(8).kernel_size == (8, 8, 8)
+    assert plan.config_for(1e-2).kernel_size == (8, 5, 3)
+    # a sweep of the hidden layers' width or dropout needs hidden layers
+    from dltune.sweep.runner import _plan
+
+    for param in ("units", "dropout"):
+        with pytest.raises(DLTuneError, match=f"a sweep of {param} varies the hidden layers"):
+            _plan(param, None, None, linear, "classification", None, 1, 0)
 
 
 # ---- running --------------------------------------------------------------------------------

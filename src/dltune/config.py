@@ -1,5 +1,7 @@
 """One configuration of a network: the eight hyperparameters of the dense network, the
 convolutional blocks before it (none by default), and a user model's own hyperparameters.
+`layers` 0 is the linear model (no hidden layer: the inputs, or the convolutions' features,
+go straight to the output layer).
 
 A :class:`Config` is what the sampler proposes and the engines train. It crosses process and
 machine boundaries as a plain dict (``to_dict`` / ``from_dict``) and is stored with each trial.
@@ -15,6 +17,7 @@ from .vocabulary import CONVOLUTIONAL
 
 # The convolutional blocks' keys, in the order of Config's fields.
 CONV_KEYS = CONVOLUTIONAL
+DEFAULT_KERNEL_SIZE = 3  # a block's kernel where a configuration does not say
 
 
 def pooled_size(input_shape: tuple[int, ...], conv_layers: int, pool: int) -> tuple[int, ...]:
@@ -47,7 +50,7 @@ def conv_shape_problem(input_shape: tuple[int, ...], conv_layers: int, pool: int
 
 @dataclass(frozen=True)
 class Config:
-    layers: int
+    layers: int  # hidden Dense layers; 0: none, the output layer alone (a linear model)
     units: tuple[int, ...]  # one width per hidden layer; len(units) == layers
     dropout: float
     activation: str
@@ -61,7 +64,9 @@ class Config:
     # MaxPooling?), for data with a shape (signals, images); 0 is the dense network alone.
     conv_layers: int = 0
     filters: tuple[int, ...] = ()  # one count per convolutional block
-    kernel_size: int = 3
+    # One size per convolutional block. A single int given here (or stored, as before sizes
+    # were per block) is every block's; left out, every block's is 3.
+    kernel_size: tuple[int, ...] = ()
     pool: int = 0  # max pooling's size and stride after each block; 0 (or 1): none
     batch_norm: bool = False
     global_pool: bool = False  # global average pooling (else Flatten) before the Dense layers
@@ -69,11 +74,22 @@ class Config:
     model: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
+        kernels: Any = self.kernel_size
+        if isinstance(kernels, int):
+            kernels = (kernels,) * self.conv_layers
+        elif not kernels:
+            kernels = (DEFAULT_KERNEL_SIZE,) * self.conv_layers
+        object.__setattr__(self, "kernel_size", tuple(int(k) for k in kernels))
         if len(self.units) != self.layers:
             raise ValueError(f"Config has {self.layers} layers but {len(self.units)} widths")
         if len(self.filters) != self.conv_layers:
             raise ValueError(
                 f"Config has {self.conv_layers} conv_layers but {len(self.filters)} filters"
+            )
+        if len(self.kernel_size) != self.conv_layers:
+            raise ValueError(
+                f"Config has {self.conv_layers} conv_layers but {len(self.kernel_size)} kernel "
+                "sizes"
             )
 
     @property
@@ -82,10 +98,13 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data; the convolutional keys only for a convolutional network and `model` only
-        for a user model, so that a dense configuration reads as it always has."""
+        for a user model, so that a dense configuration reads as it always has; kernel_size
+        one int where every block shares it (as stored before sizes were per block)."""
         d = asdict(self)
         d["units"] = list(self.units)
         d["filters"] = list(self.filters)
+        kernels = list(self.kernel_size)
+        d["kernel_size"] = kernels[0] if len(set(kernels)) == 1 else kernels
         d["model"] = dict(self.model)
         if not self.convolutional:
             for key in CONV_KEYS:
@@ -97,10 +116,16 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
         """From to_dict's form; the keys added since (conv_layers .. model) may be missing, as
-        in the configurations stored before them."""
+        in the configurations stored before them, and kernel_size may be one int for every
+        block."""
         d = dict(d)
         d["units"] = tuple(int(u) for u in d["units"])
         d["filters"] = tuple(int(f) for f in d.get("filters", ()))
+        kernels = d.get("kernel_size", DEFAULT_KERNEL_SIZE)
+        blocks = int(d.get("conv_layers", 0))
+        if isinstance(kernels, int | float | str):
+            kernels = [kernels] * blocks
+        d["kernel_size"] = tuple(int(k) for k in kernels)
         d["model"] = tuple(dict(d.get("model", {})).items())
         return cls(**d)
 
@@ -113,21 +138,31 @@ class Config:
         if "conv_layers" in changes and "filters" not in changes:
             count = d.get("filters") or [32]
             d["filters"] = [count[0]] * int(d["conv_layers"])
+        if "conv_layers" in changes and "kernel_size" not in changes:
+            kernels = d.get("kernel_size", DEFAULT_KERNEL_SIZE)
+            d["kernel_size"] = kernels[0] if isinstance(kernels, list) else kernels  # every block
         return Config.from_dict(d)
 
     def short(self) -> str:
         """A one-line human summary, e.g. '2x[256,128] relu drop=0.20 adam lr=1.2e-03 bs=64'."""
         widths = ",".join(str(u) for u in self.units)
+        # no hidden layer (0x[]): no activation or dropout acts there; the convolutions'
+        # activation is shown with them
+        dense = f"{self.layers}x[{widths}]"
+        if self.layers:
+            dense += f" {self.activation} drop={self.dropout:.2f}"
         text = (
-            f"{self.layers}x[{widths}] {self.activation} drop={self.dropout:.2f} "
-            f"{self.loss} {self.optimizer} lr={self.learning_rate:.2e} "
+            f"{dense} {self.loss} {self.optimizer} lr={self.learning_rate:.2e} "
             f"wd={self.weight_decay:.1e} bs={self.batch_size}"
         )
         if self.convolutional:
             filters = ",".join(str(f) for f in self.filters)
+            shared = len(set(self.kernel_size)) == 1  # one size, or each block's
+            kernel = ",".join(str(k) for k in self.kernel_size[: 1 if shared else None])
             pooled = f" pool={self.pool}" if self.pool > 1 else ""
             extras = (" bn" if self.batch_norm else "") + (" gap" if self.global_pool else "")
-            conv = f"conv{self.conv_layers}x[{filters}] k={self.kernel_size}{pooled}{extras}"
+            act = "" if self.layers else f" {self.activation}"
+            conv = f"conv{self.conv_layers}x[{filters}] k={kernel}{pooled}{extras}{act}"
             text = f"{conv} {text}"
         if self.model:  # a user's network: its own values, then the training knobs
             own = " ".join(f"{k}={_short(v)}" for k, v in self.model)

@@ -33,7 +33,8 @@ class TrialView(TrialRecord):
     @cached_property
     def params(self) -> dict[str, Any]:
         """The hyperparameters as the analysis compares them: the widest layer's units (and
-        the most filters), and "epochs" as what the trial needed (its best epoch)."""
+        the most filters, the largest kernel), and "epochs" as what the trial needed (its best
+        epoch). A network without hidden layers (layers 0) has units None."""
         params = {key: self.config.get(key) for key in HYPERPARAMETERS if key != "units"}
         widths = self.widths
         params["units"] = max(widths) if widths else None
@@ -42,6 +43,8 @@ class TrialView(TrialRecord):
         params["conv_layers"] = int(self.config.get("conv_layers", 0))
         filters = self.config.get("filters") or []
         params["filters"] = max(filters) if filters else None
+        kernels = self.config.get("kernel_size")  # one int for every block, or one per block
+        params["kernel_size"] = max(kernels) if isinstance(kernels, list) and kernels else kernels
         # A user model's own hyperparameters, as its build(hp) named them (over the network
         # keys, which such a study holds fixed)
         params.update(self.config.get("model") or {})

@@ -1,9 +1,12 @@
 """The convolutional network, in the vocabulary of Keras code.
 
-Per block: Conv1D or Conv2D (padding "same", stride 1) -> BatchNormalization (optional) ->
-Activation -> MaxPooling (optional, size and stride `pool`); then GlobalAveragePooling or
-Flatten; then the Dense layers of the dense network (its dropout included) and the output layer.
-Signals (C, L) get Conv1D, images (C, H, W) Conv2D.
+Per block: Conv1D or Conv2D (the block's own kernel size, padding "same", stride 1) ->
+BatchNormalization (optional) -> Activation -> MaxPooling (optional, size and stride `pool`);
+then GlobalAveragePooling or Flatten; then the Dense layers of the dense network (its dropout
+included) and the output layer, or the output layer alone where `layers` is 0 (the fully
+convolutional network of Wang et al. 2017: three blocks, global average pooling, the output).
+Signals (C, L) get Conv1D, images (C, H, W) Conv2D. An even kernel is padded "same" as Keras
+pads it: one more step after than before.
 
 The weights are drawn from the trial's seed, as the dense network's are: the Dense part exactly
 as a DenseNet of the same seed draws it, the convolutions from a generator of their own, in
@@ -16,12 +19,51 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..config import Config, conv_shape_problem, pooled_size
 from .dense import DenseNet, activation_module
 
 # The convolutions' generator is seeded apart from the Dense part's (seed) and dropout's (seed+1).
 _CONV_SEED_OFFSET = 2
+
+
+def same_conv(two_d: bool, channels: int, filters: int, kernel: int, bias: bool) -> nn.Module:
+    """A convolution padded "same": torch's own for an odd kernel, EvenSameConv for an even one."""
+    if kernel % 2:
+        conv = nn.Conv2d if two_d else nn.Conv1d
+        return conv(channels, filters, kernel, padding="same", bias=bias)
+    even = EvenSameConv2d if two_d else EvenSameConv1d
+    return even(channels, filters, kernel, bias=bias)
+
+
+# Padding "same" for an even kernel, done before the convolution: one step more after than
+# before on each axis, as Keras (and torch's padding="same") pad. torch would make the same
+# padded copy of the input itself, with a warning; here without one. The state dict is the
+# torch convolution's (weight, bias), so models saved before load as they were.
+
+
+def _same_pads(kernel: int, axes: int) -> tuple[int, ...]:
+    before, after = (kernel - 1) // 2, kernel // 2
+    return (before, after) * axes  # F.pad's order: last axis first, each (before, after)
+
+
+class EvenSameConv1d(nn.Conv1d):
+    def __init__(self, channels: int, filters: int, kernel: int, bias: bool = True) -> None:
+        super().__init__(channels, filters, kernel, bias=bias)
+        self.pads = _same_pads(kernel, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.pads))
+
+
+class EvenSameConv2d(nn.Conv2d):
+    def __init__(self, channels: int, filters: int, kernel: int, bias: bool = True) -> None:
+        super().__init__(channels, filters, kernel, bias=bias)
+        self.pads = _same_pads(kernel, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.pads))
 
 
 class ConvNet(nn.Module):
@@ -43,18 +85,14 @@ class ConvNet(nn.Module):
         self.config = config
         self.input_shape = tuple(input_shape)
         two_d = len(input_shape) == 3
-        conv, norm, pool = (
-            (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)
-            if two_d
-            else (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d)
-        )
+        norm, pool = (nn.BatchNorm2d, nn.MaxPool2d) if two_d else (nn.BatchNorm1d, nn.MaxPool1d)
         blocks: list[nn.Module] = []
         channels = input_shape[0]
-        for filters in config.filters:
+        for filters, kernel in zip(config.filters, config.kernel_size, strict=True):
             # no bias before batch normalization: its shift does the bias's work (as Keras
             # users write Conv(use_bias=False) there), and a bias it cancels gets only noise
             bias = not config.batch_norm
-            blocks.append(conv(channels, filters, config.kernel_size, padding="same", bias=bias))
+            blocks.append(same_conv(two_d, channels, filters, kernel, bias))
             if config.batch_norm:
                 blocks.append(norm(filters))
             blocks.append(activation_module(config.activation))

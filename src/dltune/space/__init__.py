@@ -16,7 +16,10 @@ metric          null (the task's default)            one of accuracy, rmse, mae
 objectives      null (the metric alone)              a list: the metric and costs to minimize
                                                      (parameters, flops, latency, latency_256),
                                                      e.g. [accuracy, parameters]
-layers          {low: 1, high: 3}                    whole numbers in [1, 32]
+layers          {low: 0, high: 3}                    whole numbers in [0, 32]; 0: no hidden
+                                                     layer, the linear model (logistic, softmax
+                                                     or linear regression; after convolutions,
+                                                     the blocks straight to the output layer)
 units           {low: 16, high: 1024, log: true}     whole numbers in [1, 65536]; may be per layer
 dropout         {low: 0.0, high: 0.5}                numbers in [0, 1)
 activation      [relu, sigmoid, tanh, elu]           names in vocabulary.ACTIVATIONS
@@ -42,10 +45,19 @@ Each hyperparameter (layers .. batch_size) takes one of these forms:
   (:class:`Choice`);
 - a mapping ``{low, high, log?, step?}``: a range (:class:`IntRange` for layers, units and
   batch_size; :class:`FloatRange` for the others). ``log`` needs ``low > 0`` and excludes ``step``;
-- for ``units`` only, widths per hidden layer (:class:`PerLayer`): ``{per_layer: true, low: 16,
-  high: 512}`` (or ``choices``) draws each layer's width from one distribution, and
-  ``{per_layer: [spec1, spec2, ...]}`` gives one spec (any form above) per layer, at least as many
-  as the most layers the space allows.
+- for ``units`` (and the convolutional ``filters`` and ``kernel_size``) only, one value per
+  hidden layer (per block) (:class:`PerLayer`): ``{per_layer: true, low: 16, high: 512}`` (or
+  ``choices``) draws each layer's width from one distribution, and ``{per_layer: [spec1, spec2,
+  ...]}`` gives one spec (any form above) per layer, at least as many as the most layers the
+  space allows.
+
+Data with a shape add the convolutional keys (conv_layers, filters, kernel_size, pool,
+batch_norm, global_pool; see :meth:`SearchSpace.for_input`), each from its default unless the
+space gives it. Images (C, H, W) default to conv_layers 0..3, filters 8..64 (log) shared by the
+blocks, kernel_size [3, 5], pool 2, batch_norm and global_pool either way. Signals (C, L) default
+to a space around the fully convolutional network of Wang et al. (2017): conv_layers 0..3,
+filters per block 16..256 (log), kernel_size per block [3, 5, 8], pool [0, 2], batch_norm and
+global_pool either way (space/rules.py ``_SIGNAL_CONV_DEFAULTS``).
 
 Numbers may be written as strings (PyYAML reads ``1e-3``, without a dot, as the string "1e-3");
 booleans are never numbers. Names are canonicalised (``mse`` -> ``mean_squared_error``,
@@ -53,9 +65,12 @@ booleans are never numbers. Names are canonicalised (``mse`` -> ``mean_squared_e
 the key (with a path such as ``units.per_layer[2].low``, lists counted from 0), the value, the rule
 and the fix.
 
-Optuna parameter names: ``layers``, ``units`` (one width for every layer) or ``units_1`` ..
-``units_N`` (per layer; only the first ``layers`` are suggested, define-by-run), ``dropout``,
-``activation``, ``loss``, ``optimizer``, ``learning_rate``, ``weight_decay``, ``batch_size``.
+Optuna parameter names: ``layers``, ``units`` (one width for every layer, suggested even where
+``layers`` is 0) or ``units_1`` .. ``units_N`` (per layer; only the first ``layers`` are
+suggested, define-by-run), ``dropout``, ``activation``, ``loss``, ``optimizer``,
+``learning_rate``, ``weight_decay``, ``batch_size``; and for data with a shape ``conv_layers``,
+then (in trials with blocks) ``filters`` or ``filters_1`` .. ``filters_N``, ``kernel_size`` or
+``kernel_size_1`` .. ``kernel_size_N``, ``pool``, ``batch_norm``, ``global_pool``.
 Fixed values are not suggested, so they do not appear in a trial's params.
 """
 
@@ -130,12 +145,16 @@ class SearchSpace:
     # The convolutional keys the space has: none for flat data (the dense network alone), all
     # of them once fitted to data with a shape (see for_input).
     conv: Mapping[str, Param | PerLayer]
+    # The shape of one example once fitted to the data (for_input), else None: it decides the
+    # first trial (baseline_params). Not part of to_dict: the stored space reads as before.
+    input_shape: tuple[int, ...] | None
 
     def __init__(self, **keys: Any) -> None:
         self._load(keys, "<dict>", "space")
 
     def _load(self, data: Any, source: str, default_name: str) -> None:
         parser = _Parser(source)
+        self.input_shape = None
         keys = _top_keys(parser, data)
         self.source = source
         self.name = parser.space_name(keys.get("name", default_name))
@@ -190,7 +209,7 @@ class SearchSpace:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # params is a read-only MappingProxyType, which pickle refuses: travel as plain data
-        return (_rebuild, (self.to_dict(), self.source))
+        return (_rebuild, (self.to_dict(), self.source, self.input_shape))
 
     def __repr__(self) -> str:
         return f"SearchSpace(name={self.name!r}, source={self.source!r})"
@@ -230,16 +249,27 @@ class SearchSpace:
         """Draw one configuration; define-by-run, so units_k exists only for k <= layers."""
         return self._config(self._values(lambda param, name: param.suggest(trial, name)))
 
-    def baseline_params(self) -> dict[str, Any]:
-        """The textbook configuration (see baseline.py) projected into this space, as the
-        Optuna params of a trial (fixed values left out: they are not sampled)."""
-        from .baseline import TEXTBOOK, nearest
+    def baseline_params(
+        self, input_shape: tuple[int, ...] | None = None, *, width: float = 1.0
+    ) -> dict[str, Any]:
+        """A new study's first trial, projected into this space, as the Optuna params of a
+        trial (fixed values left out: they are not sampled; see baseline.py).
 
+        For signals (an example of shape (C, L): `input_shape`, or the shape this space was
+        fitted to by for_input) the fully convolutional network of Wang et al. 2017, its
+        filters scaled by `width` (0.25: a quarter of 128/256/128, for a short budget); for
+        anything else the textbook configuration (for images, Keras' MNIST convnet), which
+        `width` does not change.
+        """
+        from .baseline import TEXTBOOK, nearest, signal_baseline, wanted
+
+        shape = input_shape if input_shape is not None else self.input_shape
+        signal = shape is not None and len(shape) == 2 and "conv_layers" in self.conv
+        targets = signal_baseline(width) if signal else TEXTBOOK
         params: dict[str, Any] = {}
 
         def value(param: Param, name: str) -> Any:
-            key = name.rsplit("_", 1)[0] if name.startswith(("units_", "filters_")) else name
-            chosen = nearest(param, TEXTBOOK[key])
+            chosen = nearest(param, wanted(targets, name))
             if not isinstance(param, Fixed):
                 params[name] = chosen
             return chosen
@@ -285,7 +315,7 @@ class SearchSpace:
             conv = {
                 "conv_layers": conv_layers,
                 "filters": _per_layer(values["filters"], conv_layers),
-                "kernel_size": int(values["kernel_size"]),
+                "kernel_size": _per_layer(values["kernel_size"], conv_layers),
                 "pool": int(values["pool"]),
                 "batch_norm": bool(values["batch_norm"]),
                 "global_pool": bool(values["global_pool"]),
@@ -369,7 +399,7 @@ class SearchSpace:
             for name in dropped
         ]
         plain = self.to_dict() | {"loss": kept}
-        return SearchSpace._build(plain, self.source, self.name), notes
+        return self._shaped(SearchSpace._build(plain, self.source, self.name)), notes
 
     def for_input(self, input_shape: tuple[int, ...]) -> tuple[SearchSpace, list[str]]:
         """This space fitted to examples of `input_shape`, and a note per key it does not use.
@@ -382,14 +412,24 @@ class SearchSpace:
         input_shape = tuple(int(n) for n in input_shape)
         if len(input_shape) <= 1:
             plain, notes = flat_plain(self.conv, self.to_dict(), self.source, input_shape)
-            return (
-                (SearchSpace._build(plain, self.source, self.name), notes) if notes else (self, [])
+            space = SearchSpace._build(plain, self.source, self.name) if notes else self.copy()
+        else:
+            space = SearchSpace._build(
+                shaped_plain(self.conv, self.to_dict(), input_shape), self.source, self.name
             )
-        space = SearchSpace._build(
-            shaped_plain(self.conv, self.to_dict(), input_shape), self.source, self.name
-        )
-        check_fits(space.conv, input_shape, space.source)
-        return space, []
+            check_fits(space.conv, input_shape, space.source)
+            notes = []
+        space.input_shape = input_shape
+        return space, notes
+
+    def copy(self) -> SearchSpace:
+        """The same space, a new object (its input shape with it)."""
+        return self._shaped(SearchSpace._build(self.to_dict(), self.source, self.name))
+
+    def _shaped(self, space: SearchSpace) -> SearchSpace:
+        """`space`, fitted to the same input shape as this one."""
+        space.input_shape = self.input_shape
+        return space
 
     def _check_metric(self, task: str) -> None:
         if self.metric is None or vocabulary.METRICS[self.metric][0] == task:
@@ -412,10 +452,14 @@ def _value(
 
 
 def _per_layer(value: Any, layers: int) -> tuple[int, ...]:
-    """Widths (or filter counts) per layer from one value for all of them or a list."""
+    """Widths (filter counts, kernel sizes) per layer from one value for all or a list."""
     return tuple(int(v) for v in value) if isinstance(value, list) else (int(value),) * layers
 
 
-def _rebuild(plain: dict[str, Any], source: str) -> SearchSpace:
+def _rebuild(
+    plain: dict[str, Any], source: str, input_shape: tuple[int, ...] | None = None
+) -> SearchSpace:
     """Unpickle a space from its plain form (see SearchSpace.__reduce__)."""
-    return SearchSpace.from_dict(plain, source=source)
+    space = SearchSpace.from_dict(plain, source=source)
+    space.input_shape = input_shape
+    return space

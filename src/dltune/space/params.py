@@ -119,11 +119,12 @@ Param = Fixed | Choice | IntRange | FloatRange
 
 @dataclass(frozen=True)
 class PerLayer:
-    """Hidden-layer widths drawn per layer: from one distribution (`each`) or one spec per layer."""
+    """Values drawn per layer (hidden-layer widths; a convolutional block's filters or kernel
+    size): from one distribution (`each`) or one spec per layer."""
 
     each: Param | None = None  # `per_layer: true`: every layer draws from this
     specs: tuple[Param, ...] = ()  # `per_layer: [...]`: layer k (from 1) draws from specs[k - 1]
-    key: str = "units"  # or "filters": the convolutional blocks' counts
+    key: str = "units"  # or "filters", "kernel_size": per convolutional block
 
     def for_layer(self, k: int) -> Param:
         """The distribution of layer `k`, counted from 1 like the Optuna names units_1, units_2."""

@@ -121,7 +121,8 @@ class _Parser:
         return Fixed(self.scalar(value, key, path))
 
     def layered(self, value: Any, key: str, path: str) -> Param | PerLayer:
-        """`units` and `filters` take the shared forms, and also the per-layer ones."""
+        """`units`, `filters` and `kernel_size` take the shared forms, and also the per-layer
+        ones."""
         if isinstance(value, Mapping) and "per_layer" in value:
             return self.per_layer(value, key, path)
         return self.param(value, key, path)
@@ -152,10 +153,11 @@ class _Parser:
         allowed = [*_RANGE_KEYS, "choices"]
         for sub in m:
             if sub == "per_layer":
-                # top-level units with per_layer never get here (see `units`): this one is nested
+                # a per-layer key's per_layer never gets here (see `layered`): this one is nested
                 where = "nested inside per_layer" if key in PER_LAYER_KEYS else f"used for {key}"
                 raise self.error(
-                    f"{path}.per_layer cannot be {where}; it applies to units and filters only."
+                    f"{path}.per_layer cannot be {where}; it applies to units, filters and "
+                    "kernel_size only."
                 )
             if sub not in allowed:
                 head = _unknown(f"{path}: unknown key {_show(sub)}", sub, allowed)
@@ -417,7 +419,8 @@ def _parse_conv(
             else parser.param(value, key, key)
         )
     if "conv_layers" in params:
-        _check_per_layer(parser, params, keys, "filters", "conv_layers")
+        for key in ("filters", "kernel_size"):
+            _check_per_layer(parser, params, keys, key, "conv_layers")
     return params
 
 
@@ -454,6 +457,6 @@ def _max_of(layers: Param | PerLayer) -> int:
 
 
 def _plain(param: Param | PerLayer) -> Param:
-    if isinstance(param, PerLayer):  # the parser makes per-layer specs for units/filters only
+    if isinstance(param, PerLayer):  # only PER_LAYER_KEYS have per-layer specs
         raise TypeError(f"{param!r} is per layer")
     return param

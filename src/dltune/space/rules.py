@@ -34,7 +34,7 @@ class _Rule:
 
 
 _RULES: dict[str, _Rule] = {
-    "layers": _Rule("int", 1, 32, hint="Use a count such as 2."),
+    "layers": _Rule("int", 0, 32, hint="Use a count such as 2 (0: the linear model)."),
     "units": _Rule("int", 1, 65536, hint="Use a width such as 128."),
     "dropout": _Rule("float", 0, 1, high_open=True, hint="Use a rate such as 0.2."),
     "activation": _Rule("name"),
@@ -68,7 +68,8 @@ _REDUCTION_RULE = _Rule("int", 2, 100, hint="Use 3 (the top third goes on at eac
 
 PARAM_KEYS: tuple[str, ...] = tuple(_RULES)  # the dense network's
 CONV_PARAM_KEYS: tuple[str, ...] = tuple(_CONV_RULES)
-PER_LAYER_KEYS = ("units", "filters")  # may be given per layer (units_k, filters_k)
+# may be given per layer (units_k; filters_k and kernel_size_k per convolutional block)
+PER_LAYER_KEYS = ("units", "filters", "kernel_size")
 _RULES.update(_CONV_RULES)
 KEYS: tuple[str, ...] = (
     "name",
@@ -92,7 +93,9 @@ _DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {
         "metric": None,
         "objectives": None,
-        "layers": {"low": 1, "high": 3},
+        # 0: no hidden layer, the linear model (logistic, softmax or linear regression), so
+        # that the search finds it where that is what the data support
+        "layers": {"low": 0, "high": 3},
         "units": {"low": 16, "high": 1024, "log": True},
         "dropout": {"low": 0.0, "high": 0.5},
         "activation": ["relu", "sigmoid", "tanh", "elu"],
@@ -107,9 +110,9 @@ _DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "reduction": 3,
     }
 )
-# The convolutional keys' defaults where the data have a shape (a signal or an image) and the
-# space does not say; conv_layers' range is fitted to the input (see SearchSpace.for_input).
-# Flat data get no convolutional keys at all: the dense network, as before they existed.
+# The convolutional keys' defaults where the data are images (C, H, W) and the space does not
+# say; conv_layers' range is fitted to the input (see SearchSpace.for_input). Flat data get no
+# convolutional keys at all: the dense network, as before they existed.
 _CONV_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {
         "conv_layers": {"low": 0, "high": 3},
@@ -120,6 +123,29 @@ _CONV_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "global_pool": [False, True],
     }
 )
+# The same for signals (C, L): a space around the fully convolutional network of Wang et al.
+# (2017; space/baseline.py FCN, a signal study's first trial): three blocks of 128, 256, 128
+# filters with kernels 8, 5, 3, batch normalization, no pooling, global average pooling and
+# no hidden Dense layer. Each block draws its own filters and kernel, so the FCN is a point of
+# the space, and its neighbours (fewer or narrower blocks, other kernels, pooling, Flatten,
+# Dense layers after the blocks: `layers` 0..3) are a step away.
+_SIGNAL_CONV_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        "conv_layers": {"low": 0, "high": 3},
+        "filters": {"per_layer": True, "low": 16, "high": 256, "log": True},
+        "kernel_size": {"per_layer": True, "choices": [3, 5, 8]},
+        "pool": [0, 2],
+        "batch_norm": [True, False],
+        "global_pool": [True, False],
+    }
+)
+
+
+def conv_defaults(input_shape: tuple[int, ...]) -> Mapping[str, Any]:
+    """The convolutional keys' defaults for examples of `input_shape`: signals' (C, L) or
+    images' (C, H, W)."""
+    return _SIGNAL_CONV_DEFAULTS if len(input_shape) == 2 else _CONV_DEFAULTS
+
 
 _RANGE_KEYS = ("low", "high", "log", "step")
 _VOCABULARY: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {

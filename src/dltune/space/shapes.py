@@ -2,9 +2,10 @@
 
 Flat rows (tables) keep the dense network alone: a space that asks them for convolutions is
 refused with the fix, and block keys it gives anyway are dropped with a note. Signals and
-images get every convolutional key, the missing ones from their defaults, conv_layers' range
-cut to the blocks that pooling leaves room for; a space whose pooling would shrink the input
-below one element is refused before training. Plain data in and out (SearchSpace.to_dict's
+images get every convolutional key, the missing ones from their defaults (signals' around the
+FCN, images' around Keras' MNIST convnet: rules.conv_defaults), conv_layers' range cut to the
+blocks that pooling leaves room for; a space whose pooling would shrink the input below one
+element is refused before training. Plain data in and out (SearchSpace.to_dict's
 form), so that the space rebuilds itself from the result.
 """
 
@@ -19,7 +20,7 @@ from dltune.errors import SpaceError
 
 from .params import Param, PerLayer
 from .parse import _max_of, _plain
-from .rules import _CONV_DEFAULTS, _show
+from .rules import _show, conv_defaults
 
 Conv = Mapping[str, Param | PerLayer]  # a space's convolutional keys, as parsed
 
@@ -53,7 +54,7 @@ def shaped_plain(conv: Conv, plain: dict[str, Any], input_shape: tuple[int, ...]
     plain = dict(plain)
     if "conv_layers" not in conv:
         plain["conv_layers"] = _fitted_conv_layers(conv, input_shape)
-    plain.update({k: v for k, v in _CONV_DEFAULTS.items() if k not in plain})
+    plain.update({k: v for k, v in conv_defaults(input_shape).items() if k not in plain})
     return plain
 
 
@@ -70,11 +71,18 @@ def check_fits(conv: Conv, input_shape: tuple[int, ...], source: str) -> None:
 
 
 def _fitted_conv_layers(conv: Conv, input_shape: tuple[int, ...]) -> Any:
-    """conv_layers' default range, cut to the blocks that pooling leaves room for."""
-    default = dict(_CONV_DEFAULTS["conv_layers"])
+    """conv_layers' default range, cut to the blocks that pooling (the largest it may take)
+    leaves room for."""
+    defaults = conv_defaults(input_shape)
+    default = dict(defaults["conv_layers"])
     pools = conv.get("pool")
-    pool = _max_of(_plain(pools)) if pools else int(_CONV_DEFAULTS["pool"])
+    pool = _max_of(_plain(pools)) if pools else _largest(defaults["pool"])
     most = int(default["high"])
     while most > 0 and conv_shape_problem(input_shape, most, pool):
         most -= 1
     return {"low": 0, "high": most} if most > 0 else 0
+
+
+def _largest(plain: Any) -> int:
+    """The largest value of a default in its plain form (a number or a list of them)."""
+    return int(max(plain)) if isinstance(plain, list) else int(plain)

@@ -16,11 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Config
+from ..config import DEFAULT_KERNEL_SIZE, Config
 from ..study.lifecycle import trial_seed
 from ..vocabulary import CONVOLUTIONAL
 from .values import SHAPE_CHANGING, label
 
+DEFAULT_WIDTH = 64  # the hidden layers' width in a sweep of layers from a base of none
 DEFAULT_SEEDS = 3
 DEFAULT_SEED = 0  # sweeps are for learning: the same command gives the same curves
 
@@ -56,6 +57,8 @@ class SweepPlan:
             return self.base.replace(units=[int(value)] * self.base.layers)
         if self.param == "filters":
             return self.base.replace(filters=[int(value)] * self.base.conv_layers)
+        if self.param == "kernel_size":  # every block's
+            return self.base.replace(kernel_size=[int(value)] * self.base.conv_layers)
         return self.base.replace(**{self.param: value})
 
     def members(self) -> list[tuple[int | None, int]]:
@@ -70,8 +73,9 @@ class SweepPlan:
         swept one, a choice of its values (so Optuna's params and the dashboard show it)."""
         base = self.base
         units: Any = base.units[0] if len(set(base.units)) == 1 else {"per_layer": list(base.units)}
-        if self.param == "layers":
-            units = base.units[0]  # deeper networks repeat the first width (Config.replace)
+        if self.param == "layers" or not base.units:
+            # deeper networks repeat the first width (Config.replace's, 64 from no layer)
+            units = base.units[0] if base.units else DEFAULT_WIDTH
         plain: dict[str, Any] = {
             "name": f"sweep-{self.param}",
             "metric": metric,
@@ -120,14 +124,18 @@ class SweepPlan:
 
 def _conv_plain(base: Config, per_layer: bool) -> dict[str, Any]:
     """The base's convolutional blocks as fixed space keys (a sweep of conv_layers repeats
-    the first block's filters, as Config.replace does)."""
-    filters = base.filters or (32,)
-    same = len(set(filters)) == 1 or not per_layer
+    the first block's filters and kernel size, as Config.replace does)."""
     return {
         "conv_layers": base.conv_layers,
-        "filters": filters[0] if same else {"per_layer": list(filters)},
-        "kernel_size": base.kernel_size,
+        "filters": _blocks(base.filters or (32,), per_layer),
+        "kernel_size": _blocks(base.kernel_size or (DEFAULT_KERNEL_SIZE,), per_layer),
         "pool": base.pool,
         "batch_norm": base.batch_norm,
         "global_pool": base.global_pool,
     }
+
+
+def _blocks(values: tuple[int, ...], per_layer: bool) -> Any:
+    """One value per block as a space key: one int where they agree (or not per layer)."""
+    same = len(set(values)) == 1 or not per_layer
+    return values[0] if same else {"per_layer": list(values)}

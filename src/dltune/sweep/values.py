@@ -42,7 +42,7 @@ ALIASES = {
 EPOCH_LADDER = (1, 2, 3, 5, 8, 13, 20, 30, 50, 80, 130, 200, 300, 500, 800)
 
 NUMERIC_DEFAULTS: dict[str, tuple[Any, ...]] = {
-    "layers": (1, 2, 3, 4, 5),
+    "layers": (0, 1, 2, 3, 4, 5),  # 0: the linear model, the reference a depth must beat
     "units": (8, 16, 32, 64, 128, 256, 512, 1024),
     "dropout": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
     # half decades from barely moving to diverging for every optimizer
@@ -65,7 +65,7 @@ NUMERIC_DEFAULTS: dict[str, tuple[Any, ...]] = {
     "batch_size": (16, 32, 64, 128, 256, 512, 1024),
     "conv_layers": (0, 1, 2, 3),
     "filters": (4, 8, 16, 32, 64, 128),
-    "kernel_size": (1, 3, 5, 7),
+    "kernel_size": (1, 3, 5, 7, 8),  # every block's; 8: the FCN's first
     "pool": (0, 2, 3),
     "batch_norm": (False, True),
     "global_pool": (False, True),
