@@ -331,3 +331,121 @@ def test_the_analysis_compares_the_convolutional_and_dense_families():
     bn = analysis.effects["batch_norm"]
     assert [g["value"] for g in bn["groups"]] == [False, True]
     assert sum(g["trials"] for g in bn["groups"]) == 16  # only the trials with blocks
+
+
+# ---- the linear model against the networks ----
+
+LINEAR_SPACE = {**DEFAULT_SPACE, "layers": {"low": 0, "high": 3}}
+
+
+def linear_runs(score: float, n: int = 4, epochs: int = 9) -> list[Run]:
+    """`n` linear models (layers 0) whose best reaches `score`, the rest a little below."""
+    return [
+        Run(config(layers=0, learning_rate=10 ** (-3 + i / 2)), [*rising(top, epochs - 1), top])
+        for i, top in enumerate(score - 0.01 * i for i in range(n))
+    ]
+
+
+def best_of(runs: list[Run]) -> float:
+    return max(max(r.curve) for r in runs)
+
+
+def test_a_linear_model_as_good_as_the_networks_is_said_so():
+    from dltune.analysis.diagnostics import LINEAR_LESSON, linear_model
+    from dltune.analysis.sweep_readings import WHY
+
+    networks = varied_runs(20)
+    best_net = best_of(networks)
+    study = trials_of(networks + linear_runs(best_net - 0.003), space=LINEAR_SPACE)
+    [found] = linear_model(study)
+    assert found.kind == "linear"
+    assert found.title.startswith(
+        "A linear model (no hidden layer) did as well as any network here: accuracy "
+    )
+    assert f"against {best_net:.4g}" in found.title
+    # the lesson of the activation sweep, shown on these data
+    assert (
+        found.explanation.startswith(LINEAR_LESSON)
+        and WHY[("activation", "behind")] == LINEAR_LESSON
+    )
+    assert "straight boundaries were enough" in found.explanation
+    assert "layers: 0" in found.suggestion
+    notes = [e["note"] for e in found.evidence]
+    assert notes[:3] == ["linear model (no hidden layer)"] * 3
+    assert all(n.startswith("network: ") and "hidden layers" in n for n in notes[3:])
+    linear_best = found.evidence[0]
+    assert study.trials[linear_best["trial"]].params["layers"] == 0
+    # better than the networks is as well as them too
+    ahead = trials_of(networks + linear_runs(best_net + 0.05), space=LINEAR_SPACE)
+    assert linear_model(ahead)[0].title.startswith("A linear model (no hidden layer) did as well")
+
+
+def test_networks_that_beat_the_linear_model_say_by_how_much():
+    from dltune.analysis.diagnostics import linear_model
+
+    networks = varied_runs(20)
+    best_net = best_of(networks)
+    study = trials_of(networks + linear_runs(0.80), space=LINEAR_SPACE)
+    [found] = linear_model(study)
+    gap = best_net - 0.80
+    assert found.title == (
+        f"Networks beat the linear model by {gap:.3g} (accuracy {best_net:.4g} against 0.8)"
+    )
+    assert "need boundaries that are not straight" in found.explanation
+    # a margin of 0.02 at most, however scattered the best trials: 0.03 behind is beaten
+    close = trials_of(networks + linear_runs(best_net - 0.03), space=LINEAR_SPACE)
+    assert linear_model(close)[0].title.startswith("Networks beat the linear model by 0.03")
+
+
+def test_the_linear_model_in_regression_ties_within_two_percent():
+    from dltune.analysis.diagnostics import linear_model
+
+    def regression(net: float, lin: float):
+        falling = [
+            Run(config(layers=2, loss="mean_squared_error", learning_rate=lr), [9.0, 5.0, net + d])
+            for d, lr in [(0.0, 1e-3), (0.5, 1e-2), (1.0, 1e-1)]
+        ]
+        flat = [Run(config(layers=0, loss="mean_squared_error"), [8.0, lin])]
+        study = trials_of(falling + flat, space=LINEAR_SPACE, task="regression", metric="rmse")
+        return linear_model(study)[0]
+
+    tied = regression(3.60, 3.62)  # 0.6% behind
+    assert tied.title == (
+        "A linear model (no hidden layer) did as well as any network here: rmse 3.62 against 3.6"
+    )
+    assert "straight-line fit" in tied.explanation and "moves in straight lines" in tied.explanation
+    beaten = regression(3.60, 3.80)  # 5.6% behind
+    assert beaten.title == "Networks beat the linear model by 0.2 (rmse 3.6 against 3.8)"
+    assert "a straight line does not fit these data" in beaten.explanation
+
+
+def test_the_linear_model_finding_needs_both_and_a_space_that_holds_it():
+    from dltune.analysis.diagnostics import linear_model
+
+    networks = varied_runs(12)
+    assert linear_model(trials_of(networks, space=LINEAR_SPACE)) == []
+    assert linear_model(trials_of(linear_runs(0.9), space=LINEAR_SPACE)) == []
+    # a user's build: its configurations have layers 0 but the space fixes dltune's network
+    own = [Run(config(layers=0, model={"k": k}), rising(0.9 - 0.01 * k, 6)) for k in range(3)]
+    assert linear_model(trials_of(networks + own, space={**DEFAULT_SPACE, "layers": 1})) == []
+    # convolutions without hidden layers are a network (the FCN), not the linear model
+    conv = {"conv_layers": 2, "filters": [8, 8], "kernel_size": [8, 5], "pool": 0}
+    fcn = [Run(config(layers=0, batch_norm=True, global_pool=True, **conv), [0.9, 0.97])]
+    [found] = linear_model(trials_of(fcn + linear_runs(0.85), space=LINEAR_SPACE))
+    assert found.title == "Networks beat the linear model by 0.12 (accuracy 0.97 against 0.85)"
+    assert found.evidence[-1]["note"] == "network: 2 convolutional blocks"
+
+
+def test_a_study_with_linear_models_is_analysed_whole():
+    """Trials without hidden layers have no units: the importance counts them as 0 units, the
+    effects and the overfitting contrast leave them out of units, and the finding is in."""
+    runs = mixed_runs() + linear_runs(0.88, n=6)
+    analysis = analyze(in_memory(runs, space=LINEAR_SPACE))
+    assert analysis.importance["trials"] == len(runs)  # the linear models with the others
+    assert "layers" in analysis.importance["values"]
+    layers = analysis.effects["layers"]
+    assert [g["value"] for g in layers["groups"]] == [0, 1, 2, 3]
+    assert sum(g["trials"] for g in analysis.effects["units"]["groups"]) == len(runs) - 6
+    kinds = [d.kind for d in analysis.diagnostics]
+    assert "linear" in kinds
+    json.dumps(analysis.to_dict())

@@ -27,7 +27,7 @@ MAX_EVIDENCE = 8
 
 @dataclass
 class Diagnosis:
-    kind: str  # diverged, overfit, underfit, slow, wasted, edge, few_trials
+    kind: str  # diverged, overfit, underfit, slow, wasted, edge, linear, few_trials
     title: str  # one sentence, the finding
     explanation: str  # why it happens, in plain words
     suggestion: str  # what to change
@@ -47,6 +47,7 @@ def diagnose(study: StudyTrials) -> list[Diagnosis]:
         slow_learning,
         wasted_budget,
         edge_of_space,
+        linear_model,
         too_few_trials,
     ]
     found = [d for check in checks for d in check(study)]
@@ -211,9 +212,11 @@ def _overfit_contrast(
                 f" Every overfitting run had dropout ≤ {worst:.2g}; {len(held)} runs as long "
                 f"with dropout ≥ {cut:.2g} did not overfit."
             )
-    if "units" in study.varied() and fine:
-        wide = statistics.median(t.params["units"] for t in overfit)
-        narrow = statistics.median(t.params["units"] for t in fine)
+    wide_runs = [t.params["units"] for t in overfit if t.params.get("units") is not None]
+    narrow_runs = [t.params["units"] for t in fine if t.params.get("units") is not None]
+    if "units" in study.varied() and wide_runs and narrow_runs:  # (none without hidden layers)
+        wide = statistics.median(wide_runs)
+        narrow = statistics.median(narrow_runs)
         if wide >= 2 * narrow:
             out["text"] += (
                 f" The overfitting runs were wider (median {wide:g} units in the widest "
@@ -413,7 +416,7 @@ def edge_of_space(study: StudyTrials) -> list[Diagnosis]:
             spec = {k: v for k, v in spec.items() if k != "per_layer"}
         end = _edge(spec, best.params[name], [t.params.get(name) for t in top])
         if end is None or (end == "low" and name in ("dropout", "layers", "weight_decay")):
-            continue  # no dropout, one layer, no decay: fine answers, not ranges to widen
+            continue  # no dropout, no hidden layer, no decay: answers, not ranges to widen
         low, high = _range(spec)
         beyond = f"above {high:g}" if end == "high" else f"below {low:g}"
         found.append(
@@ -486,6 +489,140 @@ def _few_integers(spec: dict[str, Any]) -> bool:
     """An integer range of a handful of values (layers 1-3) is judged like a list of choices."""
     low, high = spec.get("low"), spec.get("high")
     return isinstance(low, int) and isinstance(high, int) and high - low < 5
+
+
+# ---- the linear model against the networks ----
+
+# The lesson of a network without a nonlinearity (the activation sweep's, sweep_readings.WHY),
+# which the linear-model finding shows on the study's own data.
+LINEAR_LESSON = (
+    "Without a nonlinearity the layers collapse into one linear map, which can only draw "
+    "straight boundaries between the classes."
+)
+LINEAR_LESSON_REGRESSION = (
+    "Without a nonlinearity the layers collapse into one linear map, which can only fit a "
+    "target that moves in straight lines with the inputs."
+)
+# How close the best linear model must come to the best network to count as doing as well:
+# for a metric to maximize (accuracy), the spread of the study's top trials (the best tenth,
+# at least three: how finely this validation tells good configurations apart), at least
+# LINEAR_TIE_LEAST and at most LINEAR_TIE_MOST (a gap of 2 points is a difference, however
+# scattered the top); for one to minimize (rmse, mae), LINEAR_TIE_RELATIVE of the network's.
+LINEAR_TIE_LEAST = 0.005
+LINEAR_TIE_MOST = 0.02
+LINEAR_TIE_RELATIVE = 0.02
+
+
+def is_linear(trial: TrialView) -> bool:
+    """Whether a trial is the linear model: no hidden layer and no convolutions (logistic,
+    softmax or linear regression on the inputs)."""
+    return trial.params.get("layers") == 0 and not trial.params.get("conv_layers")
+
+
+def linear_model(study: StudyTrials) -> list[Diagnosis]:
+    """The best linear model (layers 0, no convolutions) against the best network (hidden
+    layers or convolutions), when the study tried both: which did better, and by how much."""
+    if not _may_be_linear(study.space.get("layers")):
+        return []  # a user's build (its configurations have no layers of dltune's)
+    own = [t for t in study.ranked() if not t.config.get("model")]
+    linear = [t for t in own if is_linear(t)]
+    networks = [t for t in own if not is_linear(t)]
+    if not linear or not networks:
+        return []
+    lin, net = float(linear[0].score or 0.0), float(networks[0].score or 0.0)
+    margin = _linear_margin(study, net)
+    tie = lin >= net - margin if study.maximize else lin <= net + margin
+    regression = study.data.get("task") == "regression"
+    lesson = LINEAR_LESSON_REGRESSION if regression else LINEAR_LESSON
+    metric = study.metric
+    if tie:
+        title = (
+            f"A linear model (no hidden layer) did as well as any network here: {metric} "
+            f"{lin:.4g} against {net:.4g}"
+        )
+        shown = (
+            "a straight-line fit was all these data supported"
+            if regression
+            else "straight boundaries were enough to separate these classes"
+        )
+        explanation = (
+            f"{lesson} A network with no hidden layer is that map, and here {shown}: the "
+            f"best of {len(networks)} networks came within {margin:.3g} of it or behind it "
+            f"(the noise between the best trials), so its nonlinearity bought nothing the "
+            "validation could see."
+        )
+        suggestion = (
+            "Prefer the linear model: fewer parameters, faster, less to overfit. To spend the "
+            "budget on its optimizer, learning rate and weight decay, fix layers: 0 in the "
+            "space (and conv_layers: 0 for signals or images)."
+        )
+        weight = 0.6
+    else:
+        gap = abs(net - lin)
+        title = (
+            f"Networks beat the linear model by {gap:.3g} ({metric} {net:.4g} against {lin:.4g})"
+        )
+        shown = (
+            "a straight line does not fit these data"
+            if regression
+            else "these classes need boundaries that are not straight"
+        )
+        explanation = (
+            f"{lesson} A network with no hidden layer is that map, and {shown}: the best "
+            f"network did better by more than the noise between the best trials "
+            f"({margin:.3g})."
+        )
+        suggestion = (
+            "Keep the hidden layers (or convolutions). On a short budget the linear model can "
+            "leave the space (layers from 1) to give its trials to the networks."
+        )
+        weight = 0.3
+    evidence = [
+        _evidence(t, t.best_epoch, t.score, "linear model (no hidden layer)") for t in linear[:3]
+    ] + [_evidence(t, t.best_epoch, t.score, _network_note(t)) for t in networks[:3]]
+    return [
+        Diagnosis(
+            kind="linear",
+            title=title,
+            explanation=explanation,
+            suggestion=suggestion,
+            evidence=evidence,
+            weight=weight,
+        )
+    ]
+
+
+def _linear_margin(study: StudyTrials, net: float) -> float:
+    """How far behind the best network the best linear model may be and still tie with it."""
+    if not study.maximize:
+        return LINEAR_TIE_RELATIVE * abs(net)
+    top = [float(t.score) for t in top_trials(study) if t.score is not None]
+    spread = max(top) - min(top) if top else 0.0
+    return min(LINEAR_TIE_MOST, max(LINEAR_TIE_LEAST, spread))
+
+
+def _may_be_linear(spec: Any) -> bool:
+    """Whether a stored space's `layers` allows 0 (absent: unknown, allowed)."""
+    if spec is None:
+        return True
+    if isinstance(spec, dict):
+        if "choices" in spec:
+            return 0 in spec["choices"]
+        return float(spec.get("low", 1)) <= 0
+    if isinstance(spec, list):
+        return 0 in spec
+    return spec == 0
+
+
+def _network_note(t: TrialView) -> str:
+    p = t.params
+    parts = []
+    if p.get("conv_layers"):
+        parts.append(f"{p['conv_layers']} convolutional blocks")
+    if p.get("layers"):
+        widths = ",".join(str(w) for w in t.widths)
+        parts.append(f"{p['layers']} hidden layers [{widths}] {p.get('activation')}")
+    return "network: " + (", ".join(parts) or "no hidden layer")
 
 
 # ---- too few trials ----

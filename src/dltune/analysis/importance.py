@@ -20,6 +20,8 @@ from ..vocabulary import BOOLEAN, CONVOLUTIONAL, LOG_SCALE
 from .trials import StudyTrials, TrialView
 
 MIN_TRIALS = 8  # below this, a forest of trees on the scores says nothing useful
+# Keys a network may lack: the blocks' without blocks, units without hidden layers (layers 0).
+_ABSENT_AS_NONE = (*CONVOLUTIONAL, "units")
 
 
 def importance(study: StudyTrials, seed: int = 0) -> dict[str, Any]:
@@ -28,7 +30,7 @@ def importance(study: StudyTrials, seed: int = 0) -> dict[str, Any]:
     scored = [
         t
         for t in study.scored
-        if all(t.params.get(n) is not None or n in CONVOLUTIONAL for n in names)
+        if all(t.params.get(n) is not None or n in _ABSENT_AS_NONE for n in names)
     ]
     result: dict[str, Any] = {"method": "fANOVA", "trials": len(scored), "values": {}}
     if not names:
@@ -69,9 +71,10 @@ def importance(study: StudyTrials, seed: int = 0) -> dict[str, Any]:
 
 def _value(trial: TrialView, name: str) -> Any:
     """A trial's value of `name`; a block key of a network without blocks reads as none of it
-    (0 filters, no pooling, False), so that one forest compares both families."""
+    (0 filters, no pooling, False), and so do the units of one without hidden layers (0), so
+    that one forest compares both families, and the linear model with the networks."""
     value = trial.params.get(name)
-    if value is None and name in CONVOLUTIONAL:
+    if value is None and name in _ABSENT_AS_NONE:
         return False if name in BOOLEAN else 0
     return value
 

@@ -16,6 +16,7 @@ import statistics
 from typing import TYPE_CHECKING, Any
 
 from ..vocabulary import CATEGORICAL
+from .diagnostics import LINEAR_LESSON
 from .sweep_data import BARELY, EXPLODED, STILL_MOVING, TREND, Reading, mean_of, sd_of
 
 if TYPE_CHECKING:
@@ -29,10 +30,7 @@ WHY: dict[tuple[str, str], str] = {
     ("learning_rate", "slow"): (
         "Steps that small move the weights too little per epoch: it would get there, later."
     ),
-    ("activation", "behind"): (
-        "Without a nonlinearity the layers collapse into one linear map, which can only draw "
-        "straight boundaries between the classes."
-    ),
+    ("activation", "behind"): LINEAR_LESSON,  # a study shows it too (diagnostics.linear_model)
     ("dropout", "gap"): (
         "Dropout trains each unit to work without the others, which keeps the network from "
         "memorising the training rows."
