@@ -1,7 +1,7 @@
 """dltune's default dense space spelled out for the benchmarks' other tools (peers.py checks
 it against dltune in check_space), and the data's splits."""
 
-LAYERS = (1, 3)
+LAYERS = (0, 3)  # 0: no hidden layer, the linear model (issue 27)
 UNITS = (16, 1024)  # log-uniform integers; one width shared by every hidden layer
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "elu"]
 DROPOUT = (0.0, 0.5)
