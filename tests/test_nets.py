@@ -229,3 +229,14 @@ def test_kernels_per_block_in_images_too() -> None:
     convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
     assert [c.kernel_size for c in convs] == [(5, 5), (2, 2)]
     assert net(torch.randn(3, 64)).shape == (3, 10)
+
+
+def test_the_footprint_of_the_linear_model_and_of_the_fcn() -> None:
+    from dltune.nets.footprint import footprint_of
+
+    linear = footprint_of(BuiltinNetworks((8,)), DENSE.replace(layers=0), 3, 8)
+    assert linear == {"parameters": 8 * 3 + 3, "flops": 2 * 8 * 3}
+    fcn = footprint_of(BuiltinNetworks((1, 150)), FCN, 4, 150)
+    convs = 1 * 8 * 128 + 128 * 5 * 256 + 256 * 3 * 128  # no biases: batch normalization's
+    assert fcn["parameters"] == convs + 2 * (128 + 256 + 128) + 128 * 4 + 4
+    assert fcn["flops"] == 2 * 150 * convs + 2 * 128 * 4
