@@ -73,9 +73,7 @@ class Folds:
         return {"k": self.k, "seed": self.seed, "how": self.how}
 
 
-def make_folds(
-    n_pool: int, k: int, seed: int, labels: np.ndarray | None = None
-) -> Folds:
+def make_folds(n_pool: int, k: int, seed: int, labels: np.ndarray | None = None) -> Folds:
     """K folds over `n_pool` examples, stratified by `labels` (class indices) when given and
     possible, seeded. ValueError when there are fewer examples than twice the folds."""
     from sklearn.model_selection import KFold, StratifiedKFold  # lazy: slow to import

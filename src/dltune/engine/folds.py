@@ -247,9 +247,7 @@ class FoldEngine:
                 )
             values = [p.value for p in points]
             value = statistics.fmean(values) if all(math.isfinite(v) for v in values) else math.nan
-            out.append(
-                Checkpoint(key, points[0].epochs, value, sum(p.seconds for p in points))
-            )
+            out.append(Checkpoint(key, points[0].epochs, value, sum(p.seconds for p in points)))
         return out
 
     def set_until(self, key: Any, until: float) -> None:
@@ -298,5 +296,3 @@ class FoldEngine:
             if self.metric.improves(state.best_value, report.val_metric):
                 state.best_value, state.best_epoch = report.val_metric, report.epoch
         return FoldTrial(key, handles, state, self.metric)
-
-

@@ -264,21 +264,11 @@ def _run_here(
         else None
     )
     trainer = _sequential_trainer(dataset, opened, settings.device)
-    asked = _trial_space(opened, dataset, trainer)
-    lifecycle = TrialLifecycle(study, asked, opened.base_seed, progress, worker=tagged)
-    lifecycle.footprint = _footprint(trainer, dataset, opened.space.costs)
-    lifecycle.rows = ValidationRows(dataset)
-    lifecycle.kept = KeptModels(maximizes(study), KEPT_TRIALS if settings.ensemble else 1)
+    lifecycle = _lifecycle(settings, opened, dataset, trainer, progress, tagged)
     checkpointer = Checkpointer(store, lifecycle, settings.checkpoint_every) if store else None
     stop = stop if stop is not None else StopRequest()
     rule = _choice_rule(settings, dataset, opened.notes)
-    budget, reserved = choice.reserve(  # a share kept for re-evaluating the top trials
-        rule,
-        _budget(settings, worker, started),
-        settings.timeout,
-        settings.epoch_budget,
-        ensemble=dataset.folds is not None,
-    )
+    budget, reserved = _reserved(settings, rule, dataset, _budget(settings, worker, started))
     start = _study_start(settings, opened, storage, dataset, budget, scheduler)
     loop = _study_loop(settings, opened, dataset, trainer, scheduler, lifecycle, budget)
     loop.checkpointer, loop.stop = checkpointer, stop
@@ -289,13 +279,9 @@ def _run_here(
             loop, start, storage, progress, cleanup=helpers.join if helpers else None
         )
     others = helpers.summaries if helpers else []
-    if worker == 0 and not interrupted:  # the best trial chosen, before its one test
-        interrupted = not choice.choose(study, trainer, rule, reserved)
-    if worker == 0 and not interrupted:  # the delivered model: the ensemble, or the bag
-        kept = _kept_models(lifecycle.kept, others)
-        ensemble_choice.deliver(study, dataset, trainer, kept, reserved, settings.ensemble)
-    if worker == 0 and dataset.folds is None:
-        _test_once(study, trainer, _kept(lifecycle.best_state, others), interrupted)
+    if worker == 0:
+        interrupted = _deliver(settings, study, dataset, trainer, rule, reserved, lifecycle,
+                               others, interrupted)  # fmt: skip
     _raise_failed(others)
     tallies = [checkpointer.tally() if checkpointer else (0, 0, 0.0)]
     tallies += [o.checkpoints for o in others]
@@ -323,6 +309,48 @@ def _run_here(
         front=pareto_front(study).to_json() if len(study.directions) > 1 else [],
         kept=lifecycle.kept.states if lifecycle.kept is not None else {},
     )
+
+
+def _lifecycle(
+    settings: TuneSettings,
+    opened: OpenedStudy,
+    dataset: Dataset,
+    trainer: SequentialTrainer,
+    progress: ProgressListener,
+    worker: int | None,
+) -> TrialLifecycle:
+    """The trials' life in storage, counting each network's size, keeping the predictions
+    and the best weights the delivered model is made of."""
+    asked = _trial_space(opened, dataset, trainer)
+    lifecycle = TrialLifecycle(opened.study, asked, opened.base_seed, progress, worker=worker)
+    lifecycle.footprint = _footprint(trainer, dataset, opened.space.costs)
+    lifecycle.rows = ValidationRows(dataset)
+    lifecycle.kept = KeptModels(maximizes(opened.study), KEPT_TRIALS if settings.ensemble else 1)
+    return lifecycle
+
+
+def _deliver(
+    settings: TuneSettings,
+    study: optuna.Study,
+    dataset: Dataset,
+    trainer: SequentialTrainer,
+    rule: choice.ChoiceRule,
+    reserved: choice.Reserve,
+    lifecycle: TrialLifecycle,
+    others: list[WorkerSummary],
+    interrupted: bool,
+) -> bool:
+    """The main process's end of a study, once every worker has ended: the best trial chosen,
+    the delivered model (the ensemble, or in k-fold the best trial's bag) chosen and tested
+    once, the best trial tested once. Whether it was interrupted (Ctrl-C in the choice)."""
+    if not interrupted:
+        interrupted = not choice.choose(study, trainer, rule, reserved)
+    if not interrupted:
+        kept = _kept_models(lifecycle.kept, others)
+        ensemble_choice.deliver(study, dataset, trainer, kept, reserved, settings.ensemble)
+    if dataset.folds is None:
+        _test_once(study, trainer, _kept(lifecycle.best_state, others), interrupted)
+    return interrupted
 
 
 def _open(
@@ -466,6 +494,16 @@ def _kept_models(
         for number, packed in other.kept:
             kept.setdefault(number, [unpack_state(p) for p in packed])
     return kept
+
+
+def _reserved(
+    settings: TuneSettings, rule: choice.ChoiceRule, dataset: Dataset, budget: Budget
+) -> tuple[Budget, choice.Reserve]:
+    """The search's budget and the share held back for the end: re-evaluating the top trials,
+    or, in k-fold, retraining delivered members whose weights were not kept."""
+    return choice.reserve(
+        rule, budget, settings.timeout, settings.epoch_budget, ensemble=dataset.folds is not None
+    )
 
 
 def _choice_rule(settings: TuneSettings, dataset: Dataset, notes: list[str]) -> choice.ChoiceRule:
