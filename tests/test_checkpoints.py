@@ -60,7 +60,7 @@ class EpochsTrained(ProgressListener):
 
 def test_an_interrupted_study_resumes_each_trial_from_its_checkpoint(tmp_path):
     space, db = space_file(tmp_path), f"sqlite:///{tmp_path / 'dltune.db'}"
-    options = dict(data="digits", storage=db, seed=0, workers=1, checkpoint_every=0)
+    options = dict(data="digits", storage=db, seed=0, workers=1, checkpoint_every=0, cv="holdout")
     first = tune(space, trials=40, progress=StopAfter(13), **options)
     assert first.interrupted
     study = first.study

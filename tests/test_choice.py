@@ -213,6 +213,7 @@ def test_tune_chooses_within_its_epoch_budget_and_everyone_reads_the_chosen(blob
         engine="sequential",
         workers=1,
         choose="top2x1",
+        cv="holdout",  # re-evaluating with other seeds: the holdout's rule
     )
     study = result.study
     choice = schema.read_choice(study)
@@ -247,6 +248,7 @@ def test_tune_with_max_keeps_todays_choice(blobs):
         engine="sequential",
         workers=1,
         choose="max",
+        cv="holdout",
     )
     values = [t.value for t in result.study.trials if t.value is not None]
     assert result.best["value"] == max(values) and result.best["choice"] is None

@@ -88,6 +88,7 @@ def test_a_population_study_fills_its_buckets_with_configurations_of_the_space(
         population=4,
         workers=1,
         baseline=False,
+        cv="holdout",  # configurations of one shape asked together: one trial, one member
     )
     trials = result.study.trials
     assert len(trials) == 12

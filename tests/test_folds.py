@@ -275,3 +275,57 @@ def test_the_fold_members_of_a_trial_draw_their_own_seeds():
 def test_optuna_sees_one_trial_per_configuration(kfold_study):
     trials = kfold_study.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len({t.number for t in trials}) == len(trials)
+
+
+class StopAfter:
+    """Ctrl-C once `epochs` trial epochs (fold means) have been reported."""
+
+    def __init__(self, epochs: int) -> None:
+        from dltune.study.progress import ProgressListener
+
+        self.listener = type(
+            "Stop", (ProgressListener,), {"epoch_done": lambda _self, n, r: self._tick()}
+        )()
+        self.left = epochs
+
+    def _tick(self) -> None:
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_kfold_study_resumes_each_trial_from_its_folds_checkpoint(tmp_path):
+    """Ctrl-C mid-study: the interrupted trials' K members are checkpointed together; the
+    next run resumes each from there, and every finished trial's folds are their folds trained
+    alone, unbroken."""
+    space = {**SPACE, "epochs": 4, "min_epochs": 1}
+    options = dict(data="digits", storage=f"sqlite:///{tmp_path / 'k.db'}", seed=0, workers=1,
+                   checkpoint_every=0, cv=3)  # fmt: skip
+    first = tune(space, trials=12, progress=StopAfter(9).listener, **options)
+    assert first.interrupted
+    left = [t for t in first.study.get_trials() if t.state == optuna.trial.TrialState.FAIL]
+    saved = {t.number for t in left if schema.read_checkpoint(t)}
+    assert saved
+    again = tune(space, trials=2, **options)
+    assert any("resuming" in note for note in again.notes), again.notes
+    study = again.study
+    continued = {schema.read_resumes(t) for t in study.get_trials()} - {None}
+    assert saved <= continued
+    folded = load_data("digits").with_folds(3, schema.read_validation(study)["seed"])
+    meta = schema.read_study_meta(study)
+    from dltune.config import Config
+
+    checked = 0
+    for record in read_trials(study):
+        if record.state not in ("complete", "pruned") or not record.folds:
+            continue
+        config = Config.from_dict(record.config)
+        for f, seed in enumerate(record.folds["seeds"]):
+            curve = record.folds["curves"][f]
+            trainer = SequentialTrainer(
+                folded.fold(f), metric=meta["metric"], shuffle_seed=meta["shuffle_seed"]
+            )
+            alone = trainer.train(config, seed=seed, epochs=len(curve))
+            assert [r.val_metric for r in alone.history] == pytest.approx(curve, abs=1e-6)
+        checked += 1
+    assert checked >= 4

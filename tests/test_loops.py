@@ -95,6 +95,7 @@ def test_the_epoch_budget_stops_training_where_it_is(blobs, memory):
         epoch_budget=12,
         schedule="none",
         choose="max",  # no share of the budget held back for re-evaluating (test_choice.py)
+        cv="holdout",  # a trial's epoch is one member-epoch
     )
     assert 12 <= result.epochs_trained < 13
     states = [r["state"] for r in trial_records(result.study)]

@@ -58,7 +58,14 @@ def test_every_reported_epoch_is_stored_before_the_next_segment_trains(
     monkeypatch.setattr(TrialLifecycle, "report", remembering)
     monkeypatch.setattr(cls, "advance", checking)
     result = tune(
-        SPACE, blobs, storage=f"sqlite:///{path}", trials=6, seed=0, engine=engine, population=3
+        SPACE,
+        blobs,
+        storage=f"sqlite:///{path}",
+        trials=6,
+        seed=0,
+        engine=engine,
+        population=3,
+        cv="holdout",  # the engine itself, not a trial's folds over it (test_folds.py)
     )
     assert result.trials_run == 6
     assert len(checked) > 6 and checked[-1] > 0  # many advances, after reports
