@@ -25,9 +25,8 @@ from .helpers import SMALL_SPACE, Forked, assert_curves_unbroken
 FAULTS = int(os.environ.get("DLTUNE_FAULT_KILLS", "3"))
 # The sequential engine (bit-for-bit curves on a CPU), one process, a checkpoint after every
 # segment of training; the default successive halving, so that trials pause at rungs too.
-COMMAND = [
-    "run", "small.yaml", "--seed", "0", "--workers", "1", "--engine", "sequential", "--cv", "holdout"
-]  # fmt: skip
+COMMAND = ["run", "small.yaml", "--seed", "0", "--workers", "1", "--engine", "sequential"]
+COMMAND += ["--cv", "holdout"]
 COMMAND += ["--checkpoint-every", "0", "--trials", "5"]
 SIGTERM_BOUND_S = 40  # the stop's grace (stopping.STOP_GRACE_S) and a margin for the exit
 
