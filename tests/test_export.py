@@ -60,13 +60,23 @@ def regression_splits(seed: int = 1) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def classified(tmp_path_factory):
-    """A 3-trial study on an .npz with given splits, and its model folder (train+val)."""
+    """A 3-trial holdout study (no ensemble) on an .npz with given splits, and its model
+    folder (one network, train+val); tests/test_delivered.py has k-fold and ensembles."""
     root = tmp_path_factory.mktemp("classified")
     arrays = blobs_splits()
     np.savez(root / "blobs.npz", feature_names=np.array(NAMES), **arrays)
     np.savez(root / "test.npz", x=arrays["x_test"], y=arrays["y_test"], feature_names=NAMES)
     storage = f"sqlite:///{root / 'studies.db'}"
-    tune(SMALL, str(root / "blobs.npz"), storage=storage, trials=3, seed=0, schedule="none")
+    tune(
+        SMALL,
+        str(root / "blobs.npz"),
+        storage=storage,
+        trials=3,
+        seed=0,
+        schedule="none",
+        cv="holdout",
+        ensemble=False,
+    )
     result = train_best(storage)
     result.save(root / "model")
     return {"root": root, "storage": storage, "result": result, "arrays": arrays}
@@ -74,7 +84,8 @@ def classified(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def regressed(tmp_path_factory):
-    """A 2-trial regression study on a CSV with a target column, and its model folder."""
+    """A 2-trial regression study on a CSV with a target column, and its model folder
+    (holdout: 3 epochs are too few for fold models of 4/5 of the rows to pass rmse < 10)."""
     root = tmp_path_factory.mktemp("regressed")
     arrays = regression_splits()
     x = np.concatenate([arrays["x"], arrays["x_val"], arrays["x_test"]])
@@ -94,8 +105,10 @@ def regressed(tmp_path_factory):
         study_name="houses",
         trials=2,
         seed=0,
+        cv="holdout",
     )
-    tune(space, str(root / "given.npz"), storage=storage, study_name="given", trials=2, seed=0)
+    given = str(root / "given.npz")
+    tune(space, given, storage=storage, study_name="given", trials=2, seed=0, cv="holdout")
     result = train_best(storage, "houses")  # the target column comes from the study
     result.save(root / "model")
     given = train_best(storage, "given")
@@ -357,7 +370,8 @@ def test_train_best_refuses_other_data_and_says_how_to_give_the_right_data(
     tune(SMALL, blobs, storage=storage_url, trials=1, seed=0, schedule="none")
     with pytest.raises(DataError, match="Give it with data=PATH"):
         train_best(storage_url)
-    assert train_best(storage_url, data=blobs, epochs=1).card["training"]["epochs"] == 1
+    # k-fold (auto, 510 examples): each of the 5 fold models for at most the epochs asked
+    assert train_best(storage_url, data=blobs, epochs=1).card["training"]["epochs"] == [1] * 5
 
 
 def test_a_broken_folder_gets_an_error_naming_the_file(classified, tmp_path):

@@ -1,7 +1,8 @@
 """The tuned model: retrain the best trial, test it once, save, load, predict, export.
 May import study, storage, engine and data; never analysis, report, sweep or the CLI.
 
-retrain.py       train_best(): the study's best configuration trained again, tested once
+retrain.py       train_best(): what the study delivers trained again, tested once
+delivery.py      what that is (its ensemble, its best trial's bag), its networks retrained
 bundle.py        the model folder (safetensors, JSON, model card) written and read; load()
 loaded.py        TunedModel: predict, predict_proba, the torch module; one network or an ensemble
 ensemble_net.py  EnsembleMember, EnsembleNetwork: the chosen ensemble as one torch module

@@ -51,6 +51,11 @@ def _number(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
+def _listed(value: Any) -> str:
+    """A number, or one per fold model: '3' or '3, 2, 3'."""
+    return ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+
+
 def _ensemble_size(ensemble: dict[str, Any]) -> str:
     n, folds = len(ensemble["members"]), ensemble.get("folds")
     networks = f" ({n * folds} networks)" if ensemble.get("validation") == "kfold" and folds else ""
@@ -99,7 +104,10 @@ def card_markdown(card: dict[str, Any]) -> str:
     config = training["config"]
     ensemble = card.get("ensemble")
     made = f"tuned by dltune {card['libraries']['dltune']}, made {card['created']}."
+    folds = training.get("on") == "folds"  # fold models, each on its fold's training rows
     what = _ensemble_size(ensemble) if ensemble else "A dense network"
+    if folds and not ensemble:
+        what = f"A bag of {training.get('networks')} fold models of one configuration"
     lines = [
         f"# Model card: {data['name']} ({data['task']})",
         "",
@@ -113,19 +121,24 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"{_number(study['validation_value'])}",
     ]
     if study.get("study_test") is not None:
+        how = study.get("study_test_how") or "for that trial, trained on the training split alone"
         lines.append(
-            f"- test {study['metric']} the study recorded for that trial (trained on the "
-            f"training split alone): {_number(study['study_test'])}"
+            f"- test {study['metric']} the study recorded {how}: {_number(study['study_test'])}"
         )
     lines.append("")
     if ensemble:
         lines += ensemble_lines(ensemble, data["task"])
+    rows = f"{training['on']} ({training['rows']} rows)"
+    if folds:
+        rows = f"each fold model on its fold's training rows ({training['rows']} rows)"
+    lines += ["## Training", ""]
+    if ensemble and training.get("trial") is not None:
+        lines.append(f"Of trial {training['trial']}, the heaviest member (the others alike):")
+        lines.append("")
     lines += [
-        "## Training",
-        "",
-        f"- trained on: {training['on']} ({training['rows']} rows)",
-        f"- epochs: {training['epochs']}: {training['epoch_rule']}",
-        f"- seed of the weights and dropout: {training['seed']}; of the data order: "
+        f"- trained on: {rows}",
+        f"- epochs: {_listed(training['epochs'])}: {training['epoch_rule']}",
+        f"- seed of the weights and dropout: {_listed(training['seed'])}; of the data order: "
         f"{training['shuffle_seed']}",
         f"- input scaling: standardized with the statistics of the {training['statistics']}",
         f"- final training loss: {_number(training['final_train_loss'])}",
