@@ -25,6 +25,11 @@ def test_run_prints_one_line_per_trial_the_best_and_what_the_study_shows(trained
     # the summary ends with the most important diagnostics: 4 trials are too few to conclude
     assert "What the study shows" in run.stdout
     assert "Only 4 finished trials" in run.stdout.split("What the study shows")[1]
+    # how the study validated (--cv holdout: the validation split) and what it delivers
+    text = " ".join(run.stdout.replace("│", " ").split())
+    assert "validation holdout: 270 validation examples" in text
+    assert "delivers its ensemble" in text or "delivers trial #" in text
+    assert "optimism" in text
 
 
 def test_best_trials_studies_and_report_read_the_stored_study(trained_copy):
@@ -36,6 +41,9 @@ def test_best_trials_studies_and_report_read_the_stored_study(trained_copy):
     assert record["study"] == "small-digits"
     assert record["metric"] == "accuracy"
     assert 0.5 < record["value"] <= 1 and 0.5 < record["test"] <= 1
+    assert record["validation"] == {"kind": "holdout"}
+    delivered = record["ensemble"] or {"score": record["value"], "test": record["test"]}
+    assert record["optimism"] == pytest.approx(delivered["score"] - delivered["test"])
 
     rows = json.loads(dltune("trials", "--json", cwd=folder).stdout)
     assert len(rows) == 4
@@ -87,6 +95,8 @@ def test_running_again_continues_the_study_and_says_how_many_it_holds(trained_co
         (["run", "--device", "tpu"], ["--device 'tpu' is not known"]),
         (["best", "--storage", "nosuch://x"], ["--workers on one machine"]),
         (["train-best", "-o", "m", "--on", "train", "--epochs", "1"], ["holds no study"]),
+        (["run", "--cv", "0"], ["--cv '0' is not a validation", "number of folds from 2"]),
+        (["run", "--ensemble", "yes"], ["'yes' is neither on nor off"]),
     ],
 )
 def test_user_errors_exit_2_with_a_message_and_no_traceback(tmp_path, args, words):

@@ -39,9 +39,22 @@ def test_a_classifier_tunes_refits_and_scores(blobs):
     assert list(clf.classes_) == ["a", "b", "c"] and clf.n_features_in_ == 8
     assert clf.score(blobs.x_test, np.array(["a", "b", "c"])[blobs.y_test]) > 0.9
     assert set(clf.best_params_) >= {"learning_rate", "units"}
-    assert clf.model_card_["training"]["on"] == "train+val"
+    # 510 rows: cross-validated over all of X; the model is the study's ensemble of bags
+    assert clf.validation_["kind"] == "kfold" and clf.model_.is_ensemble
+    assert clf.model_card_["training"]["on"] == "folds"
     proba = clf.predict_proba(blobs.x_test)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.array_equal(clf.predict(blobs.x_test), clf.classes_[proba.argmax(axis=1)])
+
+
+def test_holdout_without_an_ensemble_refits_one_network_on_all_of_x(blobs):
+    x = np.concatenate([blobs.x_train, blobs.x_val])
+    y = np.concatenate([blobs.y_train, blobs.y_val])
+    clf = DLTuneClassifier(space=TINY, trials=2, cv="holdout", ensemble=False).fit(x, y)
+    assert clf.validation_ == {"kind": "holdout"} and not clf.model_.is_ensemble
+    assert clf.model_card_["training"]["on"] == "train+val"
+    assert clf.model_card_["training"]["rows"] == len(x)
+    assert clf.get_params()["cv"] == "holdout" and clf.get_params()["ensemble"] is False
 
 
 def test_a_regressor_scores_r2_on_held_out_rows(linear_regression):

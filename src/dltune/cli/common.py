@@ -133,6 +133,23 @@ def device_option(func: F) -> F:
     )(func)
 
 
+ON_OFF = ("on", "off")  # a switch written as a word: --ensemble on|off
+
+
+class OnOff(click.ParamType):
+    """on or off, read as True or False."""
+
+    name = "|".join(ON_OFF)
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text not in ON_OFF:
+            self.fail(f"{value!r} is neither on nor off", param, ctx)
+        return text == ON_OFF[0]
+
+
 def open_storage(url: str) -> Any:
     """The storage of --storage, opened once for the command (a dltune.storage.Storage)."""
     from ..storage import Storage

@@ -7,7 +7,15 @@ from pathlib import Path
 import click
 
 from ..vocabulary import EXPORT_FORMATS, RETRAIN_ON
-from .common import device_option, quiet_optuna, storage_option, study_option, user_errors
+from .common import (
+    ON_OFF,
+    OnOff,
+    device_option,
+    quiet_optuna,
+    storage_option,
+    study_option,
+    user_errors,
+)
 
 
 @click.command("train-best")
@@ -16,9 +24,20 @@ from .common import device_option, quiet_optuna, storage_option, study_option, u
 @click.option(
     "--on",
     type=click.Choice(RETRAIN_ON),
-    default=RETRAIN_ON[0],
+    help="The rows to retrain on. Holdout: train+val (the default; it keeps the trial's "
+    "optimizer steps) or train (the trial's own weights). K-fold: by default each "
+    "configuration's K fold models, each on its fold's training rows (the models the search "
+    "measured; train too); train+val trains one network per configuration on every example "
+    "outside the test split instead.",
+)
+@click.option(
+    "--ensemble",
+    type=OnOff(),
+    metavar=OnOff.name,
+    default=ON_OFF[0],
     show_default=True,
-    help="The rows to retrain on (train+val keeps the best trial's optimizer steps).",
+    help="on: the study's ensemble where it chose one; off: its best trial alone (in k-fold "
+    "its bag, the K fold models).",
 )
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the epoch rule.")
 @click.option(
@@ -48,7 +67,8 @@ from .common import device_option, quiet_optuna, storage_option, study_option, u
 def train_best(
     storage: str,
     study_name: str | None,
-    on: str,
+    on: str | None,
+    ensemble: bool,
     epochs: int | None,
     data: str | None,
     target: str | None,
@@ -57,8 +77,8 @@ def train_best(
     device: str,
     directory: str,
 ) -> None:
-    """Retrain the best configuration (or --pick a point of the front), test it once, write
-    the model folder."""
+    """Retrain what the study delivers (its ensemble, or its best trial; or --pick a point of
+    the front), test it once, write the model folder."""
     from ..export import train_best as retrain
 
     quiet_optuna()
@@ -66,6 +86,7 @@ def train_best(
         storage,
         study_name,
         on=on,
+        ensemble=ensemble,
         data=data,
         target=target,
         data_dir=data_dir,

@@ -7,9 +7,20 @@ from typing import Any
 
 import click
 
+from ..data.folds import DEFAULT_FOLDS, MAX_FOLDS
 from ..schedule import SCHEDULES
 from ..study.settings import DEFAULT_SLOTS, ENGINES, SAMPLERS, TuneSettings
-from .common import console, data_options, device_option, quiet_optuna, storage_option, user_errors
+from ..study.validation import AUTO_KFOLD_BELOW, CV_CHOICES
+from .common import (
+    ON_OFF,
+    OnOff,
+    console,
+    data_options,
+    device_option,
+    quiet_optuna,
+    storage_option,
+    user_errors,
+)
 
 DEFAULTS = TuneSettings()  # the library's defaults, shown as the flags' defaults
 
@@ -100,6 +111,27 @@ class WorkersType(click.ParamType):
     help="How the best trial is chosen before its test: topKxM retrains the top K with M "
     "other seeds and takes the best mean (in a quarter of --timeout/--epoch-budget); max: the "
     "best single run; auto: top3x2 when the validation split has under 1000 examples, else max.",
+)
+@click.option(
+    "--cv",
+    metavar="|".join(CV_CHOICES) + "|K",
+    default=str(DEFAULTS.cv),
+    show_default=True,
+    help=f"How trials are validated: kfold ({DEFAULT_FOLDS} folds) or K folds (2-{MAX_FOLDS}) "
+    "cross-validate every example outside the test split (a trial is its configuration "
+    "trained K times, each on the other folds; its value their mean); holdout: the validation "
+    f"split; auto: k-fold below {AUTO_KFOLD_BELOW} examples outside the test split, else "
+    "holdout. A continued study keeps its own (give auto, or the same).",
+)
+@click.option(
+    "--ensemble",
+    type=OnOff(),
+    metavar=OnOff.name,
+    default=ON_OFF[0] if DEFAULTS.ensemble else ON_OFF[1],
+    show_default=True,
+    help="on: the study delivers an ensemble of its best configurations, chosen by greedy "
+    "selection on their out-of-fold (or validation) predictions and tested once; off: its "
+    "best trial alone (in k-fold its bag, the K fold models).",
 )
 @click.option(
     "--ray",
@@ -197,7 +229,8 @@ def _summary(out: Any, result: Any) -> None:
         out.print("No trial completed yet: there is no best configuration.")
     else:
         out.print(f"Data: {result.data.describe()}")
-        out.print(best_table(result.best, "Best configuration"))
+        holdout = len(result.data.y_val) if result.data.folds is None else None
+        out.print(best_table(result.best, "Best configuration", holdout))
         _top_diagnostics(out, result.study)
     shown = result.storage.shown  # a password is not printed
     out.print(f"Stored in {shown} as study {result.study.study_name!r}.")

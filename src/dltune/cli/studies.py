@@ -37,13 +37,26 @@ def best(storage: str, study_name: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(record, indent=2))
         return
-    console().print(best_table(record, f"Best of study {study.study_name!r}"))
+    title = f"Best of study {study.study_name!r}"
+    console().print(best_table(record, title, _validation_rows(study)))
     if front is not None:
         console().print(front_table(front, study.study_name))
         click.echo(
             'Choose a point: dltune train-best --pick TRIAL (or --pick "smallest within '
             f'0.005 of the best {front.metric}") -o model/'
         )
+
+
+def _validation_rows(study: optuna.Study) -> int | None:
+    """The size of the study's validation split, read from its data's description
+    ('1257/270/270 train/val/test'); None where it does not say."""
+    import re
+
+    from ..storage import study_meta
+
+    description = str((study_meta(study).get("data") or {}).get("description", ""))
+    found = re.search(r"(\d+)/(\d+)/(\d+) train/val/test", description)
+    return int(found.group(2)) if found else None
 
 
 @click.command()

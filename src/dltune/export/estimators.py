@@ -5,10 +5,15 @@
     clf.score(X_test, y_test), clf.best_params_
 
 Parameters live in `__init__` only; `fit` holds out 15% of X (stratified for classification) as
-the study's validation split, tunes `trials` configurations, and retrains the best on all of X
-(train+val, with train-best's epoch rule). The study needs no test split of its own: your
-held-out data, through `score`, is the test. The study lives in memory unless `storage` names
-one (then it is kept, and a second `fit` on other data needs another `study_name`).
+the study's validation split and tunes `trials` configurations. `cv` ("auto", the default, as
+`dltune.tune`'s): on fewer than 5,000 rows the trials are cross-validated over all of X instead
+(K-fold), and the model is what the study delivers, `ensemble=True` its ensemble of the best
+configurations (False: the best alone), each bagged over its K fold models; in holdout each
+configuration is retrained on all of X (train+val, with train-best's epoch rule). `refit_on`
+overrides train-best's rows ("train+val": one network per configuration on all of X). The
+study needs no test split of its own: your held-out data, through `score`, is the test. The
+study lives in memory unless `storage` names one (then it is kept, and a second `fit` on other
+data needs another `study_name`).
 """
 
 from __future__ import annotations
@@ -56,10 +61,12 @@ class _DLTuneEstimator(BaseEstimator):
         sampler: str = "tpe",
         schedule: str = "asha",
         engine: str = "sequential",
-        refit_on: str = "train+val",
+        refit_on: str | None = None,
         storage: str | None = None,
         study_name: str | None = None,
         device: str = DEFAULT_DEVICE,
+        cv: str | int = "auto",
+        ensemble: bool = True,
     ) -> None:
         self.space = space
         self.trials = trials
@@ -72,6 +79,8 @@ class _DLTuneEstimator(BaseEstimator):
         self.storage = storage
         self.study_name = study_name
         self.device = device
+        self.cv = cv
+        self.ensemble = ensemble
 
     def _targets(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(targets for dltune, class index of each row for stratification or None)."""
@@ -99,10 +108,14 @@ class _DLTuneEstimator(BaseEstimator):
         y, labels = self._targets(y)
         # Hold out a validation split when the rest still has MIN_SAMPLES rows; a tiny X
         # validates on its training rows (nothing else to choose the epoch by).
+        # Cross-validation folds the pool (training and validation rows): all of X, unless
+        # they are one (a tiny X), which would fold every row twice.
+        cv = self.cv
         if n - held_out_size(n) >= MIN_SAMPLES:
             kept, val, _ = split_one(n, labels, _seed(self.random_state), "validation")
         else:
             kept = val = np.arange(n)
+            cv = "holdout"
         if tabular:
             dataset = _frame_dataset(X, y, kept, val, self._task, _seed(self.random_state))
         else:
@@ -119,14 +132,23 @@ class _DLTuneEstimator(BaseEstimator):
             schedule=self.schedule,
             engine=self.engine,
             device=self.device,
+            cv=cv,
+            ensemble=self.ensemble,
         )
         if result.best is None:
             raise DLTuneError("no trial completed (all diverged?); widen the budget")
-        final = train_best(study=result.study, data=dataset, on=self.refit_on, device=self.device)
+        final = train_best(
+            study=result.study,
+            data=dataset,
+            on=self.refit_on,
+            ensemble=self.ensemble,
+            device=self.device,
+        )
         self.model_ = final.model
         self.best_params_ = result.best["params"]
         self.best_score_ = result.best["value"]
         self.best_epoch_ = result.best["best_epoch"]
+        self.validation_ = result.best["validation"]
         self.model_card_ = final.card
         return self
 
@@ -163,11 +185,16 @@ class DLTuneClassifier(ClassifierMixin, _DLTuneEstimator):
     Parameters: `space` (a SearchSpace, a dict or a YAML file; None: the built-in space),
     `trials` (configurations tried in `fit`), `timeout` (seconds), `random_state` (seeds the
     sampler, the weights and the validation split), `sampler`, `schedule`, `engine` (as in
-    `dltune.tune`), `refit_on` ("train+val": the final model sees all of X; "train"),
-    `storage` and `study_name` (keep the study), `device`.
+    `dltune.tune`), `cv` ("auto": k-fold over all of X below 5,000 rows, else holdout;
+    "holdout", "kfold" or a number of folds), `ensemble` (True: the model is the study's
+    ensemble of its best configurations where it chose one, each bagged over its fold models
+    in k-fold; False: its best configuration alone), `refit_on` (None: train-best's default,
+    the fold models in k-fold, all of X in holdout; "train+val": one network per
+    configuration on all of X; "train"), `storage` and `study_name` (keep the study), `device`.
 
-    Attributes after `fit`: `classes_`, `n_features_in_`, `model_` (a TunedModel), `best_params_`,
-    `best_score_` (validation accuracy), `best_epoch_`, `model_card_`.
+    Attributes after `fit`: `classes_`, `n_features_in_`, `model_` (a TunedModel: one network
+    or an ensemble, predicting alike), `best_params_`, `best_score_` (validation accuracy: the
+    fold mean in k-fold), `best_epoch_`, `validation_` (how the study validated), `model_card_`.
 
     scikit-learn's `check_estimator` passes, no check expected to fail (tests/test_estimators.py).
     """
@@ -199,7 +226,8 @@ class DLTuneRegressor(RegressorMixin, _DLTuneEstimator):
     """A dense network regressor whose hyperparameters a dltune study chooses in `fit`.
 
     Parameters as DLTuneClassifier's. Attributes after `fit`: `n_features_in_`, `model_`,
-    `best_params_`, `best_score_` (validation RMSE), `best_epoch_`, `model_card_`.
+    `best_params_`, `best_score_` (validation RMSE), `best_epoch_`, `validation_`,
+    `model_card_`.
 
     scikit-learn's `check_estimator` passes, no check expected to fail (tests/test_estimators.py).
     """

@@ -271,7 +271,7 @@ def best_record(study: optuna.Study) -> dict[str, Any] | None:
     choice = current_choice(attrs, complete)
     if choice is not None and choice.get("trial") != best.number:
         choice = None
-    return {
+    record = {
         "study": study.study_name,
         "trial": best.number,
         "value": best.value,
@@ -291,6 +291,8 @@ def best_record(study: optuna.Study) -> dict[str, Any] | None:
         # the test of what the study delivers: its ensemble's, else its best trial's
         "delivered_test": _delivered_test(schema.read_ensemble(attrs), test, complete),
     }
+    record["optimism"] = delivered_optimism(record)
+    return record
 
 
 def _fold_fields(folds: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -332,6 +334,26 @@ def _choice_fields(choice: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     keys = ("rule", "candidates", "seeds", "rounds", "single", "reevaluated", "optimism")
     return {key: choice.get(key) for key in (*keys, "extra_epochs")}
+
+
+def delivered_optimism(record: dict[str, Any]) -> float | None:
+    """The optimism of the choice, from `best_record`'s fields: the validation value of what
+    the study delivers minus its test, signed so that positive means the validation promised
+    more than the test gave (for a minimized metric, test minus validation). What is delivered
+    is compared with itself: the ensemble's out-of-fold (or validation) score and its test
+    where the study delivers one, else the best trial's value and its test (in k-fold, its
+    bag's). None until that test is measured."""
+    ensemble = record.get("ensemble")
+    if ensemble is not None and ensemble.get("test") is not None:
+        validation, test = ensemble.get("score"), ensemble.get("test")
+    else:
+        validation, test = record.get("value"), record.get("test")
+    if validation is None or test is None:
+        return None
+    gap = float(validation) - float(test)
+    if record.get("direction") == "minimize":
+        gap = -gap
+    return gap if math.isfinite(gap) else None
 
 
 def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
