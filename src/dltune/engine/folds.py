@@ -28,7 +28,7 @@ from .snapshot import Snapshot, SnapshotError, fold_parts, folds_snapshot
 if TYPE_CHECKING:
     from ..config import Config
     from .losses import Metric
-    from .protocol import Engine, EpochCallback
+    from .protocol import EpochCallback, LocalEngine
 
 FOLD_SEED_STRIDE = 7_919_179  # fold f's seed: the trial's + f x this, mod 2**31 - 1
 
@@ -122,7 +122,7 @@ def combine(results: list[TrainResult], state: _Trial, status: str) -> TrainResu
 class FoldEngine:
     """Trains cross-validated trials as K fold members of `inner` (see the module's note)."""
 
-    def __init__(self, inner: Engine[Any], k: int, metric: Metric) -> None:
+    def __init__(self, inner: LocalEngine[Any], k: int, metric: Metric) -> None:
         self.inner = inner
         self.k = k
         self.metric = metric
@@ -208,6 +208,7 @@ class FoldEngine:
             state.history.append(report)
             if self.metric.improves(state.best_value, report.val_metric):
                 state.best_value, state.best_epoch = report.val_metric, report.epoch
+                self._deliver_epoch(key, report.epoch)
             if on_epoch is not None and not on_epoch(key, report):
                 return self._end(key, "pruned")
             waited = report.epoch - (state.best_epoch or 0)
@@ -220,6 +221,16 @@ class FoldEngine:
             statuses = {r.status for r in state.ended.values()}
             return self._end(key, "complete" if statuses == {"complete"} else "pruned")
         return None
+
+    def _deliver_epoch(self, key: Any, epoch: int) -> None:
+        """The folds' mean improved at `epoch`: each fold member's weights and outputs there
+        become the ones its bag delivers (each fold at its trial's best epoch, the one epoch
+        the mean of K validations chose, rather than its own on a K-th of the rows)."""
+        state = self.running[key]
+        for fold in range(self.k):
+            result = state.ended.get(fold) or self.inner.running_result(FoldKey(key, fold))
+            if result.last_state is not None and len(result.history) == epoch:
+                result.best_state, result.best_outputs = result.last_state, result.last_outputs
 
     def _end(self, key: Any, status: str) -> TrainResult:
         """Stop the trial's members still training; its combined result."""

@@ -231,6 +231,16 @@ class PopulationTrainer:
             member.signature = self.modules.architecture(member.config).signature
         return member
 
+    def running_result(self, key: Any) -> TrainResult:
+        """A member's result so far, in place (its curve grows as it trains)."""
+        for member in [*self.members]:
+            if member.key == key:
+                return member.result
+        alone = self.modules.sequential
+        if alone is not None and key in alone.runs:
+            return alone.runs[key].result
+        raise KeyError(key)
+
     def set_until(self, key: Any, until: float) -> None:
         for member in [m for b in self.buckets for m in b.members] + self.pending:
             if member.key == key:
@@ -452,12 +462,17 @@ class PopulationTrainer:
         if not math.isfinite(report.train_loss):
             result.diverged_epoch = report.epoch
             return "diverged"
-        if self.metric.improves(result.best_value, report.val_metric):
+        improved = self.metric.improves(result.best_value, report.val_metric)
+        if improved:
             result.best_value, result.best_epoch = report.val_metric, report.epoch
-            if member.keep_best_state:
-                result.best_state = bucket.member_state(member)
-                if outputs is not None:
-                    result.best_outputs = outputs().detach().cpu().numpy()
+        if member.keep_best_state and (improved or member.fold is not None):
+            state = bucket.member_state(member)
+            kept = outputs().detach().cpu().numpy() if outputs is not None else None
+            # a fold member keeps its latest epoch: its trial (folds.py) says which it delivers
+            if member.fold is not None:
+                result.last_state, result.last_outputs = state, kept
+            else:
+                result.best_state, result.best_outputs = state, kept
         return None
 
     @staticmethod

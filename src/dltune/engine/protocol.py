@@ -91,3 +91,12 @@ class Engine(Protocol[P]):
         """A paused handle in a checkpoint's state, named `key`, for resume(); None when this
         engine cannot take that kind of checkpoint (the trial starts again from its seed)."""
         ...
+
+
+class LocalEngine(Engine[P], Protocol[P]):
+    """An engine that trains in this process and reads a running trial's result in place:
+    what cross-validated trials train on (folds.FoldEngine; a Ray actor wraps its own)."""
+
+    def running_result(self, key: Any) -> TrainResult:
+        """The trial's result so far, the object itself (its curve grows as it trains)."""
+        ...

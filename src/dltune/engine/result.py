@@ -41,6 +41,11 @@ class TrainResult:
     best_outputs: Any = None
     # A cross-validated trial's fold members' own results (folds.py), fold by fold; [] else
     folds: list[TrainResult] = field(default_factory=list)
+    # A fold member's weights and outputs at its latest epoch (kept with keep_best_state): its
+    # trial makes them its best_state and best_outputs at the epochs where the folds' mean
+    # improves, so that each fold's model is delivered at its trial's best epoch
+    last_state: dict[str, Any] | None = None
+    last_outputs: Any = None
 
     @property
     def epochs_run(self) -> int:

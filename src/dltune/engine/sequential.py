@@ -268,13 +268,17 @@ class TrainingRun:
         if not math.isfinite(train_loss):
             result.status, result.diverged_epoch = "diverged", self.epoch
             return result.status
-        if self.trainer.metric.improves(result.best_value, value):
+        improved = self.trainer.metric.improves(result.best_value, value)
+        if improved:
             result.best_value, result.best_epoch = value, self.epoch
-            if self.keep_best_state:
-                result.best_state = {
-                    k: v.detach().clone() for k, v in self.model.state_dict().items()
-                }
-                result.best_outputs = outputs.detach().cpu().numpy()
+        if self.keep_best_state and (improved or self.fold is not None):
+            state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            kept = outputs.detach().cpu().numpy()
+            # a fold member keeps its latest epoch: its trial (folds.py) says which it delivers
+            if self.fold is not None:
+                result.last_state, result.last_outputs = state, kept
+            else:
+                result.best_state, result.best_outputs = state, kept
         if on_epoch is not None and not on_epoch(report):
             result.status = "pruned"
             return result.status
@@ -375,6 +379,10 @@ class SequentialEngine:
         run.until = float(run.max_epochs) if until is None else until
         self.runs[run.key if key is None else key] = run
         run.key = run.key if key is None else key
+
+    def running_result(self, key: Any) -> TrainResult:
+        """A run's result so far, in place."""
+        return self.runs[key].result
 
     def set_until(self, key: Any, until: float) -> None:
         self.runs[key].until = until

@@ -23,7 +23,6 @@ models together as far as the population's memory budget holds them.
 from __future__ import annotations
 
 import dataclasses
-import statistics
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -182,9 +181,9 @@ def train_fold_models(
             seed, n, weight = planned[key]
             networks.append(_fold_network(record, fold, seed, n, weight, results[key], folded))
     rule = (
-        f"each fold model its own best epoch in the study, up to {epochs}"
+        f"each fold model trained {epochs} epochs"
         if epochs
-        else "each fold model its own best epoch in the study (the models the search measured)"
+        else "each fold model at its trial's best epoch (the models the search measured)"
     )
     say(f"  {len(networks)} fold models ({folded.folds.k} per configuration): {rule}")
     return networks
@@ -199,25 +198,27 @@ def _fold_network(
     result: Any,
     folded: Dataset,
 ) -> Network:
-    if result.status == "diverged" or result.best_state is None:
+    if result.status == "diverged" or result.last_state is None:
         raise ModelError(
             f"fold {fold} of trial {record.number} diverged when retrained (training loss not "
             f"finite at epoch {result.diverged_epoch}); try {param('on', shown='train+val')}"
         )
     assert folded.folds is not None
-    best = result.best_epoch or epochs
-    state = {k: v.detach().cpu() for k, v in result.best_state.items()}
-    loss = result.history[best - 1].train_loss
-    rule = f"its best epoch {best} of {epochs} on fold {fold}'s training rows"
+    # a fold member keeps its latest epoch (engine/folds.py): trained for its trial's best
+    # epoch, that is the model the search delivered
+    state = {k: v.detach().cpu() for k, v in result.last_state.items()}
+    loss = result.history[-1].train_loss
+    rule = f"{epochs} epochs (its trial's best) on fold {fold}'s training rows"
     return Network(
-        record.number, fold, weight, _config(record), state, seed, best,
+        record.number, fold, weight, _config(record), state, seed, epochs,
         folded.folds.n_train, loss, rule,
     )  # fmt: skip
 
 
 def fold_plan(record: TrialRecord, k: int) -> list[tuple[int, int, int]]:
-    """(fold, seed, epochs) of each of a trial's fold models: each fold's seed and own best
-    epoch as the study recorded them; a StudyError when it recorded none."""
+    """(fold, seed, epochs) of each of a trial's fold models: each fold's seed as the study
+    recorded it, and the trial's best epoch (where the folds' mean was best: each fold's
+    model is delivered there); a StudyError when it recorded none."""
     folds = record.folds
     if folds is None or len(folds.get("seeds") or []) != k:
         raise StudyError(
@@ -225,19 +226,13 @@ def fold_plan(record: TrialRecord, k: int) -> list[tuple[int, int, int]]:
             f"fold models cannot be trained again; give {param('on', shown='train+val')} to "
             "train it once on every example outside the test split"
         )
-    epochs = folds.get("best_epochs") or [None] * k
-    return [
-        (f, int(seed), max(1, int(epoch or record.best_epoch or 1)))
-        for f, (seed, epoch) in enumerate(zip(folds["seeds"], epochs, strict=True))
-    ]
+    epoch = max(1, int(folds.get("epoch") or record.best_epoch or 1))
+    return [(f, int(seed), epoch) for f, seed in enumerate(folds["seeds"])]
 
 
 def mean_best_epoch(record: TrialRecord) -> float:
-    """The mean of a cross-validated trial's folds' best epochs (its own best epoch where it
-    recorded no folds)."""
-    epochs = [e for e in ((record.folds or {}).get("best_epochs") or []) if e]
-    if epochs:
-        return statistics.fmean(float(e) for e in epochs)
+    """A cross-validated trial's best epoch: where the mean of its folds was best (the epoch
+    each fold's delivered model trained)."""
     return float(record.best_epoch or Config.from_dict(record.config).epochs)
 
 

@@ -76,6 +76,7 @@ Fixed values are not suggested, so they do not appear in a trial's params.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -101,6 +102,10 @@ from .parse import (
 from .rules import _DEFAULTS, CONV_PARAM_KEYS, KEYS, PARAM_KEYS, _show
 from .shapes import check_fits, flat_plain, shaped_plain
 from .yamlfile import _read_yaml
+
+# The fewest examples one epoch of the schedule covers (for_examples): on smaller data a rung
+# counts several passes. Measured on GunPoint and ItalyPowerDemand (benchmarks/RESULTS.md).
+EPOCH_EXAMPLES = 512
 
 if TYPE_CHECKING:  # optuna is only needed for types here; importing it costs ~0.5 s at start-up
     import optuna
@@ -174,6 +179,8 @@ class SearchSpace:
             keys.get("min_epochs", _DEFAULTS["min_epochs"]), self.epochs
         )
         self.reduction = parser.reduction(keys.get("reduction", _DEFAULTS["reduction"]))
+        # whether the space sets its own length (else for_examples may fit it to the data)
+        self.epochs_given = "epochs" in keys or "min_epochs" in keys
 
     @classmethod
     def _build(cls, data: Any, source: str, default_name: str) -> SearchSpace:
@@ -400,6 +407,30 @@ class SearchSpace:
         ]
         plain = self.to_dict() | {"loss": kept}
         return self._shaped(SearchSpace._build(plain, self.source, self.name)), notes
+
+    def for_examples(self, n_train: int) -> tuple[SearchSpace, list[str]]:
+        """This space with its epochs fitted to a training set of `n_train` examples, and a
+        note: where a pass over the data holds fewer than EPOCH_EXAMPLES examples (a few
+        optimizer steps: 40 signals are 3 steps of 16), the schedule's unit becomes enough
+        passes to hold that many, so that the lowest rung judges a network that has learned
+        something and the last gives it the hundreds of steps small networks need (Wang et
+        al.'s FCN trained 2,000 epochs on such sets). Kept as given where the space sets
+        epochs or min_epochs itself."""
+        if self.epochs_given or n_train <= 0 or n_train >= EPOCH_EXAMPLES:
+            return self, []
+        passes = math.ceil(EPOCH_EXAMPLES / n_train)
+        plain = self.to_dict() | {
+            "epochs": self.epochs * passes,
+            "min_epochs": self.min_epochs * passes,
+        }
+        fitted = SearchSpace._build(plain, self.source, self.name)
+        fitted.input_shape = self.input_shape
+        note = (
+            f"epochs: {n_train} training examples a pass, so a rung counts {passes} passes "
+            f"(at least {EPOCH_EXAMPLES} examples): up to {fitted.epochs} epochs, the lowest "
+            f"rung at {fitted.min_epochs:g} (set epochs or min_epochs in the space to choose)"
+        )
+        return fitted, [note]
 
     def for_input(self, input_shape: tuple[int, ...]) -> tuple[SearchSpace, list[str]]:
         """This space fitted to examples of `input_shape`, and a note per key it does not use.

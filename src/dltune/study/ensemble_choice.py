@@ -175,9 +175,12 @@ def _retrain(
         while run.advance() is None:
             pass
         reserve.spent += run.result.epochs_run
-        if run.result.best_state is None:
+        # a fold member is delivered at its trial's best epoch (its latest here); a holdout
+        # trial at its own best
+        state = run.result.last_state if fold is not None else run.result.best_state
+        if state is None:
             return None
-        states.append(run.result.best_state)
+        states.append(state)
     return states
 
 
@@ -190,10 +193,8 @@ def _fold_plan(record: TrialRecord, dataset: Dataset) -> list[tuple[int | None, 
     folds = record.folds
     if folds is None:
         return None
-    return [
-        (f, int(seed), max(1, int(epoch or 1)))
-        for f, (seed, epoch) in enumerate(zip(folds["seeds"], folds["best_epochs"], strict=True))
-    ]
+    epoch = max(1, int(folds.get("epoch") or record.best_epoch or 1))
+    return [(f, int(seed), epoch) for f, seed in enumerate(folds["seeds"])]
 
 
 def _test_of(

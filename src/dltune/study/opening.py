@@ -92,7 +92,9 @@ def open_study(
     model_notes: list[str] = []
     if model is not None:
         space, model_notes = user_model.training_space(space)
+    space, epoch_notes = space.for_examples(len(data.y_train))
     space, notes = space.for_task(data.task)
+    notes = [*epoch_notes, *notes]
     notes += shape_note
     space, shape_notes = space.for_input(data.input_shape)
     notes = [*data.notes, *notes, *shape_notes, *model_notes]  # data's: what loading did

@@ -136,8 +136,8 @@ def _check_same(asked: str | int, stored: dict[str, Any], name: str) -> None:
 
 def fold_record(result: TrainResult, seeds: list[int]) -> dict[str, Any]:
     """What a cross-validated trial stores of its folds: each fold's value at the trial's best
-    epoch (their mean is the trial's value) and their spread, each fold's own best epoch and
-    value (its bagged model's), seed, and curve."""
+    epoch (their mean is the trial's value; the epoch each fold's delivered model is at) and
+    their spread, each fold's own best epoch and value, seed, and curve."""
     best = result.best_epoch
     values = [
         _json(f.history[best - 1].val_metric) if best and len(f.history) >= best else None
@@ -147,6 +147,7 @@ def fold_record(result: TrainResult, seeds: list[int]) -> dict[str, Any]:
     return {
         "values": values,
         "spread": _json(statistics.pstdev(finite)) if len(finite) > 1 else None,
+        "epoch": best,  # each fold's delivered model is at this epoch (engine/folds.py)
         "best_epochs": [f.best_epoch for f in result.folds],
         "best_values": [_json(f.best_value) for f in result.folds],
         "seeds": seeds,
