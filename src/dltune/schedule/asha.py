@@ -71,6 +71,9 @@ class Scheduler:
         # the directions of the objectives known before training; empty: one objective
         self.static_directions = tuple(static_directions)
         self.trials: dict[int, RungRecord] = {}
+        # trials that go on at every rung whatever their rank (their values still count for
+        # the others): a cross-validated study's first trial (study/first_trial.py)
+        self.protected: set[int] = set()
 
     # ---- state ---------------------------------------------------------------------------
 
@@ -112,7 +115,7 @@ class Scheduler:
             trial.seconds_per_epoch = seconds_per_epoch
         if rung == len(self.ladder(number)) - 1:
             return "complete"
-        if number in self._top(trial.bracket, rung):
+        if number in self._top(trial.bracket, rung) or number in self.protected:
             trial.promoted = rung
             return "continue"
         return "pause"

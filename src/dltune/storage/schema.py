@@ -311,6 +311,11 @@ def enqueue_baseline(study: optuna.Study, params: dict[str, Any]) -> None:
     study.enqueue_trial(params, user_attrs={BASELINE: True}, skip_if_exists=True)
 
 
+def read_baseline(trial: optuna.Trial | FrozenTrial) -> bool:
+    """Whether a trial is its study's first, the textbook baseline (or continues it)."""
+    return bool(trial.user_attrs.get(BASELINE))
+
+
 def read_enqueued_seed(trial: optuna.Trial | FrozenTrial) -> int | None:
     """The seed a trial was enqueued with (a sweep member's), or None."""
     seed = trial.user_attrs.get(SEED)

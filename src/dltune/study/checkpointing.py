@@ -39,6 +39,10 @@ if TYPE_CHECKING:
     from .lifecycle import TrialLifecycle
 
 RESUMABLE_STATES = (None, "running", "paused", "interrupted")  # not "failed": an error's
+# How fast a checkpoint is serialized and written, measured here (2,230 MiB in 19 s, the
+# k-fold trials of a GunPoint study): a checkpoint that would take longer to write than its
+# trial took to train is not written; retraining from the seed is the cheaper recovery.
+WRITTEN_BYTES_PER_SECOND = 120e6
 
 
 class Checkpointer:
@@ -56,6 +60,7 @@ class Checkpointer:
         self.ids: dict[int, str] = {}  # trial number -> its latest checkpoint's id
         self.taken_at: dict[int, float] = {}  # trial number -> time.monotonic() of it
         self.written = 0  # checkpoints written by this process
+        self.skipped = 0  # not written: cheaper to retrain than to write
         self.bytes_written = 0
         self.seconds = 0.0  # spent writing them
 
@@ -73,6 +78,10 @@ class Checkpointer:
         try:
             snapshot = snapshot_of(handle)
         except NothingToKeep:
+            return
+        if snapshot.nbytes / WRITTEN_BYTES_PER_SECOND > trained_seconds(snapshot):
+            self.skipped += 1  # its seed retrains it faster than this would write
+            self.taken_at[number] = time.monotonic()
             return
         data = to_bytes(snapshot)
         artifact_id = self.store.save(data)
@@ -124,6 +133,15 @@ class Checkpointer:
     def tally(self) -> tuple[int, int, float]:
         """(checkpoints written, their bytes, seconds spent taking them) by this process."""
         return self.written, self.bytes_written, self.seconds
+
+
+def trained_seconds(snapshot: Snapshot) -> float:
+    """The training a snapshot holds, in seconds (its fold members' together)."""
+    from ..engine.snapshot import fold_parts
+
+    if snapshot.kind == "folds":
+        return sum(trained_seconds(part) for part in fold_parts(snapshot))
+    return float(snapshot.meta["result"]["seconds"]) + float(snapshot.meta.get("epoch_seconds", 0))
 
 
 def checkpoint_note(location: str, tallies: list[tuple[int, int, float]]) -> str | None:

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..storage import schema
 from . import stored_rungs
 from .checkpointing import restore
 from .stopping import Preempted
@@ -88,6 +89,7 @@ class StudyLoop:
         patience: int | None,
         slots: int,
         max_paused: int | None = None,
+        protect_baseline: bool = False,
         filler: ShapeFiller | None = None,
         checkpointer: Checkpointer | None = None,
         stop: StopRequest | None = None,
@@ -99,6 +101,8 @@ class StudyLoop:
         self.patience = patience
         self.slots = slots
         self.filler = filler  # new trials asked in cohorts of one shape (a population's)
+        # the study's first trial goes on at every rung (first_trial.py: in k-fold)
+        self.protect_baseline = protect_baseline
         self.checkpointer = checkpointer
         self.stop = stop  # asked to stop at the next checkpoint (SIGTERM, a dead parent)
         # Paused trials whose state is kept. Each holds memory (weights and moments) and stays
@@ -157,6 +161,8 @@ class StudyLoop:
             if asked is None:  # failed before training (a user model's build): the next one
                 continue
             trial, config, seed = asked
+            if self.protect_baseline and schema.read_baseline(trial):
+                self.scheduler.protected.add(trial.number)
             if self._resumed(trial):
                 self.budget.started -= 1  # a continuation, not a new trial
                 continue
@@ -169,8 +175,6 @@ class StudyLoop:
     def _resumed(self, trial: optuna.Trial) -> bool:
         """Whether `trial` continues an interrupted one from its checkpoint (checkpointing.py):
         then it is back in the engine, or paused at its rung, as it was."""
-        from ..storage import schema
-
         old = schema.read_resumes(trial)
         if old is None:
             return False

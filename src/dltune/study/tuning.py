@@ -33,6 +33,7 @@ from ..storage.presence import presence
 from . import choice, ensemble_choice, validation
 from .checkpointing import Checkpointer, checkpoint_note, enqueue_interrupted, sweep_strays
 from .filling import ShapeFiller, filler_for
+from .first_trial import baseline_width
 from .front import pareto_front
 from .held_out import evaluate_test
 from .lifecycle import TrialLifecycle
@@ -251,12 +252,9 @@ def _run_here(
     tagged = worker if settings.several or worker > 0 else None
     if settings.several and worker == 0:
         progress = GuardedListener(progress)  # the relay of the other workers calls it too
-    opened = _open(settings, space, dataset, storage, worker, store, alone)
+    opened, dataset = _open(settings, space, dataset, storage, worker, store, alone)
     study = opened.study
-    dataset, how_validated = validation.resolve(
-        settings.cv, dataset, study, opened.shuffle_seed, first=worker == 0
-    )
-    opened.notes[:0] = [*arranged, store_note, how_validated] if worker == 0 else arranged
+    opened.notes[:0] = [*arranged, store_note] if worker == 0 else arranged
     scheduler = _scheduler(settings, opened)
     helpers = (
         _start_helpers(settings, opened, dataset, storage, started, progress)
@@ -361,12 +359,13 @@ def _open(
     worker: int,
     store: CheckpointStore | None,
     alone: bool,
-) -> OpenedStudy:
+) -> tuple[OpenedStudy, Dataset]:
     """The study opened (or created) for this process, its stale trials failed (all its
-    running ones when this process is `alone` on the storage), and (by worker 0) a new
-    study's baseline enqueued, and, where checkpoints are kept (`store`), the continuation
-    of every trial a previous run left interrupted, and stray checkpoint files swept away
-    (alone, in the storage's own folder)."""
+    running ones when this process is `alone` on the storage), its validation resolved (the
+    data, with their folds in k-fold: validation.py), and (by worker 0) a new study's
+    baseline enqueued, and, where checkpoints are kept (`store`), the continuation of every
+    trial a previous run left interrupted, and stray checkpoint files swept away (alone, in
+    the storage's own folder)."""
     opened = open_study(
         space,
         dataset,
@@ -380,8 +379,12 @@ def _open(
         model=settings.model,
     )
     fail_stale_trials(opened.study, everyone_gone=alone)
+    dataset, how_validated = validation.resolve(
+        settings.cv, dataset, opened.study, opened.shuffle_seed, first=worker == 0
+    )
     if worker == 0:
-        _enqueue_baseline(settings, opened)
+        opened.notes.insert(0, how_validated)
+        _enqueue_baseline(settings, opened, dataset)
     if worker == 0 and store is not None and alone and store.own_folder:
         sweep_strays(store, storage)
     if worker == 0 and store is not None:
@@ -391,7 +394,7 @@ def _open(
                 f"resuming {len(resumed)} interrupted trial{'s' * (len(resumed) > 1)} "
                 "from their checkpoints (or their seeds, where none was taken)"
             )
-    return opened
+    return opened, dataset
 
 
 def _study_loop(
@@ -416,6 +419,7 @@ def _study_loop(
         patience=opened.space.patience,
         slots=slots,
         filler=filler,
+        protect_baseline=dataset.folds is not None,  # first_trial.py
     )
 
 
@@ -574,12 +578,16 @@ def _scheduler(settings: TuneSettings, opened: OpenedStudy) -> Scheduler:
     )
 
 
-def _enqueue_baseline(settings: TuneSettings, opened: OpenedStudy) -> None:
-    """A new study's first trial: the textbook configuration (not for a grid, which is its
-    own plan)."""
+def _enqueue_baseline(settings: TuneSettings, opened: OpenedStudy, dataset: Dataset) -> None:
+    """A new study's first trial: the textbook configuration, for signals sized to the
+    timeout (first_trial.py; not for a grid, which is its own plan)."""
     study = opened.study
     if settings.baseline and settings.sampler != "grid" and not study.trials:
-        params = opened.space.baseline_params()
+        members = dataset.folds.k if dataset.folds is not None else 1
+        width, note = baseline_width(opened.space, dataset, settings.timeout, members)
+        if note:
+            opened.notes.append(note)
+        params = opened.space.baseline_params(dataset.input_shape, width=width)
         if opened.model is not None:  # and the build's own defaults
             from .user_model import default_params
 
