@@ -75,25 +75,45 @@ class Anytime:
 
 
 def _test_of(study: Any, number: int, data: Any) -> float | None:
-    """The test metric of trial `number`, retrained from its seed for its best epoch."""
+    """The test metric of trial `number`, retrained from its seed for its best epoch: its
+    model, or in a k-fold study its bag (each fold's model at the trial's best epoch, their
+    probabilities or values averaged), as the study delivers it."""
+    import numpy as np
+
     from dltune.config import Config
     from dltune.engine import SequentialTrainer
-    from dltune.storage import read_trials
+    from dltune.storage import read_trials, schema
     from dltune.storage.records import study_meta
+    from dltune.study.ensemble_choice import metric_on
+    from dltune.study.predictions import ValidationRows
 
     record = next(r for r in read_trials(study) if r.number == number)
     meta = study_meta(study)
+    validation = schema.read_validation(study) or {"kind": "holdout"}
+    if validation["kind"] == "kfold":
+        data = data.with_folds(int(validation["k"]), int(validation["seed"]))
     trainer = SequentialTrainer(
         data, metric=str(meta["metric"]), shuffle_seed=int(meta.get("shuffle_seed", 0))
     )
     config = Config.from_dict(record.config)
-    run = trainer.start(config, seed=int(record.seed), epochs=int(record.best_epoch or 1))
-    while run.advance() is None:
-        pass
-    return trainer.evaluate(run.model, "test", config.loss)[1]
+    epochs = int(record.best_epoch or 1)
+    members = [(None, int(record.seed))]
+    if record.folds:
+        members = list(enumerate(int(s) for s in record.folds["seeds"]))
+    mix = None
+    for fold, seed in members:
+        run = trainer.start(config, seed=seed, epochs=epochs, fold=fold)
+        while run.advance() is None:
+            pass
+        outputs = trainer.measure(run.model, "test", config.loss)[2].numpy()
+        part = ValidationRows(data).head(outputs, config.loss).astype(np.float64) / len(members)
+        mix = part if mix is None else mix + part
+    return metric_on(mix, data, str(meta["metric"]))
 
 
-def run_one(source: Any, family: str, seed: int, budget: float) -> dict[str, Any]:
+def run_one(
+    source: Any, family: str, seed: int, budget: float, anytime_tests: bool = True
+) -> dict[str, Any]:
     import dltune
     from dltune.data import load_data
 
@@ -107,13 +127,18 @@ def run_one(source: Any, family: str, seed: int, budget: float) -> dict[str, Any
     )
     best = result.best or {}
     config = best.get("params") or {}
-    for point in anytime.points:  # outside the budget: each best-so-far's test
+    for point in anytime.points if anytime_tests else []:  # outside the budget
         point["test"] = _test_of(result.study, point["trial"], data)
+    ensemble = best.get("ensemble") or {}
     return {
         "family": family,
         "seed": seed,
         "val": best.get("value"),
-        "test": best.get("test"),
+        "test": best.get("delivered_test"),  # what the study delivers (ensemble, bag, model)
+        "single_test": best.get("test"),
+        "validation": (best.get("validation") or {}).get("kind"),
+        "members": [(m["trial"], round(m["weight"], 3)) for m in ensemble.get("members", [])],
+        "ensemble_val": ensemble.get("score"),
         "conv_layers": int(config.get("conv_layers", 0)),
         "config": config,
         "trials": result.trials_run,
@@ -132,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--families", nargs="+", choices=sorted(FAMILIES), default=["default"])
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--no-anytime-tests",
+        action="store_true",
+        help="skip retraining each best-so-far trial for its test (k-fold: K models each)",
+    )
     args = parser.parse_args(argv)
     import optuna
 
@@ -139,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for seed in args.seeds:
         for family in args.families:
-            run = run_one(SOURCES[args.data], family, seed, args.budget)
+            run = run_one(SOURCES[args.data], family, seed, args.budget, not args.no_anytime_tests)
             runs.append(run)
             print(
                 f"{args.data} {family:7s} seed {seed}: val {run['val']:.4f} test "

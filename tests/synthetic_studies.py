@@ -46,6 +46,7 @@ class Run:
     state: str = "complete"  # complete, pruned, diverged
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    folds: dict[str, Any] | None = None  # a cross-validated trial's (schema.FOLDS)
 
 
 def config(**changes: Any) -> dict[str, Any]:
@@ -123,6 +124,8 @@ def write_study(
             "best_epoch": best_epoch,
             "stopped_early": False,
         }
+        if run.folds is not None:
+            attrs["folds"] = run.folds
         if run.state == "diverged":
             attrs[STATE_ATTR] = "diverged"
             attrs["diverged_epoch"] = next(

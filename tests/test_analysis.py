@@ -449,3 +449,30 @@ def test_a_study_with_linear_models_is_analysed_whole():
     kinds = [d.kind for d in analysis.diagnostics]
     assert "linear" in kinds
     json.dumps(analysis.to_dict())
+
+
+def _folded(runs, spread: float) -> None:
+    """Give each run folds around its value: 5 folds within +-spread of it."""
+    for run in runs:
+        top = max(v for v in run.curve if math.isfinite(v))
+        values = [top + spread * d for d in (-1.0, -0.5, 0.0, 0.5, 1.0)]
+        run.folds = {"values": values, "spread": float(np.std(values)), "curves": []}
+
+
+def test_folds_that_disagree_more_than_the_top_trials_are_said_so():
+    from dltune.analysis.diagnostics import fold_disagreement
+
+    runs = varied_runs(20)
+    _folded(runs, 0.2)  # folds 0.2 either side: far more than the top trials differ
+    study = trials_of(runs)
+    [found] = fold_disagreement(study)
+    best = study.ranked()[0]
+    assert found.kind == "folds" and f"best trial's 5 folds range {best.value - 0.2:.4g}" in (
+        found.title
+    )
+    assert [e["trial"] for e in found.evidence] == [best.number] * 5
+    assert "Treat the top configurations as equals" in found.suggestion
+    calm = varied_runs(20)
+    _folded(calm, 0.0001)  # folds that agree: the ranking of the trials means something
+    assert fold_disagreement(trials_of(calm)) == []
+    assert fold_disagreement(trials_of(varied_runs(20))) == []  # holdout: nothing to say

@@ -48,6 +48,7 @@ def diagnose(study: StudyTrials) -> list[Diagnosis]:
         wasted_budget,
         edge_of_space,
         linear_model,
+        fold_disagreement,
         too_few_trials,
     ]
     found = [d for check in checks for d in check(study)]
@@ -650,6 +651,56 @@ def too_few_trials(study: StudyTrials) -> list[Diagnosis]:
             ),
             evidence=[{"trials": finished, "hyperparameters": dims}],
             weight=0.9 if finished < 10 else 0.35,
+        )
+    ]
+
+
+# ---- cross-validation ----
+
+TOP_TRIALS = 10  # the trials whose spread the folds' is compared with
+
+
+def fold_disagreement(study: StudyTrials) -> list[Diagnosis]:
+    """In k-fold, the best trial's folds differ more than the top trials do: which fold of
+    the data a model is judged on moves its score more than which of the top configurations
+    it is, so the ranking among them is within the noise of the data."""
+    ranked = [t for t in study.ranked() if t.state == "complete" and t.value is not None]
+    if len(ranked) < 3 or not ranked[0].folds:
+        return []
+    best, folds = ranked[0], ranked[0].folds or {}
+    values = [v for v in folds.get("values", []) if v is not None]
+    top = [t.value for t in ranked[:TOP_TRIALS] if t.value is not None]
+    if len(values) < 2:
+        return []
+    folds_range, top_range = max(values) - min(values), max(top) - min(top)
+    if folds_range <= top_range:
+        return []
+    k = len(values)
+    return [
+        Diagnosis(
+            kind="folds",
+            title=(
+                f"The folds disagree more than the trials do: the best trial's {k} folds range "
+                f"{min(values):.4g} to {max(values):.4g}, the top {len(top)} trials' values "
+                f"only {min(top):.4g} to {max(top):.4g}"
+            ),
+            explanation=(
+                "Which part of the data a model is validated on moves its score more than "
+                "which of the top configurations it is: their order is within the noise of "
+                "so few examples. Each trial's value is already the mean of its folds, and "
+                "the delivered model averages the best of them (the ensemble), which is what "
+                "such data reward."
+            ),
+            suggestion=(
+                "Treat the top configurations as equals; more data, or more folds, narrows "
+                "the folds' range. Tuning longer will mostly reorder trials within it."
+            ),
+            evidence=[
+                _evidence(best, best.best_epoch, v, f"fold {f + 1} of {k}")
+                for f, v in enumerate(folds.get("values", []))
+                if v is not None
+            ],
+            weight=0.45,
         )
     ]
 

@@ -3,14 +3,15 @@
 The plan follows the study's validation and its choice (study/ensemble_choice.py):
 
 - k-fold, by default (or `on="train"`): each member's configuration is its K fold models, fold
-  f trained on fold f's training rows from fold f's seed for that fold's own best epoch, the
-  weights of that epoch kept; weight w/K each. These are the models the search measured: the
+  f trained on fold f's training rows from fold f's seed for its trial's best epoch (where the
+  mean of the folds was best: engine/folds.py), the weights of that epoch kept; weight w/K
+  each. These are the models the search measured: the
   out-of-fold score of the study (the ensemble's, or the best trial's) is theirs, and the
   study's test of them is repeated to float rounding. Without an ensemble (or `ensemble=False`)
   the best trial's bag: its K fold models, 1/K each.
 - k-fold with `on="train+val"` given: each member trained once on the whole pool (every example
-  outside the test split), for the mean of its folds' best epochs scaled to keep the optimizer
-  steps (retrain.scaled_epochs). More data per network, but a model nothing measured.
+  outside the test split), for its trial's best epoch scaled to keep the optimizer steps
+  (retrain.scaled_epochs). More data per network, but a model nothing measured.
 - holdout: each member trained as the single best always was: on training and validation rows
   with scaled epochs (`on="train+val"`, the default), or on the training split for its best
   epoch (`on="train"`, which reproduces the trial's weights).

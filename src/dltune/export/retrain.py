@@ -425,7 +425,7 @@ def _training(parts: _CardParts, model: TunedModel, study: optuna.Study) -> dict
         epochs: Any = [n.epochs for n in own]
         seed: Any = [n.seed for n in own]
         rule = (
-            f"each of its {len(own)} fold models for its own best epoch in the study "
+            f"each of its {len(own)} fold models for its trial's best epoch in the study "
             f"({', '.join(str(e) for e in epochs)}), on its fold's training rows: the models "
             "the search measured, their weights at that epoch"
         )
