@@ -370,3 +370,45 @@ def test_a_dead_actors_trials_resume_from_their_checkpoints_on_a_live_one(blobs,
             rtol=1e-5,
             atol=1e-6,
         )
+
+
+def test_cross_validated_trials_train_their_folds_on_the_actors_and_resume_elsewhere(
+    blobs, monkeypatch
+):
+    """On folded data each actor trains a trial's K fold members stacked and hands the driver
+    the trial (its folds' mean): the same curves as a local fold engine; a trial checkpointed
+    on an actor that dies goes on from its K members' checkpoint on the other."""
+    from dltune.engine.folds import FoldEngine
+    from dltune.engine.losses import metric_named
+    from dltune.engine.population import PopulationTrainer
+
+    folded = blobs.with_folds(3, 0)
+    monkeypatch.setattr(ray_engine, "_ray", lambda: FakeRay)
+    plans = [ActorPlan(node, "population", "cpu", 1, 0, 1, 2) for node in "ab"]
+    actors = [FakeActor(TrialWorker(folded, "accuracy", 0, 1, None, p.to_dict())) for p in plans]
+    engine = RayEngine(actors, plans)
+    engine.nodes = [{"host": "h", "pid": pid} for pid in (1, 2)]
+    configs = {k: make_config(batch_size=32, units=(16 + 8 * k,), epochs=3) for k in range(3)}
+    for key, config in configs.items():
+        engine.add(key, config, seed=key, keep_best_state=True)
+    engine.advance()
+    on_first = sorted(k for k, t in engine.trials.items() if t.actor == 0)
+    for key in on_first:
+        assert engine.snapshot(key).kind == "folds"
+    actors[0].dead = True
+    results: dict[int, TrainResult] = {}
+    while len(engine):
+        results.update(engine.advance()[0])
+    assert sorted(results) == [0, 1, 2] and sorted(engine.resumed) == on_first
+    for key, config in configs.items():
+        local = FoldEngine(PopulationTrainer(folded, shuffle_seed=0), 3, metric_named("accuracy"))
+        local.add(key, config, seed=key, keep_best_state=True)
+        done: dict[int, TrainResult] = {}
+        while len(local):
+            done.update(local.advance()[0])
+        mine = results[key]
+        assert len(mine.folds) == 3 and mine.folds[0].best_outputs is not None
+        np.testing.assert_allclose(
+            [e.val_metric for e in mine.history], [e.val_metric for e in done[key].history],
+            atol=1e-6,
+        )  # fmt: skip
