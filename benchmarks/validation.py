@@ -37,9 +37,7 @@ def load(size: int) -> Any:
 
     x = np.concatenate([mnist.x_train, mnist.x_val, mnist.x_test]) * mnist.x_std + mnist.x_mean
     y = np.concatenate([mnist.y_train, mnist.y_val, mnist.y_test])
-    return from_arrays(
-        x[:size], y[:size], name=f"mnist-{size}", input_shape=(1, 28, 28), seed=0
-    )
+    return from_arrays(x[:size], y[:size], name=f"mnist-{size}", input_shape=(1, 28, 28), seed=0)
 
 
 def arm(size: int, cv: str, seed: int, budget: float) -> dict[str, Any]:

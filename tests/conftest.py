@@ -66,9 +66,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Ran]:
     (small.yaml, dltune.db holding study 'small-digits') and what the command printed."""
     folder = tmp_path_factory.mktemp("trained")
     (folder / "small.yaml").write_text(SMALL_SPACE)
-    ran = dltune(
-        "run", "small.yaml", "--trials", "4", "--seed", "0", "--cv", "holdout", cwd=folder
-    )
+    ran = dltune("run", "small.yaml", "--trials", "4", "--seed", "0", "--cv", "holdout", cwd=folder)
     assert ran.returncode == 0, ran.stderr
     return folder, ran
 
