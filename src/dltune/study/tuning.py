@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
     from ..data import Dataset
     from ..engine import Engine, SequentialTrainer
+    from ..engine.population import PopulationTrainer
     from ..schedule import Scheduler
     from ..space import SearchSpace
     from ..storage import Storage
@@ -696,20 +697,9 @@ def _engine(
         opened.notes.append(ray.describe(settings.ray))
         return ray, ray.slots
     if settings.engine == "population":
-        from ..engine.population import PopulationTrainer
-
         # a user model stacks too (one bucket per architecture its hp give), or trains one
         # member at a time where torch.func cannot run it: the engine's notes say which
-        population = PopulationTrainer(
-            dataset,
-            metric=opened.metric,
-            device=trainer.device,
-            shuffle_seed=opened.shuffle_seed,
-            memory=settings.memory,
-            segments=segments,
-            network=trainer.network if opened.model is not None else None,
-        )
-        return population, settings.slots
+        return _population(settings, opened, dataset, trainer, segments), settings.slots
     from ..engine import SequentialEngine
 
     return SequentialEngine(trainer, segments), settings.slots
@@ -726,11 +716,25 @@ def _fold_engine(
     shape: they share a bucket), a trial at a time where the arrangement chose one, else the
     population's slots shared out K members a trial."""
     from ..engine.folds import FoldEngine
-    from ..engine.population import PopulationTrainer
 
     assert dataset.folds is not None
     k = dataset.folds.k
-    population = PopulationTrainer(
+    population = _population(settings, opened, dataset, trainer, segments)
+    slots = max(1, settings.population // k) if settings.engine == "population" else 1
+    return FoldEngine(population, k, trainer.metric), slots
+
+
+def _population(
+    settings: TuneSettings,
+    opened: OpenedStudy,
+    dataset: Dataset,
+    trainer: SequentialTrainer,
+    segments: int,
+) -> PopulationTrainer:
+    """The population engine on this process's device, within its memory budget."""
+    from ..engine.population import PopulationTrainer
+
+    return PopulationTrainer(
         dataset,
         metric=opened.metric,
         device=trainer.device,
@@ -739,8 +743,6 @@ def _fold_engine(
         segments=segments,
         network=trainer.network if opened.model is not None else None,
     )
-    slots = max(1, settings.population // k) if settings.engine == "population" else 1
-    return FoldEngine(population, k, trainer.metric), slots
 
 
 def _budget(settings: TuneSettings, worker: int, started: float) -> Budget:
