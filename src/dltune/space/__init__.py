@@ -104,8 +104,9 @@ from .shapes import check_fits, flat_plain, shaped_plain
 from .yamlfile import _read_yaml
 
 # The fewest examples one epoch of the schedule covers (for_examples): on smaller data a rung
-# counts several passes. Measured on GunPoint and ItalyPowerDemand (benchmarks/RESULTS.md).
-EPOCH_EXAMPLES = 512
+# counts several passes. 512 and 256 measured on GunPoint, ItalyPowerDemand and Tecator at
+# 30 s (benchmarks/RESULTS.md, issue 27): 256 as good on the signals, better on Tecator.
+EPOCH_EXAMPLES = 256
 
 if TYPE_CHECKING:  # optuna is only needed for types here; importing it costs ~0.5 s at start-up
     import optuna
