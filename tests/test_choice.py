@@ -135,7 +135,10 @@ def test_max_is_todays_choice():
     best = best_record(study)
     assert best["choice"] is None and best["chosen_by"] == SINGLE_RUN
     budget = Budget(10, 100.0, 300.0)
-    assert reserve("max", budget, 60.0, 300.0) == (budget, Reserve())
+    # nothing held back, and nothing may be retrained past the deadline or the epoch budget
+    searched, held = reserve("max", budget, 60.0, 300.0)
+    assert searched == budget and held == Reserve(0.0, 100.0)
+    assert not held.allows(1) and reserve("max", Budget(10, None), None, None)[1] == Reserve()
 
 
 def test_ties_are_broken_by_the_lower_validation_loss():

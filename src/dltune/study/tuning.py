@@ -267,7 +267,7 @@ def _run_here(
     checkpointer = Checkpointer(store, lifecycle, settings.checkpoint_every) if store else None
     stop = stop if stop is not None else StopRequest()
     rule = _choice_rule(settings, dataset, opened.notes)
-    budget, reserved = _reserved(settings, rule, dataset, _budget(settings, worker, started))
+    budget, reserved = _reserved(settings, rule, opened, _budget(settings, worker, started))
     start = _study_start(settings, opened, storage, dataset, budget, scheduler)
     loop = _study_loop(settings, opened, dataset, trainer, scheduler, lifecycle, budget)
     loop.checkpointer, loop.stop = checkpointer, stop
@@ -502,13 +502,13 @@ def _kept_models(
 
 
 def _reserved(
-    settings: TuneSettings, rule: choice.ChoiceRule, dataset: Dataset, budget: Budget
+    settings: TuneSettings, rule: choice.ChoiceRule, opened: OpenedStudy, budget: Budget
 ) -> tuple[Budget, choice.Reserve]:
     """The search's budget and the share held back for the end: re-evaluating the top trials,
-    or, in k-fold, retraining delivered members whose weights were not kept."""
-    return choice.reserve(
-        rule, budget, settings.timeout, settings.epoch_budget, ensemble=dataset.folds is not None
-    )
+    or retraining delivered members whose weights no process of this run kept: only a
+    continued study's (every fresh study measured kept them all: benchmarks/RESULTS.md)."""
+    continued = any(t.state.name == "COMPLETE" for t in opened.study.get_trials(deepcopy=False))
+    return choice.reserve(rule, budget, settings.timeout, settings.epoch_budget, ensemble=continued)
 
 
 def _choice_rule(settings: TuneSettings, dataset: Dataset, notes: list[str]) -> choice.ChoiceRule:
