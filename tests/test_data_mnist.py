@@ -222,3 +222,58 @@ def test_offline_error_names_the_data_dir_given(
     assert f"in {local}" in msg and "train-images-idx3-ubyte.gz" in msg
     assert "t10k-images-idx3-ubyte.gz" not in msg  # found locally, so not missing
     assert "pass their folder itself as the data source" in msg
+
+
+class Endless:
+    """A local server whose one file never ends: sent a few bytes at a time, slowly (`pause`
+    seconds between writes) or as fast as it can, with no Content-Length."""
+
+    def __init__(self, pause: float) -> None:
+        stop = self.stop = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.end_headers()
+                try:
+                    while not stop.is_set():
+                        self.wfile.write(b"x" * 1024)
+                        self.wfile.flush()
+                        stop.wait(pause)
+                except OSError:  # the client hung up: what the test wants
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize(
+    ("pause", "limits", "why"),
+    [
+        (0.02, {"deadline": 0.5}, "not done after 0.5 s"),  # a trickle: no read ever times out
+        (0.0, {"max_bytes": 200_000}, "more than 200000 bytes"),  # a flood
+    ],
+    ids=["trickle", "flood"],
+)
+def test_a_download_has_a_deadline_and_a_size_cap(tmp_path: Path, pause, limits, why) -> None:
+    from dltune.data.download import download_files
+
+    endless = Endless(pause)
+    try:
+        with pytest.raises(DownloadFailed, match=why) as failed:
+            download_files({"f.gz": "0" * 32}, [endless.url], tmp_path, timeout=5, **limits)
+    finally:
+        endless.close()
+    assert failed.value.missing == ["f.gz"]
+    assert list(tmp_path.iterdir()) == []  # nothing half-written stays

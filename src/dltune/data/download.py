@@ -2,7 +2,9 @@
 
 A file is streamed into a hidden temporary file next to its destination and renamed into place
 only after its md5 matched, so an interrupted or corrupt download never leaves a file that looks
-complete. Every network wait has a timeout.
+complete. Every network wait has a timeout, every file an overall deadline (a server that
+trickles a byte at a time never times a read out) and a size cap (a server that sends without
+end never fills the disk): past either, the transfer stops and the next mirror is tried.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import http.client
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,7 +21,13 @@ from pathlib import Path
 from dltune.errors import DataError
 
 DEFAULT_TIMEOUT = 30.0  # seconds, per connection attempt and per read
+DEFAULT_DEADLINE = 600.0  # seconds, for one file from one mirror, all reads together
+MAX_BYTES = 256 * 2**20  # one file (MNIST's largest is 9.9 MB)
 _BLOCK = 1 << 16
+
+
+class TransferRefused(OSError):
+    """A transfer stopped by dltune: past its deadline, or larger than its cap."""
 
 
 class DownloadFailed(DataError):
@@ -36,20 +45,35 @@ def cache_dir(*parts: str) -> Path:
     return Path(base, "dltune", *parts)
 
 
-def _fetch(url: str, dest: Path, md5: str, timeout: float) -> str | None:
+def _fetch(
+    url: str,
+    dest: Path,
+    md5: str,
+    timeout: float,
+    deadline: float = DEFAULT_DEADLINE,
+    max_bytes: int = MAX_BYTES,
+) -> str | None:
     """Download ``url`` to ``dest`` atomically. Returns None on success, or the actual md5 when
-    it does not match ``md5`` (the temporary file is deleted). Network errors propagate."""
+    it does not match ``md5`` (the temporary file is deleted). Network errors propagate, and a
+    TransferRefused past `deadline` seconds or `max_bytes` bytes."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
+    ends = time.monotonic() + deadline
     try:
         digest = hashlib.md5(usedforsecurity=False)
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             expected = resp.headers.get("Content-Length")
+            if expected is not None and expected.isdigit() and int(expected) > max_bytes:
+                raise TransferRefused(f"{expected} bytes announced, more than {max_bytes}")
             received = 0
-            while block := resp.read(_BLOCK):
+            while block := resp.read1(_BLOCK):  # what has come: the deadline is checked
                 digest.update(block)
                 out.write(block)
                 received += len(block)
+                if received > max_bytes:
+                    raise TransferRefused(f"more than {max_bytes} bytes sent")
+                if time.monotonic() > ends:
+                    raise TransferRefused(f"not done after {deadline:g} s")
             # read(n) returns b"" on a connection cut short instead of raising: check the size.
             if expected is not None and expected.isdigit() and received != int(expected):
                 raise http.client.IncompleteRead(b"", int(expected) - received)
@@ -67,9 +91,12 @@ def download_files(
     mirrors: list[str],
     dest: Path,
     timeout: float = DEFAULT_TIMEOUT,
+    deadline: float = DEFAULT_DEADLINE,
+    max_bytes: int = MAX_BYTES,
 ) -> dict[str, Path]:
     """Make sure each ``files`` name (mapped to its md5) is in ``dest``, downloading the missing
-    ones from the first mirror that serves them (``mirror + name``).
+    ones from the first mirror that serves them (``mirror + name``), each within `deadline`
+    seconds and `max_bytes` bytes.
 
     Files already in ``dest`` are kept as they are (no request is made). Returns name -> path.
     Raises DataError naming the file, expected and actual md5 when a download does not match
@@ -90,7 +117,7 @@ def download_files(
         for mirror in list(live):
             url = mirror.rstrip("/") + "/" + name
             try:
-                actual = _fetch(url, paths[name], files[name], timeout)
+                actual = _fetch(url, paths[name], files[name], timeout, deadline, max_bytes)
             except urllib.error.HTTPError as e:  # reached, but no such file there
                 errors[name] = f"{url}: HTTP {e.code} {e.reason}"
                 continue
