@@ -657,3 +657,27 @@ def test_zip_with_foreign_members(tmp_path: Path) -> None:
         z.writestr("x.npy", b"not an array")
         z.writestr("y", b"1,2,3")
     load_dataset(path)
+
+
+@pytest.mark.parametrize("levels", [7, 12])
+def test_a_yaml_alias_bomb_is_refused_at_once_with_a_short_message(
+    tmp_path: Path, levels: int
+) -> None:
+    """A space file whose aliases nest aliases ("billion laughs": 9**levels strings) is
+    refused within a second, its message bounded: the formatter stops at SHOW_LIMIT."""
+    import time
+
+    from dltune.errors import SpaceError
+    from dltune.space import SearchSpace
+    from dltune.space.rules import SHOW_LIMIT
+
+    node = '&l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'
+    for level in range(1, levels):
+        node = f"&l{level} [{node}, " + ", ".join([f"*l{level - 1}"] * 8) + "]"
+    path = tmp_path / "bomb.yaml"
+    path.write_text(f"activation: {node}\n")
+    started = time.perf_counter()
+    with pytest.raises(SpaceError) as refused:
+        SearchSpace.from_file(path)
+    assert time.perf_counter() - started < 1.0
+    assert len(str(refused.value)) < SHOW_LIMIT + 200 and str(path) in str(refused.value)

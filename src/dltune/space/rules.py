@@ -155,24 +155,48 @@ _VOCABULARY: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
 }
 
 
-def _show(value: Any, _inside: tuple[int, ...] = ()) -> str:
-    """A value as the user wrote it (YAML spelling for null and booleans).
+SHOW_LIMIT = 300  # characters of a value an error message shows, at most
+
+
+def _show(value: Any, limit: int = SHOW_LIMIT) -> str:
+    """A value as the user wrote it (YAML spelling for null and booleans), cut to about
+    `limit` characters.
 
     A list or mapping that contains itself (YAML aliases: `&a [*a]`) shows as ``...`` where it
-    recurs, as Python's repr does, and nesting deeper than 20 levels is cut the same way.
+    recurs, as Python's repr does, and nesting deeper than 20 levels is cut the same way. The
+    rendering stops once `limit` characters are written: aliases nested in aliases (a "billion
+    laughs" file) stand for exponentially many items, which an error must not try to print.
     """
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Mapping | list | tuple):
-        if id(value) in _inside or len(_inside) >= 20:
-            return "..."
-        inside = (*_inside, id(value))
-        if isinstance(value, Mapping):
-            return "{" + ", ".join(f"{k}: {_show(v, inside)}" for k, v in value.items()) + "}"
-        return "[" + ", ".join(_show(v, inside) for v in value) + "]"
-    return repr(value)
+    parts: list[str] = []
+    left = [limit]
+
+    def put(text: str) -> bool:
+        parts.append(text[: max(0, left[0])])
+        left[0] -= len(text)
+        return left[0] > 0
+
+    def walk(item: Any, inside: tuple[int, ...]) -> bool:
+        if item is None or isinstance(item, bool):
+            return put("null" if item is None else "true" if item else "false")
+        if not isinstance(item, Mapping | list | tuple):
+            return put(repr(item))
+        if id(item) in inside or len(inside) >= 20:
+            return put("...")
+        inner = (*inside, id(item))
+        mapping = isinstance(item, Mapping)
+        if not put("{" if mapping else "["):
+            return False
+        for i, entry in enumerate(item.items() if mapping else item):
+            if i and not put(", "):
+                return False
+            if mapping and not put(f"{entry[0]}: "):
+                return False
+            if not walk(entry[1] if mapping else entry, inner):
+                return False
+        return put("}" if mapping else "]")
+
+    whole = walk(value, ())
+    return "".join(parts) + ("" if whole else "...")
 
 
 def _unknown(head: str, value: object, options: list[str]) -> str:
