@@ -186,7 +186,8 @@ def _show(value: Any, limit: int = SHOW_LIMIT) -> str:
         mapping = isinstance(item, Mapping)
         if not put("{" if mapping else "["):
             return False
-        for i, entry in enumerate(item.items() if mapping else item):
+        entries: Any = item.items() if isinstance(item, Mapping) else item
+        for i, entry in enumerate(entries):
             if i and not put(", "):
                 return False
             if mapping and not put(f"{entry[0]}: "):
