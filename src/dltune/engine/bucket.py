@@ -36,7 +36,7 @@ from ..nets.dense import activation_module, dropout_generator, dropout_scale, in
 from .device_data import DeviceData
 from .losses import MemberLosses
 from .result import TrainResult
-from .sequential import DIVERGENCE_CHECK_EVERY, epoch_order
+from .sequential import DIVERGENCE_CHECK_EVERY, batch_rows, epoch_order, steps_per_epoch
 from .stacked_optim import MemberOptimizer, StackedOptimizer, UpdateKernel
 
 EVAL_BUDGET_FLOATS = 32 * 2**20  # activations held at once while evaluating (128 MiB)
@@ -110,7 +110,7 @@ def segment_orders(
 ) -> tuple[range, torch.Tensor]:
     """The steps (numbered from 1 in the epoch) of the members' current segment, and (P, n)
     each member's row order for its own next epoch (members in step share a segment)."""
-    n_steps = -(-n // batch_size)
+    n_steps = steps_per_epoch(n, batch_size)
     segment = members[0].segment
     first, last = n_steps * segment // segments, n_steps * (segment + 1) // segments
     perms = {e: epoch_order(n, shuffle_seed, e) for e in {m.epoch + 1 for m in members}}
@@ -346,8 +346,8 @@ class Bucket:
         active = torch.tensor([math.isfinite(m.loss_sum) for m in self.members], device=device)
         self.optimizer.plan(len(steps))  # the coefficients of this segment's steps
         for step in steps:
-            start = (step - 1) * self.batch_size
-            rows = orders[:, start : start + self.batch_size]  # (P, B)
+            start, end = batch_rows(step - 1, n, self.batch_size)
+            rows = orders[:, start:end]  # (P, B)
             losses = self.member_losses(self.forward(x_train[rows], True), y_train[rows])
             losses.sum().backward()  # members share no parameters: each gets its own gradient
             self.optimizer.step(None if bool(active.all()) else active)

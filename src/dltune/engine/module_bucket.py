@@ -29,7 +29,7 @@ from .bucket import KeptState, Measured, Member, measure_members, segment_orders
 from .device_data import DeviceData
 from .functional import MaskSource, StackedModule, mask_sources
 from .losses import MemberLosses
-from .sequential import DIVERGENCE_CHECK_EVERY
+from .sequential import DIVERGENCE_CHECK_EVERY, batch_rows
 from .stacked_optim import MemberOptimizer, StackedOptimizer, UpdateKernel
 
 EVAL_BUDGET_FLOATS = 32 * 2**20  # activations held at once while evaluating (128 MiB)
@@ -226,8 +226,8 @@ class ModuleBucket:
         self.stacked.template.train()
         self.optimizer.plan(len(steps))
         for step in steps:
-            start = (step - 1) * self.batch_size
-            rows = orders[:, start : start + self.batch_size]  # (P, B)
+            start, end = batch_rows(step - 1, n, self.batch_size)
+            rows = orders[:, start:end]  # (P, B)
             loss_sums += self._step(x_train[rows], y_train[rows], active) * rows.shape[1]
             if step % DIVERGENCE_CHECK_EVERY == 0:
                 active &= torch.isfinite(loss_sums)

@@ -45,6 +45,22 @@ EVAL_CHUNK = 8192
 RunCallback = Callable[[EpochReport], bool]  # one run's epoch report -> keep training?
 
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimizer steps in an epoch of `n` rows: batches of `batch_size`, the last one the rest;
+    a rest of one row joins the batch before it instead (batch normalization cannot normalize
+    a batch of one example, and one row's gradient is noise), in every engine alike."""
+    if n % batch_size == 1 and n > batch_size:
+        return n // batch_size
+    return -(-n // batch_size)
+
+
+def batch_rows(step: int, n: int, batch_size: int) -> tuple[int, int]:
+    """(start, end) of step `step`'s rows (0-based) in the epoch's order (steps_per_epoch)."""
+    start = step * batch_size
+    last = step == steps_per_epoch(n, batch_size) - 1
+    return start, n if last else start + batch_size
+
+
 def epoch_order(n: int, shuffle_seed: int, epoch: int) -> np.ndarray:
     """The order of the training rows in `epoch` (1-based), from the seed and epoch alone."""
     return np.random.default_rng([shuffle_seed, epoch]).permutation(n)
@@ -212,14 +228,15 @@ class TrainingRun:
         trainer, device = self.trainer, self.trainer.device
         x_train, y_train = trainer.tensors.split("train", self.fold)
         n, batch_size = len(x_train), self.config.batch_size
-        steps = -(-n // batch_size)
+        steps = steps_per_epoch(n, batch_size)
         started = time.perf_counter()
         self.model.train()
         order = torch.as_tensor(epoch_order(n, trainer.shuffle_seed, self.epoch + 1), device=device)
         first = steps * self.segment // self.segments
         last = steps * (self.segment + 1) // self.segments
         for step in range(first, last):
-            batch = order[step * batch_size : (step + 1) * batch_size]
+            start, end = batch_rows(step, n, batch_size)
+            batch = order[start:end]
             loss = self.loss_fn(self.model(x_train[batch]), y_train[batch])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -38,6 +38,7 @@ import numpy as np
 from ..config import Config
 from ..devices import DEFAULT_DEVICE
 from ..engine.losses import reduce_metric
+from ..engine.sequential import steps_per_epoch
 from ..errors import DataError, ModelError, StudyError, param
 from ..storage import (
     DEFAULT_STORAGE,
@@ -158,8 +159,8 @@ def scaled_epochs(
 ) -> tuple[int, str]:
     """Epochs on `n_all` rows that keep the optimizer steps of `best_epoch` epochs on `n_train`
     (`best`, `on`: how the rule names them)."""
-    per_train = math.ceil(n_train / batch_size)
-    per_all = math.ceil(n_all / batch_size)
+    per_train = steps_per_epoch(n_train, batch_size)
+    per_all = steps_per_epoch(n_all, batch_size)
     steps = round(best_epoch * per_train)
     epochs = max(1, math.floor(steps / per_all + 0.5))
     rule = (
