@@ -518,3 +518,69 @@ def test_the_analysis_reads_a_user_models_own_hyperparameters(blobs):
     assert deeper["kind"] == "categorical"
     assert {group["value"] for group in deeper["groups"]} == {False, True}
     assert set(analysis.importance["values"]) >= {"width", "deeper"}
+
+
+class ExitsWhenTraining(nn.Module):
+    """A module that calls sys.exit() in its forward once it trains (not in the probe dltune
+    runs at build time, in evaluation mode)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            sys.exit(3)
+        return self.layer(x)
+
+
+def exits_sometimes(hp):
+    if hp.Boolean("leave", default=False):
+        return ExitsWhenTraining()
+    width = hp.Int("width", 4, 16)
+    return nn.Sequential(nn.Linear(8, width), nn.ReLU(), nn.Linear(width, 3))
+
+
+def batch_normed(hp):
+    width = hp.Int("width", 8, 16, default=8)
+    return nn.Sequential(nn.Linear(8, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, 3))
+
+
+@pytest.mark.parametrize("cv", ["holdout", 3])
+def test_a_model_that_exits_or_raises_while_training_fails_its_trial_and_the_study_goes_on(
+    blobs, cv
+):
+    result = dltune.tune(
+        exits_sometimes, data=blobs, space=SPACE, storage=memory(), trials=8, seed=1,
+        schedule="none", cv=cv, workers=1,
+    )  # fmt: skip
+    trials = result.study.trials
+    assert len(trials) == 8
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert failed and complete  # some left with sys.exit(), the others trained
+    for trial in failed:
+        assert trial.params["leave"] is True
+        assert "training raised SystemExit: 3 (with leave=True" in trial.user_attrs["error"]
+    assert all(t.params["leave"] is False for t in complete)
+    assert result.best is not None
+
+
+def test_a_last_batch_of_one_example_joins_the_one_before_it(blobs):
+    """420 training rows in batches of 419: the rest of one row would be a batch batch
+    normalization cannot take; it trains with the batch before it, in both engines alike."""
+    space = {**SPACE, "batch_size": 419, "epochs": 2}
+    options = dict(space=space, trials=2, seed=0, schedule="none", cv="holdout", workers=1)
+    runs = {
+        engine: dltune.tune(batch_normed, data=blobs, storage=memory(), engine=engine, **options)
+        for engine in ("sequential", "population")
+    }
+    assert len(blobs.y_train) % 419 == 1
+    for result in runs.values():
+        states = [t.state for t in result.study.trials]
+        assert states == [optuna.trial.TrialState.COMPLETE] * 2
+    curves = [
+        [t.intermediate_values[e] for t in runs[engine].study.trials for e in (1, 2)]
+        for engine in ("sequential", "population")
+    ]
+    np.testing.assert_allclose(curves[0], curves[1], atol=1e-5)

@@ -101,8 +101,10 @@ def combine(results: list[TrainResult], state: _Trial, status: str) -> TrainResu
     """A trial's result from its folds': the mean curve reported, its best, each fold's own."""
     history = list(state.history)
     diverged = [r for r in results if r.status == "diverged"]
+    broken = [r for r in results if r.status == "failed"]
     combined = TrainResult(
-        status="diverged" if diverged else status,
+        status="failed" if broken else "diverged" if diverged else status,
+        error=broken[0].error if broken else None,
         history=history,
         best_epoch=state.best_epoch,
         best_value=state.best_value,
@@ -215,6 +217,8 @@ class FoldEngine:
             if state.patience is not None and waited >= state.patience:
                 state.stopped_early = True
                 return self._end(key, "complete")
+        if any(r.status == "failed" for r in state.ended.values()):
+            return self._end(key, "failed")  # a user's model raised on a fold
         if any(r.status == "diverged" for r in state.ended.values()):
             return self._end(key, "pruned")
         if len(state.ended) == self.k:

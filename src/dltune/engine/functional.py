@@ -274,7 +274,7 @@ class StackedModule:
             if outputs.dim() < 2 or outputs.shape[:2] != x.shape[:2]:
                 return f"its stacked outputs have shape {tuple(outputs.shape)}"
             loss(outputs).backward()
-        except Exception as exc:  # vmap's refusals are RuntimeErrors, a user's code anything
+        except (Exception, SystemExit) as exc:  # vmap refuses with RuntimeErrors; user code: any
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             return f"{type(exc).__name__}: {first}"
         return None

@@ -40,7 +40,7 @@ from .module_bucket import ModuleBucket, ModuleMember
 from .module_population import ModulePopulation
 from .protocol import EpochCallback
 from .result import Checkpoint, EpochReport, TrainResult
-from .sequential import TrainingRun
+from .sequential import TrainingRun, failed
 from .stacked_optim import UpdateKernel
 
 if TYPE_CHECKING:
@@ -365,7 +365,15 @@ class PopulationTrainer:
         at_target: list[Checkpoint] = []
         buckets: list[Bucket | ModuleBucket] = [*self.buckets, *self.modules.buckets]
         for bucket in buckets:
-            done, waiting = self._advance_bucket(bucket, on_epoch)
+            try:
+                done, waiting = self._advance_bucket(bucket, on_epoch)
+            except (Exception, SystemExit) as exc:
+                if isinstance(bucket, Bucket) or self.modules.builtin:
+                    raise
+                # a user's modules raised (or called sys.exit()) as they trained: the members
+                # of this bucket share its architecture and hp values, and fail with it
+                done, waiting = [(m.key, failed(m.result, exc)) for m in bucket.members], []
+                bucket.remove({m.key for m in bucket.members})
             finished.extend(done)
             at_target.extend(waiting)
         self._drop_empty()

@@ -24,7 +24,8 @@ class TrainResult:
     """The outcome of training one configuration.
 
     status: "complete" (ran its epochs or stopped on a plateau), "pruned" (stopped by the
-    scheduler), "diverged" (the training loss became NaN or infinite).
+    scheduler), "diverged" (the training loss became NaN or infinite), "failed" (a user's
+    model raised while it trained: `error` says what).
     """
 
     status: str
@@ -46,6 +47,8 @@ class TrainResult:
     # improves, so that each fold's model is delivered at its trial's best epoch
     last_state: dict[str, Any] | None = None
     last_outputs: Any = None
+    # status "failed": what a user's model raised while it trained (the study goes on)
+    error: str | None = None
 
     @property
     def epochs_run(self) -> int:

@@ -45,6 +45,13 @@ EVAL_CHUNK = 8192
 RunCallback = Callable[[EpochReport], bool]  # one run's epoch report -> keep training?
 
 
+def failed(result: TrainResult, exc: BaseException) -> TrainResult:
+    """`result` ended by what a user's model raised while it trained."""
+    result.status = "failed"
+    result.error = f"training raised {type(exc).__name__}: {exc}"
+    return result
+
+
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Optimizer steps in an epoch of `n` rows: batches of `batch_size`, the last one the rest;
     a rest of one row joins the batch before it instead (batch normalization cannot normalize
@@ -362,6 +369,8 @@ class SequentialEngine:
     def __init__(self, trainer: SequentialTrainer, segments: int = 1) -> None:
         self.trainer = trainer
         self.segments = segments
+        # a user's modules: what they raise as they train fails their trial alone
+        self.user_code = not isinstance(trainer.network, BuiltinNetworks)
         self.runs: dict[Any, TrainingRun] = {}
         self.epochs_trained = 0.0
 
@@ -446,7 +455,16 @@ class SequentialEngine:
             def callback(report: EpochReport, key: Any = key) -> bool:
                 return on_epoch is None or on_epoch(key, report)
 
-            status = run.advance(callback)
+            try:
+                status = run.advance(callback)
+            except (Exception, SystemExit) as exc:
+                if not self.user_code:
+                    raise
+                # a user's model raised (or called sys.exit()) as it trained: its trial
+                # fails, the study goes on
+                del self.runs[key]
+                finished.append((key, failed(run.result, exc)))
+                continue
             self.epochs_trained += 1 / self.segments
             if status == "target":
                 at_target.append(

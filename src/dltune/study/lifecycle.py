@@ -180,6 +180,9 @@ class TrialLifecycle:
 
         trial = self.running.pop(number)
         costs = self._cost_values.pop(number, ())
+        if result.status == "failed":  # a user's model raised as it trained
+            self._fail_in_training(trial, result)
+            return
         schema.write_trial_end(trial, result)
         self._write_outcome(trial, result)
         if result.status == "complete":
@@ -202,6 +205,22 @@ class TrialLifecycle:
             ):
                 self.best_state = (number, result.best_state)
         stored = internals.read_trial(self.study, trial)  # this trial alone, not all
+        self.progress.trial_finished(read_trial(stored), self._best)
+
+    def _fail_in_training(self, trial: optuna.Trial, result: TrainResult) -> None:
+        """Tell a trial whose model raised (or called sys.exit()) while it trained as failed,
+        with the error and its values; the study goes on."""
+        import optuna
+
+        from ..usermodel.network import shown
+
+        started = self._started.pop(trial.number, None)
+        values = shown(dict(started[0].model)) if started is not None else "unknown values"
+        message = f"{result.error or 'training failed'} (with {values})"
+        schema.write_trial_end(trial, result)
+        schema.write_failure(trial, "failed", message)
+        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        stored = internals.read_trial(self.study, trial)
         self.progress.trial_finished(read_trial(stored), self._best)
 
     def _write_outcome(self, trial: optuna.Trial, result: TrainResult) -> None:

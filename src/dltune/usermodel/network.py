@@ -66,7 +66,7 @@ def call_build(build: Callable[..., Any], hp: HyperParameters) -> nn.Module:
         module = build(hp)
     except HyperParameterError:
         raise  # a mistake in the build's hp calls: its own message says what to fix
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() in a build fails its trial, not dltune
         raise BuildError(
             f"build(hp) raised {type(exc).__name__}: {exc} (with {shown(hp.values)})",
             kind=f"raised: {type(exc).__name__}",
@@ -93,7 +93,7 @@ def check_output(
     try:
         with torch.no_grad():
             out = module(probe.to(device))
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise BuildError(
             f"the module build(hp) returned (with {shown(values)}) fails on a batch of shape "
             f"{tuple(probe.shape)}, the data's examples {tuple(input_shape)}: "
