@@ -209,12 +209,18 @@ class FakeRay:
         RayActorError = Lost
         GetTimeoutError = TimeoutError
 
+    killed: list[object] = []  # the actors ray.kill was asked to kill
+
     @staticmethod
     def get(ref: tuple[bool, object], timeout: float | None = None) -> object:
         ok, value = ref
         if not ok:
             raise value  # type: ignore[misc]
         return value
+
+    @staticmethod
+    def kill(actor: object, no_restart: bool = True) -> None:
+        FakeRay.killed.append(actor)
 
 
 class FakeActor:
@@ -224,6 +230,7 @@ class FakeActor:
     def __init__(self, body: TrialWorker) -> None:
         self.body = body
         self.dead = False
+        self.hung = False  # its calls time out: alive, but no answer comes
         self.calls: list[str] = []
 
     def __getattr__(self, name: str) -> object:
@@ -235,6 +242,8 @@ class FakeActor:
                 actor.calls.append(name)
                 if actor.dead:
                     return False, Lost(f"actor running {name} died")
+                if actor.hung:
+                    return False, TimeoutError(f"{name} did not answer")
                 return True, getattr(actor.body, name)(*args)
 
         return Method
@@ -412,3 +421,28 @@ def test_cross_validated_trials_train_their_folds_on_the_actors_and_resume_elsew
             [e.val_metric for e in mine.history], [e.val_metric for e in done[key].history],
             atol=1e-6,
         )  # fmt: skip
+
+
+def test_a_hung_actor_is_killed_and_its_trials_go_on_elsewhere(blobs, monkeypatch):
+    """A call that times out (the actor alive, no answer) kills that actor, so that Ray frees
+    its CPUs and GPU, and its trials start again on the other; a slow actor is given ten times
+    its longest segment before it counts as hung."""
+    monkeypatch.setattr(ray_engine, "_ray", lambda: FakeRay)
+    FakeRay.killed.clear()
+    plans = [ActorPlan(node, "population", "cpu", 1, 0, 1, 2) for node in "ab"]
+    actors = [FakeActor(TrialWorker(blobs, "accuracy", 0, 1, None, p.to_dict())) for p in plans]
+    engine = RayEngine(actors, plans)
+    engine.nodes = [{"host": "h", "pid": pid} for pid in (1, 2)]
+    for key in range(4):
+        engine.add(key, make_config(batch_size=32, epochs=2), seed=key)
+    engine.advance()
+    assert engine.timeout(0) == ray_engine.CALL_TIMEOUT_S  # fast segments: the floor
+    engine.longest[1] = 200.0
+    assert engine.timeout(1) == 2000.0  # a slow one: ten times its longest
+    actors[0].hung = True
+    results: dict[int, TrainResult] = {}
+    while len(engine):
+        results.update(engine.advance()[0])
+    assert FakeRay.killed == [actors[0]] and engine.killed == [0] and set(engine.actors) == {1}
+    assert sorted(results) == [0, 1, 2, 3]
+    assert all(r.status == "complete" for r in results.values())

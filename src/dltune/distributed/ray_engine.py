@@ -21,6 +21,7 @@ while one actor lives; the notes say how many trials were restarted.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from dataclasses import dataclass
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
     from ..engine.snapshot import Snapshot
 
 CALL_TIMEOUT_S = 900  # one segment of one actor's trials per call: minutes at most
+# A segment is given this many times the longest one its actor has taken, when that is more
+# than CALL_TIMEOUT_S: a slow actor (a large population, a slow node) is not taken for a dead
+# one; past it, the actor is killed (its CPUs and GPU freed) and its trials go on elsewhere.
+SLOW_FACTOR = 10.0
 CONNECT_TIMEOUT_S = 10
 START_TIMEOUT_S = 300  # every actor placed and its data loaded (import torch, copy the arrays)
 
@@ -81,6 +86,8 @@ class RayEngine:
         self.peak: dict[int, int] = {}  # per actor: the most trials it trained in one call
         self.engine_notes: list[str] = []  # the actors' engines' (an unstackable module...)
         self.busy: dict[int, float] = {}  # per actor: seconds in its advance calls
+        self.longest: dict[int, float] = {}  # per actor: its longest segment's seconds
+        self.killed: list[int] = []  # actors killed after a call timed out
         self.started = time.perf_counter()
         self._placed: tuple[Config, int] | None = None  # has_room's choice, for add
 
@@ -310,14 +317,18 @@ class RayEngine:
         calls = {i: self.actors[i].advance.remote() for i in busy}
         finished: list[tuple[Any, TrainResult]] = []
         checkpoints: list[Checkpoint] = []
+        started = time.perf_counter()
         for i, ref in calls.items():
             try:
                 reports, done, reached, epochs, trained, notes, busy = ray.get(
-                    ref, timeout=CALL_TIMEOUT_S
+                    ref, timeout=self.timeout(i)
                 )
             except _lost_errors(ray) as exc:
+                self._kill_if_hung(i, exc)
                 self._lose(i, exc)
                 continue
+            # an upper bound of its segment: the calls run at once, collected in turn
+            self.longest[i] = max(self.longest.get(i, 0.0), time.perf_counter() - started)
             self.done_epochs[i] = epochs
             self.busy[i] = busy
             self.peak[i] = max(self.peak.get(i, 0), trained)
@@ -390,6 +401,21 @@ class RayEngine:
             else:
                 self._try(trial.actor, "add", key, trial.config, trial.spec, trial.until)
 
+    def timeout(self, index: int) -> float:
+        """How long a call to actor `index` may take before it counts as hung."""
+        return max(CALL_TIMEOUT_S, SLOW_FACTOR * self.longest.get(index, 0.0))
+
+    def _kill_if_hung(self, index: int, exc: BaseException) -> None:
+        """A call that timed out: its actor may still be alive, holding its CPUs and GPU (a
+        hung call, a node cut off): kill it, so that Ray frees them, before its trials go on
+        elsewhere. A dead actor's error needs nothing more."""
+        ray = _ray()
+        if not isinstance(exc, ray.exceptions.GetTimeoutError) or index not in self.actors:
+            return
+        with contextlib.suppress(Exception):  # already gone: nothing holds its resources
+            ray.kill(self.actors[index], no_restart=True)
+        self.killed.append(index)
+
     def _try(self, index: int, method: str, *args: Any) -> bool:
         """Call; False when the actor was lost (its trials then restarted by _lose)."""
         try:
@@ -402,9 +428,10 @@ class RayEngine:
         ray = _ray()
         try:
             return ray.get(
-                getattr(self.actors[index], method).remote(*args), timeout=CALL_TIMEOUT_S
+                getattr(self.actors[index], method).remote(*args), timeout=self.timeout(index)
             )
         except _lost_errors(ray) as exc:
+            self._kill_if_hung(index, exc)
             self._lose(index, exc)
             raise _WorkerLost(str(exc)) from exc
 
