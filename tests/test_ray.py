@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -209,7 +210,7 @@ class FakeRay:
         RayActorError = Lost
         GetTimeoutError = TimeoutError
 
-    killed: list[object] = []  # the actors ray.kill was asked to kill
+    killed: ClassVar[list[object]] = []  # the actors ray.kill was asked to kill
 
     @staticmethod
     def get(ref: tuple[bool, object], timeout: float | None = None) -> object:
