@@ -681,3 +681,109 @@ def test_a_yaml_alias_bomb_is_refused_at_once_with_a_short_message(
         SearchSpace.from_file(path)
     assert time.perf_counter() - started < 1.0
     assert len(str(refused.value)) < SHOW_LIMIT + 200 and str(path) in str(refused.value)
+
+
+# --------------------------------------------------------------------------------------------
+# Passwords in storage URLs (issue 28): display_url, the one mask, hides every form
+# --------------------------------------------------------------------------------------------
+
+SECRET = "Sup3rSecret"
+
+MASKED_FORMS = [
+    ("postgresql://me:Sup3rSecret@db:5432/x", "postgresql://me:***@db:5432/x"),
+    ("postgresql+psycopg2://me:Sup3rSecret@db/x", "postgresql+psycopg2://me:***@db/x"),
+    ("postgresql://:Sup3rSecret@db/x", "postgresql://:***@db/x"),  # no user
+    ("mysql+pymysql://me:Sup@3r:Secret@db/x", "mysql+pymysql://me:***@db/x"),  # @ and :
+    ("postgresql://me:Sup%403rSecret@db/x", "postgresql://me:***@db/x"),  # percent-escaped
+    ("postgresql://me:Sup3r Secret@db/x", "postgresql://me:***@db/x"),  # a space
+    (  # Azure's user@server
+        "postgresql://me@srv:Sup3rSecret@srv.postgres.database.azure.com/x",
+        "postgresql://me@srv:***@srv.postgres.database.azure.com/x",
+    ),
+    ("postgresql://me@db/x?password=Sup3rSecret", "postgresql://me@db/x?password=***"),
+    (
+        "postgresql://me@db/x?sslmode=require&sslpassword=Sup3rSecret&application_name=t",
+        "postgresql://me@db/x?sslmode=require&sslpassword=***&application_name=t",
+    ),
+    ("mysql://me@db/x?passwd=Sup3rSecret", "mysql://me@db/x?passwd=***"),
+    ("postgresql://me@db/x?Password=Sup%263rSecret", "postgresql://me@db/x?Password=***"),
+    (
+        "postgresql:///x?host=/run/postgresql&user=me&password=Sup3rSecret",
+        "postgresql:///x?host=/run/postgresql&user=me&password=***",
+    ),
+    ("host=db user=me password=Sup3rSecret dbname=x", "host=db user=me password=*** dbname=x"),
+    ("host=db password = 'Sup3r Secret' dbname=x", "host=db password = *** dbname=x"),
+    ("host=db password='Sup3r\\'Secret' dbname=x", "host=db password=*** dbname=x"),
+    ("PGPASSWORD=Sup3rSecret psql", "PGPASSWORD=*** psql"),
+    (
+        "storage 'postgresql://me:Sup3rSecret@db/x' cannot be opened: refused",
+        "storage 'postgresql://me:***@db/x' cannot be opened: refused",
+    ),
+    ("{'password': 'Sup3rSecret', 'host': 'db'}", "{'password': '***', 'host': 'db'}"),
+    ('{"storage": "postgresql://me:Sup3rSecret@db/x"}', '{"storage": "postgresql://me:***@db/x"}'),
+]
+UNCHANGED = [
+    "sqlite:///dltune.db",
+    "sqlite:////tmp/odd:name@here.db",  # a file name, not a password
+    "journal:///study.log",
+    "postgresql://me@db:5432/x?sslmode=require",
+    "postgresql://USER:PASSWORD@HOST:PORT/DB",  # dltune's own hint: the form, no secret
+    "learning_rate=0.1 is too high; the study 'x' holds 3 trials",
+]
+
+
+@pytest.mark.parametrize(("text", "shown"), MASKED_FORMS)
+def test_display_url_masks_every_form_of_password(text: str, shown: str) -> None:
+    from dltune.storage import display_url
+
+    assert display_url(text) == shown
+    assert display_url(shown) == shown  # idempotent
+    for piece in ("Sup3r", "Secret", "3rSecret"):
+        assert piece not in display_url(text)
+
+
+@pytest.mark.parametrize("text", UNCHANGED)
+def test_display_url_leaves_text_without_a_password_alone(text: str) -> None:
+    from dltune.storage import display_url
+
+    assert display_url(text) == text
+
+
+passwords = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=4, max_size=24
+)
+URL_FORMS = [
+    "postgresql://me:{raw}@db.example:5432/x",
+    "postgresql+psycopg2://:{raw}@db.example/x?sslmode=require",
+    "mysql://me@srv:{raw}@db.example/x",
+    "postgresql://me:{quoted}@db.example/x",
+    "postgresql://me@db.example/x?sslmode=require&password={quoted}&application_name=t",
+    "postgresql://me@db.example/x?sslpassword={quoted}",
+    "host=db.example user=me password={libpq} dbname=x",
+    "error: 'postgresql://me:{quoted}@db.example/x' refused",
+]
+
+
+@FAST
+@given(password=passwords, form=st.sampled_from(URL_FORMS))
+@example(password="p@ss:w/rd?#&=", form=URL_FORMS[0])
+@example(password="a b'c\\d", form=URL_FORMS[6])
+def test_no_password_survives_display_url(password: str, form: str) -> None:
+    """Any password, written in a URL as it must be there (raw in the user part, percent-escaped
+    in a query, quoted in a libpq string), is gone from what display_url shows, and what is
+    shown is stable."""
+    from urllib.parse import quote
+
+    from dltune.storage import display_url
+
+    libpq = "'" + password.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    text = form.format(raw=password, quoted=quote(password, safe=""), libpq=libpq)
+    shown = display_url(text)
+    # the password may coincide with text around it (a password "db.example"): only a secret
+    # that is not already part of the form itself can be looked for
+    fixed = form.format(raw="***", quoted="***", libpq="***")
+    for secret in {password, quote(password, safe="")}:
+        if secret.strip() and secret not in fixed:
+            assert secret not in shown, (text, shown)
+    assert display_url(shown) == shown
+    assert "db.example" in shown or "@" in password  # the host stays, unless hidden with it

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import DLTuneError
-from ..storage.urls import DEFAULT_STORAGE
+from ..storage.urls import DEFAULT_STORAGE, display_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,14 +48,15 @@ def flag_of(name: str) -> str:
 
 
 def user_errors(func: F) -> F:
-    """Turn dltune's own errors into a message and exit status 2 (no traceback)."""
+    """Turn dltune's own errors into a message and exit status 2 (no traceback); a password
+    the message quotes (a URL, a connection string, a driver's words) is masked."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except DLTuneError as exc:
-            click.echo(f"error: {exc.render(flag_of)}", err=True)
+            click.echo(f"error: {display_url(exc.render(flag_of))}", err=True)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]

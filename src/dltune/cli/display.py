@@ -14,7 +14,7 @@ from rich.text import Text
 
 from ..config import Config
 from ..engine.result import EpochReport
-from ..storage import TrialRecord
+from ..storage import TrialRecord, display_url
 from ..study.progress import ProgressListener
 from ..sweep.values import label
 from .tables import config_text, fmt_value
@@ -123,7 +123,7 @@ class PlainProgress(_Tracker):
         super().study_started(info)
         budget = info["trials"] if info["trials"] is not None else "until timeout"
         self.console.print(
-            f"study {info['study']!r} in {info['storage']} · {info['data']} · "
+            f"study {info['study']!r} in {display_url(info['storage'])} · {info['data']} · "
             f"metric {info['metric']} · {info['existing_trials']} trials so far · "
             f"this run: {budget} trials"
             + (f", timeout {info['timeout']:g}s" if info["timeout"] else ""),
@@ -161,7 +161,7 @@ class LiveProgress(_Tracker):
                 ("study ", "dim"),
                 (str(info.get("study")), "bold"),
                 ("  storage ", "dim"),
-                str(info.get("storage")),
+                display_url(str(info.get("storage"))),
             ),
             Text.assemble(("data ", "dim"), str(info.get("data"))),
         ]
@@ -263,7 +263,7 @@ class SweepProgress(ProgressListener):
         self.started = time.perf_counter()
         self.metric = str(info.get("metric"))
         self.console.print(
-            f"sweep {info['study']!r} in {info['storage']} · {info['data']} · "
+            f"sweep {info['study']!r} in {display_url(info['storage'])} · {info['data']} · "
             f"{info['trials']} runs to train",
             highlight=False,
             markup=False,

@@ -16,6 +16,7 @@ import datetime
 import platform
 from typing import Any
 
+from ..storage.urls import display_url
 from ..version import __version__
 
 
@@ -166,7 +167,9 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         "## Study",
         "",
-        f"- study `{study['name']}` in `{study['storage']}`, trial {study['trial']} "
+        # masked again: a card read back from a folder may come from anywhere
+        f"- study `{study['name']}` in `{display_url(str(study['storage']))}`, "
+        f"trial {study['trial']} "
         f"(best epoch {study['best_epoch']})",
         "",
         "## Libraries",

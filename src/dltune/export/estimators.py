@@ -18,6 +18,7 @@ data needs another `study_name`).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from ..data.columns import is_dataframe, needs_encoding
 from ..data.split import held_out_size, split_one
 from ..devices import DEFAULT_DEVICE
 from ..errors import DLTuneError
+from ..storage.urls import display_url
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _validate_data
@@ -81,6 +83,25 @@ class _DLTuneEstimator(BaseEstimator):
         self.device = device
         self.cv = cv
         self.ensemble = ensemble
+
+    # scikit-learn prints the constructor's parameters (repr, a notebook's HTML); get_params
+    # keeps `storage` as given, which clone needs: only what is shown has its password masked.
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
+        return BaseEstimator.__repr__(self._shown(), N_CHAR_MAX)
+
+    def _repr_html_inner(self) -> str:
+        return super(_DLTuneEstimator, self._shown())._repr_html_inner()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        return super(_DLTuneEstimator, self._shown())._repr_mimebundle_(**kwargs)
+
+    def _shown(self) -> _DLTuneEstimator:
+        """Self, or a shallow copy whose `storage` URL has its password masked."""
+        if not isinstance(self.storage, str) or display_url(self.storage) == self.storage:
+            return self
+        shown = copy.copy(self)
+        shown.storage = display_url(self.storage)
+        return shown
 
     def _targets(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(targets for dltune, class index of each row for stratification or None)."""

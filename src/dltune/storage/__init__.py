@@ -25,7 +25,7 @@ from .records import (
     trial_records,
     trial_state,
 )
-from .urls import DEFAULT_STORAGE, display_url, journal_path, normalize_url
+from .urls import DEFAULT_STORAGE, display_url, journal_path, masked_repr, normalize_url
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -41,6 +41,7 @@ __all__ = [
     "grace_period",
     "heartbeat_seconds",
     "journal_path",
+    "masked_repr",
     "maximizes",
     "normalize_url",
     "objective_names",

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import StudyError, param
-from .urls import journal_path
+from .urls import display_url, journal_path
 
 if TYPE_CHECKING:
     from .handle import Storage
@@ -183,7 +183,7 @@ def open_checkpoints(given: str | None, storage: Storage) -> tuple[CheckpointSto
         store.own_folder = True
         return store, f"checkpoints: {folder}"
     if given.startswith(("s3://", "gs://")):
-        return _bucket_store(given), f"checkpoints: {given}"
+        return _bucket_store(given), f"checkpoints: {display_url(given)}"
     return _folder_store(Path(given), given=True), f"checkpoints: {given}"
 
 
@@ -212,8 +212,9 @@ def _bucket_store(url: str) -> CheckpointStore:
     bucket = bucket.strip("/")
     if not bucket or "/" in bucket:
         raise StudyError(
-            f"{param('checkpoints', url)}: give a bucket alone ({scheme}://my-bucket); Optuna's "
-            "artifact stores keep their files at the bucket's top level"
+            f"{param('checkpoints', display_url(url))}: give a bucket alone "
+            f"({scheme}://my-bucket); Optuna's artifact stores keep their files at the bucket's "
+            "top level"
         )
     try:
         if scheme == "s3":
@@ -227,6 +228,6 @@ def _bucket_store(url: str) -> CheckpointStore:
     except ImportError as exc:
         package = "boto3" if scheme == "s3" else "google-cloud-storage"
         raise StudyError(
-            f"{param('checkpoints', url)} needs {package}: pip install {package}"
+            f"{param('checkpoints', display_url(url))} needs {package}: pip install {package}"
         ) from exc
-    return CheckpointStore(store, url)
+    return CheckpointStore(store, display_url(url))  # location: as messages name it

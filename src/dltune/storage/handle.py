@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StudyError, did_you_mean
 from .opening import open_storage, storage_lost
-from .urls import display_url, normalize_url
+from .urls import display_url, masked_repr, normalize_url
 
 if TYPE_CHECKING:
     import optuna
@@ -30,6 +30,9 @@ class Storage:
         naming the URL and the fix."""
         url = normalize_url(url)
         return cls(open_storage(url), url)
+
+    def __repr__(self) -> str:  # a notebook shows a Storage, or a result holding one
+        return masked_repr(self)
 
     @property
     def shown(self) -> str:

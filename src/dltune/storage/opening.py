@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StudyError, param
 from .heartbeats import grace_period, heartbeat_seconds
-from .urls import DEFAULT_STORAGE, display_url, journal_path, normalize_url
+from .urls import DEFAULT_STORAGE, display_url, journal_path, misread_password, normalize_url
 
 if TYPE_CHECKING:
     import optuna
@@ -74,8 +74,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             parent = Path(path).expanduser().parent
             if not parent.is_dir():
                 raise StudyError(
-                    f"storage {url!r}: the folder {str(parent)!r} does not exist; "
-                    "create it or choose another path"
+                    f"storage {display_url(url)!r}: the folder {display_url(str(parent))!r} "
+                    "does not exist; create it or choose another path"
                 )
         engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 30}}
     elif scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
@@ -95,6 +95,11 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             f"{DEFAULT_STORAGE} (one process or {param('workers')} on one machine), "
             "postgresql://USER:PASSWORD@HOST:PORT/DB (many processes or machines) or "
             "journal:///FILE.log (a shared file system)"
+        )
+    if misread_password(url):
+        raise StudyError(
+            f"storage {display_url(given)!r}: its password holds an @, where a URL's password "
+            "ends; write each @ in the password (or the database's name) as %40"
         )
     return _open_rdb(url, given, engine_kwargs)
 
@@ -241,7 +246,8 @@ def _explain(given: str, url: str, exc: BaseException) -> str:
         fix = "check the URL and that the database server runs"
     for secret in (url, given):
         first = first.replace(secret, shown)
-    return f"storage {shown!r} cannot be opened: {first}; {fix}"
+    # The driver's own words may quote the URL in another spelling, or a connection string.
+    return f"storage {shown!r} cannot be opened: {display_url(first)}; {fix}"
 
 
 def _open_journal(url: str) -> optuna.storages.BaseStorage:
@@ -252,20 +258,22 @@ def _open_journal(url: str) -> optuna.storages.BaseStorage:
     path = Path(journal_path(url)).expanduser()
     if not path.name or path.is_dir():
         raise StudyError(
-            f"storage {url!r} names no file; use e.g. journal:///study.log (relative) or "
-            "journal:////shared/study.log (absolute)"
+            f"storage {display_url(url)!r} names no file; use e.g. journal:///study.log "
+            "(relative) or journal:////shared/study.log (absolute)"
         )
     if not path.parent.is_dir():
         raise StudyError(
-            f"storage {url!r}: the folder {str(path.parent)!r} does not exist; "
-            "create it or choose another path"
+            f"storage {display_url(url)!r}: the folder {display_url(str(path.parent))!r} does "
+            "not exist; create it or choose another path"
         )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     except (OSError, ValueError) as exc:
-        raise StudyError(f"storage {url!r} cannot be opened: {exc}") from exc
+        raise StudyError(
+            f"storage {display_url(url)!r} cannot be opened: {display_url(str(exc))}"
+        ) from exc
 
 
 def _use_write_ahead_log(storage: optuna.storages.RDBStorage) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+from ..storage.urls import display_url
 from .stopping import Preempted
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ class StudyStart:
     engine: str
     schedule: str  # the rungs, described, or "none"
     notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:  # whoever made it, listeners never see a password
+        object.__setattr__(self, "storage", display_url(self.storage))
 
 
 def run_study(
@@ -67,7 +71,8 @@ def run_study(
         lost = storage.lost(exc)  # the database went away: a message, not a traceback
         # Its trials did nothing wrong: interrupted (resumed by the next run), not failed.
         state = "interrupted" if lost is not None else "failed"
-        lifecycle.fail_running(state, f"{type(exc).__name__}: {exc}")
+        # kept in storage and shown by `dltune trials`: a URL in the error, masked
+        lifecycle.fail_running(state, display_url(f"{type(exc).__name__}: {exc}"))
         if lost is not None:
             raise lost from exc
         raise

@@ -17,7 +17,7 @@ from ..devices import DEFAULT_DEVICE, check_device
 from ..engine.memory import parse_memory
 from ..errors import DLTuneError, param
 from ..schedule import SCHEDULES
-from ..storage.urls import DEFAULT_STORAGE
+from ..storage.urls import DEFAULT_STORAGE, masked_repr
 from ..vocabulary import TASKS
 from .choice import DEFAULT_CHOICE, rule_for
 from .validation import parse_cv
@@ -137,6 +137,9 @@ class TuneSettings:
 
     def replace(self, **changes: Any) -> TuneSettings:
         return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:  # the storage URL (and any other) with its password masked
+        return masked_repr(self)
 
     @property
     def several(self) -> bool:

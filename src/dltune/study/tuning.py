@@ -30,6 +30,7 @@ from ..storage import (
 from ..storage import schema as stored
 from ..storage.checkpoints import CheckpointStore, open_checkpoints
 from ..storage.presence import presence
+from ..storage.urls import masked_repr
 from . import choice, ensemble_choice, validation
 from .checkpointing import Checkpointer, checkpoint_note, enqueue_interrupted, sweep_strays
 from .filling import ShapeFiller, filler_for
@@ -88,6 +89,9 @@ class TuneResult:
     @property
     def best_config(self) -> Config | None:
         return Config.from_dict(self.best["params"]) if self.best else None
+
+    def __repr__(self) -> str:  # a notebook shows it: no password of a storage URL
+        return masked_repr(self)
 
 
 def tune(

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..storage.urls import display_url
 from .progress import ProgressListener
 from .settings import TuneSettings
 from .stopping import StopRequest
@@ -292,8 +293,10 @@ def _worker_main(target: WorkerTarget, settings: TuneSettings, index: int, resul
     except KeyboardInterrupt:
         summary = WorkerSummary(index, interrupted=True)
     except Exception as exc:  # reported by the parent, which has the user's attention
-        summary = WorkerSummary(
-            index, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+        summary = WorkerSummary(  # shown by the parent: a URL in them, masked
+            index,
+            error=display_url(f"{type(exc).__name__}: {exc}"),
+            traceback=display_url(traceback.format_exc()),
         )
     if orphaned.is_set():  # nobody reads the queue: do not wait on it at exit
         results.cancel_join_thread()

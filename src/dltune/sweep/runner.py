@@ -32,6 +32,7 @@ from ..storage import (
     schema,
     study_meta,
 )
+from ..storage.urls import masked_repr
 from ..study import validation
 from ..study.lifecycle import TrialLifecycle
 from ..study.loop import Budget, StudyLoop
@@ -63,6 +64,9 @@ class SweepResult:
     interrupted: bool = False
     timing: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:  # a notebook shows it: no password of a storage URL
+        return masked_repr(self)
 
 
 def sweep(
