@@ -455,3 +455,128 @@ def test_a_table_with_named_columns_is_matched_by_name(classified):
     assert np.array_equal(model.predict_proba(reversed_frame), model.predict_proba(x))
     with pytest.raises(DataError, match="unknown column"):
         model.predict(Frame([*NAMES, "g"], np.c_[x, x[:, :1]]))
+
+
+# ---- no code runs from a folder unless the caller says so ----------------------------------
+
+# A build whose file writes a marker when it is imported: what a hostile folder would hold.
+MARKING_BUILD = """\
+from pathlib import Path
+
+Path({marker!r}).write_text("ran")
+
+
+def build(hp):
+    from torch import nn
+
+    return nn.Linear(6, 3)
+"""
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def crafted_folder(classified, tmp_path: Path, **record) -> tuple[Path, Path, Path]:
+    """A copy of the built-in model folder whose config.json names a build(hp) in a file of
+    its own (inside the folder) that writes a marker when imported; its record's fields
+    overridden by `record`. (folder, the file, the marker)."""
+    import shutil
+
+    folder = tmp_path / "crafted"
+    shutil.copytree(classified["root"] / "model", folder)
+    marker = tmp_path / "marker"
+    code = folder / "evil.py"
+    code.write_text(MARKING_BUILD.format(marker=str(marker)))
+    source = {"kind": "file", "path": str(code), "module": None, "attr": "build"}
+    source |= {"sha256": sha256_of(code), **record}
+    config = json.loads((folder / "config.json").read_text())
+    config["model_source"] = source
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder, code, marker
+
+
+def test_a_folder_naming_a_build_is_refused_unless_trusted_and_nothing_runs(classified, tmp_path):
+    folder, code, marker = crafted_folder(classified, tmp_path)
+    with pytest.raises(ModelError) as refused:
+        dltune.load(folder)
+    message = str(refused.value)
+    assert f"would import and run Python code to rebuild its network: the file {code}" in message
+    assert "'build'" in message and "allow it with trust_source=True" in message
+    assert str(folder / "config.json") in message
+    assert not marker.exists()
+    # the caller's word is the only gate: trusted, the (unchanged) file runs
+    with pytest.raises(dltune.DLTuneError):  # its build fits no weights of the folder
+        dltune.load(folder, trust_source=True)
+    assert marker.read_text() == "ran"
+
+
+@pytest.mark.parametrize("command", ["predict", "export"])
+def test_predict_and_export_refuse_a_folders_build_without_trust_source(
+    classified, tmp_path, command
+):
+    folder, code, marker = crafted_folder(classified, tmp_path)
+    rest = [str(classified["root"] / "test.npz")] if command == "predict" else []
+    rest += ["--format", "torchscript"] if command == "export" else []
+    ran = run_cli(command, str(folder), *rest, cwd=tmp_path)
+    assert ran.returncode == 2 and ran.stderr.startswith("error: ")
+    assert str(code) in ran.stderr and "allow it with --trust-source" in ran.stderr
+    assert "trust_source=True" not in ran.stderr  # the flag, not the keyword
+    assert not marker.exists() and not (tmp_path / "predictions.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("record", "words"),
+    [
+        ({"sha256": None}, "has no sha256 in its record"),
+        ({"sha256": "abc"}, "has a malformed sha256 'abc'"),
+        ({"sha256": "0" * 64}, "changed since it was recorded"),
+        ({"path": "evil.py"}, "a relative path; dltune does not resolve it"),
+        ({"kind": "module", "module": "dltune_crafted_mod"}, "not the recorded"),
+        ({"kind": "module", "module": "json"}, "would be imported from .*json"),
+        ({"kind": "module", "module": "sys"}, "'sys' has no file of its own"),
+        ({"kind": "module", "module": "../evil"}, "not a name"),
+        ({"path": 3}, "not one dltune wrote"),
+    ],
+)
+def test_a_trusted_build_runs_only_from_the_bytes_its_record_hashes(
+    classified, tmp_path, monkeypatch, record, words
+):
+    """Even trusted: a missing or malformed hash is an error, not a skip; a relative path is
+    not looked for in the current folder (the model folder here); a module is hashed as the
+    file Python would import, which here is not the recorded one."""
+    folder, code, marker = crafted_folder(classified, tmp_path, **record)
+    monkeypatch.chdir(folder)  # where a relative path would have found the file
+    other = tmp_path / "elsewhere"
+    other.mkdir()  # a module of the same name, first on the path, that marks too
+    (other / "dltune_crafted_mod.py").write_text(code.read_text().replace("ran", "other"))
+    monkeypatch.syspath_prepend(str(other))
+    monkeypatch.delitem(sys.modules, "dltune_crafted_mod", raising=False)
+    with pytest.raises(ModelError, match=words) as refused:
+        dltune.load(folder, trust_source=True)
+    if record.get("path") == "evil.py":
+        assert f"that would be {folder / 'evil.py'}" in str(refused.value)
+    assert not marker.exists() and "dltune_crafted_mod" not in sys.modules
+
+
+def test_a_built_in_folder_imports_nothing_trusted_or_not(classified, monkeypatch):
+    import importlib.util
+
+    from dltune.usermodel import source
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a folder of dltune's own networks must import no code")
+
+    monkeypatch.setattr(source, "import_file", forbidden)
+    monkeypatch.setattr(source, "import_module", forbidden)
+    monkeypatch.setattr(source, "_exec_module", forbidden)
+    monkeypatch.setattr(source.ModelSource, "load", forbidden)
+    monkeypatch.setattr(importlib.util, "spec_from_file_location", forbidden)
+    before = set(sys.modules)
+    x = classified["arrays"]["x_test"][:3]
+    for trust in (False, True):
+        loaded = dltune.load(classified["root"] / "model", trust_source=trust)
+        assert loaded.predict(x).shape == (3,)
+    assert not [name for name in set(sys.modules) - before if name.startswith("_dltune_model_")]

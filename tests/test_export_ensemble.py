@@ -303,7 +303,7 @@ def test_an_ensemble_of_a_users_build_saves_its_source_and_loads_back(tmp_path):
     ]
     model = TunedModel.ensemble(members, prep, networks, source.to_dict())
     write_bundle(tmp_path / "model", model, card_for(model))
-    loaded = dltune.load(tmp_path / "model")
+    loaded = dltune.load(tmp_path / "model", trust_source=True)
     x = rows()
     assert loaded.members == model.members and loaded.source == source.to_dict()
     assert np.array_equal(loaded.predict_proba(x), model.predict_proba(x))

@@ -54,6 +54,8 @@ def test_a_driver_killed_with_sigkill_resumes_with_nothing_finished_lost(tmp_pat
     # One process: its trials are left for the heartbeats' grace period (the default's workers
     # are test_the_default_workers_stop_with_every_finished_trial_kept's).
     command = ["run", str(space), "--seed", "0", "--schedule", "none", "--workers", "1"]
+    if model:  # the resumed run imports the build the study records: allowed here
+        command.append("--trust-source")
     first = list(command)
     if model:
         (tmp_path / "mine.py").write_text(USER_BUILD)

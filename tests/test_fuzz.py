@@ -787,3 +787,142 @@ def test_no_password_survives_display_url(password: str, form: str) -> None:
             assert secret not in shown, (text, shown)
     assert display_url(shown) == shown
     assert "db.example" in shown or "@" in password  # the host stays, unless hidden with it
+
+
+# --------------------------------------------------------------------------------------------
+# What a storage or a model folder says: checkpoint ids and recorded builds (issue 28)
+# --------------------------------------------------------------------------------------------
+
+CRAFTED_IDS = ["../victim", "sub/../../victim", "a/b", "/abs", "..", ".", "", "ckpt-../victim"]
+
+
+def checkpoint_store(folder: Path) -> Any:
+    from dltune.storage.checkpoints import AtomicFileStore, CheckpointStore
+
+    (folder / "checkpoints").mkdir()
+    return CheckpointStore(AtomicFileStore(folder / "checkpoints"), str(folder / "checkpoints"))
+
+
+@pytest.mark.parametrize("crafted", [*CRAFTED_IDS, "VICTIM"])
+def test_a_crafted_checkpoint_id_never_becomes_a_path(tmp_path: Path, crafted: str) -> None:
+    from dltune.study.checkpointing import _load
+
+    store = checkpoint_store(tmp_path)
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    crafted = str(victim) if crafted == "VICTIM" else crafted  # an absolute path to it
+    with pytest.raises(DLTuneError, match="is not one dltune writes"):
+        store.load(crafted)
+    with pytest.warns(RuntimeWarning, match="so it is not opened or removed"):
+        store.remove(crafted)  # the run goes on: a warning, nothing removed
+    assert victim.read_text() == "keep"
+
+    class Holder:  # what _load reads of a Checkpointer
+        pass
+
+    holder = Holder()
+    holder.store = store  # type: ignore[attr-defined]
+    snapshot, problem = _load(holder, {"id": crafted})  # type: ignore[arg-type]
+    assert snapshot is None and "is not one dltune writes" in problem
+
+
+@FAST
+@given(st.text(max_size=40))
+@example("ckpt-" + "0" * 32)
+@example("ckpt-" + "0" * 32 + "/../x")
+def test_any_checkpoint_id_is_read_or_refused_cleanly(crafted: str) -> None:
+    with scratch() as folder:
+        store = checkpoint_store(folder)
+        try:
+            assert store.load(crafted) is None  # our form: a file that is not there
+        except DLTuneError as error:
+            assert "is not one dltune writes" in str(error)
+
+
+def test_a_resumed_trial_whose_checkpoint_id_was_crafted_starts_from_its_seed(
+    tmp_path: Path,
+) -> None:
+    """An interrupted study whose stored checkpoint ids were replaced by paths: the continued
+    run warns, retrains those trials from their seeds, and touches nothing outside."""
+    import json
+    import sqlite3
+
+    import optuna
+
+    from dltune.storage import schema
+    from dltune.study import tune
+
+    from .helpers import SMALL_SPACE
+    from .test_checkpoints import StopAfter
+
+    (tmp_path / "small.yaml").write_text(SMALL_SPACE)
+    db = tmp_path / "dltune.db"
+    options: dict[str, Any] = dict(
+        data="digits", storage=f"sqlite:///{db}", seed=0, workers=1, checkpoint_every=0,
+        cv="holdout",
+    )  # fmt: skip
+    first = tune(tmp_path / "small.yaml", trials=40, progress=StopAfter(13), **options)
+    failed = optuna.trial.TrialState.FAIL  # interrupted: resumed from their checkpoints
+    left = [t for t in first.study.get_trials() if t.state == failed and schema.read_checkpoint(t)]
+    assert first.interrupted and left
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    with sqlite3.connect(db) as connection:  # what a hand (or a download) could make of it
+        for trial, crafted in zip(left, [str(victim), "../victim", "a/b"] * 9, strict=False):
+            record = json.dumps({"id": crafted, "epochs": 1, "bytes": 3})
+            connection.execute(
+                "UPDATE trial_user_attributes SET value_json = ? WHERE trial_id = ? AND key = ?",
+                (record, trial._trial_id, "checkpoint"),
+            )
+    with pytest.warns(RuntimeWarning, match="from its seed, not from its checkpoint: checkpoint"):
+        again = tune(tmp_path / "small.yaml", trials=2, **options)
+    assert victim.read_text() == "keep"
+    continued = {schema.read_resumes(t) for t in again.study.get_trials()}
+    assert {t.number for t in left} <= continued
+    assert not [t for t in again.study.get_trials() if t.state == optuna.trial.TrialState.RUNNING]
+
+
+RECORD_KEYS = {
+    "kind": st.sampled_from(["file", "module", "FILE", "", None, 1]),
+    "attr": st.one_of(st.sampled_from(["build", "a.b", "__class__", ""]), st.none()),
+    "path": st.one_of(
+        st.sampled_from([None, "/etc/passwd", "../evil.py", "evil.py", "a/b.py", "/", ""]),
+        st.text(max_size=12),
+        st.integers(),
+    ),
+    # top-level names only: finding a dotted name imports its parent packages
+    "module": st.one_of(
+        st.sampled_from([None, "json", "sys", "os", "../evil", "", "no_such_mod_xyz"]),
+        st.text(max_size=12).filter(lambda t: "." not in t),
+    ),
+    "sha256": st.one_of(
+        st.sampled_from([None, "", "abc", "0" * 64, "G" * 64]), st.text(max_size=70)
+    ),
+}
+
+
+@FAST
+@given(
+    st.one_of(
+        st.fixed_dictionaries({}, optional=RECORD_KEYS),
+        st.none(),
+        st.text(max_size=20),
+        st.lists(st.integers(), max_size=3),
+    )
+)
+def test_a_recorded_build_runs_only_trusted_and_checked(record: Any) -> None:
+    """Whatever a folder or study records as its build: refused untrusted, naming where;
+    trusted, refused before any of it runs unless its hash matches (none here can)."""
+    from unittest import mock
+
+    from dltune.usermodel import source
+
+    def forbidden(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"{record!r} ran")
+
+    with mock.patch.object(source, "_exec_module", forbidden):
+        with pytest.raises(DLTuneError) as refused:
+            source.stored(record, "FOLDER/config.json", trust=False)
+        assert "FOLDER/config.json" in str(refused.value)
+        with pytest.raises(DLTuneError):
+            source.stored(record, "FOLDER/config.json", trust=True).load()

@@ -245,10 +245,68 @@ def test_a_changed_file_is_noticed_before_it_is_trusted(build_file):
     build_file.write_text(MLP_FILE.replace("default=8", "default=12"))
     with pytest.raises(SourceError, match=r"changed since it was recorded.*restore the file"):
         ModelSource.from_dict(record).load()
-    assert ModelSource.from_dict(record).load(allow_changed=True)  # when asked to
     build_file.unlink()
     with pytest.raises(SourceError, match="does not exist any more"):
         ModelSource.from_dict(record).load()
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_module_is_hashed_as_the_file_python_would_import(tmp_path, monkeypatch):
+    """The record's module is found as Python would import it (find_spec), and that file is
+    hashed, not the recorded path: a module of the same name elsewhere, first on the path, is
+    refused before it runs; the recorded one runs from the very bytes checked."""
+    import importlib
+
+    good, other = tmp_path / "good", tmp_path / "other"
+    good.mkdir()
+    other.mkdir()
+    marker = tmp_path / "marker"
+    (good / "dltune_test_mod.py").write_text(MLP_FILE)
+    (other / "dltune_test_mod.py").write_text(f"open({str(marker)!r}, 'w').close()\n{MLP_FILE}")
+    record = {
+        "kind": "module", "module": "dltune_test_mod", "attr": "build",
+        "path": str(good / "dltune_test_mod.py"), "sha256": sha256_of(good / "dltune_test_mod.py"),
+    }  # fmt: skip
+    monkeypatch.delitem(sys.modules, "dltune_test_mod", raising=False)
+    monkeypatch.syspath_prepend(str(other))
+    importlib.invalidate_caches()
+    with pytest.raises(SourceError, match=r"would be imported from .*other.*not the recorded"):
+        ModelSource.from_dict(record).load()
+    assert not marker.exists() and "dltune_test_mod" not in sys.modules
+    monkeypatch.syspath_prepend(str(good))  # now the recorded file is the one found
+    importlib.invalidate_caches()
+    build = ModelSource.from_dict(record).load()
+    assert isinstance(build(HyperParameters()), nn.Sequential)
+    assert sys.modules["dltune_test_mod"].__file__ == str(good / "dltune_test_mod.py")
+    monkeypatch.delitem(sys.modules, "dltune_test_mod")
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"sha256": None}, "has no sha256 in its record"),
+        ({"sha256": "A" * 64}, "malformed sha256"),
+        ({"path": "model.py"}, r"relative path; dltune does not resolve it .*that would be"),
+        ({"path": None}, "names no file"),
+        ({"module": 7}, "not one dltune wrote"),
+    ],
+)
+def test_a_record_that_cannot_be_checked_is_never_imported(build_file, monkeypatch, change, words):
+    marker = build_file.parent / "marker"
+    build_file.write_text(f"open({str(marker)!r}, 'w').close()\n{MLP_FILE}")
+    record = {**resolve_model(f"{build_file}:build").to_dict(), **change}
+    marker.unlink()  # written when resolve_model imported the caller's own file
+    monkeypatch.chdir(build_file.parent)  # where a relative path would find the file
+    for name in [n for n in sys.modules if n.startswith("_dltune_model_")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(SourceError, match=words):
+        ModelSource.from_dict(record).load()
+    assert not marker.exists()
 
 
 # ---- the factory and its checks ------------------------------------------------------------
@@ -354,18 +412,66 @@ def test_a_study_whose_first_trials_all_fail_alike_stops(blobs, build, words):
 def test_a_user_model_study_resumes_with_its_own_build(blobs, build_file, storage_url):
     spec = f"{build_file}:build"
     first = dltune.tune(model=spec, data=blobs, space=SPACE, storage=storage_url, trials=2, seed=0)
-    # continued without naming the build: the study's record is imported again
-    again = dltune.tune(SPACE, blobs, storage=storage_url, trials=2, seed=0)
+    # continued without naming the build: the study's record is imported again, when trusted
+    with pytest.raises(SourceError, match=f"would import and run.*{build_file}.*trust_source="):
+        dltune.tune(SPACE, blobs, storage=storage_url, trials=2, seed=0)
+    again = dltune.tune(SPACE, blobs, storage=storage_url, trials=2, seed=0, trust_source=True)
     assert again.study.study_name == first.study.study_name and len(again.study.trials) == 4
     assert all("width" in t.params for t in again.study.trials)
     with pytest.raises(dltune.DLTuneError, match="was run with the build"):
         dltune.tune(mlp, data=blobs, space=SPACE, storage=storage_url, trials=1)
     build_file.write_text(MLP_FILE + "\n# edited\n")
     with pytest.raises(SourceError, match="changed since it was recorded"):
-        dltune.tune(SPACE, blobs, storage=storage_url, trials=1)
+        dltune.tune(SPACE, blobs, storage=storage_url, trials=1, trust_source=True)
     with pytest.raises(dltune.DLTuneError, match="run on dltune's own networks"):
         dltune.tune(SPACE, blobs, storage=storage_url, study_name="dense", trials=1, seed=0)
         dltune.tune(mlp, data=blobs, space=SPACE, storage=storage_url, study_name="dense")
+
+
+MARKING_BUILD = """\
+from pathlib import Path
+
+Path({marker!r}).write_text("ran")
+
+
+def build(hp):
+    from torch import nn
+
+    return nn.Linear(64, 10)
+"""
+
+
+def test_a_stored_studys_build_runs_only_when_trusted(trained_copy):
+    """A study (downloaded, say) whose record names a build: continuing it, train-best and a
+    sweep from it refuse, naming the file and the way to allow it; nothing of it runs."""
+    folder = trained_copy
+    url = f"sqlite:///{folder / 'dltune.db'}"
+    marker, code = folder / "marker", folder / "evil.py"
+    code.write_text(MARKING_BUILD.format(marker=str(marker)))
+    record = {"kind": "file", "path": str(code), "module": None, "attr": "build"}
+    study = optuna.load_study(study_name="small-digits", storage=url)
+    schema.write_model_source(study, {**record, "sha256": sha256_of(code)})
+    words = f"study 'small-digits' in .*would import and run Python code .*the file {code}"
+
+    with pytest.raises(SourceError, match=f"{words}.*trust_source=True.*model=FILE.py:build"):
+        dltune.tune(folder / "small.yaml", "digits", storage=url, trials=1)
+    with pytest.raises(SourceError, match=f"{words}.*trust_source=True"):
+        dltune.train_best(url, "small-digits")
+    ran = {
+        "run": dltune_cli("run", "small.yaml", "--trials", "1", cwd=folder),
+        "train-best": dltune_cli("train-best", "-o", "model", cwd=folder),
+    }
+    for command, result in ran.items():
+        assert result.returncode == 2, (command, result.stdout)
+        assert str(code) in result.stderr and "allow it with --trust-source" in result.stderr
+    assert "--model FILE.py:build" in ran["run"].stderr
+    swept = dltune_cli("sweep", "dropout", "--from-study", "small-digits", cwd=folder)
+    assert swept.returncode == 2 and "a sweep trains dltune's own networks only" in swept.stderr
+    assert not marker.exists() and not (folder / "model").exists()
+    # trusted, it runs (and this one's network does not fit digits' trials: refused after)
+    with pytest.raises(dltune.DLTuneError):
+        dltune.train_best(url, "small-digits", trust_source=True)
+    assert marker.read_text() == "ran"
 
 
 def test_local_workers_import_the_build_again(blobs, build_file, storage_url):
@@ -454,11 +560,11 @@ def test_train_best_load_predict_and_onnx(blobs, build_file, tmp_path):
     result = dltune.tune(
         model=spec, data=blobs, space=SPACE, storage=storage, trials=2, seed=0, schedule="none"
     )
-    trained = dltune.train_best(storage, result.study.study_name, data=blobs)
+    trained = dltune.train_best(storage, result.study.study_name, data=blobs, trust_source=True)
     folder = trained.save(tmp_path / "model")
     stored = json.loads((folder / "config.json").read_text())
     assert stored["model_source"]["path"] == str(build_file.resolve())
-    loaded = dltune.load(folder)
+    loaded = dltune.load(folder, trust_source=True)
     expected = trained.model.predict_proba(blobs.x_test)
     assert np.array_equal(loaded.predict_proba(blobs.x_test), expected)
     assert trained.test > 0.8  # the test split, once, through the user's module
@@ -469,8 +575,8 @@ def test_train_best_load_predict_and_onnx(blobs, build_file, tmp_path):
     assert exported.max_difference < 1e-4
 
     build_file.write_text(MLP_FILE + "\n# edited\n")
-    with pytest.raises(dltune.DLTuneError, match=r"model: this model is a build\(hp\).*changed"):
-        dltune.load(folder)
+    with pytest.raises(dltune.DLTuneError, match=r"model: this model's network is a .*changed"):
+        dltune.load(folder, trust_source=True)
 
 
 # ---- the example and the command line ------------------------------------------------------

@@ -19,8 +19,9 @@ from typing import Any
 
 # A parameter named inside a message: \x1e name \x1f value-or-shown \x1f kind \x1e. Control
 # characters that no message text contains, so a marked message can be concatenated, nested
-# and embedded in other messages before it is rendered.
-_MARK = re.compile("\x1e([^\x1e\x1f]*)\x1f([^\x1e\x1f]*)\x1f([nvs])\x1e")
+# and embedded in other messages before it is rendered. Kinds: n (the name alone), v (with a
+# value), s (with a placeholder), f (a switch turned on).
+_MARK = re.compile("\x1e([^\x1e\x1f]*)\x1f([^\x1e\x1f]*)\x1f([nvsf])\x1e")
 _NO_VALUE = object()
 
 
@@ -36,6 +37,12 @@ def param(name: str, value: Any = _NO_VALUE, *, shown: str | None = None) -> str
     return f"\x1e{name}\x1f{value!r}\x1fv\x1e"
 
 
+def switch(name: str) -> str:
+    """Name a yes/no parameter the caller turns on: ``trust_source=True`` to a Python caller,
+    the flag alone (``--trust-source``) on the command line."""
+    return f"\x1e{name}\x1fTrue\x1ff\x1e"
+
+
 def python_name(name: str) -> str:
     """How a parameter is named to a Python caller: as the keyword argument."""
     return name
@@ -49,6 +56,8 @@ def render(template: str, name_of: Callable[[str], str] = python_name) -> str:
         named = name_of(name)
         if kind == "n":
             return named
+        if kind == "f":  # a switch: the flag alone, or the keyword set to True
+            return named if named.startswith("-") else f"{named}={text}"
         if named.startswith("-"):  # a flag: --engine 'x', --study NEW_NAME
             return f"{named} {text}"
         return f"{named}={text}"

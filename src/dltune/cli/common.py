@@ -134,6 +134,18 @@ def device_option(func: F) -> F:
     )(func)
 
 
+def trust_source_option(what: str) -> Callable[[F], F]:
+    """--trust-source: import the build(hp) a model folder or a stored study names (`what`)."""
+    return click.option(
+        "--trust-source",
+        is_flag=True,
+        default=False,
+        help=f"Import and run the Python build(hp) that {what} names, to rebuild its network "
+        "(its file's sha256 checked first). Only for a source you trust: it is code. Without "
+        "it, such a build is refused; dltune's own networks never import anything.",
+    )
+
+
 ON_OFF = ("on", "off")  # a switch written as a word: --ensemble on|off
 
 

@@ -14,6 +14,7 @@ from .common import (
     quiet_optuna,
     storage_option,
     study_option,
+    trust_source_option,
     user_errors,
 )
 
@@ -55,6 +56,7 @@ from .common import (
     'within 0.005 of the best accuracy" (also fastest, cheapest; a margin in %).',
 )
 @device_option
+@trust_source_option("the study")
 @click.option(
     "-o",
     "--output",
@@ -75,6 +77,7 @@ def train_best(
     data_dir: str | None,
     pick: str | None,
     device: str,
+    trust_source: bool,
     directory: str,
 ) -> None:
     """Retrain what the study delivers (its ensemble, or its best trial; or --pick a point of
@@ -94,6 +97,7 @@ def train_best(
         device=device,
         log=click.echo,
         pick=pick,
+        trust_source=trust_source,
     )
     path = result.save(directory)
     click.echo(
@@ -118,15 +122,16 @@ def train_best(
     type=click.Path(dir_okay=False),
     help="The file to write [default: DIRECTORY/model.onnx, model.torchscript.pt, model.keras].",
 )
+@trust_source_option("the model folder")
 @user_errors
-def export(directory: str, fmt: str, output: str | None) -> None:
+def export(directory: str, fmt: str, output: str | None, trust_source: bool) -> None:
     """Export a model folder; the file takes raw features and is checked against torch."""
     from ..export import load
     from ..export.formats import FILES, require
     from ..export.formats import export as write_export
 
     require(fmt)  # before loading anything: a missing extra is the likeliest failure
-    model = load(directory)
+    model = load(directory, trust_source=trust_source)
     result = write_export(model, fmt, output or Path(directory) / FILES[fmt])
     click.echo(
         f"Wrote {result.path} ({fmt}); it agrees with the torch model on {result.rows} check "
@@ -145,13 +150,14 @@ def export(directory: str, fmt: str, output: str | None) -> None:
     type=click.Path(dir_okay=False),
     help="The CSV to write: prediction, and a probability per class.",
 )
+@trust_source_option("the model folder")
 @user_errors
-def predict(directory: str, data: str, output: str) -> None:
+def predict(directory: str, data: str, output: str, trust_source: bool) -> None:
     """Predict DATA (.csv with or without header, .parquet, .npz, or digits) with a model folder."""
     from ..export import load
     from ..export.predict import predict_table, read_table, write_predictions
 
-    model = load(directory)
+    model = load(directory, trust_source=trust_source)
     result = predict_table(model, read_table(data))
     path = write_predictions(result, model, output)
     click.echo(f"Wrote {result.rows} predictions to {path}")

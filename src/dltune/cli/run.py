@@ -19,6 +19,7 @@ from .common import (
     device_option,
     quiet_optuna,
     storage_option,
+    trust_source_option,
     user_errors,
 )
 
@@ -149,8 +150,9 @@ class WorkersType(click.ParamType):
     metavar="FILE.py:build|MODULE:build",
     help="Tune your own PyTorch model: a build(hp) function returning a torch.nn.Module "
     "(hp.Int, hp.Float, hp.Choice, hp.Boolean, hp.Fixed as in Keras Tuner); SPACE then gives "
-    "the training knobs [default: a continued study's own build].",
+    "the training knobs [default: a continued study's own build, with --trust-source].",
 )
+@trust_source_option("a continued study (run without --model)")
 @click.option(
     "--checkpoints",
     metavar="DIR|s3://BUCKET|gs://BUCKET|off",

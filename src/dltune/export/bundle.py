@@ -8,7 +8,11 @@
     model_card.json      where it came from and how good it is (data, split, metrics, versions)
     model_card.md        the same, for people
 
-Reading never runs code from the folder: JSON and safetensors only, no pickle.
+Reading runs no code from the folder: JSON and safetensors only, no pickle. A folder of a
+user's build(hp) names the Python file that builds its network (config.json's "model_source");
+`load` imports it only when the caller says so (`trust_source=True`, `--trust-source`), and then
+only the bytes whose sha256 the record holds (usermodel.source). A folder of dltune's own
+networks imports nothing, trusted or not.
 
 Format versions: 1, a single network; 2 adds the ensemble. A single network is still written as
 version 1, unchanged, so that an older dltune reads it; an ensemble is version 2, which an older
@@ -94,8 +98,9 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
-def read_bundle(directory: str | Path) -> TunedModel:
-    """The model in `directory`, as train-best wrote it; its card is `model.card`."""
+def read_bundle(directory: str | Path, *, trust_source: bool = False) -> TunedModel:
+    """The model in `directory`, as train-best wrote it; its card is `model.card`.
+    `trust_source`: import the build(hp) config.json names, if it names one (see `load`)."""
     try:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -132,9 +137,11 @@ def read_bundle(directory: str | Path) -> TunedModel:
         raise ModelError(f"{path / WEIGHTS}: cannot be read as safetensors ({e})") from None
     source = config_data.get(MODEL_SOURCE)
     try:
-        network = user_networks(source, prep)
-    except DLTuneError as e:  # the build cannot be imported, or its file changed
-        raise ModelError(f"{path}: this model is a build(hp) of your own; {e.template}") from None
+        where = f"{path / CONFIG} ({MODEL_SOURCE!r})"
+        network = user_networks(source, prep, trust=trust_source, where=where)
+    except DLTuneError as e:  # not allowed; cannot be imported; its file changed
+        what = "this model's network is a user's build(hp)"
+        raise ModelError(f"{path}: {what}; {e.template}") from None
     try:
         if ENSEMBLE in config_data:
             model = _ensemble(path, config_data[ENSEMBLE], prep, state, network, source)
@@ -194,7 +201,13 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def load(directory: str | Path) -> TunedModel:
+def load(directory: str | Path, *, trust_source: bool = False) -> TunedModel:
     """A model folder written by `dltune train-best` (or `dltune.train_best(...).save(DIR)`),
-    ready to `predict`, `predict_proba`, or to use as a torch module (`.module`, `.network`)."""
-    return read_bundle(directory)
+    ready to `predict`, `predict_proba`, or to use as a torch module (`.module`, `.network`).
+
+    A folder of dltune's own networks is JSON and safetensors: nothing in it runs. A folder of
+    a user's build(hp) names the Python file that builds the network; that file is someone's
+    code, so it is imported only with `trust_source=True` (as Hugging Face's
+    `trust_remote_code`): then its sha256 must match the folder's record before it runs.
+    Without it, a ModelError names the file and how to allow it."""
+    return read_bundle(directory, trust_source=trust_source)

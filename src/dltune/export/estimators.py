@@ -164,6 +164,9 @@ class _DLTuneEstimator(BaseEstimator):
             on=self.refit_on,
             ensemble=self.ensemble,
             device=self.device,
+            # The study tune() just ran: a build it records is the one given as `space` (tune
+            # refuses to continue a study of another build, or of a stored one, untrusted).
+            trust_source=True,
         )
         self.model_ = final.model
         self.best_params_ = result.best["params"]

@@ -293,7 +293,8 @@ def _rebuild(
 ) -> TunedModel:
     tensors = {k: torch.as_tensor(v) for k, v in state.items()}
     preprocessing = Preprocessing.from_dict(prep, "pickle")
-    network = user_networks(source, preprocessing)
+    # Unpickling runs whatever the pickle says anyway: a pickled model's build is trusted.
+    network = user_networks(source, preprocessing, trust=True, where="a pickled TunedModel")
     return TunedModel(Config.from_dict(config), preprocessing, tensors, network, source)
 
 
@@ -317,15 +318,21 @@ def _rebuild_ensemble(
         )
         for config, state, weight, trial, fold in members
     ]
-    network = user_networks(source, preprocessing)
+    network = user_networks(source, preprocessing, trust=True, where="a pickled TunedModel")
     return TunedModel.ensemble(rebuilt, preprocessing, network, source)
 
 
-def user_networks(source: dict[str, Any] | None, prep: Preprocessing) -> NetworkFactory | None:
-    """The factory of a user model's build, imported again from its record (its file's hash
-    checked: a SourceError says when it cannot be imported or changed); None for dltune's own."""
+def user_networks(
+    source: Any, prep: Preprocessing, *, trust: bool, where: str
+) -> NetworkFactory | None:
+    """The factory of a user model's build, from its record as `where` (a model folder's
+    config.json, a study) holds it; None for dltune's own networks, for which nothing is
+    imported. The build is someone's code: without `trust` a SourceError names the file it would
+    import and how to allow it; with it, the file's hash is checked before it runs
+    (usermodel.source)."""
     if source is None:
         return None
-    from ..usermodel import ModelSource, UserNetworks
+    from ..usermodel import UserNetworks
+    from ..usermodel.source import stored
 
-    return UserNetworks(ModelSource.from_dict(source).build, input_shape_of(prep))
+    return UserNetworks(stored(source, where, trust=trust).build, input_shape_of(prep))

@@ -53,6 +53,7 @@ from ..storage import (
     test_result,
 )
 from ..storage.schema import read_input_shape
+from ..usermodel.source import stored
 from ..vocabulary import RETRAIN_ON
 from .card import library_versions, now
 from .delivery import (
@@ -184,6 +185,7 @@ def train_best(
     device: str = DEFAULT_DEVICE,
     log: Callable[[str], None] | None = None,
     pick: str | int | None = None,
+    trust_source: bool = False,
 ) -> TrainBest:
     """Train again what `study` (a name in `storage`, or a Study) delivers, and test it once.
 
@@ -197,7 +199,8 @@ def train_best(
     "smallest within 0.005 of the best accuracy" (also "fastest", "cheapest", a margin in %).
     `data`, `target`, `data_dir`: where the study's data are when not where the study found
     them (they must have the study's fingerprint). `epochs` overrides the epoch rule (fold
-    models: at most that many, the best kept). Returns the model and its card; `.save(DIR)`
+    models: at most that many, the best kept). `trust_source`: import the build(hp) a user-model
+    study records (see `_recorded_build`). Returns the model and its card; `.save(DIR)`
     writes the folder.
     """
     if on is not None and on not in RETRAIN_ON:
@@ -214,14 +217,14 @@ def train_best(
     best = best_trial(study) if pick is None else _picked(study, pick, say)
     if best is None:
         raise StudyError(f"study {study.study_name!r} has no complete trial yet; run it first")
+    source, where = _recorded_build(study, shown, trust_source)  # before the data are loaded
     dataset, target = study_data(study, data, target=target, data_dir=data_dir)
     plan = plan_delivery(study, best, on=on, ensemble=ensemble, picked=pick is not None)
     for note in plan.notes:
         say(f"note: {note}")
-    source = schema.read_model_source(study)  # a user model's build, or None
     main = max(plan.members, key=lambda m: m[1])[0]  # the heaviest: config.json's
     prep = Preprocessing.from_dataset(dataset, Config.from_dict(main.config).loss, target)
-    network = user_networks(source, prep)
+    network = user_networks(source, prep, trust=trust_source, where=where)
     say(f"Retraining {plan.what} of study {study.study_name!r}:")
     clock = timed()
     networks = _networks(study, plan, dataset, epochs, device, network, say)
@@ -246,6 +249,20 @@ def train_best(
     rules = sorted({n.rule for n in networks if n.fold is None})
     notes = [*plan.notes, *(f"epochs: {rule}" for rule in rules)]
     return TrainBest(model, card, notes)
+
+
+def _recorded_build(
+    study: optuna.Study, shown: str | None, trust: bool
+) -> tuple[dict[str, Any] | None, str]:
+    """The build(hp) record of a user-model study (None: dltune's own networks) and how
+    messages name the study. The record names a Python file, someone's code (a stored study may
+    come from anyone): without `trust` a SourceError names it and how to allow it; nothing is
+    imported here (its sha256 is checked when it is)."""
+    source = schema.read_model_source(study)
+    where = f"study {study.study_name!r}" + (f" in {shown}" if shown else "")
+    if source is not None:
+        stored(source, where, trust=trust)
+    return source, where
 
 
 def _networks(

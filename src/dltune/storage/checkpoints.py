@@ -17,12 +17,17 @@ max_paused per process) and those interrupted awaiting their resume. What a cras
 between two of those steps (a file written but not yet named, or named by a trial that has
 just ended) is swept away by the next run that finds itself alone on a storage file
 (presence.py) in the default folder beside it, which no other storage shares.
+
+An id read back from storage (a trial attribute) becomes a file name or an object key, and a
+storage may come from anyone: only the form this store writes (`ckpt-` and 32 hexadecimal
+digits: no `/`, no `..`, nothing absolute) is ever opened or removed (`id_problem`).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -38,6 +43,18 @@ if TYPE_CHECKING:
 OFF = "off"
 SUFFIX = ".checkpoints"
 PREFIX = "ckpt-"  # every checkpoint's artifact id starts so (a folder may hold other files)
+ID_FORM = re.compile(rf"{PREFIX}[0-9a-f]{{32}}")  # the only ids opened or removed: save()'s
+
+
+def id_problem(artifact_id: object) -> str | None:
+    """Why an id read from storage is not one of this store's (a path, `..`, another form),
+    or None: such an id never becomes a path or a key."""
+    if isinstance(artifact_id, str) and ID_FORM.fullmatch(artifact_id):
+        return None
+    return (
+        f"checkpoint id {artifact_id!r} is not one dltune writes ({PREFIX} and 32 hexadecimal "
+        "digits), so it is not opened or removed: the storage was edited by something else"
+    )
 
 
 class AtomicFileStore:
@@ -114,9 +131,13 @@ class CheckpointStore:
         return artifact_id
 
     def load(self, artifact_id: str) -> bytes | None:
-        """A checkpoint's bytes, or None when it is gone (removed, another location)."""
+        """A checkpoint's bytes, or None when it is gone (removed, another location); a
+        StudyError for an id not of this store's form (`id_problem`), before it is a path."""
         from optuna.artifacts.exceptions import ArtifactNotFound
 
+        problem = id_problem(artifact_id)
+        if problem is not None:
+            raise StudyError(f"{problem}; in {self.location}")
         try:
             with self.store.open_reader(artifact_id) as reader:
                 return reader.read()
@@ -125,9 +146,14 @@ class CheckpointStore:
 
     def remove(self, artifact_id: str) -> None:
         """Remove a checkpoint; one already gone is no error (a crash between a trial's end
-        and this, then a second attempt)."""
+        and this, then a second attempt). An id not of this store's form is left alone, with
+        a warning: the run goes on."""
         from optuna.artifacts.exceptions import ArtifactNotFound
 
+        problem = id_problem(artifact_id)
+        if problem is not None:
+            warnings.warn(f"dltune: {problem}; in {self.location}", RuntimeWarning, stacklevel=2)
+            return
         try:
             self.store.remove(artifact_id)
         except (ArtifactNotFound, FileNotFoundError):

@@ -243,7 +243,8 @@ def read_sweep_member(trial: FrozenTrial) -> tuple[int | None, int] | None:
 
 
 def read_model_source(source: Source) -> dict[str, Any] | None:
-    """Where the study's user model (build(hp)) came from; None for dltune's own networks."""
+    """Where the study's user model (build(hp)) came from; None for dltune's own networks.
+    Someone's code: imported only when the caller trusts it (usermodel.source.stored)."""
     stored = _attrs(source).get(MODEL_SOURCE)
     return stored if isinstance(stored, dict) else None
 
@@ -489,6 +490,8 @@ def write_checkpoint(trial: optuna.Trial, record: dict[str, Any] | None) -> None
 
 
 def read_checkpoint(trial: FrozenTrial) -> dict[str, Any] | None:
+    """The trial's checkpoint record; its id as stored, which the checkpoint store checks
+    before it becomes a path or a key (checkpoints.id_problem): a storage may come from anyone."""
     stored = trial.user_attrs.get(CHECKPOINT)
     return stored if isinstance(stored, dict) and isinstance(stored.get("id"), str) else None
 

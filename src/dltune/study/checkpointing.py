@@ -273,8 +273,12 @@ def restore(
 
 def _load(checkpointer: Checkpointer, record: dict[str, Any]) -> tuple[Snapshot | None, str]:
     from ..engine.snapshot import SnapshotError, from_bytes
+    from ..errors import StudyError
 
-    data = checkpointer.store.load(record["id"])
+    try:
+        data = checkpointer.store.load(record["id"])
+    except StudyError as exc:  # an id of no form of ours: never a path; the trial goes on
+        return None, str(exc)
     if data is None:
         return None, f"checkpoint {record['id']} is not in {checkpointer.store.location}"
     try:

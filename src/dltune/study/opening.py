@@ -68,10 +68,11 @@ def open_study(
     worker_index: int = 0,
     target: str | int | None = None,
     model: ModelSource | None = None,
+    trust_source: bool = False,
 ) -> OpenedStudy:
     """Create the study, or load it to continue, checked against this run's data and space.
-    With a user model (given, or recorded with the study) the space gives the training knobs
-    only (study/user_model.py)."""
+    With a user model (given, or recorded with the study: imported only with `trust_source`)
+    the space gives the training knobs only (study/user_model.py)."""
     import optuna
 
     from . import user_model
@@ -88,7 +89,7 @@ def open_study(
     )
     _check_same_data(study, data, storage)
     shape_note = _keep_study_shape(study, data, storage)
-    model = user_model.study_model(study, model, storage)
+    model = user_model.study_model(study, model, storage, trust_source)
     model_notes: list[str] = []
     if model is not None:
         space, model_notes = user_model.training_space(space)

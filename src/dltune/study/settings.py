@@ -85,6 +85,9 @@ class TuneSettings:
     cv: str | int = "auto"
     # Deliver an ensemble of the best configurations (ensemble_choice.py), or the best alone.
     ensemble: bool = True
+    # Import the build(hp) a continued study records (its file hashed first); a given build
+    # (`model`) is the caller's own and needs no such word (user_model.study_model).
+    trust_source: bool = False
 
     def validate(self) -> TuneSettings:
         """Self, or a DLTuneError naming the first setting that breaks its rule."""
@@ -103,6 +106,8 @@ class TuneSettings:
         parse_cv(self.cv)
         if not isinstance(self.ensemble, bool):
             raise DLTuneError(f"{param('ensemble', self.ensemble)}: give True or False")
+        if not isinstance(self.trust_source, bool):
+            raise DLTuneError(f"{param('trust_source', self.trust_source)}: give True or False")
         _at_least("population", self.population, 1)
         if isinstance(self.workers, str) and self.workers != "auto":
             raise DLTuneError(f"{param('workers', self.workers)}: give a whole number or auto")

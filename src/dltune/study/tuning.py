@@ -127,6 +127,7 @@ def tune(
     checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY,
     cv: str | int = "auto",
     ensemble: bool = True,
+    trust_source: bool = False,
 ) -> TuneResult:
     """Tune a network's hyperparameters on `data`; the study lives in `storage`.
 
@@ -186,6 +187,11 @@ def tune(
     `ensemble`: deliver the best configurations combined by greedy ensemble selection on their
     out-of-fold (or validation) predictions (ensemble_choice.py), bagged over the folds in
     k-fold; False: the best trial alone.
+
+    `trust_source`: a continued study of a user's build(hp), given no build, imports the
+    build its record names (the file's sha256 checked first) only with `trust_source=True`:
+    a stored study may come from anyone, and its build is code. A build given here is yours,
+    and needs no such word.
     """
     # long: the public signature, one parameter per line, and its documentation
     space, source = _space_and_model(space_or_build, space, model)
@@ -194,6 +200,7 @@ def tune(
         epoch_budget, cost_aware, baseline, engine, population, workers, memory, device,
         target, task, data_dir, ray, shape=shape, model=source, choose=choose,
         checkpoints=checkpoints, checkpoint_every=checkpoint_every, cv=cv, ensemble=ensemble,
+        trust_source=trust_source,
     )  # fmt: skip
     return run_tune(settings.validate(), progress or ProgressListener())
 
@@ -382,6 +389,7 @@ def _open(
         worker_index=worker,
         target=settings.target,
         model=settings.model,
+        trust_source=settings.trust_source,
     )
     fail_stale_trials(opened.study, everyone_gone=alone)
     dataset, how_validated = validation.resolve(

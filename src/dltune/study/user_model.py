@@ -23,12 +23,12 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from ..config import CONV_KEYS
-from ..errors import StudyError
+from ..errors import StudyError, param
 from ..space.rules import NETWORK_KEYS
 from ..storage import schema
 from ..usermodel.hp import HyperParameterError, HyperParameters
 from ..usermodel.network import BuildError, UserNetworks, check_output, seeded_build
-from ..usermodel.source import ModelSource, importable
+from ..usermodel.source import ModelSource, importable, stored
 
 if TYPE_CHECKING:
     import optuna
@@ -144,28 +144,33 @@ def networks(model: ModelSource | None, data: Dataset) -> UserNetworks | None:
 
 
 def study_model(
-    study: optuna.Study, given: ModelSource | None, storage: Storage
+    study: optuna.Study, given: ModelSource | None, storage: Storage, trust: bool = False
 ) -> ModelSource | None:
-    """The user model of this run: the one given, else the one the study was run with (a
-    resumed study rebuilds it from its record, hash checked); the given one is recorded with a
+    """The user model of this run: the one given, else the one the study was run with. A
+    study's record is someone's say-so (a study may be downloaded), so the build it names is
+    imported only when the caller trusts it (`trust`; its hash checked first, here, before
+    anything else runs); a given build is the caller's own. The given one is recorded with a
     new study, and refused when the study was run with another build (or with none)."""
-    stored = schema.read_model_source(study)
-    if stored is None:
+    stored_record = schema.read_model_source(study)
+    where = f"study {study.study_name!r} in {storage.shown}"
+    if stored_record is None:
         if given is not None and study.trials:
             raise StudyError(
-                f"study {study.study_name!r} in {storage.shown} was run on dltune's own "
-                f"networks, not a build of your own; tune {given.describe()} in a new study "
-                "(give another study name)"
+                f"{where} was run on dltune's own networks, not a build of your own; tune "
+                f"{given.describe()} in a new study (give another study name)"
             )
         if given is not None:
             schema.write_model_source(study, given.to_dict())
         return given
-    recorded = ModelSource.from_dict(stored, f"study {study.study_name!r}")
     if given is None:
+        yours = f"; or give the build yourself, {param('model', shown='FILE.py:build')}"
+        recorded = stored(stored_record, where, trust=trust, alternative=yours)
+        recorded.build_function = recorded.load()  # now (hash checked): its errors first
         return recorded
+    recorded = ModelSource.from_dict(stored_record, where)
     if not recorded.same_build(given):
         raise StudyError(
-            f"study {study.study_name!r} in {storage.shown} was run with the build "
+            f"{where} was run with the build "
             f"{recorded.describe()} (sha256 {str(recorded.sha256)[:12]}...), not "
             f"{given.describe()} (sha256 {str(given.sha256)[:12]}...); continue it with its "
             "own build unchanged, or tune this one in a new study (give another study name)"

@@ -199,6 +199,16 @@ def _base_from_study(
             f"{where}: the study has no complete trial yet, so no best configuration to sweep "
             f"around; run it longer, or use {errors.param('base', shown='SPACE')}"
         )
+    recorded = schema.read_model_source(source)
+    if recorded is not None:  # nothing of it is imported: a sweep builds dltune's own networks
+        raise StudyError(
+            f"{where}: its network is a build(hp) of Python code "
+            f"({recorded.get('path') or recorded.get('module')}, its function "
+            f"{recorded.get('attr')!r}), and a sweep trains dltune's own networks only, so its "
+            "best trial cannot be the base (the sweep would train another network); to see "
+            "what a training knob does to your build, tune the build with that knob's values "
+            "in the space"
+        )
     # The study's data unless other data is given: the sweep then asks the same question
     # of another dataset, which is allowed (the base is only a starting point).
     if data is None:

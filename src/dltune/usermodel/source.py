@@ -2,9 +2,17 @@
 
 A study stores this record (dltune.storage.schema), and a model folder keeps it, so that a
 worker process, a resumed study, train-best and `dltune.load` import the same build: a file by
-its path ("path/to/file.py:build"), or a module of an installed package
-("package.module:build"), with the sha256 of the file so that an edited file is noticed before
-its parameters or weights are trusted.
+its absolute path ("path/to/file.py:build"), or a module of an installed package
+("package.module:build"), with the sha256 of the file.
+
+A record read from a model folder or a stored study is someone else's say-so: importing it runs
+their code. So it is imported only when the caller says so (`stored`: `trust_source=True`,
+`--trust-source`), in the manner of Hugging Face's `trust_remote_code`; a build the caller gives
+(the function, "file.py:build") is the caller's own. Allowed, the record is checked before
+anything runs (`ModelSource.load`): its sha256 must be there and well formed, a file's path
+absolute (never resolved against the current folder), and the bytes that run are the very bytes
+hashed: a file's, or the file Python finds for a module (importlib.util.find_spec), read once,
+hashed, and executed from that copy (no second read, no cached bytecode).
 
 A file is imported under a private module name (``_dltune_model_<hash>_<stem>``), never its own
 stem, so that a user's ``model.py`` does not shadow or replace a module of that name.
@@ -16,16 +24,20 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DLTuneError, did_you_mean
+from ..errors import DLTuneError, did_you_mean, switch
 
 Build = Callable[..., Any]
 KINDS = ("file", "module")
+SHA256 = re.compile(r"[0-9a-f]{64}")  # a file's hash as the record holds it
+TRUST = "trust_source"  # the parameter (and flag) that allows a recorded build to run
+_TEXTS = ("path", "module", "sha256")  # the record's keys that are text or null
 
 
 class SourceError(DLTuneError):
@@ -58,12 +70,19 @@ class ModelSource:
         }
 
     @classmethod
-    def from_dict(cls, record: Mapping[str, Any], where: str = "the record") -> ModelSource:
+    def from_dict(cls, record: Any, where: str = "the record") -> ModelSource:
+        if not isinstance(record, Mapping):
+            raise SourceError(
+                f"{where}: the build's source record {record!r} is not one dltune wrote (a "
+                "JSON object with kind, attr, path, module and sha256)"
+            )
         kind, attr = record.get("kind"), record.get("attr")
-        if kind not in KINDS or not isinstance(attr, str):
+        texts = all(record.get(k) is None or isinstance(record.get(k), str) for k in _TEXTS)
+        if kind not in KINDS or not isinstance(attr, str) or not texts:
             raise SourceError(
                 f"{where}: the build's source record {dict(record)!r} is not one dltune wrote "
-                f"(kind must be one of {', '.join(KINDS)}, attr a name)"
+                f"(kind must be one of {', '.join(KINDS)}, attr a name, "
+                f"{', '.join(_TEXTS)} text or null)"
             )
         return cls(
             kind=str(kind),
@@ -94,36 +113,140 @@ class ModelSource:
             self.build_function = self.load()
         return self.build_function
 
-    def load(self, *, allow_changed: bool = False) -> Build:
-        """Import the build again; a SourceError when it cannot be, or when its file changed
-        since this record was made (unless `allow_changed`)."""
-        if self.path is not None and self.sha256 is not None and not allow_changed:
-            self.check_unchanged()
+    def load(self) -> Build:
+        """Import the build again from the bytes its record's sha256 names: a SourceError when
+        the record has no well-formed hash, a file's path is not absolute, the file is gone or
+        changed, or a module is found in a file other than the one recorded."""
+        digest = self.recorded_hash()
         if self.kind == "file":
-            if self.path is None:
-                raise SourceError(f"{self.describe()}: the record names no file")
-            namespace = import_file(Path(self.path), self.sha256)
-            where = self.path
+            path = self.recorded_file()
+            namespace = import_file(path, self._checked_bytes(path, digest))
+            where = str(path)
         else:
-            namespace = import_module(str(self.module))
+            namespace = self._checked_module(digest)
             where = f"module {self.module!r}"
         return _attribute(namespace, self.attr, where)
 
-    def check_unchanged(self) -> None:
-        path = Path(str(self.path))
+    def recorded_hash(self) -> str:
+        """The record's sha256, or a SourceError: without one, nothing can be checked, and an
+        unchecked build is never imported."""
+        if isinstance(self.sha256, str) and SHA256.fullmatch(self.sha256):
+            return self.sha256
+        what = "no sha256" if self.sha256 is None else f"a malformed sha256 {self.sha256!r}"
+        raise SourceError(
+            f"the build {self.describe()} has {what} in its record (64 hexadecimal digits), "
+            f"so the file it would import ({self.would_import()}) cannot be checked, and dltune "
+            "imports no unchecked build; tune the build again (a new study records it), or "
+            "write the model folder again with train-best"
+        )
+
+    def recorded_file(self) -> Path:
+        """A file build's path, as recorded: absolute, or a SourceError (never resolved against
+        the current folder)."""
+        if self.path is None:
+            raise SourceError(f"the build {self.describe()}: its record names no file")
+        path = Path(self.path)
+        if not path.is_absolute():
+            raise SourceError(
+                f"the build's record names the file {self.path!r}, a relative path; dltune "
+                f"does not resolve it against the current folder (that would be "
+                f"{Path.cwd() / path}), and dltune itself records absolute paths: tune the "
+                "build again, or write the model folder again with train-best"
+            )
+        return path
+
+    def would_import(self) -> str:
+        """What importing this record would run, in words, without importing anything."""
+        if self.kind == "file":
+            if self.path is not None and not Path(self.path).is_absolute():
+                return (
+                    f"the file {self.path!r}, a relative path that dltune refuses even when "
+                    f"trusted (from the current folder it would be {Path.cwd() / self.path})"
+                )
+            return f"the file {self.path}"
+        recorded = f"; recorded as {self.path}" if self.path else ""
+        return f"the module {self.module!r} (the file Python finds for it on sys.path{recorded})"
+
+    def _checked_bytes(self, path: Path, digest: str) -> bytes:
         if not path.is_file():
             raise SourceError(
                 f"the build {self.describe()} cannot be imported: {path} does not exist any "
                 "more; put the file back there (the study and its models need it)"
             )
-        now = file_hash(path)
-        if now != self.sha256:
+        data = path.read_bytes()
+        now = hashlib.sha256(data).hexdigest()
+        if now != digest:
             raise SourceError(
                 f"{path} changed since it was recorded with the study (sha256 "
-                f"{str(self.sha256)[:12]}... then, {now[:12]}... now): its hyperparameters and "
+                f"{digest[:12]}... then, {now[:12]}... now): its hyperparameters and "
                 "layers may no longer fit the stored trials and weights; restore the file as it "
                 "was, or tune the changed build in a new study"
             )
+        return data
+
+    def _checked_module(self, digest: str) -> Any:
+        """The recorded module, from the file Python finds for it, hashed before it runs."""
+        name = str(self.module)
+        if not name or not all(part.isidentifier() for part in name.split(".")):
+            raise SourceError(f"the build's record names the module {self.module!r}, not a name")
+        try:  # a dotted name's parent packages are imported to find it
+            spec = importlib.util.find_spec(name)
+        except Exception as exc:
+            raise SourceError(
+                f"module {name!r} cannot be found ({type(exc).__name__}: {exc}); install its "
+                "package or add its folder to PYTHONPATH"
+            ) from exc
+        origin = spec.origin if spec is not None and spec.has_location else None
+        if spec is None or origin is None or not Path(origin).is_file():
+            found = "is not found" if spec is None else "has no file of its own (built in, frozen)"
+            raise SourceError(
+                f"module {name!r} {found} (recorded: {self.path}), so the file it would import "
+                "cannot be checked against its sha256; install its package or add its folder "
+                "to PYTHONPATH"
+            )
+        path = Path(origin).resolve()
+        data = path.read_bytes()
+        now = hashlib.sha256(data).hexdigest()
+        if now != digest:
+            elsewhere = (
+                f", not the recorded {self.path}"
+                if self.path and Path(self.path).resolve() != path
+                else ""
+            )
+            raise SourceError(
+                f"module {name!r} would be imported from {path}{elsewhere}, whose sha256 "
+                f"{now[:12]}... is not the recorded {digest[:12]}...: the file Python finds is "
+                "not the one recorded with the study or the model; restore it, put the right "
+                "one first on PYTHONPATH, or tune the changed build in a new study"
+            )
+        if path.suffix != ".py" or name in sys.modules:
+            # imported already by this process, or compiled (its loader reads the file): it
+            # must be the file checked
+            module = sys.modules.get(name) or import_module(name)
+            if _module_file(module) != path:
+                raise SourceError(
+                    f"module {name!r} is imported from {_module_file(module)}, not from "
+                    f"{path}, the file whose sha256 was checked; start a fresh Python"
+                )
+            return module
+        return _exec_module(name, spec, path, data)
+
+
+def stored(record: Any, where: str, *, trust: bool, alternative: str = "") -> ModelSource:
+    """The build a model folder or a stored study records (`where` says which), allowed to be
+    imported only when the caller trusts it; nothing is imported here. Without `trust`, a
+    SourceError naming what would run and how to allow it (`alternative`: another way, e.g.
+    giving the build yourself)."""
+    source = ModelSource.from_dict(record, where)
+    if trust:
+        return source
+    raise SourceError(
+        f"{where} would import and run Python code to rebuild its network: "
+        f"{source.would_import()}, its function {source.attr!r}. dltune runs no code from a "
+        "model folder or a stored study unless you say so: if you trust whoever wrote it, and "
+        f"that file, allow it with {switch(TRUST)} (the file's sha256 is then checked against "
+        f"the record before anything runs){alternative}"
+    )
 
 
 def resolve_model(spec: str | Build | ModelSource | Mapping[str, Any]) -> ModelSource:
@@ -157,8 +280,9 @@ def _from_text(spec: str) -> ModelSource:
                 f"model {spec!r}: the file {where} does not exist (looked at {path}); check "
                 "the path, or write 'package.module:build' for an installed module"
             )
-        digest = file_hash(path)
-        build = _attribute(import_file(path, digest), attr, str(path))
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        build = _attribute(import_file(path, data), attr, str(path))
         return ModelSource("file", attr, path=str(path), sha256=digest, build_function=build)
     module = import_module(where)
     build = _attribute(module, attr, f"module {where!r}")
@@ -209,9 +333,12 @@ def file_hash(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def import_file(path: Path, digest: str | None = None) -> Any:
-    """The module of a Python file, under a private name: imported once per file content."""
-    digest = digest or file_hash(path)
+def import_file(path: Path, data: bytes | None = None) -> Any:
+    """The module of a Python file, under a private name: imported once per file content.
+    `data`: the file's bytes as already read (and checked); those are what runs, not the file
+    read again."""
+    data = path.read_bytes() if data is None else data
+    digest = hashlib.sha256(data).hexdigest()
     stem = "".join(c if c.isalnum() else "_" for c in path.stem)
     name = f"_dltune_model_{digest[:16]}_{stem}"
     if name in sys.modules:
@@ -219,21 +346,31 @@ def import_file(path: Path, digest: str | None = None) -> Any:
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise SourceError(f"{path}: not a Python file dltune can import (give a .py file)")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses and pickling look a module up here
     folder = str(path.parent)
     sys.path.insert(0, folder)  # so that the file may import its neighbours
     try:
-        spec.loader.exec_module(module)
+        return _exec_module(name, spec, path, data)
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
+
+
+def _exec_module(name: str, spec: Any, path: Path, data: bytes) -> Any:
+    """Run `data` (the checked bytes of `path`) as module `name` of `spec`, registered in
+    sys.modules (dataclasses and pickling look a module up there) and on its parent package."""
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        exec(compile(data, str(path), "exec"), module.__dict__)
     except Exception as exc:
         del sys.modules[name]
         raise SourceError(
             f"{path} cannot be imported: {type(exc).__name__}: {exc}; fix the file (run "
             f"`python {path}` to see the traceback)"
         ) from exc
-    finally:
-        if folder in sys.path:
-            sys.path.remove(folder)
+    parent, _, child = name.rpartition(".")
+    if parent and parent in sys.modules:
+        setattr(sys.modules[parent], child, module)
     return module
 
 
