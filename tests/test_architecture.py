@@ -186,6 +186,7 @@ RANKS = {
     "dltune.config": 0,
     "dltune.version": 0,
     "dltune.lazy": 0,
+    "dltune.atomic": 0,  # whole-or-absent writes: any layer may write a file through it
     "dltune.data": 1,
     "dltune.space": 1,
     "dltune.schedule": 1,

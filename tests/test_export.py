@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import dltune
 from dltune import tune
 from dltune.engine.losses import metric_named, reduce_metric
 from dltune.errors import DataError, ModelError
-from dltune.export import read_bundle, train_best
+from dltune.export import read_bundle, train_best, write_bundle
 from dltune.export.predict import predict_table, read_table, write_predictions
 from dltune.export.retrain import metric_of, scaled_epochs
 
@@ -400,6 +401,158 @@ def test_loading_runs_no_pickle_and_no_torch_load(classified, monkeypatch):
     monkeypatch.setattr(torch, "load", forbidden)
     model = dltune.load(classified["root"] / "model")
     assert model.predict(classified["arrays"]["x_test"][:3]).shape == (3,)
+
+
+# ---- the folder is written whole or not at all (dltune.atomic) -----------------------------
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def written(classified, folder: Path, **card) -> Path:
+    result = classified["result"]
+    return write_bundle(folder, result.model, {**result.card, **card})
+
+
+@pytest.mark.parametrize("step", ["weights", "card"])
+def test_a_write_that_fails_midway_leaves_the_old_folder_or_none(
+    classified, tmp_path, monkeypatch, step
+):
+    import safetensors.torch
+
+    from dltune.export import bundle
+
+    def crash(*args, **kwargs):
+        raise OSError("the disk went away mid-write")
+
+    target = tmp_path / "model"
+    monkeypatch.setattr(
+        *((safetensors.torch, "save_file") if step == "weights" else (bundle, "card_markdown")),
+        crash,
+    )
+    with pytest.raises(OSError, match="went away"):  # no model folder before: none after
+        written(classified, target)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    written(classified, target, created="old")
+    before = folder_bytes(target)
+    monkeypatch.setattr(
+        *((safetensors.torch, "save_file") if step == "weights" else (bundle, "card_markdown")),
+        crash,
+    )
+    with pytest.raises(OSError, match="went away"):
+        written(classified, target, created="new")
+    assert folder_bytes(target) == before  # the old folder, whole: not a file of the new
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary folder left
+    monkeypatch.undo()
+    written(classified, target, created="new")
+    assert json.loads((target / "model_card.json").read_text())["created"] == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_writer_killed_midway_leaves_the_old_folder_and_the_next_write_cleans_up(
+    classified, tmp_path, monkeypatch
+):
+    import signal
+    import time
+
+    from dltune.export import bundle
+
+    target = tmp_path / "model"
+    written(classified, target, created="old")
+    before = folder_bytes(target)
+    marker = tmp_path.parent / f"{tmp_path.name}-reached"
+
+    def stuck(card):  # the weights and JSON files are written by now
+        marker.touch()
+        time.sleep(120)
+
+    monkeypatch.setattr(bundle, "card_markdown", stuck)
+    pid = os.fork()
+    if pid == 0:  # the writer: killed while it writes the card
+        try:
+            written(classified, target, created="new")
+        finally:
+            os._exit(0)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    monkeypatch.undo()
+    assert marker.exists(), "the writer never reached the card"
+    assert folder_bytes(target) == before
+    assert len(list(tmp_path.iterdir())) == 2  # the model, and the dead writer's new folder
+    written(classified, target, created="next")
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert dltune.load(target).card["created"] == "next"
+
+
+def test_a_link_planted_in_the_folder_is_not_followed(classified, tmp_path):
+    target = tmp_path / "model"
+    written(classified, target)
+    victim = tmp_path / "victim.json"
+    victim.write_text('{"mine": true}')
+    (target / "config.json").unlink()
+    (target / "config.json").symlink_to(victim)
+    (target / "model_card.md").unlink()
+    (target / "model_card.md").symlink_to(tmp_path / "nowhere.md")  # a dangling one too
+    written(classified, target)
+    assert victim.read_text() == '{"mine": true}' and not (tmp_path / "nowhere.md").exists()
+    assert not any(p.is_symlink() for p in target.iterdir())
+    assert dltune.load(target).predict(classified["arrays"]["x_test"][:2]).shape == (2,)
+
+
+def test_a_target_that_must_not_be_replaced_is_refused(classified, tmp_path, monkeypatch):
+    target = tmp_path / "model"
+    written(classified, target)
+    (target / "predictions.csv").write_text("the user's")
+    with pytest.raises(ModelError, match=r"holds predictions\.csv, besides a model's files"):
+        written(classified, target)
+    assert (target / "predictions.csv").read_text() == "the user's"
+    (target / "predictions.csv").unlink()
+    (target / "model.onnx").write_text("an export of this model")  # goes with the folder
+    written(classified, target)
+    assert not (target / "model.onnx").exists()
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    with pytest.raises(ModelError, match="symbolic link"):
+        written(classified, link)
+    monkeypatch.chdir(target)
+    with pytest.raises(ModelError, match="the current folder"):
+        written(classified, Path("."))
+
+
+def test_the_predictions_csv_is_replaced_whole(classified, tmp_path, monkeypatch):
+    from dltune.export import predict
+
+    model = classified["result"].model
+    x = classified["arrays"]["x_test"]
+    result = predict.Predictions(len(x), model.predict(x), model.predict_proba(x))
+    out = tmp_path / "predictions.csv"
+    out.write_text("the previous predictions\n")
+    inode = out.stat().st_ino
+    calls = []
+
+    def failing(value):  # the disk fills after a few rows
+        calls.append(value)
+        if len(calls) > 10:
+            raise OSError(28, "No space left on device")
+        return str(value)
+
+    monkeypatch.setattr(predict, "_cell", failing)
+    with pytest.raises(OSError, match="No space left"):
+        write_predictions(result, model, out)
+    assert out.read_text() == "the previous predictions\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["predictions.csv"]
+    monkeypatch.undo()
+    write_predictions(result, model, out)
+    header, rows = read_predictions(out)
+    assert header[0] == "prediction" and len(rows) == len(x)
+    assert out.stat().st_ino != inode  # a new file took the name: a reader keeps the old
+    assert [p.name for p in tmp_path.iterdir()] == ["predictions.csv"]
 
 
 # ---- the command line ----------------------------------------------------------------------

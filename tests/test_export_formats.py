@@ -120,6 +120,39 @@ def test_a_missing_extra_names_what_to_install(fmt, module, monkeypatch, tmp_pat
         export(model_for(), fmt, tmp_path / "m")
 
 
+@pytest.mark.parametrize("fmt", ["torchscript", "keras"])
+def test_an_export_that_fails_its_check_leaves_no_file_and_an_old_one_as_it_was(
+    fmt, tmp_path, monkeypatch
+):
+    from dltune.export import formats
+
+    if fmt == "keras":
+        pytest.importorskip("keras")
+    model = model_for()
+    out = tmp_path / ("m.pt" if fmt == "torchscript" else "m.keras")
+    right = formats.reference
+    monkeypatch.setattr(formats, "reference", lambda m, x: right(m, x) + 0.5)  # a wrong export
+    with pytest.raises(ModelError, match=f"not written: the {fmt} export differs"):
+        export(model, fmt, out)
+    assert list(tmp_path.iterdir()) == []  # no file, not even a temporary one
+    out.write_bytes(b"the previous export")
+    with pytest.raises(ModelError, match="not written"):
+        export(model, fmt, out)
+    assert out.read_bytes() == b"the previous export"  # not replaced by a bad one
+    assert list(tmp_path.iterdir()) == [out]
+    monkeypatch.undo()
+    assert export(model, fmt, out).path == out and out.read_bytes() != b"the previous export"
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ModelError, match="does not exist; create it first"):
+        export(model_for(), "torchscript", tmp_path / "nowhere" / "m.pt")
+    with pytest.raises(ModelError, match="is a folder"):
+        export(model_for(), "torchscript", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_check_rows_are_spread_like_the_training_data():
     model = model_for()
     x = check_rows(model, 4000)

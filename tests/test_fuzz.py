@@ -11,6 +11,7 @@ Each test draws a few dozen to a hundred examples (``max_examples``), so the fil
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -277,6 +278,128 @@ def test_near_valid_space_files(data: dict[str, Any]) -> None:
         path = d / "near.yaml"
         path.write_text(dump(data, None), encoding="utf-8")
         load_space(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Writes that are whole or absent (issue 28): dltune.atomic, failing at any step
+# --------------------------------------------------------------------------------------------
+
+
+class Crash(Exception):
+    """A failure injected at one step of a write."""
+
+
+FOLDER_STEPS = ("fill", "flush", "first-rename", "second-rename", "after-swap", "never")
+FILES = st.dictionaries(
+    st.text(alphabet="abcdefgh_", min_size=1, max_size=8), st.binary(max_size=64), max_size=4
+)
+
+
+def folder_contents(folder: Path) -> dict[str, bytes] | None:
+    return {p.name: p.read_bytes() for p in folder.iterdir()} if folder.is_dir() else None
+
+
+def folder_filler(files: dict[str, bytes], crash: bool = False) -> Any:
+    def fill(folder: Path) -> None:
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+            if crash:
+                raise Crash("while filling")
+
+    return fill
+
+
+@FAST
+@given(
+    old=st.none() | FILES,
+    new=FILES.filter(bool),
+    step=st.sampled_from(FOLDER_STEPS),
+    exchange=st.booleans(),
+)
+def test_a_folder_write_failing_at_any_step_leaves_the_old_or_the_new_whole(
+    old: dict[str, bytes] | None, new: dict[str, bytes], step: str, exchange: bool
+) -> None:
+    """Whatever step fails, the target holds the old folder (none, if there was none) or the
+    new one, whole; the new one once the swap is done; and the next write leaves nothing
+    beside it."""
+    from unittest import mock
+
+    from dltune import atomic
+
+    with scratch() as root:
+        target = root / "model"
+        if old is not None:
+            atomic.write_folder(target, folder_filler(old))
+        renames = 0
+        rename, exchange_of, fsync_folder = os.rename, atomic._exchange, atomic._fsync_folder
+
+        def renaming(src: Any, dst: Any) -> None:
+            nonlocal renames
+            renames += 1
+            if (step, renames) in (("first-rename", 1), ("second-rename", 2)):
+                raise Crash(step)
+            rename(src, dst)
+
+        def exchanging(a: Path, b: Path) -> bool:
+            if not exchange:
+                return False
+            if step == "first-rename":
+                raise Crash(step)
+            return exchange_of(a, b)
+
+        def flushing(folder: Path) -> None:
+            if step == "after-swap" and folder == root:
+                raise Crash(step)
+            fsync_folder(folder)
+
+        def flush_tree(folder: Path) -> None:
+            raise Crash(step)
+
+        patches = [
+            mock.patch.object(atomic.os, "rename", renaming),
+            mock.patch.object(atomic, "_exchange", exchanging),
+            mock.patch.object(atomic, "_fsync_folder", flushing),
+        ]
+        if step == "flush":
+            patches.append(mock.patch.object(atomic, "_fsync_tree", flush_tree))
+        crashed = False
+        with contextlib.ExitStack() as stack:
+            for patch in patches:
+                stack.enter_context(patch)
+            try:
+                atomic.write_folder(target, folder_filler(new, crash=step == "fill"))
+            except Crash:
+                crashed = True
+        got = folder_contents(target)
+        assert got == (new if not crashed or step == "after-swap" else old)
+        atomic.write_folder(target, folder_filler(new))
+        assert folder_contents(target) == new
+        assert [p.name for p in root.iterdir()] == ["model"]
+
+
+@FAST
+@given(old=st.none() | st.binary(max_size=64), new=st.binary(max_size=64), fail=st.booleans())
+def test_a_file_write_failing_leaves_the_old_file_and_nothing_beside_it(
+    old: bytes | None, new: bytes, fail: bool
+) -> None:
+    from dltune import atomic
+
+    with scratch() as root:
+        target = root / "report.json"
+        if old is not None:
+            target.write_bytes(old)
+
+        def write(temp: Path) -> None:
+            temp.write_bytes(new[: len(new) // 2])
+            if fail:
+                raise Crash("mid-write")
+            temp.write_bytes(new)
+
+        with contextlib.suppress(Crash):
+            atomic.write_file(target, write)
+        got = target.read_bytes() if target.exists() else None
+        assert got == (old if fail else new)
+        assert [p.name for p in root.iterdir()] == ([] if got is None else ["report.json"])
 
 
 # --------------------------------------------------------------------------------------------

@@ -69,6 +69,33 @@ def test_report_command_errors_name_the_study_and_the_folder(storage_url, tmp_pa
     assert folder.returncode == 2 and "does not exist" in folder.stderr
 
 
+@pytest.mark.parametrize("name", ["r.json", "r.html"])
+def test_a_report_is_replaced_whole_or_not_at_all(storage_url, tmp_path, monkeypatch, name):
+    from dltune import atomic
+
+    write_study(storage_url, varied_runs(5), name="only")
+    (tmp_path / "reports").mkdir()  # a folder of its own: SQLite's files change beside it
+    out = tmp_path / "reports" / name
+    out.write_text("the previous report")
+    inode = out.stat().st_ino
+
+    def crash(path):  # written, not yet renamed into place: the process dies here
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(atomic, "_fsync_file", crash)
+    with pytest.raises(OSError, match="Input/output error"):
+        dltune("report", "--storage", storage_url, "-o", str(out), cwd=tmp_path)
+    assert out.read_text() == "the previous report"  # not half of the new one
+    assert list(out.parent.iterdir()) == [out]  # no temporary file left
+    monkeypatch.undo()
+    ran = dltune("report", "--storage", storage_url, "-o", str(out), cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert out.stat().st_ino != inode  # a new file took the name: a reader keeps the old
+    assert list(out.parent.iterdir()) == [out]
+    text = out.read_text()
+    assert json.loads(text)["study"] if name.endswith(".json") else "<html" in text
+
+
 # ---- in a real browser ----
 
 

@@ -37,9 +37,11 @@ def report(storage: str, study_name: str | None, output: str) -> None:
     if target.suffix == ".json":
         from ..analysis import analyze
         from ..analysis.sweeps import analyze_sweep, is_sweep
+        from ..atomic import write_text
 
         analysis = analyze_sweep(study) if is_sweep(study) else analyze(study)
-        target.write_text(json.dumps(analysis.to_dict(), indent=1, allow_nan=False))
+        # whole or absent: a previous report stays until the new one is complete
+        write_text(target, json.dumps(analysis.to_dict(), indent=1, allow_nan=False))
     else:
         from ..report import write_report
 

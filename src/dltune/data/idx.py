@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dltune.atomic import write_bytes
 from dltune.errors import DataError
 
 _DTYPES: dict[int, str] = {
@@ -88,12 +89,8 @@ def write_idx(path: str | Path, array: np.ndarray) -> Path:
     code = _CODES[key]
     head = bytes([0, 0, code, arr.ndim]) + np.asarray(arr.shape, dtype=">u4").tobytes()
     body = arr.astype(np.dtype(_DTYPES[code])).tobytes()
-    if path.suffix == ".gz":
-        with gzip.open(path, "wb") as f:
-            f.write(head + body)
-    else:
-        path.write_bytes(head + body)
-    return path
+    data = gzip.compress(head + body) if path.suffix == ".gz" else head + body
+    return write_bytes(path, data)  # whole or absent (dltune.atomic)
 
 
 @dataclass(frozen=True)

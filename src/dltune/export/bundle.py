@@ -52,25 +52,72 @@ SAFETENSORS_MISSING = (
 
 
 def write_bundle(directory: str | Path, model: TunedModel, card: dict[str, Any]) -> Path:
-    """Write `model` and its `card` into `directory` (created if needed; our files replaced)."""
+    """Write `model` and its `card` as the folder `directory`, whole or not at all: the files
+    go into a new folder beside it, flushed to disk, which then takes its place (dltune.atomic:
+    a crash at any point leaves the previous folder or the new one, never a mix, and nothing
+    is written through a link the old folder holds). An existing folder is replaced only when
+    it holds nothing but a model's files (the exports of that model go with it)."""
     try:
         from safetensors.torch import save_file
     except ImportError:
         raise ModelError(SAFETENSORS_MISSING) from None
+    from ..atomic import write_folder
+
     path = Path(directory)
-    if path.exists() and not path.is_dir():
+    _check_target(path)
+    config = _config_record(model)
+
+    def fill(folder: Path) -> None:
+        save_file(model.state_dict(), str(folder / WEIGHTS), metadata={"format": FORMAT})
+        _write_json(folder / CONFIG, config)
+        _write_json(folder / PREPROCESSING, model.preprocessing.to_dict())
+        _write_json(folder / CARD_JSON, card)
+        (folder / CARD_MD).write_text(card_markdown(card), encoding="utf-8")
+
+    write_folder(path, fill)
+    return path
+
+
+def _check_target(path: Path) -> None:
+    """Refuse a `directory` that write_bundle must not replace: a file or a link, a folder
+    that does not exist yet, the current folder (or one holding it), or a folder that holds
+    anything but a model's files (they would go with it)."""
+    from .formats import FILES
+
+    where = param("directory", str(path))
+    if path.is_symlink():
         raise ModelError(
-            f"{param('directory', str(path))} is a file; name a folder (it is created if needed)"
+            f"{where} is a symbolic link, and dltune does not write through links; name the "
+            f"folder itself ({str(path.resolve())!r}) or another"
         )
+    if path.exists() and not path.is_dir():
+        raise ModelError(f"{where} is a file; name a folder (it is created if needed)")
     if not path.parent.is_dir():
         raise ModelError(
-            f"{param('directory', str(path))}: the folder {str(path.parent)!r} does not exist; "
-            "create it first"
+            f"{where}: the folder {str(path.parent)!r} does not exist; create it first"
         )
-    path.mkdir(exist_ok=True)
+    if not path.exists():
+        return
+    if Path.cwd().resolve().is_relative_to(path.resolve()):
+        raise ModelError(
+            f"{where} is the current folder or holds it; name a folder for the model (it is "
+            "created if needed, and replaced whole when written again)"
+        )
+    ours = {WEIGHTS, CONFIG, PREPROCESSING, CARD_JSON, CARD_MD, *FILES.values()}
+    others = sorted(p.name for p in path.iterdir() if p.name not in ours)
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise ModelError(
+            f"{where} holds {shown}, besides a model's files; a model folder is replaced whole, "
+            "so they would be removed: move them out, or name another folder"
+        )
+
+
+def _config_record(model: TunedModel) -> dict[str, Any]:
+    """config.json's content: the format, the configuration, the network's shape; an
+    ensemble's members; a user model's build record."""
     prep = model.preprocessing
-    save_file(model.state_dict(), str(path / WEIGHTS), metadata={"format": FORMAT})
-    config = {
+    config: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION if model.is_ensemble else SINGLE_FORMAT_VERSION,
         "dltune_version": __version__,
@@ -87,14 +134,11 @@ def write_bundle(directory: str | Path, model: TunedModel, card: dict[str, Any])
         }
     if model.source is not None:  # a user model: where its build(hp) came from
         config[MODEL_SOURCE] = model.source
-    _write_json(path / CONFIG, config)
-    _write_json(path / PREPROCESSING, prep.to_dict())
-    _write_json(path / CARD_JSON, card)
-    (path / CARD_MD).write_text(card_markdown(card), encoding="utf-8")
-    return path
+    return config
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """One JSON file in the new folder that write_bundle fills (a name nothing else holds)."""
     path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 

@@ -6,9 +6,10 @@ model. A model trained on a table through the encoder (text one-hot, missing cel
 exported from the encoded features on: the encoder is not in the graph; `model.features(table)`
 gives the rows it takes (their names: `model.feature_names`).
 
-Each is checked before it is reported written: loaded back in its own runtime and run on
-rows drawn around the training statistics, its outputs must agree with the torch model's to
-float32 tolerance.
+Each is checked before it takes its name: written under a temporary name beside the output,
+loaded back in its own runtime and run on rows drawn around the training statistics, its
+outputs must agree with the torch model's to float32 tolerance; only then is it renamed into
+place (dltune.atomic). An export that fails its check leaves no file, and an older one as it was.
 """
 
 from __future__ import annotations
@@ -80,7 +81,12 @@ def reference(model: TunedModel, x: np.ndarray) -> np.ndarray:
 
 
 def export(model: TunedModel, fmt: str, output: str | Path) -> Exported:
-    """Write `model` as `fmt` to `output` and check it against the torch model."""
+    """Write `model` as `fmt` to `output` and check it against the torch model. The export is
+    written and checked under a temporary name beside `output`, which it replaces only once
+    the check has passed (dltune.atomic): an export that fails, or a crash, leaves no file and
+    leaves a previous `output` as it was."""
+    from ..atomic import write_file
+
     writers: dict[str, Callable[[TunedModel, Path], Callable[[np.ndarray], np.ndarray]]] = {
         "onnx": _onnx,
         "torchscript": _torchscript,
@@ -90,7 +96,36 @@ def export(model: TunedModel, fmt: str, output: str | Path) -> Exported:
         raise ModelError(f"{param('fmt', fmt)} is not known; choose from {', '.join(writers)}")
     require(fmt)
     path = Path(output)
-    run = writers[fmt](model, path)
+    _check_output(path, fmt)
+    checked: list[tuple[float, int]] = []
+
+    def write_and_check(temp: Path) -> None:
+        checked.append(_check(model, fmt, path, writers[fmt](model, temp)))
+
+    write_file(path, write_and_check)
+    difference, rows = checked[0]
+    return Exported(fmt, path, difference, rows)
+
+
+def _check_output(path: Path, fmt: str) -> None:
+    """Refuse an `output` that cannot be written: a folder, one whose folder does not exist,
+    a Keras file not named .keras."""
+    if path.is_dir():
+        raise ModelError(f"{param('output', str(path))} is a folder; name the file to write")
+    if not path.parent.is_dir():
+        raise ModelError(
+            f"{param('output', str(path))}: the folder {str(path.parent)!r} does not exist; "
+            "create it first"
+        )
+    if fmt == "keras" and path.suffix != ".keras":
+        raise ModelError(f"{param('output', str(path))}: a Keras 3 file must end in .keras")
+
+
+def _check(
+    model: TunedModel, fmt: str, path: Path, run: Callable[[np.ndarray], np.ndarray]
+) -> tuple[float, int]:
+    """(largest difference, rows) of an export's outputs against the torch model's on the
+    check rows; a ModelError when they differ beyond float32 tolerance (nothing is written)."""
     x = check_rows(model)
     expected = reference(model, x)
     got = np.asarray(run(x), dtype=np.float32).reshape(expected.shape)
@@ -98,10 +133,11 @@ def export(model: TunedModel, fmt: str, output: str | Path) -> Exported:
     difference = float(np.abs(got - expected).max())
     if not np.allclose(got, expected, rtol=RTOL, atol=ATOL * scale):
         raise ModelError(
-            f"{path}: the {fmt} export differs from the torch model by up to {difference:.3g} "
-            f"on {len(x)} check rows (tolerance {ATOL * scale:.3g}); please report this"
+            f"{path}: not written: the {fmt} export differs from the torch model by up to "
+            f"{difference:.3g} on {len(x)} check rows (tolerance {ATOL * scale:.3g}); please "
+            "report this"
         )
-    return Exported(fmt, path, difference, len(x))
+    return difference, len(x)
 
 
 def _onnx(model: TunedModel, path: Path) -> Callable[[np.ndarray], np.ndarray]:
@@ -172,8 +208,6 @@ def _keras(model: TunedModel, path: Path) -> Callable[[np.ndarray], np.ndarray]:
     os.environ.setdefault("KERAS_BACKEND", "torch")  # only if keras is not imported yet
     import keras
 
-    if path.suffix != ".keras":
-        raise ModelError(f"{param('output', str(path))}: a Keras 3 file must end in .keras")
     prep = model.preprocessing
     if model.is_ensemble:
         network = _keras_ensemble(keras, model)
@@ -189,7 +223,7 @@ def _keras(model: TunedModel, path: Path) -> Callable[[np.ndarray], np.ndarray]:
         network = keras.Sequential(layers, name="dltune")
         for layer, values in weights:
             layer.set_weights(values)
-    network.save(str(path))
+    network.save(str(path))  # `path`: a temporary name ending in .keras (export)
     loaded = keras.saving.load_model(str(path))  # safe_mode: no code from the file runs
 
     def run(x: np.ndarray) -> np.ndarray:

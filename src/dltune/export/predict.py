@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import write_file
 from ..data.checks import as_features
 from ..data.columns import is_missing
 from ..data.encoding import Encoded
@@ -258,7 +259,9 @@ def _label_text(value: Any) -> str:
 
 
 def write_predictions(result: Predictions, model: TunedModel, output: str | Path) -> Path:
-    """A CSV: `prediction`, then for classification `probability_<label>` per class."""
+    """A CSV: `prediction`, then for classification `probability_<label>` per class; written
+    under a temporary name beside `output` and renamed onto it once whole (dltune.atomic), so
+    a crash leaves the previous file or the new one, never part of one."""
     path = Path(output)
     if not path.parent.is_dir():
         raise DataError(
@@ -268,15 +271,18 @@ def write_predictions(result: Predictions, model: TunedModel, output: str | Path
     header = ["prediction"]
     if result.probabilities is not None:
         header += [f"probability_{c}" for c in model.classes or []]
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        for i in range(result.rows):
-            row = [_cell(result.predictions[i])]
-            if result.probabilities is not None:
-                row += [_cell(p) for p in result.probabilities[i]]
-            writer.writerow(row)
-    return path
+
+    def write(temp: Path) -> None:
+        with open(temp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            for i in range(result.rows):
+                row = [_cell(result.predictions[i])]
+                if result.probabilities is not None:
+                    row += [_cell(p) for p in result.probabilities[i]]
+                writer.writerow(row)
+
+    return write_file(path, write)
 
 
 def _cell(value: Any) -> str:

@@ -8,10 +8,10 @@ write_report(sweep_study, "sweep.png")   # a sweep's figures as one picture
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..atomic import write_file, write_text
 from ..errors import StudyError
 
 if TYPE_CHECKING:
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 def write_report(study: optuna.Study, path: str | Path) -> Path:
     """Analyse `study` from its storage and write its report to `path`: the self-contained
     HTML page (a sweep's own page for a sweep's study), or for a sweep, a PNG when `path`
-    ends with .png."""
+    ends with .png. Written beside `path` and renamed onto it once whole (dltune.atomic): an
+    interrupted run never leaves half a report, and a previous one stays until replaced."""
     from ..analysis.sweeps import analyze_sweep, is_sweep
 
     target = Path(path)
@@ -35,10 +36,10 @@ def write_report(study: optuna.Study, path: str | Path) -> Path:
         from .sweep_figures import write_png
 
         analysis = analyze_sweep(study)
-        _replace(target, lambda partial: write_png(analysis, partial))
+        write_file(target, lambda temp: write_png(analysis, temp))
         return target
     page = _sweep_page(study) if sweep else _study_page(study)
-    _replace(target, lambda partial: partial.write_text(page, encoding="utf-8"))
+    write_text(target, page)
     return target
 
 
@@ -54,14 +55,3 @@ def _sweep_page(study: optuna.Study) -> str:
     from .sweep_page import render_sweep
 
     return render_sweep(analyze_sweep(study))
-
-
-def _replace(target: Path, write: Callable[[Path], object]) -> None:
-    """Write beside the target and rename: an interrupted run never leaves half a report."""
-    partial = target.with_name(target.name + ".partial")
-    try:
-        write(partial)
-        partial.replace(target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise

@@ -70,7 +70,7 @@ def write_png(a: SweepAnalysis, path: str | Path) -> Path:
     draw_metric(top.subplots(), a)
     draw_curves(bottom, a)
     fig.suptitle(title(a), fontsize=11)
-    # format given: the caller writes to a temporary name whose suffix is not .png
+    # format given: the caller writes to a temporary name (dltune.atomic), not by suffix
     fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
     plt.close(fig)
     return Path(path)
