@@ -223,3 +223,112 @@ def test_a_running_trial_whose_process_here_is_gone_is_failed_at_once(tmp_path):
         "alive": optuna.trial.TrialState.RUNNING,
         "elsewhere": optuna.trial.TrialState.RUNNING,
     }
+
+
+# ---- stray checkpoints in a place other storages may share ------------------------------------
+
+
+def test_stray_checkpoints_in_a_given_folder_are_swept_but_only_this_storages(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    url = f"sqlite:///{tmp_path / 'dltune.db'}"
+    options = dict(data="digits", storage=url, seed=1, workers=1, checkpoint_every=0)
+    first = tune(space_file(tmp_path), trials=2, checkpoints=str(shared), **options)
+    store, _ = open_checkpoints(str(shared), Storage.open(url))
+    assert store is not None and not store.own_folder
+    namespace = store.namespace(schema.read_checkpoint_token(first.study))
+    assert namespace is not None
+    named = [r["id"] for r in map(schema.read_checkpoint, first.study.trials) if r]
+    assert named and all(i.startswith(f"ckpt-{namespace}-") for i in named)
+    # what a crash of this storage's run leaves, beside what others keep in the same folder
+    ours = [f"ckpt-{namespace}-{'a' * 32}", f".ckpt-{namespace}-{'b' * 32}.partial"]
+    theirs = [
+        f"ckpt-{'0' * 16}-{'c' * 32}",  # another storage's study
+        f"ckpt-{'d' * 32}",  # a study from before namespaces: whose, nothing tells
+        "notes.txt",
+    ]
+    for name in ours + theirs:
+        (shared / name).write_bytes(b"stray")
+    tune(space_file(tmp_path), trials=1, checkpoints=str(shared), **options)
+    assert sorted(p.name for p in shared.iterdir()) == sorted(theirs)
+
+
+def test_a_copy_of_the_storage_file_has_namespaces_of_its_own(tmp_path):
+    a = CheckpointStore(None, "x", scope=str(tmp_path / "a.db"))
+    b = CheckpointStore(None, "x", scope=str(tmp_path / "b.db"))
+    assert a.namespace("0123456789abcdef") != b.namespace("0123456789abcdef")
+    assert a.namespace(None) is None
+    assert a.namespace("0123456789abcdef") == a.namespace("0123456789abcdef")
+
+
+class FakeS3:
+    """The two calls of boto3's S3 client a sweep makes, on a dict of keys (pages of 2)."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = set(keys)
+
+    def get_paginator(self, operation: str):
+        assert operation == "list_objects_v2"
+        return self
+
+    def paginate(self, Bucket: str, Prefix: str):  # boto3's argument names
+        found = sorted(k for k in self.keys if k.startswith(Prefix))
+        for i in range(0, len(found), 2):
+            yield {"Contents": [{"Key": k} for k in found[i : i + 2]]}
+        if not found:
+            yield {}  # S3 gives no "Contents" for an empty listing
+
+    def delete_object(self, Bucket: str, Key: str) -> None:
+        self.keys.discard(Key)
+
+
+class FakeGCSBucket:
+    def __init__(self, names: list[str]) -> None:
+        self.names = set(names)
+
+    def list_blobs(self, prefix: str):
+        return [type("Blob", (), {"name": n}) for n in sorted(self.names) if n.startswith(prefix)]
+
+    def delete_blob(self, name: str) -> None:
+        self.names.discard(name)
+
+
+@pytest.mark.parametrize("kind", ["s3", "gs"])
+def test_a_bucket_sweep_removes_only_this_storages_unheld_checkpoints(kind):
+    from types import SimpleNamespace
+
+    from dltune.storage.checkpoints import BucketStore, _gcs_names, _s3_names
+
+    ns, other = "1" * 16, "2" * 16
+    held, stray = f"ckpt-{ns}-{'a' * 32}", [f"ckpt-{ns}-{'b' * 32}", f"ckpt-{ns}-{'c' * 32}"]
+    stray.append(f"ckpt-{ns}-{'e' * 32}")  # a second page of the listing
+    kept = [f"ckpt-{other}-{'d' * 32}", f"ckpt-{'f' * 32}", f"ckpt-{ns}-not-an-id", "data.csv"]
+    keys = [held, *stray, *kept]
+    if kind == "s3":
+        client = FakeS3(keys)
+        optuna_store = SimpleNamespace(
+            client=client, bucket="b", remove=lambda k: client.delete_object(Bucket="b", Key=k)
+        )
+        bucket = BucketStore(optuna_store, _s3_names(optuna_store))
+        left = lambda: client.keys  # noqa: E731
+    else:
+        blobs = FakeGCSBucket(keys)
+        optuna_store = SimpleNamespace(bucket_obj=blobs, remove=blobs.delete_blob)
+        bucket = BucketStore(optuna_store, _gcs_names(optuna_store))
+        left = lambda: blobs.names  # noqa: E731
+    store = CheckpointStore(bucket, f"{kind}://b")
+    assert store.sweep({held}, namespaces={ns, None}) == 3
+    assert left() == {held, *kept}
+    assert store.sweep(set(), namespaces=set()) == 0  # no namespace known: nothing removed
+    assert left() == {held, *kept}
+
+
+def test_a_failing_bucket_stops_the_sweep_with_a_warning_not_the_run():
+    from dltune.storage.checkpoints import BucketStore
+
+    def names(prefix: str):
+        raise ConnectionError("the bucket is unreachable")
+
+    store = CheckpointStore(BucketStore(object(), names), "s3://b")
+    with pytest.warns(RuntimeWarning, match="could not be swept.*unreachable"):
+        assert store.sweep(set(), namespaces={"1" * 16}) == 0

@@ -14,22 +14,34 @@ previous one is removed once the new one is stored, and the last when the trial 
 (complete, pruned, diverged, failed). Disk use is therefore bounded by one checkpoint per
 unfinished trial: the running ones, those paused at a rung (at most the study loop's
 max_paused per process) and those interrupted awaiting their resume. What a crash leaves
-between two of those steps (a file written but not yet named, or named by a trial that has
-just ended) is swept away by the next run that finds itself alone on a storage file
-(presence.py) in the default folder beside it, which no other storage shares.
+between two of those steps (a file written but not yet named, a trial's previous checkpoint
+not yet removed, or one named by a trial that has just ended) is swept away by the next run
+that finds itself alone on its storage (presence.py), wherever the checkpoints are: in the
+default folder beside a storage file, which no other storage shares, every checkpoint no
+unfinished trial holds; in a folder given or a bucket, which other storages may share, only
+the checkpoints of this storage's studies, told by the namespace in their ids.
+
+A study's checkpoint ids carry a namespace, `ckpt-NAMESPACE-HEX`: 16 hexadecimal digits of a
+hash of the study's random token (schema.CHECKPOINT_TOKEN, drawn when the study is created)
+and of its storage file's real path (`scope`), so that neither another storage's study nor a
+copy of this storage file shares it. A study made before namespaces writes `ckpt-HEX`: those
+files are swept from the default folder only (in a shared place nothing tells whose they are).
 
 An id read back from storage (a trial attribute) becomes a file name or an object key, and a
-storage may come from anyone: only the form this store writes (`ckpt-` and 32 hexadecimal
-digits: no `/`, no `..`, nothing absolute) is ever opened or removed (`id_problem`).
+storage may come from anyone: only the form this store writes (`ckpt-`, perhaps a namespace
+and `-`, and 32 hexadecimal digits: no `/`, no `..`, nothing absolute) is ever opened or
+removed (`id_problem`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
 import uuid
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -43,7 +55,9 @@ if TYPE_CHECKING:
 OFF = "off"
 SUFFIX = ".checkpoints"
 PREFIX = "ckpt-"  # every checkpoint's artifact id starts so (a folder may hold other files)
-ID_FORM = re.compile(rf"{PREFIX}[0-9a-f]{{32}}")  # the only ids opened or removed: save()'s
+NAMESPACE_FORM = re.compile(r"[0-9a-f]{16}")  # a study's, in its ids: CheckpointStore.namespace
+# the only ids opened or removed: save()'s, with or without a namespace
+ID_FORM = re.compile(rf"{PREFIX}(?:[0-9a-f]{{16}}-)?[0-9a-f]{{32}}")
 
 
 def id_problem(artifact_id: object) -> str | None:
@@ -52,8 +66,9 @@ def id_problem(artifact_id: object) -> str | None:
     if isinstance(artifact_id, str) and ID_FORM.fullmatch(artifact_id):
         return None
     return (
-        f"checkpoint id {artifact_id!r} is not one dltune writes ({PREFIX} and 32 hexadecimal "
-        "digits), so it is not opened or removed: the storage was edited by something else"
+        f"checkpoint id {artifact_id!r} is not one dltune writes ({PREFIX}, perhaps 16 "
+        "hexadecimal digits and -, then 32), so it is not opened or removed: the storage was "
+        "edited by something else"
     )
 
 
@@ -82,15 +97,18 @@ class AtomicFileStore:
     def remove(self, artifact_id: str) -> None:
         self._store.remove(artifact_id)
 
-    def sweep(self, keep: set[str]) -> int:
-        """Remove the checkpoint files not in `keep`, and half-written ones; how many went.
-        Only for a folder no other process writes to now (a crash between writing a file and
-        recording its id, or between a trial's end and the file's removal, leaves one)."""
+    def sweep(self, prefixes: list[str], keep: set[str]) -> int:
+        """Remove the checkpoint files whose names start with one of `prefixes` and are not in
+        `keep`, and the half-written ones of those names; how many went. Only for files no
+        process writes now (CheckpointStore.sweep)."""
         gone = 0
         for path in self.folder.iterdir():
-            stray = path.name.startswith(PREFIX) and path.name not in keep
-            partial = path.name.startswith(f".{PREFIX}") and path.name.endswith(".partial")
-            if (stray or partial) and path.is_file():
+            name = path.name
+            stray = name.startswith(tuple(prefixes)) and name not in keep
+            partial = name.startswith(tuple(f".{p}" for p in prefixes)) and name.endswith(
+                ".partial"
+            )
+            if (stray or partial) and path.is_file() and not path.is_symlink():
                 path.unlink(missing_ok=True)
                 gone += 1
         return gone
@@ -101,6 +119,58 @@ class AtomicFileStore:
         return len(files), sum(p.stat().st_size for p in files)
 
 
+class BucketStore:
+    """Optuna's S3 or GCS artifact store, and the listing a sweep needs (Optuna's artifact
+    store API has none): `names(prefix)` gives the keys in the bucket that start so."""
+
+    def __init__(self, store: Any, names: Callable[[str], Iterable[str]]) -> None:
+        self.store = store
+        self.names = names
+
+    def open_reader(self, artifact_id: str) -> BinaryIO:
+        return self.store.open_reader(artifact_id)
+
+    def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+        self.store.write(artifact_id, content_body)
+
+    def remove(self, artifact_id: str) -> None:
+        self.store.remove(artifact_id)
+
+    def sweep(self, prefixes: list[str], keep: set[str]) -> int:
+        """Remove the checkpoints (ids of this store's form) whose keys start with one of
+        `prefixes` and are not in `keep`; how many went (an upload is whole or absent: no
+        half-written object to look for)."""
+        gone = 0
+        for prefix in prefixes:
+            for key in list(self.names(prefix)):
+                if key not in keep and ID_FORM.fullmatch(key):
+                    self.store.remove(key)
+                    gone += 1
+        return gone
+
+
+def _s3_names(store: Any) -> Callable[[str], Iterable[str]]:
+    """The keys of Boto3ArtifactStore `store`'s bucket that start with a prefix (paged)."""
+
+    def names(prefix: str) -> Iterable[str]:
+        pages = store.client.get_paginator("list_objects_v2")
+        for page in pages.paginate(Bucket=store.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"]
+
+    return names
+
+
+def _gcs_names(store: Any) -> Callable[[str], Iterable[str]]:
+    """The names of GCSArtifactStore `store`'s bucket's blobs that start with a prefix."""
+
+    def names(prefix: str) -> Iterable[str]:
+        for blob in store.bucket_obj.list_blobs(prefix=prefix):
+            yield blob.name
+
+    return names
+
+
 @dataclass
 class CheckpointStore:
     """Checkpoints written to, read from and removed from one artifact store."""
@@ -109,13 +179,25 @@ class CheckpointStore:
     location: str  # as messages name it
     failed: str | None = field(default=None)  # why writing stopped mid-run (one warning)
     own_folder: bool = False  # the default beside a storage file: no other storage's files
+    scope: str = ""  # the storage's file (real path), in every namespace; "" for a server
 
-    def save(self, data: bytes) -> str | None:
-        """Store one checkpoint; its new id, or None when the store stopped taking them (a
-        full disk, a lost bucket: one warning, and the study goes on without)."""
+    def namespace(self, token: str | None) -> str | None:
+        """The namespace of a study's checkpoint ids: from its token (schema.CHECKPOINT_TOKEN)
+        and this storage's scope; None for a study without a token (made before them)."""
+        if token is None:
+            return None
+        digest = hashlib.sha256(f"{token}\0{self.scope}".encode()).hexdigest()
+        return digest[:16]
+
+    def save(self, data: bytes, namespace: str | None = None) -> str | None:
+        """Store one checkpoint (its id in `namespace`, a study's, if given); its new id, or
+        None when the store stopped taking them (a full disk, a lost bucket: one warning, and
+        the study goes on without)."""
         if self.failed is not None:
             return None
-        artifact_id = f"{PREFIX}{uuid.uuid4().hex}"
+        named = namespace is not None and NAMESPACE_FORM.fullmatch(namespace)
+        artifact_id = f"{PREFIX}{namespace}-" if named else PREFIX
+        artifact_id += uuid.uuid4().hex
         try:
             self.store.write(artifact_id, io.BytesIO(data))
         except Exception as exc:  # OSError, a cloud client's errors: none may stop training
@@ -166,9 +248,33 @@ class CheckpointStore:
                 stacklevel=2,
             )
 
-    def sweep(self, keep: set[str]) -> int:
-        """Remove what no trial refers to, where the store is a folder (AtomicFileStore.sweep)."""
-        return self.store.sweep(keep) if isinstance(self.store, AtomicFileStore) else 0
+    def sweep(self, keep: set[str], namespaces: Iterable[str | None] | None = None) -> int:
+        """Remove the checkpoints not in `keep` (the ids unfinished trials hold): every one
+        (`namespaces` None: the storage's own folder, which no other storage shares), or
+        those in one of `namespaces` (a folder given or a bucket: another storage's are
+        never touched, nor ids without a namespace, whose owner nothing tells); how many.
+        Only when no other process uses the storage, in this one's turn (presence.py): no
+        other writes checkpoints of its studies then. A failing store stops the sweep with a
+        warning, never the run."""
+        if not isinstance(self.store, AtomicFileStore | BucketStore):
+            return 0
+        if namespaces is None:
+            prefixes = [PREFIX]
+        else:
+            named = {n for n in namespaces if n is not None and NAMESPACE_FORM.fullmatch(n)}
+            prefixes = [f"{PREFIX}{n}-" for n in sorted(named)]
+        if not prefixes:
+            return 0
+        try:
+            return self.store.sweep(prefixes, keep)
+        except Exception as exc:  # OSError, a cloud client's errors: the study goes on
+            warnings.warn(
+                f"dltune: stray checkpoints in {self.location} could not be swept: "
+                f"{type(exc).__name__}: {exc}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return 0
 
     def usage(self) -> tuple[int, int] | None:
         """(files, bytes) held, where the store can count them (a folder)."""
@@ -207,10 +313,21 @@ def open_checkpoints(given: str | None, storage: Storage) -> tuple[CheckpointSto
         folder.mkdir(exist_ok=True)  # beside the storage's file, whose folder exists
         store = _folder_store(folder, given=False)
         store.own_folder = True
-        return store, f"checkpoints: {folder}"
-    if given.startswith(("s3://", "gs://")):
-        return _bucket_store(given), f"checkpoints: {display_url(given)}"
-    return _folder_store(Path(given), given=True), f"checkpoints: {given}"
+        note = f"checkpoints: {folder}"
+    elif given.startswith(("s3://", "gs://")):
+        store, note = _bucket_store(given), f"checkpoints: {display_url(given)}"
+    else:
+        store, note = _folder_store(Path(given), given=True), f"checkpoints: {given}"
+    store.scope = storage_scope(storage.url)
+    return store, note
+
+
+def storage_scope(url: str | None) -> str:
+    """What tells a storage's checkpoints from a copy's: its file's real path (SQLite, journal
+    file); "" for a database server (whose runs are never alone: presence.py, so nothing of
+    theirs is swept)."""
+    location = default_location(url)
+    return os.path.realpath(location[: -len(SUFFIX)]) if location else ""
 
 
 def _folder_store(folder: Path, *, given: bool) -> CheckpointStore:
@@ -251,9 +368,11 @@ def _bucket_store(url: str) -> CheckpointStore:
             from optuna.artifacts import GCSArtifactStore
 
             store = GCSArtifactStore(bucket)
+        names = _s3_names(store) if scheme == "s3" else _gcs_names(store)
     except ImportError as exc:
         package = "boto3" if scheme == "s3" else "google-cloud-storage"
         raise StudyError(
             f"{param('checkpoints', display_url(url))} needs {package}: pip install {package}"
         ) from exc
-    return CheckpointStore(store, display_url(url))  # location: as messages name it
+    # location: as messages name it
+    return CheckpointStore(BucketStore(store, names), display_url(url))

@@ -8,7 +8,8 @@ Study attributes (user attrs of the study):
     STUDY_META    the study's metadata: version, space, metric, seed, shuffle_seed, data
                   (data: name, source, task, fingerprint, description, target, and
                   DATA_INPUT_SHAPE, the shape of one example; absent in studies made before
-                  shapes: flat)
+                  shapes: flat), and CHECKPOINT_TOKEN, random, drawn when the study is made,
+                  which names its checkpoint files (storage.checkpoints; absent before them)
     TEST_PREFIX   + trial number: that trial's test result, evaluated once
     SWEEP         a sweep's plan and chance level (and, after a run, its timing)
     MODEL_SOURCE  a user model's build: where it came from (dltune.usermodel.source's record:
@@ -82,6 +83,7 @@ REEVAL_PREFIX = "reeval:"
 VALIDATION = "dltune_validation"
 ENSEMBLE = "dltune_ensemble"
 DATA_INPUT_SHAPE = "input_shape"  # in STUDY_META's data record: one example's shape, a list
+CHECKPOINT_TOKEN = "checkpoint_token"  # in STUDY_META: 16 hexadecimal digits, random
 
 # ---- trial attributes ------------------------------------------------------------------------
 CONFIG = "config"
@@ -136,6 +138,21 @@ def read_study_meta(source: Source) -> dict[str, Any]:
     """The metadata in a study's (or a study summary's) user attributes; {} if not dltune's."""
     meta = _attrs(source).get(STUDY_META)
     return meta if isinstance(meta, dict) else {}
+
+
+def new_checkpoint_token() -> str:
+    """A new study's CHECKPOINT_TOKEN: 64 random bits, so that no two studies share one."""
+    import secrets
+
+    return secrets.token_hex(8)
+
+
+def read_checkpoint_token(source: Source) -> str | None:
+    """The study's CHECKPOINT_TOKEN; None in a study made before them, or one whose value is
+    not of that form (a storage may come from anyone)."""
+    token = read_study_meta(source).get(CHECKPOINT_TOKEN)
+    ok = isinstance(token, str) and len(token) == 16 and all(c in "0123456789abcdef" for c in token)
+    return token if ok else None
 
 
 def write_study_meta(study: optuna.Study, meta: dict[str, Any]) -> dict[str, Any]:

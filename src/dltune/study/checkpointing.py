@@ -65,6 +65,8 @@ class Checkpointer:
         self.skipped = 0  # not written: cheaper to retrain than to write
         self.bytes_written = 0
         self.seconds = 0.0  # spent writing them
+        # the study's namespace in every id written (None: a study made before them)
+        self.namespace = store.namespace(schema.read_checkpoint_token(lifecycle.study))
 
     def started(self, number: int) -> None:
         """A trial began training here: its first periodic checkpoint is `every` from now."""
@@ -86,7 +88,7 @@ class Checkpointer:
             self.taken_at[number] = time.monotonic()
             return
         data = to_bytes(snapshot)
-        artifact_id = self.store.save(data)
+        artifact_id = self.store.save(data, self.namespace)
         self.taken_at[number] = time.monotonic()
         if artifact_id is None:  # the store stopped taking them (one warning said why)
             return
@@ -210,12 +212,16 @@ def held_checkpoints(study: optuna.Study) -> list[dict[str, Any]]:
 
 
 def sweep_strays(store: CheckpointStore, storage: Storage) -> int:
-    """Remove the files of `store` (a storage's own folder, no other process on it now) that
-    no unfinished trial of any of its studies holds; how many."""
+    """Remove the checkpoints in `store` that no unfinished trial of `storage`'s studies holds
+    (this process alone on the storage, in its turn: presence.py); how many. In the storage's
+    own folder every such file; in a place other storages may share (a folder given, a
+    bucket), only those in the namespace of one of its studies (CheckpointStore.sweep)."""
     keep: set[str] = set()
+    namespaces: set[str | None] = set()
     for summary in storage.summaries():
         keep |= {r["id"] for r in held_checkpoints(storage.load_study(summary.study_name))}
-    return store.sweep(keep)
+        namespaces.add(store.namespace(schema.read_checkpoint_token(summary)))
+    return store.sweep(keep, None if store.own_folder else namespaces)
 
 
 @dataclass

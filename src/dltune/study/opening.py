@@ -122,6 +122,9 @@ def _study_meta(
         "metric": metric,
         "seed": seed,
         "shuffle_seed": seed,
+        # names the study's checkpoint files, so that a sweep in a place other storages share
+        # removes only this storage's (storage.checkpoints)
+        schema.CHECKPOINT_TOKEN: schema.new_checkpoint_token(),
         "data": {
             "name": data.name,
             "source": data.source,

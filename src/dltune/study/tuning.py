@@ -376,8 +376,8 @@ def _open(
     running ones when this process is `alone` on the storage), its validation resolved (the
     data, with their folds in k-fold: validation.py), and (by worker 0) a new study's
     baseline enqueued, and, where checkpoints are kept (`store`), the continuation of every
-    trial a previous run left interrupted, and stray checkpoint files swept away (alone, in
-    the storage's own folder)."""
+    trial a previous run left interrupted, and stray checkpoint files swept away (alone: all
+    in the storage's own folder, its studies' in a shared one: sweep_strays)."""
     opened = open_study(
         space,
         dataset,
@@ -398,7 +398,7 @@ def _open(
     if worker == 0:
         opened.notes.insert(0, how_validated)
         _enqueue_baseline(settings, opened, dataset)
-    if worker == 0 and store is not None and alone and store.own_folder:
+    if worker == 0 and store is not None and alone:
         sweep_strays(store, storage)
     if worker == 0 and store is not None:
         resumed = enqueue_interrupted(opened.study)
