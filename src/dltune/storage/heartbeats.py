@@ -1,10 +1,14 @@
 """Heartbeats: how a later run tells a trial whose process was killed (no heartbeat for the
 grace period) from one still running elsewhere, and fails the dead ones.
 
-A trial trained on this host is recognised sooner: each records its owner (host, pid and the
-process's start time, schema.OWNER), and a running trial whose owner on this host is gone (no
-such pid, or a pid reused by a later process) is failed at once, without waiting for the grace
-period, so that a quick rerun after `kill -9` neither shows it running nor leaves it unresumed.
+A trial trained on this machine is recognised sooner: each records its owner (host, pid and
+the process's start time, and the boot id and pid namespace that say which machine and which
+pids those are: schema.OWNER), and a running trial whose owner here is gone (no such pid, or a
+pid reused by a later process) is failed at once, without waiting for the grace period, so that
+a quick rerun after `kill -9` neither shows it running nor leaves it unresumed. A host name
+alone is no proof of "here": containers and cloned machines share one, and a container's pids
+are not the host's. So an owner whose boot id or pid namespace differs from this process's is
+left to the heartbeats; a record written before those were kept is judged by its host alone.
 
 Optuna's own heartbeats serve the databases; the journal, whose storage has none, gets a trial
 system attribute (schema.HEARTBEAT). The interval is read from DLTUNE_HEARTBEAT_SECONDS when a
@@ -68,8 +72,26 @@ def record_heartbeat(study: optuna.Study, trial: optuna.Trial) -> None:
 
 
 def this_process() -> dict[str, Any]:
-    """The owner record of a trial trained here: host, pid, and the process's start time."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _start_time(os.getpid())}
+    """The owner record of a trial trained here: host, pid, the process's start time, and the
+    boot id and pid namespace (None where they cannot be read)."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "started": _start_time(pid), **_machine()}
+
+
+def _machine() -> dict[str, str | None]:
+    """What makes a pid this machine's: its boot (Linux's boot id, new at every boot) and the
+    pid namespace this process sees pids in (a container has its own)."""
+    boot: str | None
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as file:
+            boot = file.read().strip() or None
+    except OSError:
+        boot = None
+    try:
+        namespace: str | None = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = None
+    return {"boot": boot, "pidns": namespace}
 
 
 def _stat(pid: int) -> list[bytes] | None:
@@ -92,9 +114,13 @@ def _start_time(pid: int) -> int | None:
 
 
 def owner_gone(owner: dict[str, Any]) -> bool:
-    """Whether a trial's owner ran on this host and is no longer alive (its pid is free, or
-    now another process's). Another host's owner is never taken for gone here."""
+    """Whether a trial's owner ran here and is no longer alive (its pid is free, or now
+    another process's). Here: this host, and, where the record has them, this boot and this
+    pid namespace; another machine's owner (or a container's) is never taken for gone."""
     if owner.get("host") != socket.gethostname():
+        return False
+    machine = _machine()
+    if any(key in owner and owner[key] != machine[key] for key in machine):
         return False
     pid = owner["pid"]
     try:
@@ -111,7 +137,7 @@ def owner_gone(owner: dict[str, Any]) -> bool:
 
 
 def fail_orphaned_trials(study: optuna.Study) -> list[int]:
-    """Fail at once the running trials whose owner on this host is gone; their numbers."""
+    """Fail at once the running trials whose owner here is gone; their numbers."""
     import optuna
 
     failed = []
@@ -124,7 +150,7 @@ def fail_orphaned_trials(study: optuna.Study) -> list[int]:
 
 
 def fail_stale_trials(study: optuna.Study, *, everyone_gone: bool = False) -> None:
-    """Mark trials whose process died as failed: at once for this host's (their owner is
+    """Mark trials whose process died as failed: at once for this machine's (their owner is
     gone), after the grace period without a heartbeat for the others. `everyone_gone`: no
     other process uses the storage (presence.py): every running trial is a dead one's."""
     import optuna

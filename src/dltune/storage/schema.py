@@ -35,7 +35,9 @@ Trial attributes (user attrs of a trial):
     RUNGS                                   its successive-halving rung results
     SWEEP_VALUE, SWEEP_SEED                 a sweep member's value index and seed index
     OWNER                                   the process training it: host, pid, its start
-                                            time (a dead one's trials are failed at once)
+                                            time, boot id and pid namespace (a dead one's
+                                            trials are failed at once, on its machine;
+                                            records before boot and pidns: by host alone)
     CHECKPOINT                              its latest checkpoint (storage.checkpoints): id,
                                             epochs, bytes; the file is removed once the
                                             trial has ended (the attribute stays)
@@ -492,7 +494,8 @@ def read_rungs(trial: FrozenTrial) -> dict[str, Any] | None:
 
 
 def write_owner(trial: optuna.Trial, owner: dict[str, Any]) -> None:
-    """Which process trains the trial: {"host", "pid", "started"} (see study.owners)."""
+    """Which process trains the trial: {"host", "pid", "started", "boot", "pidns"}
+    (heartbeats.this_process; the last two absent in records written before them)."""
     trial.set_user_attr(OWNER, owner)
 
 

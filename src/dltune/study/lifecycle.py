@@ -33,6 +33,19 @@ def trial_seed(base_seed: int, number: int) -> int:
     return (base_seed * 1_000_003 + number) % (2**31 - 1)
 
 
+def earlier_continuation(study: optuna.Study, trial: optuna.Trial) -> int | None:
+    """The number of a trial enqueued before `trial` to continue the same interrupted trial,
+    or None (`trial` continues none, or is its one continuation). The first enqueued is the
+    continuation, whichever process asks it: a rule every process applies alike."""
+    old = schema.read_resumes(trial)
+    if old is None:
+        return None
+    for other in study.get_trials(deepcopy=False):
+        if other.number < trial.number and schema.read_resumes(other) == old:
+            return other.number
+    return None
+
+
 class TrialLifecycle:
     """Begins, reports and ends the trials of one study run; keeps the best trial's weights."""
 
@@ -87,11 +100,7 @@ class TrialLifecycle:
         from .filling import fixing
 
         with fixing(self.study, fixed):
-            # Optuna warns that heartbeats are meant for Study.optimize; this loop records
-            # them itself (storage.heartbeats), so the warning does not apply.
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-                trial = self.study.ask()
+            trial = self._ask()
             self.running[trial.number] = trial
             self._heartbeats.beat(trial)
             try:
@@ -111,6 +120,29 @@ class TrialLifecycle:
         self._count_costs(trial, config)
         self.progress.trial_started(trial.number, config)
         return trial, config, seed
+
+    def _ask(self) -> optuna.Trial:
+        """Optuna's next trial; a second continuation of an interrupted trial (two drivers
+        that enqueued them together on a storage without turns, storage.presence) is dropped,
+        told as failed, and the next one asked."""
+        import optuna
+
+        while True:
+            # Optuna warns that heartbeats are meant for Study.optimize; this loop records
+            # them itself (storage.heartbeats), so the warning does not apply.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+                trial = self.study.ask()
+            first = earlier_continuation(self.study, trial)
+            if first is None:
+                return trial
+            schema.write_failure(
+                trial,
+                "failed",
+                f"a second continuation of interrupted trial {schema.read_resumes(trial)}, "
+                f"which trial {first} continues: dropped",
+            )
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
     def _count_costs(self, trial: optuna.Trial, config: Config) -> None:
         """Store what the trial's network costs, and keep its values of the study's costs."""

@@ -29,7 +29,7 @@ from ..storage import (
 )
 from ..storage import schema as stored
 from ..storage.checkpoints import CheckpointStore, open_checkpoints
-from ..storage.presence import presence
+from ..storage.presence import Presence, presence
 from ..storage.urls import masked_repr
 from . import choice, ensemble_choice, validation
 from .checkpointing import Checkpointer, checkpoint_note, enqueue_interrupted, sweep_strays
@@ -240,8 +240,8 @@ def run_tune(
     (SIGTERM is one; a child's parent dying is another)."""
     started = time.perf_counter()
     storage = resolve_storage(settings.storage)
-    with presence(storage.url) as alone:  # held while this process trains (presence.py)
-        return _run_here(settings, progress, worker, stop, storage, started, alone)
+    with presence(storage.url) as held:  # its turn taken before any trial (presence.py)
+        return _run_here(settings, progress, worker, stop, storage, started, held)
 
 
 def _run_here(
@@ -251,9 +251,9 @@ def _run_here(
     stop: StopRequest | None,
     storage: Storage,
     started: float,
-    alone: bool,
+    held: Presence,
 ) -> TuneResult:
-    """run_tune's body, with the storage open; `alone`: no other process uses it now."""
+    """run_tune's body, with the storage open; `held`: this process on it (presence.py)."""
     store, store_note = open_checkpoints(settings.checkpoints, storage)
     space, dataset = resolve_space(settings.space), _resolve_data(settings)
     arranged: list[str] = []
@@ -264,7 +264,7 @@ def _run_here(
     tagged = worker if settings.several or worker > 0 else None
     if settings.several and worker == 0:
         progress = GuardedListener(progress)  # the relay of the other workers calls it too
-    opened, dataset = _open(settings, space, dataset, storage, worker, store, alone)
+    opened, dataset = _open(settings, space, dataset, storage, worker, store, held)
     study = opened.study
     opened.notes[:0] = [*arranged, store_note] if worker == 0 else arranged
     scheduler = _scheduler(settings, opened)
@@ -370,14 +370,11 @@ def _open(
     storage: Storage,
     worker: int,
     store: CheckpointStore | None,
-    alone: bool,
+    held: Presence,
 ) -> tuple[OpenedStudy, Dataset]:
-    """The study opened (or created) for this process, its stale trials failed (all its
-    running ones when this process is `alone` on the storage), its validation resolved (the
-    data, with their folds in k-fold: validation.py), and (by worker 0) a new study's
-    baseline enqueued, and, where checkpoints are kept (`store`), the continuation of every
-    trial a previous run left interrupted, and stray checkpoint files swept away (alone: all
-    in the storage's own folder, its studies' in a shared one: sweep_strays)."""
+    """The study opened (or created) for this process, its taking over (`_take_over`), its
+    validation resolved (the data, with their folds in k-fold: validation.py), and (by worker
+    0) a new study's baseline enqueued."""
     opened = open_study(
         space,
         dataset,
@@ -391,23 +388,42 @@ def _open(
         model=settings.model,
         trust_source=settings.trust_source,
     )
-    fail_stale_trials(opened.study, everyone_gone=alone)
+    resumed = _take_over(opened.study, storage, worker, store, held)
     dataset, how_validated = validation.resolve(
         settings.cv, dataset, opened.study, opened.shuffle_seed, first=worker == 0
     )
     if worker == 0:
         opened.notes.insert(0, how_validated)
         _enqueue_baseline(settings, opened, dataset)
-    if worker == 0 and store is not None and alone:
-        sweep_strays(store, storage)
-    if worker == 0 and store is not None:
-        resumed = enqueue_interrupted(opened.study)
-        if resumed:
-            opened.notes.append(
-                f"resuming {len(resumed)} interrupted trial{'s' * (len(resumed) > 1)} "
-                "from their checkpoints (or their seeds, where none was taken)"
-            )
+    if resumed:
+        opened.notes.append(
+            f"resuming {len(resumed)} interrupted trial{'s' * (len(resumed) > 1)} "
+            "from their checkpoints (or their seeds, where none was taken)"
+        )
     return opened, dataset
+
+
+def _take_over(
+    study: optuna.Study,
+    storage: Storage,
+    worker: int,
+    store: CheckpointStore | None,
+    held: Presence,
+) -> list[int]:
+    """In this process's turn on the storage, before it asks any trial (presence.py): the
+    stale trials failed (every running one when it is alone there now: a run that started
+    while this one loaded its data has taken its turn, and so keeps its trials), and (by
+    worker 0, where checkpoints are kept) stray checkpoint files swept away (alone: all in
+    the storage's own folder, its studies' in a shared one: sweep_strays) and the
+    continuation of every trial a previous run left interrupted enqueued, once (turns are one
+    at a time); the numbers of those trials."""
+    with held.turn() as alone:
+        fail_stale_trials(study, everyone_gone=alone)
+        if worker != 0 or store is None:
+            return []
+        if alone:
+            sweep_strays(store, storage)
+        return enqueue_interrupted(study)
 
 
 def _study_loop(
