@@ -288,6 +288,7 @@ def _run_here(
         interrupted = run_study(
             loop, start, storage, progress, cleanup=helpers.join if helpers else None
         )
+    interrupted = interrupted or bool(helpers and helpers.interrupted)  # Ctrl-C in the join
     others = helpers.summaries if helpers else []
     if worker == 0:
         interrupted = _deliver(settings, study, dataset, trainer, rule, reserved, lifecycle,

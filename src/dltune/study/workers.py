@@ -41,6 +41,7 @@ from .settings import TuneSettings
 from .stopping import StopRequest
 
 STOP_GRACE_S = 30.0  # after Ctrl-C, how long a worker may take to end its trials and report
+EXIT_GRACE_S = 10.0  # once every worker has reported, how long they may take to exit
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -166,6 +167,9 @@ class LocalWorkers:
         self._changed = threading.Condition()
         self._relay = threading.Thread(target=self._read, name="dltune-relay", daemon=True)
         self._stopping = False
+        # Ctrl-C reached this process while it waited for the workers (its own loop had
+        # ended): the run is interrupted though its own loop was not
+        self.interrupted = False
         count = settings.workers if isinstance(settings.workers, int) else 1
         self.processes = [
             context.Process(
@@ -210,12 +214,19 @@ class LocalWorkers:
         deadline = time.monotonic() + STOP_GRACE_S if interrupted else math.inf
         with self._changed:
             while len(self._received) < len(self.processes):
-                self._changed.wait(timeout=1.0)
+                try:
+                    self._changed.wait(timeout=1.0)
+                except KeyboardInterrupt:
+                    # Ctrl-C while this process waits (its own trials done): the workers
+                    # have it too, or get it now; they have their grace, then are stopped
+                    self.interrupted = True
+                    self.forward_stop(signal.SIGINT)
+                    deadline = min(deadline, time.monotonic() + STOP_GRACE_S)
+                    continue
                 self._collect_dead()
                 if time.monotonic() > deadline:
                     self._terminate_stragglers()
-        for process in self.processes:
-            process.join(timeout=60)
+        self._end_processes()
         self._stopping = True
         self._relay.join(timeout=5)
         self.results.close()  # its semaphores and pipe, released now rather than at exit
@@ -223,12 +234,27 @@ class LocalWorkers:
         self.summaries = [self._received[i] for i in sorted(self._received)]
         return self.summaries
 
-    def forward_stop(self) -> None:
-        """Pass a stop request on (SIGTERM to each child that still runs)."""
+    def _end_processes(self) -> None:
+        """Every worker has reported: each has EXIT_GRACE_S, all together, to exit (its
+        queue flushed); one still there after it is stopped, so that no child outlives the
+        command (whatever holds it: nothing it has is left to lose)."""
+        ends = time.monotonic() + EXIT_GRACE_S
+        for process in self.processes:
+            process.join(timeout=max(0.1, ends - time.monotonic()))
+        for process in self.processes:
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=5)
+
+    def forward_stop(self, signum: int = signal.SIGTERM) -> None:
+        """Pass a stop request on (SIGTERM, or `signum`, to each child that still runs)."""
         for process in self.processes:
             if process.is_alive() and process.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGTERM)
+                    os.kill(process.pid, signum)
 
     def _terminate_stragglers(self) -> None:
         for index, process in enumerate(self.processes, start=1):
