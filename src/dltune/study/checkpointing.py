@@ -72,9 +72,11 @@ class Checkpointer:
         """A trial began training here: its first periodic checkpoint is `every` from now."""
         self.taken_at.setdefault(number, time.monotonic())
 
-    def take(self, number: int, handle: Any) -> None:
+    def take(self, number: int, handle: Any, *, stopping: bool = False) -> None:
         """Store `handle`'s state (a paused trial, or an engine's snapshot of a running one)
-        as trial `number`'s latest checkpoint, and remove the previous one."""
+        as trial `number`'s latest checkpoint, and remove the previous one. Not when writing
+        it would take longer than retraining it (`worth`), unless the run is `stopping` (a
+        stop request: every trial is kept where it stopped, whatever that costs once)."""
         from ..engine.capture import snapshot_of
         from ..engine.snapshot import NothingToKeep, to_bytes
 
@@ -83,7 +85,7 @@ class Checkpointer:
             snapshot = snapshot_of(handle)
         except NothingToKeep:
             return
-        if 2 * snapshot.nbytes / self.write_rate() > trained_seconds(snapshot):
+        if not stopping and not self.worth(snapshot):
             self.skipped += 1  # its seed retrains it faster than this would write
             self.taken_at[number] = time.monotonic()
             return
@@ -104,6 +106,14 @@ class Checkpointer:
         self.bytes_written += len(data)
         self.seconds += time.perf_counter() - started
 
+    def worth(self, snapshot: Snapshot) -> bool:
+        """Whether a checkpoint saves more than it costs: writing and reading it back takes
+        less than the training it holds. Always, where checkpoints were asked after every
+        segment (`every` 0)."""
+        if self.every <= 0:
+            return True
+        return 2 * snapshot.nbytes / self.write_rate() <= trained_seconds(snapshot)
+
     def write_rate(self) -> float:
         """Bytes a second this process has written its checkpoints at (the prior before)."""
         if self.written and self.seconds > 0:
@@ -117,10 +127,10 @@ class Checkpointer:
             if now - self.taken_at.get(number, now) >= self.every:
                 self.take_running(engine, number)
 
-    def take_running(self, engine: Engine[Any], number: int) -> None:
+    def take_running(self, engine: Engine[Any], number: int, *, stopping: bool = False) -> None:
         handle = engine.snapshot(number)
         if handle is not None:  # nothing trained yet: nothing to keep
-            self.take(number, handle)
+            self.take(number, handle, stopping=stopping)
 
     def forget(self, number: int) -> str | None:
         """The trial ends (before it is told): the id to remove once the end is stored

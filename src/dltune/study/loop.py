@@ -300,7 +300,7 @@ class StudyLoop:
         if self.checkpointer is not None:
             if reason is not None:
                 for number in self._training():
-                    self.checkpointer.take_running(self.engine, number)
+                    self.checkpointer.take_running(self.engine, number, stopping=True)
             else:
                 self.checkpointer.take_due(self.engine, self._training())
         if reason is not None:
