@@ -1,6 +1,6 @@
-"""The package's structure, checked from its source: no import cycles, Optuna's internals and
-attributes touched only by dltune.storage, functions small enough to read, packages that say
-what they own."""
+"""The package's structure, checked from its source: no import cycles, Optuna's internals
+touched only by dltune.storage.internals and its cache module, Optuna's attributes only by
+dltune.storage, functions small enough to read, packages that say what they own."""
 
 from __future__ import annotations
 
@@ -116,26 +116,37 @@ def _optuna_private_names() -> set[str]:
     return {n for n in names if n.startswith("_") and not n.startswith("__")}
 
 
+# The one corner of the package that may name Optuna's private internals.
+OPTUNA_INTERNALS = {"dltune.storage.internals", "dltune.storage.own_trials_cache"}
+
+
 def _own_private_names() -> set[str]:
-    """Private names dltune defines itself (methods, functions, attributes set on self)."""
+    """Private names dltune defines itself (methods, functions, attributes set on self or
+    cls; not an attribute set on another object, such as Optuna's Study._storage)."""
     names = set()
     for path in MODULES.values():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 names.add(node.name)
-            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            elif (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.ctx, ast.Store)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in ("self", "cls")
+            ):
                 names.add(node.attr)
     return {n for n in names if n.startswith("_")}
 
 
-def test_only_the_internals_module_names_optuna_private_attributes():
+def test_only_the_internals_modules_name_optuna_private_attributes():
     # Optuna's private names that dltune does not also use for its own things (_config, ...).
     private = _optuna_private_names() - _own_private_names()
     assert {"_storage", "_trial_id", "_study_id", "_backend"} <= private
+    assert OPTUNA_INTERNALS.issubset(MODULES)  # not renamed away, leaving the rule out of date
     pattern = re.compile(r"\.(" + "|".join(sorted(map(re.escape, private))) + r")\b")
     offenders = []
     for name, path in MODULES.items():
-        if name == "dltune.storage.internals":
+        if name in OPTUNA_INTERNALS:
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
             code = line.split("#", 1)[0]

@@ -1,10 +1,14 @@
-"""dltune.storage.internals, function by function, against real storages: the only code that
-touches Optuna's private API, so an Optuna upgrade that changes it fails here, by name."""
+"""dltune.storage.internals, function by function, against real storages: with the cache it
+imports lazily (own_trials_cache.py), the only code that touches Optuna's private API, so an
+Optuna upgrade that changes it fails here, by name."""
 
 from __future__ import annotations
 
 import datetime
+import json
 import sqlite3
+import subprocess
+import sys
 
 import optuna
 import pytest
@@ -131,6 +135,37 @@ def test_use_own_trials_cache_takes_a_database_and_leaves_a_journal_and_a_memory
     assert not internals.use_own_trials_cache(journal_study)
     assert not internals.use_own_trials_cache(memory)
     assert isinstance(internals.backend_of(db_study), optuna.storages.RDBStorage)
+
+
+# Run in a fresh interpreter (this one has imported everything): what each step has imported.
+LAZINESS_PROBE = """
+import json, sys
+loaded = lambda: sorted(m for m in sys.modules if m.split(".")[0] in ("optuna", "sqlalchemy")
+                        or m == "dltune.storage.own_trials_cache")
+seen = {}
+from dltune.storage import internals, open_storage
+seen["import"] = loaded()
+import optuna
+journal = optuna.create_study(storage=open_storage(sys.argv[1] + "/s.log"))
+internals.use_own_trials_cache(journal)
+internals.flush_trial_writes(journal)
+seen["journal"] = "dltune.storage.own_trials_cache" in sys.modules
+database = optuna.create_study(storage=open_storage("sqlite:///" + sys.argv[1] + "/s.db"))
+seen["database"] = internals.use_own_trials_cache(database)
+seen["cache"] = "dltune.storage.own_trials_cache" in sys.modules
+print(json.dumps(seen))
+"""
+
+
+def test_the_cache_module_is_imported_only_for_a_database_study(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-c", LAZINESS_PROBE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seen = json.loads(run.stdout.splitlines()[-1])
+    assert seen == {"import": [], "journal": False, "database": True, "cache": True}
 
 
 def test_use_own_trials_cache_is_off_with_the_plain_switch(db_study, monkeypatch):

@@ -1,9 +1,11 @@
 """The one owner of what storage holds: opening a storage, the schema of every attribute dltune
 writes (schema.py), the typed reader of a stored trial (records.py), heartbeats, and the only
-code that touches Optuna's internals (internals.py).
+code that touches Optuna's internals (internals.py, and own_trials_cache.py, the cache it
+imports lazily).
 
 Imports nothing of dltune but errors and vocabulary (and the engine's result types, for
-typing); optuna and sqlalchemy are imported inside the functions that need them.
+typing); optuna and sqlalchemy are imported inside the functions that need them (or at the top
+of own_trials_cache.py, which only a function imports).
 """
 
 from .handle import IN_MEMORY, Storage, resolve_storage
