@@ -1,5 +1,5 @@
 """A finished epoch's report is in storage before the next segment trains: the study loop
-gathers this process's writes (storage.internals.OwnTrialsCache) and flushes them before each
+gathers this process's writes (storage.own_trials_cache.OwnTrialsCache) and flushes them before each
 advance of the engine. Read here from a connection of its own, as another process would."""
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ class TrialLifecycle:
         self.base_seed = base_seed
         self.progress = progress
         # A database's study reads this process's running trials from memory and gathers its
-        # writes to them into one transaction per flush() (storage.internals.OwnTrialsCache):
+        # writes to them into one transaction per flush() (storage.own_trials_cache.OwnTrialsCache):
         # before its first ask, so that every trial it asks is its own.
         internals.use_own_trials_cache(study)
         self.running: dict[int, optuna.Trial] = {}
