@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ..config import Config
-from .bucket import KeptState, Member
+from .bucket_base import KeptState, Member
 from .module_bucket import ModuleKeptState, ModuleMember
 from .snapshot import (
     NothingToKeep,

@@ -1,39 +1,34 @@
-"""The part of a population that is not the padded dense network: convolutional networks and
-users' modules, stacked in exact-shape buckets (module_bucket.py), or trained one at a time
-where their forward cannot be stacked.
+"""The module part of a population: the networks that are not the padded dense network
+(convolutional networks, users' modules), stacked in exact-shape buckets (module_bucket.py).
 
 Each configuration's architecture is read once from a module the trainer's factory builds
 (functional.signature: parameter and buffer names and shapes, the submodules, the
 configuration's architecture keys), with what a member costs in memory. Members of one
-signature, batch size and segment share a bucket. The first time a signature trains, one
+signature, batch size and segment share a bucket. The first time a signature comes to join, one
 vmapped step on copies (StackedModule.problem) checks that its forward can be stacked; where
-it cannot, that architecture's members train in a sequential engine (the sequential trainer's
-TrainingRun, with the same factory), and a note says why, once per architecture (`notes`, and
-a RuntimeWarning).
+it cannot, that architecture's members are not this part's but the one-at-a-time part's
+(one_at_a_time.py), and a note says why, once per architecture (`notes`, and a RuntimeWarning).
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 
 from ..config import Config
 from ..nets import NetworkFactory
-from .bucket import Member, pause_member
 from .device_data import DeviceData
 from .functional import TRAINING_FIELDS, StackedModule, signature
 from .module_bucket import ModuleBucket, ModuleMember
-from .result import TrainResult
-from .sequential import SequentialEngine, SequentialTrainer, TrainingRun
 from .stacked_optim import UpdateKernel
+from .stacked_population import StackedPopulation, Tally
 
 if TYPE_CHECKING:
-    from ..data import Dataset
+    from .snapshot import Snapshot
 
 
 # As memory.py counts a dense member: per parameter its weight, gradient, two moments and two
@@ -92,32 +87,34 @@ def _activation_floats(module: nn.Module, n_features: int, device: torch.device)
     return total // 2
 
 
-class ModulePopulation:
-    """Module buckets, the architectures they stack, and the one-at-a-time fallback."""
+class ModulePopulation(StackedPopulation[ModuleBucket]):
+    """Module buckets and the architectures they stack (see the module)."""
+
+    kind = "module"
 
     def __init__(
         self,
-        data: Dataset,
         tensors: DeviceData,
+        kernel: UpdateKernel,
+        tally: Tally,
         network: NetworkFactory,
         *,
         builtin: bool,
-        kernel: UpdateKernel,
         shuffle_seed: int,
         segments: int,
         track_train: bool,
     ) -> None:
-        self.data = data
-        self.tensors = tensors
+        super().__init__(
+            tensors,
+            kernel,
+            tally,
+            shuffle_seed=shuffle_seed,
+            segments=segments,
+            track_train=track_train,
+        )
         self.network = network
         self.builtin = builtin  # dltune's own families: dropout is fed in any case
-        self.kernel = kernel
-        self.shuffle_seed = shuffle_seed
-        self.segments = segments
-        self.track_train = track_train
-        self.buckets: list[ModuleBucket] = []
-        self.pending: list[ModuleMember] = []
-        self.sequential: SequentialEngine | None = None  # made for the first unstackable one
+        self.user_code = not builtin
         self.notes: list[str] = []
         self._architectures: dict[Any, Architecture] = {}
         self._verdicts: dict[Any, Verdict] = {}
@@ -152,6 +149,13 @@ class ModulePopulation:
             arch.n_params, arch.row_floats, self.tensors.n_features, config.batch_size
         )
 
+    def stacks(self, member: ModuleMember) -> bool:
+        """Whether the member's architecture can be trained stacked (its signature is read
+        here, and the architecture checked on its first member)."""
+        if member.signature is None:
+            member.signature = self.architecture(member.config).signature
+        return self._verdict(member).stacked is not None
+
     def _verdict(self, member: ModuleMember) -> Verdict:
         """Whether the member's architecture stacks: checked once, on its first members."""
         if member.signature in self._verdicts:
@@ -170,41 +174,32 @@ class ModulePopulation:
             label = self.architecture(member.config).label
             note = f"{label} cannot be trained stacked ({problem}); its trials train one at a time"
             self.notes.append(note)
-            warnings.warn(f"dltune: {note}", RuntimeWarning, stacklevel=4)
+            # at the caller of PopulationTrainer.add or resume (through _taker, takes, stacks)
+            warnings.warn(f"dltune: {note}", RuntimeWarning, stacklevel=6)
         return verdict
 
     # ---- membership -----------------------------------------------------------------------
 
-    @property
-    def members(self) -> list[Member]:
-        return [*(m for b in self.buckets for m in b.members), *self.pending]
+    def takes(self, member: Any) -> bool:
+        return isinstance(member, ModuleMember) and self.stacks(member)
 
-    def __len__(self) -> int:
-        return len(self.members) + (len(self.sequential) if self.sequential else 0)
-
-    def memory_in_use(self) -> int:
-        running = [m.config for m in self.members]
-        alone = [run.config for run in self.sequential.runs.values()] if self.sequential else []
-        return sum(self.member_bytes(c) for c in running + alone)
-
-    def add(self, member: ModuleMember) -> None:
+    def restore(self, snapshot: Snapshot, key: Any) -> ModuleMember:
+        member = cast(ModuleMember, super().restore(snapshot, key))  # a "module" checkpoint's
         member.signature = self.architecture(member.config).signature
-        self.pending.append(member)
+        return member
 
     def admit(self) -> None:
         """Place the waiting members: into an open bucket of their signature, batch size and
-        segment, or a new one; those of an architecture that cannot stack, into the
-        sequential engine."""
-        for member in self.pending:
-            verdict = self._verdict(member)
-            if verdict.stacked is None:
-                self._train_alone(member)
-                continue
+        segment, or a new one."""
+        for member in cast(list[ModuleMember], self.pending):  # takes() let no other kind in
+            stacked = self._verdict(member).stacked
+            if stacked is None:  # pragma: no cover - takes() let no such architecture in
+                raise RuntimeError(f"member {member.key!r} cannot be trained stacked")
             bucket = next(
                 (
                     b
                     for b in self.buckets
-                    if b.stacked is verdict.stacked
+                    if b.stacked is stacked
                     and b.batch_size == member.config.batch_size
                     and b.segment == member.segment
                 ),
@@ -215,7 +210,7 @@ class ModulePopulation:
                 bucket = ModuleBucket(
                     self.tensors,
                     member.config.batch_size,
-                    verdict.stacked,
+                    stacked,
                     lambda m: self.build(m.config, m.seed),
                     row_floats=arch.row_floats,
                     label=(arch.label,),
@@ -224,72 +219,3 @@ class ModulePopulation:
                 self.buckets.append(bucket)
             bucket.add([member])
         self.pending = []
-
-    def alone(self) -> SequentialEngine:
-        """The engine of the members trained one at a time, made when the first comes."""
-        if self.sequential is None:
-            trainer = SequentialTrainer(
-                self.data,
-                metric=self.tensors.metric.name,
-                device=self.tensors.device,
-                shuffle_seed=self.shuffle_seed,
-                track_train=self.track_train,
-                network=self.network,
-            )
-            self.sequential = SequentialEngine(trainer, self.segments)
-        return self.sequential
-
-    def _train_alone(self, member: ModuleMember) -> None:
-        alone = self.alone()
-        config = member.config
-        if member.max_epochs != config.epochs:
-            config = config.replace(epochs=member.max_epochs)
-        alone.add(
-            member.key,
-            config,
-            seed=member.seed,
-            patience=member.patience,
-            keep_best_state=member.keep_best_state,
-            until=None if math.isinf(member.until) else member.until,
-            fold=member.fold,
-        )
-
-    def drop_empty(self) -> None:
-        self.buckets = [b for b in self.buckets if b.members]
-
-    def pause(self, key: Any) -> Member | TrainingRun | None:
-        """A paused member (its state kept), or None when `key` is not one of these."""
-        member = pause_member(self.buckets, key)
-        if member is not None:
-            self.drop_empty()
-            return member
-        if self.sequential is not None and key in self.sequential.runs:
-            return self.sequential.pause(key)
-        return None
-
-    def set_until(self, key: Any, until: float) -> bool:
-        for member in self.members:
-            if member.key == key:
-                member.until = until
-                return True
-        if self.sequential is not None and key in self.sequential.runs:
-            self.sequential.set_until(key, until)
-            return True
-        return False
-
-    def stop(self, key: Any, status: str) -> TrainResult | None:
-        """Take a member out now: its result with `status`; None when `key` is not here."""
-        for bucket in self.buckets:
-            gone = bucket.remove({key})
-            if gone:
-                self.drop_empty()
-                gone[0].result.status = status
-                return gone[0].result
-        for member in self.pending:
-            if member.key == key:
-                self.pending.remove(member)
-                member.result.status = status
-                return member.result
-        if self.sequential is not None and key in self.sequential.runs:
-            return self.sequential.stop(key, status)
-        return None
