@@ -213,9 +213,9 @@ class PopulationTrainer:
 
     def resume(self, member: Member | TrainingRun, until: float | None = None) -> None:
         """Bring a paused member back; it goes on from where it stopped."""
+        part = self._taker(member)
         if member.key in self._owners:
             raise ValueError(f"member {member.key!r} is already in this population")
-        part = self._taker(member)
         part.resume(member, until)
         self._owners[member.key] = part
 
