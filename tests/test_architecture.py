@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dltune"
-LONGEST = 80  # lines a function may have without a comment that says why ("# long: ...")
+# Lines a function may have, its docstring not counted: documentation (a public function's
+# Args: section) is not code to read through. No exception, whatever a comment says.
+LONGEST = 80
 
 
 def _modules() -> dict[str, Path]:
@@ -167,17 +169,41 @@ def test_only_the_storage_package_reads_or_writes_optuna_attributes():
     assert offenders == []
 
 
-def test_no_function_is_long_without_a_reason():
+def _lines_of_code(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """A function's lines, its signature included and its docstring not."""
+    size = (node.end_lineno or node.lineno) - node.lineno + 1
+    first = node.body[0]
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        size -= (first.end_lineno or first.lineno) - first.lineno + 1
+    return size
+
+
+# TEMPORARY (issue 29): storage/internals.py's cache class is being moved out of this function
+# on another branch; remove this allowance when that branch is merged.
+_MOVING_OUT = {("storage/internals.py", "_own_trials_cache_class")}
+
+
+def test_no_function_is_long():
     long = []
     for path in MODULES.values():
-        lines = path.read_text().splitlines()
-        for node in ast.walk(ast.parse("\n".join(lines))):
+        for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                size = (node.end_lineno or node.lineno) - node.lineno + 1
-                body = "\n".join(lines[node.lineno - 1 : node.end_lineno])
-                if size > LONGEST and "# long:" not in body:
+                size = _lines_of_code(node)
+                if (str(path.relative_to(PACKAGE)), node.name) in _MOVING_OUT:
+                    continue
+                if size > LONGEST:
                     long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({size})")
     assert long == []
+
+
+def test_a_docstring_is_not_counted_as_code():
+    documented = ast.parse('def f():\n    """One.\n\n    Two.\n    """\n    return 1\n')
+    bare = ast.parse("def f():\n    return 1\n")
+    assert _lines_of_code(documented.body[0]) == _lines_of_code(bare.body[0]) == 2  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ workers."""
 
 from __future__ import annotations
 
+import math
 import sys
 import types
 
@@ -58,11 +59,9 @@ def test_the_size_estimate_takes_the_tightest_budget():
     assert estimated_seconds(Facts(cpus=2, epoch_budget=10, examples=1000, features=100)) == (
         pytest.approx(10 * per_epoch)
     )
-    # neither a trial count nor a timeout: the default trial count, as the loop runs it
+    # no bound at all (the plan gives the default trial count: test_plan.py): no small job
     unbounded = Facts(cpus=2, examples=1000, features=100, max_epochs=1)
-    assert estimated_seconds(unbounded) == pytest.approx(
-        arrangement.DEFAULT_TRIALS * (per_epoch + arrangement.TRIAL_OVERHEAD_SECONDS)
-    )
+    assert estimated_seconds(unbounded) == math.inf
 
 
 @pytest.mark.parametrize(
@@ -191,6 +190,7 @@ def test_the_display_tags_each_workers_trials_and_keeps_the_better_best():
     from dltune.cli.display import LiveProgress, PlainProgress
     from dltune.engine.result import EpochReport
     from dltune.storage import TrialRecord
+    from dltune.study.run import StudyStart
 
     from .helpers import make_config
 
@@ -205,7 +205,7 @@ def test_the_display_tags_each_workers_trials_and_keeps_the_better_best():
     assert plain.best == best_one and plain.done == 2
 
     live = LiveProgress(Console(file=io.StringIO(), width=200))
-    live.info = {"metric": "accuracy"}
+    live.start = StudyStart("s", "x.db", "blobs", "accuracy", None, None, 0, "sequential", "none")
     config = make_config()
     live.trial_started(3, config)
     live.worker_event(1, "trial_started", (4, config))

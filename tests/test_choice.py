@@ -16,15 +16,15 @@ from dltune.errors import DLTuneError
 from dltune.storage import best_record, best_trial, schema
 from dltune.storage.records import SINGLE_RUN
 from dltune.study.choice import (
+    ENSEMBLE_RESERVE,
     RESERVE,
     ChoiceRule,
     Reserve,
     choose,
+    held_back,
     parse_choice,
     reevaluation_seed,
-    reserve,
 )
-from dltune.study.loop import Budget
 
 from .synthetic_studies import Run, config, in_memory
 
@@ -134,11 +134,7 @@ def test_max_is_todays_choice():
     assert best_trial(study).number == 0
     best = best_record(study)
     assert best["choice"] is None and best["chosen_by"] == SINGLE_RUN
-    budget = Budget(10, 100.0, 300.0)
-    # nothing held back, and nothing may be retrained past the deadline or the epoch budget
-    searched, held = reserve("max", budget, 60.0, 300.0)
-    assert searched == budget and held == Reserve(0.0, 100.0)
-    assert not held.allows(1) and reserve("max", Budget(10, None), None, None)[1] == Reserve()
+    assert held_back("max") == 0.0  # nothing held back from the search (test_plan.py)
 
 
 def test_ties_are_broken_by_the_lower_validation_loss():
@@ -152,15 +148,10 @@ def test_ties_are_broken_by_the_lower_validation_loss():
     assert best_trial(study).number == 1
 
 
-def test_the_reserve_is_a_share_of_the_timeout_and_epoch_budget():
-    budget = Budget(None, 1000.0, 200.0)
-    searched, held = reserve("top3x2", budget, 100.0, 400.0)
-    assert searched.deadline == pytest.approx(1000.0 - RESERVE * 100.0)
-    assert searched.epochs == pytest.approx(200.0 * (1 - RESERVE))  # this worker's share
-    assert held.epochs == pytest.approx(400.0 * RESERVE)  # the study's whole reserve
-    assert held.deadline == 1000.0
-    trials_only = reserve("top3x2", Budget(20, None, None), None, None)
-    assert trials_only[0].trials == 20 and not trials_only[1].counted()
+def test_the_share_held_back_is_the_reevaluations_or_a_continued_ensembles():
+    assert held_back("top3x2") == held_back("top3x2", ensemble=True) == RESERVE
+    assert held_back("max", ensemble=True) == ENSEMBLE_RESERVE
+    assert held_back(ChoiceRule(), ensemble=False) == 0.0
 
 
 def test_only_whole_rounds_of_seeds_that_fit_in_the_reserve_count():
@@ -179,7 +170,7 @@ def test_a_reserve_too_small_for_a_round_falls_back_to_the_maximum_and_says_so()
     choice = schema.read_choice(study)
     assert choice["rule"] == "max" and choice["trial"] == 0
     assert "did not fit in the reserve" in choice["how"]
-    passed = Reserve(deadline=time.perf_counter() - 1)
+    passed = Reserve(deadline=time.time() - 1)  # the run's deadline: wall-clock (plan.py)
     fresh = _study()
     choose(fresh, FakeTrainer(fail=True), "top3x2", passed)
     assert schema.read_choice(fresh)["trial"] == 0

@@ -162,10 +162,10 @@ def _held_at(gate: str | None, name: str) -> None:
 def gates(monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs forked after this hold where their environment says: DLTUNE_TEST_HOLD_LOAD in
     their data load, DLTUNE_TEST_HOLD_TRAIN at their first epoch's report (a trial running)."""
-    from dltune.study import tuning
+    from dltune.study import resolve
     from dltune.study.lifecycle import TrialLifecycle
 
-    load, report = tuning._resolve_data, TrialLifecycle.report
+    load, report = resolve.resolve_data, TrialLifecycle.report
 
     def loading(settings: Any) -> Any:
         _held_at(os.environ.get("DLTUNE_TEST_HOLD_LOAD"), "loading")
@@ -175,7 +175,7 @@ def gates(monkeypatch: pytest.MonkeyPatch) -> None:
         _held_at(os.environ.get("DLTUNE_TEST_HOLD_TRAIN"), "training")
         return report(self, number, epoch)
 
-    monkeypatch.setattr(tuning, "_resolve_data", loading)
+    monkeypatch.setattr(resolve, "resolve_data", loading)
     monkeypatch.setattr(TrialLifecycle, "report", reporting)
 
 
@@ -303,7 +303,7 @@ def test_two_drivers_starting_together_continue_each_trial_once(project, kind, m
     once; on the journal the second enqueued is dropped when asked."""
     import optuna
 
-    from dltune.study import checkpointing, tuning
+    from dltune.study import checkpointing, roles
 
     url = f"sqlite:///{project / 'x.db'}" if kind == "sqlite" else f"journal:///{project}/x.log"
     old = _interrupted_study(project, url)
@@ -322,7 +322,7 @@ def test_two_drivers_starting_together_continue_each_trial_once(project, kind, m
             del study.get_trials
 
     if kind == "journal":
-        monkeypatch.setattr(tuning, "enqueue_interrupted", racing)
+        monkeypatch.setattr(roles, "enqueue_interrupted", racing)
     runs = [Forked(*RUN, "--storage", url, "--trials", "3", "--seed", str(i), cwd=project)
             for i in range(2)]  # fmt: skip
     try:

@@ -234,23 +234,14 @@ def test_the_progress_lines_mask_the_storage_a_listener_is_given():
     from rich.console import Console
 
     from dltune.cli.display import LiveProgress, PlainProgress
+    from dltune.study.run import StudyStart
 
-    info = {
-        "study": "s",
-        "storage": URL,  # as a listener might be handed it by another caller
-        "data": "digits",
-        "metric": "accuracy",
-        "trials": 2,
-        "timeout": None,
-        "existing_trials": 0,
-        "engine": "sequential",
-        "schedule": "none",
-        "notes": [],
-    }
+    start = StudyStart("s", URL, "digits", "accuracy", 2, None, 0, "sequential", "none")
+    object.__setattr__(start, "storage", URL)  # as a listener might be handed it by another caller
     out = io.StringIO()
-    PlainProgress(Console(file=out, width=200)).study_started(info)
+    PlainProgress(Console(file=out, width=200)).study_started(start)
     live = LiveProgress(Console(file=out, width=200))
-    live.info = info
+    live.start = start
     Console(file=out, width=200).print(live._render())
     assert SHOWN in out.getvalue()
     assert_no_secret(out.getvalue())
@@ -337,5 +328,5 @@ def test_a_failed_run_stores_its_error_masked():
     storage = Storage(optuna.storages.InMemoryStorage(), URL)
     with pytest.raises(RuntimeError):
         run_study(loop, start, storage, listener)  # type: ignore[arg-type]
-    assert reasons and SHOWN in reasons[0] and seen[0]["storage"] == SHOWN
+    assert reasons and SHOWN in reasons[0] and seen[0].storage == SHOWN
     assert_no_secret(reasons[0] + str(seen))

@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 from dltune.study import workers
+from dltune.study.arrangement import Arrangement
+from dltune.study.choice import ChoiceRule
+from dltune.study.plan import make_plan
 from dltune.study.progress import ProgressListener
 from dltune.study.settings import TuneSettings
 from dltune.study.workers import LocalWorkers, WorkerSummary
@@ -27,14 +30,14 @@ def _mark(name: str) -> None:
     Path(os.environ[MARKER], name).write_text("")
 
 
-def reports_then_lingers(settings, index, listener, stop) -> WorkerSummary:
+def reports_then_lingers(plan, index, listener, stop) -> WorkerSummary:
     """Reports, but a thread that never ends keeps its process from exiting."""
     threading.Thread(target=threading.Event().wait, daemon=False).start()
     _mark("reported")
     return WorkerSummary(index, trials=1)
 
 
-def never_reports(settings, index, listener, stop) -> WorkerSummary:
+def never_reports(plan, index, listener, stop) -> WorkerSummary:
     """Ignores every request to stop and never reports."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -43,7 +46,7 @@ def never_reports(settings, index, listener, stop) -> WorkerSummary:
     raise AssertionError("unreachable")
 
 
-def waits_for_ctrl_c(settings, index, listener, stop) -> WorkerSummary:
+def waits_for_ctrl_c(plan, index, listener, stop) -> WorkerSummary:
     """Trains until Ctrl-C reaches it (its KeyboardInterrupt: reported as interrupted)."""
     _mark("started")
     threading.Event().wait()
@@ -66,7 +69,9 @@ def markers(tmp_path, monkeypatch) -> Path:
 
 
 def _workers(target) -> LocalWorkers:
-    helpers = LocalWorkers(TuneSettings(workers=2), target, ProgressListener())
+    two = Arrangement(workers=2, engine="sequential", threads=1)
+    plan = make_plan(TuneSettings(), two, ChoiceRule(), continued=False, began=time.time())
+    helpers = LocalWorkers(plan, target, ProgressListener())
     helpers.start()
     return helpers
 

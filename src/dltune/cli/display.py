@@ -20,7 +20,7 @@ from ..sweep.values import label
 from .tables import config_text, fmt_value
 
 if TYPE_CHECKING:
-    pass
+    from ..study.run import StudyStart
 
 
 def _fmt_time(seconds: float) -> str:
@@ -41,7 +41,7 @@ class _Tracker(ProgressListener):
     events arrive through worker_event, tagged)."""
 
     def __init__(self) -> None:
-        self.info: dict[str, Any] = {}
+        self.start: StudyStart | None = None  # what the study said before its first trial
         self.started = time.perf_counter()
         self.done = 0
         self.counts: dict[str, int] = {}
@@ -50,8 +50,8 @@ class _Tracker(ProgressListener):
         self.workers_seen: set[int] = {0}
         self.worker = 0  # whose event is being handled: 0 this process, 1.. the others
 
-    def study_started(self, info: dict[str, Any]) -> None:
-        self.info = info
+    def study_started(self, start: StudyStart) -> None:
+        self.start = start
         self.started = time.perf_counter()
 
     def worker_event(self, worker: int, event: str, args: tuple[Any, ...]) -> None:
@@ -87,7 +87,8 @@ class _Tracker(ProgressListener):
         return time.perf_counter() - self.started
 
     def remaining(self) -> float | None:
-        timeout, budget = self.info.get("timeout"), self.info.get("trials")
+        timeout = self.start.timeout if self.start else None
+        budget = self.start.trials if self.start else None
         left = []
         if timeout:
             left.append(timeout - self.elapsed())
@@ -119,20 +120,17 @@ class PlainProgress(_Tracker):
         super().__init__()
         self.console = console
 
-    def study_started(self, info: dict[str, Any]) -> None:
-        super().study_started(info)
-        budget = info["trials"] if info["trials"] is not None else "until timeout"
+    def study_started(self, start: StudyStart) -> None:
+        super().study_started(start)
+        budget = start.trials if start.trials is not None else "until timeout"
         self.console.print(
-            f"study {info['study']!r} in {display_url(info['storage'])} · {info['data']} · "
-            f"metric {info['metric']} · {info['existing_trials']} trials so far · "
+            f"study {start.study!r} in {display_url(start.storage)} · {start.data} · "
+            f"metric {start.metric} · {start.existing_trials} trials so far · "
             f"this run: {budget} trials"
-            + (f", timeout {info['timeout']:g}s" if info["timeout"] else ""),
+            + (f", timeout {start.timeout:g}s" if start.timeout else ""),
             highlight=False,
         )
-        if info.get("schedule"):
-            self.console.print(f"schedule: {info['schedule']}", highlight=False)
-        for note in info.get("notes", []):
-            self.console.print(f"note: {note}", highlight=False)
+        _print_schedule_and_notes(self.console, start)
 
     def trial_finished(self, record: TrialRecord, best: dict[str, Any] | None) -> None:
         super().trial_finished(record, best)
@@ -155,17 +153,17 @@ class LiveProgress(_Tracker):
         self.live = Live(console=console, refresh_per_second=4, transient=False)
 
     def _render(self) -> Group:
-        info = self.info
+        start = self.start
         lines = [
             Text.assemble(
                 ("study ", "dim"),
-                (str(info.get("study")), "bold"),
+                (str(start.study if start else None), "bold"),
                 ("  storage ", "dim"),
-                display_url(str(info.get("storage"))),
+                display_url(str(start.storage if start else None)),
             ),
-            Text.assemble(("data ", "dim"), str(info.get("data"))),
+            Text.assemble(("data ", "dim"), str(start.data if start else None)),
         ]
-        budget = info.get("trials")
+        budget = start.trials if start else None
         done = f"{self.done}/{budget}" if budget else str(self.done)
         remaining = self.remaining()
         lines.append(
@@ -196,13 +194,13 @@ class LiveProgress(_Tracker):
         by_worker: dict[int, list[tuple[int, _Running]]] = {}
         for number, run in self.running.items():
             by_worker.setdefault(run.worker, []).append((number, run))
+        metric = self.start.metric if self.start else None
         lines = []
         for worker in sorted(by_worker):
             number, run = by_worker[worker][-1]
             epoch, config = run.epoch, run.config
             progress = (
-                f"epoch {epoch.epoch}/{config.epochs} {self.info.get('metric')} "
-                f"{epoch.val_metric:.4f}"
+                f"epoch {epoch.epoch}/{config.epochs} {metric} {epoch.val_metric:.4f}"
                 if epoch
                 else "starting"
             )
@@ -214,12 +212,9 @@ class LiveProgress(_Tracker):
             )
         return lines
 
-    def study_started(self, info: dict[str, Any]) -> None:
-        super().study_started(info)
-        if info.get("schedule"):
-            self.console.print(f"schedule: {info['schedule']}", highlight=False)
-        for note in info.get("notes", []):
-            self.console.print(f"note: {note}", highlight=False)
+    def study_started(self, start: StudyStart) -> None:
+        super().study_started(start)
+        _print_schedule_and_notes(self.console, start)
         self.live.update(self._render())
         self.live.start()
 
@@ -241,6 +236,13 @@ class LiveProgress(_Tracker):
         self.live.stop()
 
 
+def _print_schedule_and_notes(console: Console, start: StudyStart) -> None:
+    if start.schedule:
+        console.print(f"schedule: {start.schedule}", highlight=False)
+    for note in start.notes:
+        console.print(f"note: {note}", highlight=False)
+
+
 def make_progress(console: Console) -> ProgressListener:
     return LiveProgress(console) if console.is_terminal else PlainProgress(console)
 
@@ -259,12 +261,12 @@ class SweepProgress(ProgressListener):
         self.started = time.perf_counter()
         self.metric = "value"
 
-    def study_started(self, info: dict[str, Any]) -> None:
+    def study_started(self, start: StudyStart) -> None:
         self.started = time.perf_counter()
-        self.metric = str(info.get("metric"))
+        self.metric = str(start.metric)
         self.console.print(
-            f"sweep {info['study']!r} in {display_url(info['storage'])} · {info['data']} · "
-            f"{info['trials']} runs to train",
+            f"sweep {start.study!r} in {display_url(start.storage)} · {start.data} · "
+            f"{start.trials} runs to train",
             highlight=False,
             markup=False,
         )

@@ -18,9 +18,10 @@ from ..lazy import lazy_names
 if TYPE_CHECKING:
     from .loop import Budget, StudyLoop
     from .progress import ProgressListener
+    from .result import TuneResult
     from .run import StudyStart, run_study
     from .settings import TuneSettings
-    from .tuning import TuneResult, tune
+    from .tuning import tune
 
 _EXPORTS = {
     "Budget": ".loop",
@@ -29,7 +30,7 @@ _EXPORTS = {
     "StudyStart": ".run",
     "run_study": ".run",
     "TuneSettings": ".settings",
-    "TuneResult": ".tuning",
+    "TuneResult": ".result",
     "tune": ".tuning",
 }
 

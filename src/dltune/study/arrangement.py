@@ -37,6 +37,7 @@ This module imports neither torch nor optuna: `facts` asks torch only for the CU
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -63,7 +64,6 @@ PARALLEL_SECONDS = 30.0
 SECONDS_PER_EXAMPLE_FEATURE = 3e-6
 TRIAL_OVERHEAD_SECONDS = 0.1
 EPOCHS_PER_TRIAL = 3  # about what a trial trains under successive halving (rung 1, some on)
-DEFAULT_TRIALS = 50  # as settings.DEFAULT_TRIALS: a run with neither trials nor a timeout
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class Facts:
     cpus: int  # cores this process may run on (os.sched_getaffinity)
     cuda_devices: int = 0  # CUDA devices torch sees (0 without CUDA or on a CPU run)
     device: str = "cpu"  # as asked: auto, cpu, cuda or cuda:N
-    trials: int | None = None
+    trials: int | None = None  # the trials the run starts (plan.trial_count: its default applied)
     timeout: float | None = None
     epoch_budget: float | None = None
     examples: int = 0  # training examples
@@ -99,6 +99,11 @@ class Arrangement:
     def device_of(self, worker: int) -> str:
         return self.devices[worker % len(self.devices)]
 
+    @property
+    def parallel(self) -> bool:
+        """Trials run side by side (a population, or several workers): samplers must know."""
+        return self.engine == "population" or self.workers > 1
+
 
 def estimated_seconds(facts: Facts) -> float:
     """A rough guess of the job's training time in one single-threaded process."""
@@ -111,9 +116,7 @@ def estimated_seconds(facts: Facts) -> float:
         guesses.append(facts.trials * per_trial)
     if facts.timeout:
         guesses.append(facts.timeout)
-    if not guesses:  # neither: the default trial count
-        guesses.append(DEFAULT_TRIALS * per_trial)
-    return min(guesses)
+    return min(guesses, default=math.inf)  # no bound at all: as large as a job gets
 
 
 def arrange(workers: int | str, engine: str, facts: Facts) -> Arrangement:

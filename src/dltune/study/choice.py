@@ -21,7 +21,6 @@ best) or "top{k}x{m}", e.g. "top3x2".
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 import statistics
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
 
     from ..engine import SequentialTrainer
     from ..storage import TrialRecord
-    from .loop import Budget
 
 # "auto": re-evaluate (top3x2) where the validation split is small enough for the luck of one
 # run to decide the maximum; otherwise the best single run (see rule_for).
@@ -102,14 +100,14 @@ def parse_choice(value: str | ChoiceRule) -> ChoiceRule:
 @dataclass
 class Reserve:
     """What the re-evaluation may spend: member-epochs (None: not counted) and a deadline
-    (time.perf_counter() seconds; None: none)."""
+    (time.time() seconds, the run's: plan.py; None: none)."""
 
     epochs: float | None = None
     deadline: float | None = None
     spent: float = 0.0
 
     def allows(self, epochs: float) -> bool:
-        if self.deadline is not None and time.perf_counter() >= self.deadline:
+        if self.deadline is not None and time.time() >= self.deadline:
             return False
         return self.epochs is None or self.spent + epochs <= self.epochs + 1e-9
 
@@ -117,30 +115,14 @@ class Reserve:
         return self.epochs is not None or self.deadline is not None
 
 
-def reserve(
-    rule: str | ChoiceRule,
-    budget: Budget,
-    timeout: float | None,
-    epoch_budget: float | None,
-    *,
-    ensemble: bool = False,
-) -> tuple[Budget, Reserve]:
-    """The search's budget with RESERVE of the timeout and of the epoch budget held back for
-    the re-evaluation (when the rule re-evaluates; ENSEMBLE_RESERVE for an `ensemble`'s
-    members otherwise), and that reserve: the epochs of the whole study's budget (the main
-    process spends it after every worker ended) and the original deadline."""
-    share = RESERVE if parse_choice(rule).reevaluates else ENSEMBLE_RESERVE if ensemble else 0.0
-    if share == 0.0:  # nothing held back: nothing retrained past the deadline either
-        ends = budget.deadline if timeout is not None else None
-        return budget, Reserve(0.0 if epoch_budget is not None else None, ends)
-    deadline, epochs = budget.deadline, budget.epochs
-    searched = dataclasses.replace(
-        budget,
-        deadline=None if deadline is None or timeout is None else deadline - share * timeout,
-        epochs=None if epochs is None else epochs * (1 - share),
-    )
-    held = None if epoch_budget is None else epoch_budget * share
-    return searched, Reserve(held, deadline)
+def held_back(rule: str | ChoiceRule, *, ensemble: bool = False) -> float:
+    """The share of a run's timeout and of its epoch budget held back from the search for its
+    end (plan.py splits them): RESERVE where the rule re-evaluates; otherwise
+    ENSEMBLE_RESERVE where the delivered `ensemble`'s members may need retraining (a
+    continued study's); else nothing."""
+    if parse_choice(rule).reevaluates:
+        return RESERVE
+    return ENSEMBLE_RESERVE if ensemble else 0.0
 
 
 def choose(

@@ -48,8 +48,8 @@ SYNC_SECONDS = 5.0  # how often rung tables are re-read from storage (other work
 
 @dataclass
 class Budget:
-    """How many more trials may start, until when (time.perf_counter() seconds), and how many
-    member-epochs may be trained in all."""
+    """How many more trials may start, until when (a time.time() instant: the plan's, plan.py),
+    and how many member-epochs may be trained in all."""
 
     trials: int | None
     deadline: float | None
@@ -71,7 +71,7 @@ class Budget:
 
     def spent(self) -> bool:
         """The time or the epoch budget is used up: training stops at the next checkpoint."""
-        if self.deadline is not None and time.perf_counter() >= self.deadline:
+        if self.deadline is not None and time.time() >= self.deadline:
             return True
         return self.epochs is not None and self.epochs_spent >= self.epochs - 1e-9
 

@@ -14,14 +14,15 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..engine import EpochReport
     from ..storage import TrialRecord
+    from .run import StudyStart
 
 
 class ProgressListener:
     """Override the hooks you need; the others do nothing."""
 
-    def study_started(self, info: dict[str, Any]) -> None:
-        """Once, before the first trial: study name, storage, data, metric, budget, engine,
-        schedule, notes (see dltune.study.run.StudyStart)."""
+    def study_started(self, start: StudyStart) -> None:
+        """Once, before the first trial: the study's name, storage, data, metric, budget,
+        engine, schedule and notes (dltune.study.run.StudyStart)."""
 
     def trial_started(self, number: int, config: Config) -> None:
         """A trial is about to train."""

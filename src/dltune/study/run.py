@@ -11,7 +11,7 @@ storage that went away mid-run becomes one StudyError that says so, not a traceb
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..storage.urls import display_url
@@ -25,13 +25,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class StudyStart:
-    """What a study's run tells its listener before the first trial."""
+    """What a study's run tells its listener before the first trial (ProgressListener's
+    study_started receives it as it is)."""
 
     study: str
     storage: str  # as it may be printed (password masked)
     data: str  # the dataset's description
     metric: str
-    trials: int | None  # trials this run may start (None: until the timeout)
+    trials: int | None  # trials this run may start, all workers together (None: no count)
     timeout: float | None
     existing_trials: int
     engine: str
@@ -56,7 +57,7 @@ def run_study(
     listener hears that the study finished (e.g. waiting for the other worker processes).
     """
     lifecycle = loop.lifecycle
-    progress.study_started(asdict(start))
+    progress.study_started(start)
     interrupted = False
     try:
         loop.run()

@@ -33,18 +33,20 @@ if TYPE_CHECKING:
 ENGINES = ("sequential", "population", "auto")  # auto: see arrangement.py
 SAMPLERS = ("tpe", "random", "grid", "gp")
 DEFAULT_SLOTS = 16  # trials trained at once by the population engine
-DEFAULT_TRIALS = 50  # when neither a trial count nor a timeout is given
+DEFAULT_TRIALS = 50  # when neither a trial count nor a timeout is given (plan.trial_count)
 # A running trial is checkpointed at least this often (seconds of its training), besides at
 # every rung (checkpointing.py); benchmarks/checkpoints.py measures what it costs.
 DEFAULT_CHECKPOINT_EVERY = 60.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TuneSettings:
-    """Everything `tune` was asked, as given (see `tune` for each parameter's meaning).
+    """Everything `tune` was asked, as given (see `tune` for each parameter's meaning), built
+    by keyword only: a value given by position could land in the wrong field unnoticed.
 
-    `space` and `data` may be given as names or paths; `resolved` replaces them by the objects
-    they name, once, so that worker processes receive the same space and the same arrays.
+    `space` and `data` may be given as names or paths; the run's plan (plan.py) carries them
+    resolved, with what "auto" became, so that worker processes receive the same space and the
+    same arrays.
     """
 
     space: SearchSpace | str | Path | dict[str, Any] | None = None
@@ -54,8 +56,8 @@ class TuneSettings:
     trials: int | None = None
     timeout: float | None = None
     seed: int | None = None
-    sampler: str = "tpe"
-    schedule: str = "asha"
+    sampler: str | Any = "tpe"  # a name (SAMPLERS) or an optuna sampler
+    schedule: str | Any = "asha"  # a name (SCHEDULES) or a scheduler
     epoch_budget: float | None = None
     cost_aware: bool = False
     baseline: bool = True
@@ -71,10 +73,6 @@ class TuneSettings:
     shape: str | tuple[int, ...] | None = None
     # A user's build(hp) (dltune.usermodel.ModelSource: travels to workers as its record)
     model: ModelSource | None = None
-    # Set by the arrangement (arrangement.py), not by the caller: torch threads per process,
-    # and the devices the workers spread over (worker i on devices[i % len(devices)]).
-    threads: int | None = None
-    devices: tuple[str, ...] = ()
     # How the best trial is chosen at the end (choice.py): "max" or "top<k>x<m>"
     choose: str = DEFAULT_CHOICE
     # Where trial checkpoints go (storage.checkpoints): None, beside the storage's file; a
@@ -148,19 +146,9 @@ class TuneSettings:
 
     @property
     def several(self) -> bool:
-        """Several worker processes were asked for by number ("auto" decides later)."""
+        """Several worker processes were asked for by number ("auto" is decided by the
+        arrangement: plan.py)."""
         return isinstance(self.workers, int) and self.workers > 1
-
-    @property
-    def parallel(self) -> bool:
-        """Trials run side by side (a population, or several workers): samplers must know.
-        Read once the arrangement has resolved "auto"."""
-        return self.engine == "population" or self.several
-
-    @property
-    def slots(self) -> int:
-        """Trials trained at once by one process's engine."""
-        return self.population if self.engine == "population" else 1
 
 
 def _one_of(name: str, value: Any, choices: tuple[str, ...]) -> None:

@@ -2,11 +2,12 @@
 the shared storage (SQLite in WAL mode takes concurrent writers), so that small networks, which
 leave a core's arithmetic mostly idle when trained with several threads, use every core.
 
-Only plain data crosses the process boundary: the study's settings (TuneSettings, with the
-space, the dataset's arrays and the storage URL resolved) going out; coming back, on one queue
-and in order, each worker's progress events (trial started, epoch done, trial finished: the
-parent's live display shows every worker) and, last, its summary (with the weights of its best
-trial, so that the parent tests the study's best once without retraining it). Each worker asks
+Only plain data crosses the process boundary: the run's plan (plan.py: its settings with the
+space, the dataset's arrays and the storage URL resolved, its budgets and deadline) going out;
+coming back, on one queue and in order, each worker's progress events (trial started, epoch
+done, trial finished: the parent's live display shows every worker) and, last, its summary
+(with the weights of its best trial, so that the parent tests the study's best once without
+retraining it). Each worker asks
 its own configurations (its sampler seeded apart), keeps its own paused trials, and reads the
 others' rung results from storage.
 
@@ -37,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..storage.urls import display_url
 from .progress import ProgressListener
-from .settings import TuneSettings
 from .stopping import StopRequest
 
 STOP_GRACE_S = 30.0  # after Ctrl-C, how long a worker may take to end its trials and report
@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..engine import EpochReport
     from ..storage import TrialRecord
+    from .plan import Plan
+    from .run import StudyStart
 
 
 @dataclass
@@ -67,18 +69,9 @@ class WorkerSummary:
     kept: list[tuple[int, list[bytes]]] = field(default_factory=list)
 
 
-# The body of a worker: runs its part of the study; the settings, the worker's index, the
+# The body of a worker: runs its part of the study; the run's plan, the worker's index, the
 # listener that forwards its progress to the parent, and its stop request.
-WorkerTarget = Callable[[TuneSettings, int, ProgressListener, StopRequest], WorkerSummary]
-
-
-def share(total: float | None, workers: int, index: int) -> Any:
-    """Worker `index`'s part of a budget of `total` (trials or epochs), or None for no limit."""
-    if total is None:
-        return None
-    if isinstance(total, int):
-        return total // workers + (1 if index < total % workers else 0)
-    return total / workers
+WorkerTarget = Callable[["Plan", int, ProgressListener, StopRequest], WorkerSummary]
 
 
 def pack_state(state: dict[str, Any]) -> bytes:
@@ -105,9 +98,9 @@ class GuardedListener(ProgressListener):
         self.inner = inner
         self.lock = threading.Lock()
 
-    def study_started(self, info: dict[str, Any]) -> None:
+    def study_started(self, start: StudyStart) -> None:
         with self.lock:
-            self.inner.study_started(info)
+            self.inner.study_started(start)
 
     def trial_started(self, number: int, config: Config) -> None:
         with self.lock:
@@ -156,9 +149,7 @@ class LocalWorkers:
     `target` (a module-level function, which "spawn" pickles by name); their progress relayed
     to `progress` (a GuardedListener: the relay is a thread)."""
 
-    def __init__(
-        self, settings: TuneSettings, target: WorkerTarget, progress: ProgressListener
-    ) -> None:
+    def __init__(self, plan: Plan, target: WorkerTarget, progress: ProgressListener) -> None:
         context = multiprocessing.get_context("spawn")  # fork and torch's threads do not mix
         self.results = context.Queue()
         self.progress = progress
@@ -170,15 +161,14 @@ class LocalWorkers:
         # Ctrl-C reached this process while it waited for the workers (its own loop had
         # ended): the run is interrupted though its own loop was not
         self.interrupted = False
-        count = settings.workers if isinstance(settings.workers, int) else 1
         self.processes = [
             context.Process(
                 target=_worker_main,
-                args=(target, settings, index, self.results),
+                args=(target, plan, index, self.results),
                 name=f"dltune-worker-{index}",
                 daemon=True,
             )
-            for index in range(1, count)
+            for index in range(1, plan.workers)
         ]
 
     def start(self) -> None:
@@ -303,7 +293,7 @@ def _watch_parent(stopped: threading.Event, stop: StopRequest) -> None:
             return
 
 
-def _worker_main(target: WorkerTarget, settings: TuneSettings, index: int, results: Any) -> None:
+def _worker_main(target: WorkerTarget, plan: Plan, index: int, results: Any) -> None:
     signal.signal(signal.SIGINT, _first_interrupt_only)
     orphaned = threading.Event()
     stop = StopRequest()
@@ -313,9 +303,9 @@ def _worker_main(target: WorkerTarget, settings: TuneSettings, index: int, resul
         import torch
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the parent speaks for the study
-        if settings.threads is not None:
-            torch.set_num_threads(settings.threads)
-        summary = target(settings, index, ForwardingListener(index, results), stop)
+        if plan.threads is not None:
+            torch.set_num_threads(plan.threads)
+        summary = target(plan, index, ForwardingListener(index, results), stop)
     except KeyboardInterrupt:
         summary = WorkerSummary(index, interrupted=True)
     except Exception as exc:  # reported by the parent, which has the user's attention

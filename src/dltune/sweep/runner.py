@@ -167,7 +167,7 @@ def _base(
     shape: str | tuple[int, ...] | None = None,
 ) -> tuple[Dataset, Config, str, str | None]:
     """The data, the base configuration, the metric and the target column."""
-    from ..study.tuning import resolve_space
+    from ..study.resolve import resolve_space
 
     if from_study is not None:
         return _base_from_study(from_study, data, storage, target, task, data_dir, shape)
