@@ -116,7 +116,8 @@ def _open(
         model=settings.model,
         trust_source=settings.trust_source,
     )
-    # A run that started while this one loaded its data has taken its turn: it keeps its trials
+    # Its turn, one process at a time: a run that started while this one loaded its data took
+    # its turn first, is not gone, and keeps its trials
     with held.turn() as alone:
         fail_stale_trials(opened.study, everyone_gone=alone)
         resumed = role.take_over(opened.study, storage, store, alone)

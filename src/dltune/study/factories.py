@@ -146,7 +146,8 @@ def _engine(
         from ..distributed.ray_engine import RayEngine
 
         model = opened.model.to_dict() if opened.model is not None else None
-        # a population per node (per GPU), unless the sequential engine was asked for
+        # a population per node (per GPU), unless the sequential engine was asked for; the
+        # one local process (no workers beside Ray: settings.validate) asks for its device
         ray = RayEngine.start(
             settings.ray, dataset, opened.metric, opened.shuffle_seed, segments, model,
             kind="sequential" if plan.engine == "sequential" else "population",
