@@ -2,7 +2,10 @@
 
 Every error a user can cause is raised as a :class:`DLTuneError` whose message names the file,
 the key, the value received, the rule and the fix. The CLI prints the message (no traceback) and
-exits with status 2.
+exits with status 2. A parameter given a wrong value is also a ``ValueError``
+(:class:`InvalidParameterError`), one of a wrong type also a ``TypeError``
+(:class:`ParameterTypeError`), as scikit-learn's ``InvalidParameterError`` is: a caller may catch
+whichever it knows.
 
 A message names a parameter of the library through :func:`param`, never through a command-line
 flag: a Python caller of ``tune(engine="x")`` reads ``engine='x' is not known``, and the command
@@ -85,12 +88,26 @@ class DLTuneError(Exception):
         return (type(self), (self.template,))
 
 
+class InvalidParameterError(DLTuneError, ValueError):
+    """A parameter given a value outside its rule (its choices, its range, its form)."""
+
+
+class ParameterTypeError(InvalidParameterError, TypeError):
+    """A parameter given a value of the wrong type (a text for a number, 1 for True); also a
+    ValueError, so that one ``except ValueError`` catches every parameter error."""
+
+
 class SpaceError(DLTuneError):
     """A search space that cannot be parsed or breaks a rule."""
 
 
 class DataError(DLTuneError):
     """A dataset that cannot be found, read or used."""
+
+
+class InvalidDataError(DataError, ValueError):
+    """Data given in memory that cannot be learned from or used (too few samples, one class, a
+    shape that does not hold its features): also a ValueError, as scikit-learn raises."""
 
 
 class StudyError(DLTuneError):

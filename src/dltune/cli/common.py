@@ -1,6 +1,7 @@
 """What every command shares: the console, turning dltune's errors into one line and exit
 status 2 (with the library's parameter names shown as this command's flags), and the options
-several commands take, written once."""
+several commands take, written once: tune()'s parameters as options whose types, metavars and
+help come from the library's parameter table (dltune.study.parameters)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,12 @@ from typing import Any, TypeVar
 
 import click
 
-from ..errors import DLTuneError
+from ..errors import DLTuneError, render
 from ..storage.urls import DEFAULT_STORAGE, display_url
+from ..study import parameters as table
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-STORAGE_HELP = (
-    "Optuna storage URL: sqlite:///FILE.db (one machine), postgresql://USER:PASSWORD@HOST/DB "
-    "(many machines), journal:///FILE.log (a shared file system)."
-)
+FLAGS = {"study_name": "--study"}  # tune's parameters whose flag is not --name
 
 
 def console(stderr: bool = False) -> Any:
@@ -62,11 +60,69 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def flag_for(name: str) -> str:
+    """The flag of tune's parameter `name` on every command that takes it."""
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def help_for(name: str) -> str:
+    """The table's help of tune's parameter `name`, other parameters named as flags."""
+    return render(table.parameter(name).help, flag_for)
+
+
+class WholeOrWords(click.ParamType):
+    """A whole number of at least `low`, or one of `words` (workers: auto)."""
+
+    def __init__(self, low: int | None, words: tuple[str, ...]) -> None:
+        self.low, self.words = low, words
+        self.name = "|".join(("N", *words))
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif str(value).strip().lower() in self.words:
+            return str(value).strip().lower()
+        else:
+            try:
+                number = int(value)
+            except ValueError:
+                words = " nor ".join(self.words)
+                self.fail(f"{value!r} is neither a whole number nor {words}", param, ctx)
+        if self.low is not None and number < self.low:
+            self.fail(f"{number} is not at least {self.low} (or give {self.words[0]})", param, ctx)
+        return number
+
+
+def click_kind(entry: table.Parameter) -> dict[str, Any]:
+    """The click type (and metavar) that reads a parameter as its table entry declares it.
+    Forms (a size, a shape, a rule) stay text: the library reads them and says what is wrong,
+    and a switch's spelling (--x/--no-x, on|off) is the command's own."""
+    kind: dict[str, Any] = {}
+    if isinstance(entry, table.Choice):
+        kind["type"] = click.Choice(entry.choices)
+    elif isinstance(entry, table.WholeNumber) and entry.words:
+        kind["type"] = WholeOrWords(entry.low, entry.words)
+    elif isinstance(entry, table.WholeNumber):
+        kind["type"] = click.IntRange(min=entry.low)
+    elif isinstance(entry, table.Number):
+        kind["type"] = click.FloatRange(min=entry.low, min_open=entry.open)
+    if entry.metavar is not None:
+        kind["metavar"] = entry.metavar
+    return kind
+
+
+def tune_option(name: str, *decls: str, **extra: Any) -> Callable[[F], F]:
+    """The option of tune's parameter `name`: its type, metavar and help from the parameter
+    table; `decls` (the flag and its Python name: --study study_name) and `extra` (a default,
+    show_default, a command's own type) as the command wants them."""
+    entry = table.parameter(name)
+    options = {"help": help_for(name), **click_kind(entry), **extra}
+    return click.option(*(decls or (flag_for(name), name)), **options)
+
+
 def storage_option(func: F) -> F:
     """--storage URL, the SQLite file in the working folder by default."""
-    return click.option("--storage", default=DEFAULT_STORAGE, show_default=True, help=STORAGE_HELP)(
-        func
-    )
+    return tune_option("storage", default=DEFAULT_STORAGE, show_default=True)(func)
 
 
 def study_option(func: F) -> F:
@@ -79,30 +135,19 @@ def study_option(func: F) -> F:
 def data_options(data_help: str = "", default: str | None = "digits") -> Callable[[F], F]:
     """--data, --target, --task, --data-dir and --shape: which data, and how to read them.
     `default` None: the command picks (and `data_help` says how)."""
-    from ..vocabulary import TASKS
 
     def decorate(func: F) -> F:
         for option in reversed(
             [
-                click.option(
-                    "--data",
+                tune_option(
+                    "data",
                     default=default,
                     show_default=default is not None,
-                    help="digits, mnist, a folder of IDX files, or a .csv/.parquet/.npz file"
-                    + (f" {data_help}" if data_help else "")
-                    + ".",
+                    help=help_for("data") + (f" {data_help}" if data_help else "") + ".",
                 ),
-                click.option("--target", help="The target column of a .csv or .parquet file."),
-                click.option(
-                    "--task",
-                    type=click.Choice(TASKS),
-                    help="Override the task told from the target.",
-                ),
-                click.option(
-                    "--data-dir",
-                    type=click.Path(file_okay=False),
-                    help="Where local copies of downloadable data live (or DLTUNE_DATA_DIR).",
-                ),
+                tune_option("target"),
+                tune_option("task"),
+                tune_option("data_dir", type=click.Path(file_okay=False)),
                 shape_option(),
             ]
         ):
@@ -112,26 +157,16 @@ def data_options(data_help: str = "", default: str | None = "digits") -> Callabl
     return decorate
 
 
-SHAPE_HELP = (
-    "The shape of one example: C,L (a signal of C channels) or C,H,W (an image), its product "
-    "the number of features; reshapes flat rows (.csv, .parquet, a 2-D .npz x) or any data "
-    "[default: the data's own: digits 1,8,8, IDX images 1,H,W, a .npz x's axes past the first; "
-    "a continued study's own]."
-)
-
-
 def shape_option() -> Callable[[F], F]:
     """--shape C,L or C,H,W (the text load_data's `shape` reads)."""
-    return click.option("--shape", metavar="C,L|C,H,W", help=SHAPE_HELP)
+    return tune_option("shape")
 
 
 def device_option(func: F) -> F:
     """--device: auto, cpu or cuda (the library's default)."""
     from ..devices import DEFAULT_DEVICE
 
-    return click.option(
-        "--device", default=DEFAULT_DEVICE, show_default=True, help="auto, cpu or cuda."
-    )(func)
+    return tune_option("device", default=DEFAULT_DEVICE, show_default=True)(func)
 
 
 def trust_source_option(what: str) -> Callable[[F], F]:

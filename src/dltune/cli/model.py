@@ -15,6 +15,7 @@ from .common import (
     storage_option,
     study_option,
     trust_source_option,
+    tune_option,
     user_errors,
 )
 
@@ -44,12 +45,8 @@ from .common import (
 @click.option(
     "--data", help="Where the study's data are now [default: where the study found them]."
 )
-@click.option("--target", help="The target column of a .csv or .parquet file.")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    help="Where local copies of downloadable data live (or DLTUNE_DATA_DIR).",
-)
+@tune_option("target")
+@tune_option("data_dir", type=click.Path(file_okay=False))
 @click.option(
     "--pick",
     help='A point of the Pareto front instead of the best: a trial number, or "smallest '

@@ -7,10 +7,7 @@ from typing import Any
 
 import click
 
-from ..data.folds import DEFAULT_FOLDS, MAX_FOLDS
-from ..schedule import SCHEDULES
-from ..study.settings import DEFAULT_SLOTS, ENGINES, SAMPLERS, TuneSettings
-from ..study.validation import AUTO_KFOLD_BELOW, CV_CHOICES
+from ..study.settings import TuneSettings
 from .common import (
     ON_OFF,
     OnOff,
@@ -19,155 +16,48 @@ from .common import (
     device_option,
     quiet_optuna,
     storage_option,
-    trust_source_option,
+    tune_option,
     user_errors,
 )
 
 DEFAULTS = TuneSettings()  # the library's defaults, shown as the flags' defaults
 
 
-class WorkersType(click.ParamType):
-    """A whole number of processes, at least 1, or auto."""
-
-    name = "N|auto"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
-        if isinstance(value, int) or str(value).strip().lower() == "auto":
-            return value if isinstance(value, int) else "auto"
-        try:
-            number = int(value)
-        except ValueError:
-            self.fail(f"{value!r} is neither a whole number nor auto", param, ctx)
-        if number < 1:
-            self.fail(f"{number} is not at least 1 (or give auto)", param, ctx)
-        return number
-
-
+# Every option but --encode is a parameter of tune(): its type, bounds, choices and help come
+# from the parameter table (dltune.study.parameters), its default from TuneSettings.
 @click.command()
 @click.argument("space", required=False, type=click.Path(dir_okay=False))
 @data_options()
 @storage_option
-@click.option("--study", "study_name", help="Study name [default: SPACE's name and the data's].")
-@click.option("--trials", type=click.IntRange(min=1), help="Run N more trials [default: 50].")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0),
-    help="Stop after S seconds (running trials end at their next checkpoint).",
+@tune_option("study_name")
+@tune_option("trials")
+@tune_option("timeout")
+@tune_option("epoch_budget")
+@tune_option("seed")
+@tune_option("sampler", default=DEFAULTS.sampler, show_default=True)
+@tune_option("schedule", default=DEFAULTS.schedule, show_default=True)
+@tune_option("baseline", "--baseline/--no-baseline", default=DEFAULTS.baseline, show_default=True)
+@tune_option(
+    "cost_aware", "--cost-aware/--no-cost-aware", default=DEFAULTS.cost_aware, show_default=True
 )
-@click.option(
-    "--epoch-budget",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Stop after training this many epochs in all trials together.",
-)
-@click.option("--seed", type=int, help="Seed of the sampler and of the trials' weights.")
-@click.option("--sampler", type=click.Choice(SAMPLERS), default=DEFAULTS.sampler, show_default=True)
-@click.option(
-    "--schedule",
-    type=click.Choice(SCHEDULES),
-    default=DEFAULTS.schedule,
-    show_default=True,
-    help="Successive halving over epochs (rungs: the space's min_epochs, reduction), "
-    "in Hyperband brackets, or none.",
-)
-@click.option(
-    "--baseline/--no-baseline",
-    default=DEFAULTS.baseline,
-    show_default=True,
-    help="Start a new study with the textbook configuration (Dense 128 relu, Adam 1e-3).",
-)
-@click.option(
-    "--cost-aware/--no-cost-aware",
-    default=DEFAULTS.cost_aware,
-    show_default=True,
-    help="Promote the cheapest of the trials that earned a rung first.",
-)
-@click.option(
-    "--engine",
-    type=click.Choice(ENGINES),
-    default=DEFAULTS.engine,
-    show_default=True,
-    help="Train trials one at a time, or many at once, stacked; auto: the population engine "
-    "on a GPU, on a CPU the faster one per worker as measured (see the run's note).",
-)
-@click.option(
-    "--population",
-    type=click.IntRange(min=1),
-    default=DEFAULT_SLOTS,
-    show_default=True,
-    help="Trials trained at once by the population engine.",
-)
-@click.option(
-    "--workers",
-    type=WorkersType(),
-    default=DEFAULTS.workers,
-    show_default=True,
-    help="Processes on this machine working on the study together; auto: one per core on a "
-    "CPU (one per GPU), or 1 for a job too small to pay for another process's start-up.",
-)
-@click.option(
-    "--choose",
-    metavar="auto|max|topKxM",
-    default=DEFAULTS.choose,
-    show_default=True,
-    help="How the best trial is chosen before its test: topKxM retrains the top K with M "
-    "other seeds and takes the best mean (in a quarter of --timeout/--epoch-budget); max: the "
-    "best single run; auto: top3x2 when the validation split has under 1000 examples, else max.",
-)
-@click.option(
-    "--cv",
-    metavar="|".join(CV_CHOICES) + "|K",
-    default=str(DEFAULTS.cv),
-    show_default=True,
-    help=f"How trials are validated: kfold ({DEFAULT_FOLDS} folds) or K folds (2-{MAX_FOLDS}) "
-    "cross-validate every example outside the test split (a trial is its configuration "
-    "trained K times, each on the other folds; its value their mean); holdout: the validation "
-    f"split; auto: k-fold below {AUTO_KFOLD_BELOW} examples outside the test split, else "
-    "holdout. A continued study keeps its own (give auto, or the same).",
-)
-@click.option(
-    "--ensemble",
+@tune_option("engine", default=DEFAULTS.engine, show_default=True)
+@tune_option("population", default=DEFAULTS.population, show_default=True)
+@tune_option("workers", default=DEFAULTS.workers, show_default=True)
+@tune_option("choose", default=DEFAULTS.choose, show_default=True)
+@tune_option("cv", default=str(DEFAULTS.cv), show_default=True)
+@tune_option(
+    "ensemble",
     type=OnOff(),
     metavar=OnOff.name,
     default=ON_OFF[0] if DEFAULTS.ensemble else ON_OFF[1],
     show_default=True,
-    help="on: the study delivers an ensemble of its best configurations, chosen by greedy "
-    "selection on their out-of-fold (or validation) predictions and tested once; off: its "
-    "best trial alone (in k-fold its bag, the K fold models).",
 )
-@click.option(
-    "--ray",
-    metavar="ADDRESS",
-    help="Train on a Ray cluster: HOST:PORT of its head, or auto (extra: dltune[ray]).",
-)
-@click.option(
-    "--memory",
-    default="auto",
-    show_default=True,
-    help="Memory the population may use (e.g. 4GB; auto: a quarter of RAM, <= 8GB).",
-)
-@click.option(
-    "--model",
-    metavar="FILE.py:build|MODULE:build",
-    help="Tune your own PyTorch model: a build(hp) function returning a torch.nn.Module "
-    "(hp.Int, hp.Float, hp.Choice, hp.Boolean, hp.Fixed as in Keras Tuner); SPACE then gives "
-    "the training knobs [default: a continued study's own build, with --trust-source].",
-)
-@trust_source_option("a continued study (run without --model)")
-@click.option(
-    "--checkpoints",
-    metavar="DIR|s3://BUCKET|gs://BUCKET|off",
-    help="Where each unfinished trial's latest checkpoint is kept, so that the same command "
-    "resumes it after a crash, kill -9, SIGTERM or Ctrl-C [default: beside the SQLite or "
-    "journal file; off for a database server unless given].",
-)
-@click.option(
-    "--checkpoint-every",
-    type=click.FloatRange(min=0),
-    default=DEFAULTS.checkpoint_every,
-    show_default=True,
-    metavar="SECONDS",
-    help="Checkpoint a running trial at least this often (besides at every rung).",
-)
+@tune_option("ray")
+@tune_option("memory", default="auto", show_default=True)
+@tune_option("model")
+@tune_option("trust_source", is_flag=True, default=DEFAULTS.trust_source)
+@tune_option("checkpoints")
+@tune_option("checkpoint_every", default=DEFAULTS.checkpoint_every, show_default=True)
 @click.option(
     "--encode/--no-encode",
     default=True,

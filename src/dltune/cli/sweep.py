@@ -10,7 +10,15 @@ import click
 
 from ..errors import StudyError
 from ..sweep.plan import DEFAULT_SEED, DEFAULT_SEEDS
-from .common import console, data_options, device_option, quiet_optuna, storage_option, user_errors
+from .common import (
+    console,
+    data_options,
+    device_option,
+    quiet_optuna,
+    storage_option,
+    tune_option,
+    user_errors,
+)
 
 if TYPE_CHECKING:
     from ..analysis.sweep_data import SweepAnalysis
@@ -54,7 +62,7 @@ HELP_PARAM = (
     show_default=True,
     help="Time a sample one at a time, to tell what the population saved.",
 )
-@click.option("--memory", default=None, help="Memory budget of the population (e.g. 4GB).")
+@tune_option("memory")
 @device_option
 @click.option(
     "-o",

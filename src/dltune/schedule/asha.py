@@ -39,7 +39,8 @@ from typing import Literal
 from .pareto import pareto_order
 from .rungs import Rungs
 
-Decision = Literal["continue", "pause", "complete"]
+# "stop": the trial ends pruned at once (a StoppingRule's word, rule.py; ASHA pauses instead)
+Decision = Literal["continue", "pause", "complete", "stop"]
 
 
 @dataclass

@@ -122,7 +122,9 @@ def fixing(study: optuna.Study, fixed: Mapping[str, Any] | None) -> Iterator[Non
 DEFAULT_COHORT = 1
 
 
-def filler_for(engine: object, slots: int, *, user_model: bool, sampler: str) -> ShapeFiller | None:
+def filler_for(
+    engine: object, slots: int, *, user_model: bool, sampler: object
+) -> ShapeFiller | None:
     """A ShapeFiller where cohorts fill buckets: a stacking engine on built-in networks
     (a user model's architectural hyperparameters are its own: not guessed), any sampler but
     the grid. The cohort size comes from DLTUNE_FILL_COHORT when set (1, the default: off).

@@ -4,8 +4,8 @@ One loop drives both engines (one run at a time, or a stacked population). At ev
 (a segment of an epoch, or a whole one) it
 
 1. stores each finished epoch's validation metric (lifecycle.report);
-2. asks the scheduler about each trial that reached its rung: go on, pause (its state kept) or
-   complete;
+2. asks the scheduler about each trial that reached its rung: go on, pause (its state kept),
+   complete, or stop (a stopping rule's word: pruned at once);
 3. tells the finished ones to the study;
 4. fills the free slots: first with paused trials the scheduler promotes, then with new
    configurations asked from the sampler, so the population stays full until the budget is
@@ -244,6 +244,8 @@ class StudyLoop:
             self.engine.set_until(number, self.scheduler.target(number))
         elif decision == "complete":
             self._end(number, self.engine.stop(number, "complete"))
+        elif decision == "stop":  # a stopping rule's (schedule/rule.py): pruned, not kept
+            self._end(number, self.engine.stop(number, "pruned"))
         else:
             self.paused[number] = self.engine.pause(number)
             self.lifecycle.mark(number, "paused")

@@ -62,7 +62,7 @@ def open_study(
     storage: Storage,
     *,
     study_name: str | None,
-    sampler: str,
+    sampler: str | optuna.samplers.BaseSampler,
     seed: int | None,
     parallel: bool = False,
     worker_index: int = 0,
@@ -109,7 +109,9 @@ def open_study(
     # A resumed study keeps its seeds; the sampler's seed moves on with the trial count, so
     # that a resumed random search does not propose the first configurations again.
     sampler_seed = None if seed is None else seed + len(study.trials) + SEED_STRIDE * worker_index
-    study.sampler = make_sampler(sampler, space, sampler_seed, parallel=parallel)
+    study.sampler = make_sampler(
+        sampler, space, sampler_seed, parallel=parallel, worker=worker_index
+    )
     return OpenedStudy(study, meta, space, notes, model)
 
 

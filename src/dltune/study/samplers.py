@@ -1,5 +1,5 @@
-"""Optuna samplers by name (settings.SAMPLERS). Pruning is dltune's own scheduler: see
-dltune.schedule."""
+"""Optuna samplers by name (parameters.SAMPLERS), or the caller's own sampler object as it is.
+Pruning is dltune's own scheduler: see dltune.schedule."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import optuna
-
-from ..errors import DLTuneError, param
-from .settings import SAMPLERS
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial, TrialState
@@ -33,10 +30,25 @@ class AskTellGridSampler(optuna.samplers.GridSampler):
 
 
 def make_sampler(
-    name: str, space: SearchSpace, seed: int | None, *, parallel: bool = False
+    sampler: str | optuna.samplers.BaseSampler,
+    space: SearchSpace,
+    seed: int | None,
+    *,
+    parallel: bool = False,
+    worker: int = 0,
 ) -> optuna.samplers.BaseSampler:
-    """The sampler `name`; `parallel`: many trials run at once (a population)."""
-    if name == "tpe":
+    """The sampler `sampler` names (checked with the other settings: TuneSettings.validate);
+    `parallel`: many trials run at once (a population).
+
+    A sampler object is the caller's own and is used as it is, with its own seed (`seed`
+    seeds the trials' weights, not it). In a worker process (`worker` > 0) it is the pickled
+    copy of the caller's, in the same state: its generator is reseeded (Optuna's
+    reseed_rng), so that the workers do not propose the same configurations."""
+    if not isinstance(sampler, str):
+        if worker > 0:
+            sampler.reseed_rng()
+        return sampler
+    if sampler == "tpe":
         # multivariate + group: the per-layer widths exist only for deep enough networks, and
         # TPE models such conditional parameters jointly only with group=True. constant_liar:
         # with trials running side by side, TPE would otherwise propose near-copies of them.
@@ -49,10 +61,9 @@ def make_sampler(
                 n_startup_trials=10,
                 constant_liar=parallel,
             )
-    if name == "random":
+    if sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if name == "grid":
+    if sampler == "grid":
         return AskTellGridSampler(space.grid(), seed=seed)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    raise DLTuneError(f"{param('sampler', name)} is not known; choose from {', '.join(SAMPLERS)}")
+    assert sampler == "gp", sampler  # the one name left (parameters.SAMPLERS)
+    return optuna.samplers.GPSampler(seed=seed)

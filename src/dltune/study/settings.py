@@ -2,8 +2,9 @@
 worker process) that runs it, so that a new setting cannot silently miss one of them.
 
 Like a scikit-learn estimator, the constructor only stores; :meth:`TuneSettings.validate` is
-the one step that checks, naming the parameter, the value received and the rule. This module
-imports neither torch nor optuna: the command line takes its choices and defaults from here.
+the one step that checks, naming the parameter, the value received and the rule; the rules are
+declared once, in the parameter table (parameters.py). This module imports neither torch nor
+optuna: the command line takes its defaults from here.
 """
 
 from __future__ import annotations
@@ -13,14 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..devices import DEFAULT_DEVICE, check_device
-from ..engine.memory import parse_memory
-from ..errors import DLTuneError, param
-from ..schedule import SCHEDULES
+from ..devices import DEFAULT_DEVICE
+from ..errors import InvalidParameterError, param
 from ..storage.urls import DEFAULT_STORAGE, masked_repr
-from ..vocabulary import TASKS
-from .choice import DEFAULT_CHOICE, rule_for
-from .validation import parse_cv
+from .choice import DEFAULT_CHOICE
+from .parameters import PARAMETERS
 
 if TYPE_CHECKING:
     import optuna
@@ -30,8 +28,6 @@ if TYPE_CHECKING:
     from ..storage import Storage
     from ..usermodel.source import ModelSource
 
-ENGINES = ("sequential", "population", "auto")  # auto: see arrangement.py
-SAMPLERS = ("tpe", "random", "grid", "gp")
 DEFAULT_SLOTS = 16  # trials trained at once by the population engine
 DEFAULT_TRIALS = 50  # when neither a trial count nor a timeout is given (plan.trial_count)
 # A running trial is checkpointed at least this often (seconds of its training), besides at
@@ -88,54 +84,16 @@ class TuneSettings:
     trust_source: bool = False
 
     def validate(self) -> TuneSettings:
-        """Self, or a DLTuneError naming the first setting that breaks its rule."""
-        _one_of("sampler", self.sampler, SAMPLERS)
-        _one_of("schedule", self.schedule, SCHEDULES)
-        _one_of("engine", self.engine, ENGINES)
-        if self.task is not None:
-            _one_of("task", self.task, TASKS)
-        check_device(self.device)
-        if self.shape is not None:
-            from ..data.shapes import parse_shape
-
-            parse_shape(self.shape)  # its form; its size is checked against the data
-        _at_least("trials", self.trials, 1)
-        rule_for(self.choose, 0)  # its form ("auto" is resolved against the data)
-        parse_cv(self.cv)
-        if not isinstance(self.ensemble, bool):
-            raise DLTuneError(f"{param('ensemble', self.ensemble)}: give True or False")
-        if not isinstance(self.trust_source, bool):
-            raise DLTuneError(f"{param('trust_source', self.trust_source)}: give True or False")
-        _at_least("population", self.population, 1)
-        if isinstance(self.workers, str) and self.workers != "auto":
-            raise DLTuneError(f"{param('workers', self.workers)}: give a whole number or auto")
-        if self.workers != "auto":
-            _at_least("workers", self.workers, 1)  # type: ignore[arg-type]
-        if self.timeout is not None and not (self.timeout >= 0):
-            raise DLTuneError(f"{param('timeout', self.timeout)}: give 0 or more seconds")
-        if self.epoch_budget is not None and not (self.epoch_budget > 0):
-            raise DLTuneError(f"{param('epoch_budget', self.epoch_budget)}: give more than 0")
-        if not (isinstance(self.checkpoint_every, (int, float)) and self.checkpoint_every >= 0):
-            raise DLTuneError(
-                f"{param('checkpoint_every', self.checkpoint_every)}: give 0 or more seconds "
-                "(0: after every segment)"
-            )
-        if isinstance(self.memory, str) and self.memory.strip().lower() != "auto":
-            parse_memory(self.memory)
-        if self.ray is not None:
-            from ..distributed.ray_engine import check_address
-
-            check_address(self.ray)
-        if self.model is not None and (self.several or self.ray is not None):
-            from ..usermodel.source import importable
-
-            problem = importable(self.model)
-            if problem:
-                raise DLTuneError(f"{problem} (each worker imports it again)")
-        if self.ray is not None and self.several:
-            raise DLTuneError(
-                f"{param('ray')} and {param('workers')} do not mix: Ray places the workers itself"
-            )
+        """Self, or an InvalidParameterError (a DLTuneError and a ValueError; for a value of
+        the wrong type a ParameterTypeError, also a TypeError) naming the first setting that
+        breaks its rule: each setting against its entry in the parameter table
+        (parameters.py), then the rules that join several settings."""
+        for entry in PARAMETERS:
+            entry.check(getattr(self, entry.name))
+        _check_sampler_object(self.sampler)
+        _check_model_importable(self)
+        _check_ray_alone(self)
+        check_objects_travel(self)
         return self
 
     def replace(self, **changes: Any) -> TuneSettings:
@@ -151,13 +109,61 @@ class TuneSettings:
         return isinstance(self.workers, int) and self.workers > 1
 
 
-def _one_of(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise DLTuneError(f"{param(name, value)} is not known; choose from {', '.join(choices)}")
+def _check_sampler_object(sampler: Any) -> None:
+    """Optuna's own GridSampler stops the study from inside Study.optimize (its after_trial),
+    which dltune's ask/tell loop does not run: its grid is sampler="grid"."""
+    import sys
+
+    optuna = sys.modules.get("optuna")  # an Optuna object was made where Optuna was imported
+    if optuna is None or isinstance(sampler, str):
+        return
+    grid = optuna.samplers.GridSampler
+    if isinstance(sampler, grid) and type(sampler).after_trial is grid.after_trial:
+        raise InvalidParameterError(
+            f"{param('sampler')}: Optuna's GridSampler stops a study only inside "
+            "Study.optimize, which dltune's ask/tell loop does not run; give "
+            f"{param('sampler', 'grid')} (the grid of the space's lists of values)"
+        )
 
 
-def _at_least(name: str, value: int | None, low: int) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise DLTuneError(f"{param(name, value)} is not a whole number")
-    if value is not None and value < low:
-        raise DLTuneError(f"{param(name)} must be at least {low}; got {value}")
+def _check_model_importable(settings: TuneSettings) -> None:
+    """A user's build(hp) that other processes must import again (workers, Ray) is importable
+    by them: a file or a module, not a function defined in __main__ or a notebook."""
+    if settings.model is None or not (settings.several or settings.ray is not None):
+        return
+    from ..usermodel.source import importable
+
+    problem = importable(settings.model)
+    if problem:
+        raise InvalidParameterError(f"{problem} (each worker imports it again)")
+
+
+def _check_ray_alone(settings: TuneSettings) -> None:
+    if settings.ray is not None and settings.several:
+        raise InvalidParameterError(
+            f"{param('ray')} and {param('workers')} do not mix: Ray places the workers itself"
+        )
+
+
+def check_objects_travel(settings: TuneSettings, workers: int | None = None) -> None:
+    """A sampler or stopping rule given as an object goes, pickled with the other settings,
+    to each worker process: with several workers (`workers`, as arranged; by default as
+    asked), one that cannot be pickled is refused here, not deep in a child's start."""
+    count = workers if workers is not None else settings.workers
+    if not (isinstance(count, int) and count > 1):
+        return
+    import pickle
+
+    for name in ("sampler", "schedule"):
+        value = getattr(settings, name)
+        if isinstance(value, str):
+            continue
+        try:
+            pickle.dumps(value)
+        except Exception as exc:  # PicklingError, AttributeError, TypeError: all say why
+            raise InvalidParameterError(
+                f"{param(name)}: the {type(value).__name__} object cannot be sent to the "
+                f"{count} worker processes ({type(exc).__name__}: {exc}); give "
+                f"{param('workers', 1)}, or an object that pickles (no lambda, no open file, "
+                "a class defined in an importable module)"
+            ) from exc

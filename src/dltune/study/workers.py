@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..storage.urls import display_url
 from .progress import ProgressListener
+from .settings import check_objects_travel
 from .stopping import StopRequest
 
 STOP_GRACE_S = 30.0  # after Ctrl-C, how long a worker may take to end its trials and report
@@ -150,6 +151,7 @@ class LocalWorkers:
     to `progress` (a GuardedListener: the relay is a thread)."""
 
     def __init__(self, plan: Plan, target: WorkerTarget, progress: ProgressListener) -> None:
+        check_objects_travel(plan.settings, plan.workers)  # where "auto" chose several
         context = multiprocessing.get_context("spawn")  # fork and torch's threads do not mix
         self.results = context.Queue()
         self.progress = progress
