@@ -27,6 +27,8 @@ _EXPORTS = {
     "load_data": "dltune.data",
     "Dataset": "dltune.data",
     "DLTuneError": "dltune.errors",
+    "StoppingRule": "dltune.schedule",
+    "TrialCurve": "dltune.schedule",
     "load": "dltune.export",
     "train_best": "dltune.export",
     "TunedModel": "dltune.export",
@@ -42,6 +44,8 @@ __all__ = [
     "Dataset",
     "ProgressListener",
     "SearchSpace",
+    "StoppingRule",
+    "TrialCurve",
     "TuneResult",
     "TuneSettings",
     "TunedModel",
@@ -58,6 +62,7 @@ if TYPE_CHECKING:
     from .errors import DLTuneError
     from .export import TunedModel, load, train_best
     from .export.estimators import DLTuneClassifier, DLTuneRegressor
+    from .schedule import StoppingRule, TrialCurve
     from .space import SearchSpace
     from .study import ProgressListener, TuneResult, TuneSettings, tune
 
