@@ -13,6 +13,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .errors import InvalidParameterError
 from .vocabulary import CONVOLUTIONAL
 
 # The convolutional blocks' keys, in the order of Config's fields.
@@ -81,13 +82,15 @@ class Config:
             kernels = (DEFAULT_KERNEL_SIZE,) * self.conv_layers
         object.__setattr__(self, "kernel_size", tuple(int(k) for k in kernels))
         if len(self.units) != self.layers:
-            raise ValueError(f"Config has {self.layers} layers but {len(self.units)} widths")
+            raise InvalidParameterError(
+                f"Config has {self.layers} layers but {len(self.units)} widths"
+            )
         if len(self.filters) != self.conv_layers:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"Config has {self.conv_layers} conv_layers but {len(self.filters)} filters"
             )
         if len(self.kernel_size) != self.conv_layers:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"Config has {self.conv_layers} conv_layers but {len(self.kernel_size)} kernel "
                 "sizes"
             )

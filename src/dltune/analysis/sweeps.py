@@ -15,6 +15,7 @@ import math
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from ..errors import InvalidParameterError
 from ..storage import schema
 from ..sweep.plan import SweepPlan
 from ..sweep.values import label
@@ -34,7 +35,7 @@ def is_sweep(study: optuna.Study) -> bool:
 def analyze_sweep(study: optuna.Study) -> SweepAnalysis:
     stored = schema.read_sweep(study)
     if stored is None:
-        raise ValueError(f"study {study.study_name!r} is not a sweep")
+        raise InvalidParameterError(f"study {study.study_name!r} is not a sweep")
     plan = SweepPlan.from_dict(stored["plan"])
     trials = load_trials(study)
     members = {t.number: t.sweep_member for t in trials.trials if t.sweep_member is not None}

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..errors import InvalidDataError, InvalidParameterError
 from ..vocabulary import TASKS
 from .encoding import TableEncoding
 from .folds import Folds, make_folds
@@ -85,14 +86,14 @@ class Dataset:
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
-            raise ValueError(f"Dataset task must be one of {TASKS}. Got {self.task!r}.")
+            raise InvalidParameterError(f"Dataset task must be one of {TASKS}. Got {self.task!r}.")
         self.set_input_shape(self.input_shape, self.shape_given)
 
     def set_input_shape(self, shape: Iterable[int], given: bool = False) -> None:
         """Give the examples another shape of the same size (the arrays stay flat); () is flat."""
         new = tuple(int(n) for n in shape) or (self.n_features,)
         if math.prod(new) != self.n_features:
-            raise ValueError(
+            raise InvalidDataError(
                 f"input_shape {new} holds {math.prod(new)} values per example, but the data "
                 f"have {self.n_features} features."
             )
@@ -100,7 +101,8 @@ class Dataset:
 
     def reshaped(self, shape: Iterable[int] | None) -> Dataset:
         """This dataset (the same arrays, not copied) with examples of ``shape``, marked as asked
-        for; itself when ``shape`` is None. ValueError if it does not hold n_features values
+        for; itself when ``shape`` is None. InvalidDataError (a ValueError) if it does not hold
+        n_features values
         (load_data checks first, with a DataError that says the fix)."""
         if shape is None:
             return self

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dltune.atomic import write_bytes
-from dltune.errors import DataError
+from dltune.errors import DataError, InvalidDataError
 
 _DTYPES: dict[int, str] = {
     0x08: ">u1",
@@ -85,7 +85,7 @@ def write_idx(path: str | Path, array: np.ndarray) -> Path:
     arr = np.asarray(array)
     key = arr.dtype.str.lstrip("<>|=")
     if key not in _CODES:
-        raise ValueError(f"IDX cannot store dtype {arr.dtype}; use one of {sorted(_CODES)}.")
+        raise InvalidDataError(f"IDX cannot store dtype {arr.dtype}; use one of {sorted(_CODES)}.")
     code = _CODES[key]
     head = bytes([0, 0, code, arr.ndim]) + np.asarray(arr.shape, dtype=">u4").tobytes()
     body = arr.astype(np.dtype(_DTYPES[code])).tobytes()

@@ -30,7 +30,7 @@ from ..data.arrays import MIN_SAMPLES
 from ..data.columns import is_dataframe, needs_encoding
 from ..data.split import held_out_size, split_one
 from ..devices import DEFAULT_DEVICE
-from ..errors import DLTuneError
+from ..errors import DLTuneError, InvalidDataError
 from ..storage.urls import display_url
 
 try:  # scikit-learn >= 1.6
@@ -122,7 +122,7 @@ class _DLTuneEstimator(BaseEstimator):
             X, y = _validate_data(self, X, y)
         n = len(X)
         if n < MIN_SAMPLES:
-            raise ValueError(
+            raise InvalidDataError(
                 f"{type(self).__name__} needs at least {MIN_SAMPLES} samples to train on; got "
                 f"n_samples = {n}"
             )
@@ -229,7 +229,7 @@ class DLTuneClassifier(ClassifierMixin, _DLTuneEstimator):
         check_classification_targets(y)
         self.classes_, index = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError(
+            raise InvalidDataError(
                 f"DLTuneClassifier needs at least 2 classes in y; got 1 class "
                 f"({self.classes_[0]!r})"
             )
@@ -261,7 +261,7 @@ class DLTuneRegressor(RegressorMixin, _DLTuneEstimator):
     def _targets(self, y: np.ndarray) -> tuple[np.ndarray, None]:
         y = np.asarray(y, dtype=np.float64)
         if np.ptp(y) == 0:
-            raise ValueError(f"DLTuneRegressor: y is constant ({y[0]!r}); nothing to learn")
+            raise InvalidDataError(f"DLTuneRegressor: y is constant ({y[0]!r}); nothing to learn")
         return y, None
 
     def predict(self, X: Any) -> np.ndarray:
