@@ -94,7 +94,8 @@ class WholeNumber(Parameter):
             raise ParameterTypeError(
                 f"{param(self.name, value)}: give a whole number or {' or '.join(self.words)}"
             )
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        # int itself (not numpy's): the settings' users test isinstance(workers, int)
+        if isinstance(value, bool) or not isinstance(value, int):
             raise ParameterTypeError(f"{param(self.name, value)} is not a whole number")
         if self.low is not None and value < self.low:
             raise InvalidParameterError(
