@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import optuna
 
     from ..data import Dataset
+    from ..schedule import StoppingRule
     from ..space import SearchSpace
     from ..storage import Storage
     from ..usermodel.source import ModelSource
@@ -41,7 +42,7 @@ def tune(
     timeout: float | None = None,
     seed: int | None = None,
     sampler: str | optuna.samplers.BaseSampler = "tpe",
-    schedule: str | Any = "asha",
+    schedule: str | StoppingRule = "asha",
     epoch_budget: float | None = None,
     cost_aware: bool = False,
     baseline: bool = True,
@@ -91,12 +92,19 @@ def tune(
             checkpoint (less the share held back for `choose`, spent on it after).
         seed: Seed of the sampler and of the trials' weights (None: drawn at random; a
             continued study keeps its own).
-        sampler: A name ("tpe", "random", "grid", "gp") or an ``optuna.samplers.BaseSampler``
-            instance.
+        sampler: "tpe" (default), "random", "grid" (every combination of the space's lists,
+            once) or "gp"; or any ``optuna.samplers.BaseSampler`` object (CMA-ES, QMC, your
+            own), used as it is with its own seed (`seed` then seeds the trials' weights). With
+            several workers each process gets a pickled copy, reseeded; an object that cannot
+            be pickled is refused, and so is Optuna's GridSampler (use "grid").
         schedule: "asha" (asynchronous successive halving over epochs, with promotion: rungs
             at the space's min_epochs times powers of its reduction, up to its epochs),
             "hyperband" (the same in Hyperband's brackets), "none" (every trial trains all its
-            epochs), or a scheduler object (see dltune's scheduler interface).
+            epochs); or a stopping rule of your own (``dltune.StoppingRule``): any object
+            with ``should_stop(trial, others) -> bool``, asked after every epoch of a trial but
+            its last with its validation values so far (a ``dltune.TrialCurve``) and the other
+            trials'; True ends the trial pruned there (min_epochs, reduction and `cost_aware`
+            then play no part).
         epoch_budget: Member-epochs this call may train, all trials together.
         cost_aware: Among the trials that earned a promotion, the cheapest per epoch goes first.
         baseline: A new study's first trial is the textbook configuration (one Dense(128, relu)
