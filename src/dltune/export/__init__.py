@@ -10,6 +10,7 @@ preprocessing.py input scaling and label encoding, as plain data
 features.py      matching new data's columns to the model's features
 predict.py       reading DATA files, writing predictions.csv
 formats.py       ONNX, TorchScript and Keras exports, each checked against torch
+keras_native.py  a user's Keras models as a native .keras file, preprocessing around them
 card.py          the model card (JSON and Markdown)
 estimators.py    DLTuneClassifier, DLTuneRegressor (scikit-learn)
 """

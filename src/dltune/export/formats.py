@@ -1,5 +1,8 @@
 """Exports of a model folder to other runtimes: ONNX, TorchScript, Keras 3.
 
+The Keras export of dltune's dense networks rebuilds them from Keras layers; a model of a user's
+own Keras build(hp) is saved as itself, inside the same preprocessing (keras_native.py).
+
 Each export takes raw features and gives what `predict_proba` gives (probabilities per class) or,
 for regression, the value in the target's units: the standardization is inside the exported
 model. A model trained on a table through the encoder (text one-hot, missing cells imputed) is
@@ -208,7 +211,13 @@ def _keras(model: TunedModel, path: Path) -> Callable[[np.ndarray], np.ndarray]:
     os.environ.setdefault("KERAS_BACKEND", "torch")  # only if keras is not imported yet
     import keras
 
+    from .keras_native import keras_networks, save_native
+
     prep = model.preprocessing
+    users = keras_networks(model)
+    if users is not None:  # the user's own Keras models, inside a functional model
+        loaded = save_native(keras, model, users, str(path))
+        return lambda x: np.asarray(keras.ops.convert_to_numpy(loaded(x, training=False)))
     if model.is_ensemble:
         network = _keras_ensemble(keras, model)
     else:

@@ -92,7 +92,7 @@ def open_study(
     model = user_model.study_model(study, model, storage, trust_source)
     model_notes: list[str] = []
     if model is not None:
-        space, model_notes = user_model.training_space(space)
+        space, model_notes = user_model.training_space(space, model.build, data)
     space, epoch_notes = space.for_examples(len(data.y_train))
     space, notes = space.for_task(data.task)
     notes = [*epoch_notes, *notes]

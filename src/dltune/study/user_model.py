@@ -7,6 +7,11 @@ own hyperparameters, and what happens when the build fails.
   are fixed in the stored space (so not sampled, not Optuna parameters) and a note says which
   ones a space set. A user's build may therefore use those names itself (``hp.Int("units",
   ...)``) without a clash; the training knobs' names are refused by HyperParameters.
+- A Keras model's compile() (usermodel.compiled: its optimizer, learning rate, weight decay and
+  loss) gives the knobs the space leaves at their defaults: those are fixed at compile()'s values
+  in the stored space, and each trial takes its own build's compile() values (a build may tune
+  its learning rate, ``Adam(hp.Float("lr", ...))``); a knob the space sets wins. A note says
+  which came from where, and what dltune does to the model's inputs and outputs.
 - A trial samples the training knobs from the space and the model's own hyperparameters by a
   *dry build*, ``build(hp)`` on the same Optuna trial (`UserModelSpace.suggest`); the module
   is checked on a probe batch there and thrown away, and the values go into Config.model, from
@@ -24,11 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import CONV_KEYS
 from ..errors import StudyError, param
+from ..space.params import Fixed
 from ..space.rules import NETWORK_KEYS
 from ..storage import schema
+from ..usermodel.compiled import Compiled, compiled
 from ..usermodel.hp import HyperParameterError, HyperParameters
+from ..usermodel.keras_model import KerasNetwork
 from ..usermodel.network import BuildError, UserNetworks, check_output, seeded_build
 from ..usermodel.source import ModelSource, importable, stored
+from ..vocabulary import loss_applies
 
 if TYPE_CHECKING:
     import optuna
@@ -46,9 +55,22 @@ _FIXED = {"layers": 1, "units": 1, "dropout": 0.0, "activation": "linear", "conv
 EARLY_FAILURES = 3  # the first trials of a run that, all failing alike, stop the study
 
 
-def training_space(space: SearchSpace) -> tuple[SearchSpace, list[str]]:
-    """`space` with its network keys fixed (the build defines the model), and a note naming
-    the ones it set to something other than the default."""
+def training_space(
+    space: SearchSpace, build: Any = None, data: Dataset | None = None
+) -> tuple[SearchSpace, list[str]]:
+    """`space` with its network keys fixed (the build defines the model), and notes: the keys
+    it set that are ignored; given the build and the data, what its Keras model's compile()
+    gives (see the module's notes) and how dltune feeds the model."""
+    built, notes = _network_fixed(space)
+    if build is not None and data is not None:
+        built, more = _compile_fixed(built, space, build, data)
+        notes += more
+    return built, notes
+
+
+def _network_fixed(space: SearchSpace) -> tuple[SearchSpace, list[str]]:
+    """`space` with its network keys fixed, and a note naming the ones it set to something
+    other than the default."""
     from ..space import SearchSpace
 
     plain = space.to_dict()
@@ -70,6 +92,72 @@ def training_space(space: SearchSpace) -> tuple[SearchSpace, list[str]]:
     return built, [note]
 
 
+def _task_of(n_outputs: int) -> str:
+    return "classification" if n_outputs > 1 else "regression"
+
+
+def _defaults_build(build: Any, input_shape: tuple[int, ...], n_outputs: int) -> Any | None:
+    """The build on its defaults (a dry build, seed 0), or None where it fails (its first
+    trial says why)."""
+    try:
+        return seeded_build(build, HyperParameters(), 0, input_shape, n_outputs)
+    except (BuildError, HyperParameterError):
+        return None
+
+
+def _compile_fixed(
+    space: SearchSpace, given: SearchSpace, build: Any, data: Dataset
+) -> tuple[SearchSpace, list[str]]:
+    """`space` with the knobs that `given` (the space as the user wrote it) leaves at their
+    defaults fixed at compile()'s values, and notes saying which came from where."""
+    from ..space import SearchSpace
+
+    n_outputs = data.n_classes or 1
+    module = _defaults_build(build, data.input_shape, n_outputs)
+    said = []
+    if isinstance(module, KerasNetwork) and module.describe():
+        said.append(f"the Keras model: {', '.join(module.describe())}")
+    found = compiled(module)
+    if found is None:
+        return space, said
+    default, plain = SearchSpace.default().to_dict(), given.to_dict()
+    taken = {k: v for k, v in found.values.items() if plain[k] == default[k]}
+    if "loss" in taken and not loss_applies(taken["loss"], data.task):
+        found.unused.append(
+            f"compile()'s loss {found.written['loss']} (not for a {data.task} target)"
+        )
+        del taken["loss"]
+    said += _compile_notes(found, taken)
+    if not taken:
+        return space, said
+    return SearchSpace.from_dict(space.to_dict() | taken, source=space.source), said
+
+
+def _compile_notes(found: Compiled, taken: dict[str, Any]) -> list[str]:
+    """What compile() gave, what the space overrides, what dltune cannot use: one note."""
+
+    def written(key: str) -> str:
+        value = found.values[key]
+        as_written = found.written.get(key)
+        return f"{key} {value}" + (f" ({as_written})" if as_written not in (None, value) else "")
+
+    parts = []
+    if taken:
+        parts.append(
+            f"{', '.join(written(k) for k in taken)} from compile(), as the space does not set "
+            f"{'them' if len(taken) > 1 else 'it'}"
+        )
+    overridden = [k for k in found.values if k not in taken]
+    if overridden:
+        parts.append(
+            f"the space's {', '.join(overridden)} instead of compile()'s "
+            f"{', '.join(str(found.values[k]) for k in overridden)}"
+        )
+    if found.unused:
+        parts.append(f"not used: {'; '.join(found.unused)}")
+    return [f"build(hp)'s compile(): {'; '.join(parts)}"] if parts else []
+
+
 class UserModelSpace:
     """The space as a trial's lifecycle asks it (`suggest`): the training knobs from the space,
     the model's hyperparameters from a dry build on the same trial."""
@@ -85,18 +173,38 @@ class UserModelSpace:
         self.build = build
         self.input_shape = tuple(input_shape)
         self.n_outputs = n_outputs
+        self._from_compile: set[str] | None = None
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> Config:
         config = self.space.suggest(trial)
         hp = HyperParameters.from_trial(trial)
-        try:
-            module = seeded_build(self.build, hp, seed=0)  # its weights are thrown away
+        try:  # its weights are thrown away
+            module = seeded_build(self.build, hp, 0, self.input_shape, self.n_outputs)
         except HyperParameterError as exc:
             raise BuildError(exc.template, kind="hyperparameters") from exc
         check_output(module, hp.values, self.input_shape, self.n_outputs)
-        return dataclasses.replace(
+        config = dataclasses.replace(
             config, layers=0, units=(), dropout=0.0, model=tuple(hp.values.items())
         )
+        taken = self._compiled_knobs(module)
+        return dataclasses.replace(config, **taken) if taken else config
+
+    def _compiled_knobs(self, module: Any) -> dict[str, Any]:
+        """This trial's compile() values of the knobs the study takes from compile(): those
+        the space fixes at the value of the build's defaults (see training_space)."""
+        found = compiled(module)
+        if found is None:
+            return {}
+        if self._from_compile is None:  # once: which knobs compile() gives in this study
+            defaults = compiled(_defaults_build(self.build, self.input_shape, self.n_outputs))
+            fixed = {k: p.value for k, p in self.space.params.items() if isinstance(p, Fixed)}
+            self._from_compile = {
+                k for k, v in (defaults.values if defaults else {}).items() if fixed.get(k) == v
+            }
+        taken = {k: v for k, v in found.values.items() if k in self._from_compile}
+        if "loss" in taken and not loss_applies(taken["loss"], _task_of(self.n_outputs)):
+            del taken["loss"]
+        return taken
 
     def __getattr__(self, name: str) -> Any:  # everything else as the space has it
         return getattr(self.space, name)

@@ -5,21 +5,30 @@ failed trial with a clear message instead of a traceback deep in training.
 with the initial weights drawn from the trial's seed (torch's global generator, forked, seeded,
 and restored after: the same seed gives the same weights on any device, in any process), wrapped
 in :class:`ShapedInput` so that the module receives examples in the data's own shape
-(n, *input_shape) while the trainers hold flat rows (n, n_features).
+(n, *input_shape) while the trainers hold flat rows (n, n_features). A Keras 3 model (torch
+backend) is put behind keras_model.KerasNetwork first: channels last where the model says so,
+probabilities made logits, its variables this module's parameters and buffers.
+
+Python's and NumPy's global generators are seeded for the build as well (and restored after):
+Keras draws its initializers' seeds from Python's `random` when a layer is made.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+import random
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..config import Config
 from ..errors import DLTuneError
 from .hp import HyperParameters
+from .keras_model import KerasBackendError, KerasNetwork, check_backend, is_keras_model, on_cpu
 
 PROBE_ROWS = 2  # a probe batch of two examples: one would hide a batch axis that got lost
 
@@ -71,6 +80,7 @@ def call_build(build: Callable[..., Any], hp: HyperParameters) -> nn.Module:
             f"build(hp) raised {type(exc).__name__}: {exc} (with {shown(hp.values)})",
             kind=f"raised: {type(exc).__name__}",
         ) from exc
+    check_backend(module)  # a Keras model of another backend: what to do, not a failed trial
     if not isinstance(module, nn.Module):
         raise BuildError(
             f"build(hp) returned {type(module).__name__} {_short(module)} (with "
@@ -114,11 +124,44 @@ def check_output(
         )
 
 
-def seeded_build(build: Callable[..., Any], hp: HyperParameters, seed: int) -> nn.Module:
-    """build(hp) with torch's global generator seeded (and restored after), on the CPU."""
-    with torch.random.fork_rng(devices=[]):
+@contextmanager
+def _python_generators(seed: int) -> Iterator[None]:
+    """Python's and NumPy's global generators seeded, and restored after."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
+def seeded_build(
+    build: Callable[..., Any],
+    hp: HyperParameters,
+    seed: int,
+    input_shape: tuple[int, ...] | None = None,
+    n_outputs: int = 1,
+) -> nn.Module:
+    """build(hp) with torch's, Python's and NumPy's global generators seeded (and restored
+    after), on the CPU. Given `input_shape`, a Keras model comes back as a KerasNetwork that
+    takes examples of that shape and gives `n_outputs` logits."""
+    with torch.random.fork_rng(devices=[]), _python_generators(seed), on_cpu():
         torch.manual_seed(seed)
-        return call_build(build, hp)
+        module = call_build(build, hp)
+        if input_shape is None or not is_keras_model(module):
+            return module
+        try:
+            return KerasNetwork(module, input_shape, n_outputs)
+        except KerasBackendError:
+            raise
+        except (Exception, SystemExit) as exc:
+            raise BuildError(
+                f"the Keras model build(hp) returned (with {shown(hp.values)}) cannot take the "
+                f"data's examples of shape {tuple(input_shape)}: {exc}",
+                kind=f"keras: {type(exc).__name__}",
+            ) from exc
 
 
 class UserNetworks:
@@ -132,7 +175,7 @@ class UserNetworks:
         self, config: Config, n_outputs: int, *, seed: int, device: torch.device | str
     ) -> nn.Module:
         hp = HyperParameters.from_values(config.model)
-        module = seeded_build(self.build, hp, seed)
+        module = seeded_build(self.build, hp, seed, self.input_shape, n_outputs)
         check_output(module, hp.values, self.input_shape, n_outputs)
         return ShapedInput(module, self.input_shape).to(device)
 

@@ -14,6 +14,10 @@ absolute (never resolved against the current folder), and the bytes that run are
 hashed: a file's, or the file Python finds for a module (importlib.util.find_spec), read once,
 hashed, and executed from that copy (no second read, no cached bytecode).
 
+Before a build is imported, Keras is set to run on PyTorch where it is not imported yet
+(keras_model.prefer_torch_backend): a build file's `import keras` then gives a Keras whose models
+dltune trains.
+
 A file is imported under a private module name (``_dltune_model_<hash>_<stem>``), never its own
 stem, so that a user's ``model.py`` does not shadow or replace a module of that name.
 """
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DLTuneError, did_you_mean, switch
+from .keras_model import prefer_torch_backend
 
 Build = Callable[..., Any]
 KINDS = ("file", "module")
@@ -118,6 +123,7 @@ class ModelSource:
         the record has no well-formed hash, a file's path is not absolute, the file is gone or
         changed, or a module is found in a file other than the one recorded."""
         digest = self.recorded_hash()
+        prefer_torch_backend()  # before the build's file imports keras
         if self.kind == "file":
             path = self.recorded_file()
             namespace = import_file(path, self._checked_bytes(path, digest))
@@ -252,6 +258,7 @@ def stored(record: Any, where: str, *, trust: bool, alternative: str = "") -> Mo
 def resolve_model(spec: str | Build | ModelSource | Mapping[str, Any]) -> ModelSource:
     """A ModelSource from what a user gives: "file.py:build", "package.module:build", the
     function itself, a ModelSource, or its record (a dict)."""
+    prefer_torch_backend()  # before the build's file imports keras
     if isinstance(spec, ModelSource):
         return spec
     if isinstance(spec, Mapping):
