@@ -175,6 +175,12 @@ def logits_dense():
     return [keras.Input((8,)), keras.layers.Dense(3)]
 
 
+def softmax_op(hp):
+    """Probabilities from keras.ops after the last layer: no layer says so."""
+    inputs = keras.Input((8,))
+    return keras.Model(inputs, keras.ops.softmax(keras.layers.Dense(3)(inputs)))
+
+
 @pytest.mark.parametrize(
     ("build", "kind"),
     [
@@ -183,6 +189,7 @@ def logits_dense():
         (sequential(sigmoid_dense), "sigmoid"),
         (sequential(logits_dense), "logits"),
         (subclassed, "softmax"),  # read from its outputs on a probe batch
+        (softmax_op, "softmax"),
         (functional, "logits"),
     ],
 )

@@ -195,7 +195,10 @@ class UserModelSpace:
         found = compiled(module)
         if found is None:
             return {}
-        if self._from_compile is None:  # once: which knobs compile() gives in this study
+        # Once: which knobs compile() gives in this study. The stored space fixes them at the
+        # value of the build's defaults (training_space); a space that fixed a knob at that
+        # very value itself reads the same, and then takes the trial's compile() value too.
+        if self._from_compile is None:
             defaults = compiled(_defaults_build(self.build, self.input_shape, self.n_outputs))
             fixed = {k: p.value for k, p in self.space.params.items() if isinstance(p, Fixed)}
             self._from_compile = {

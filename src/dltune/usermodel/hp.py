@@ -204,10 +204,18 @@ class HyperParameters:
         if not isinstance(name, str) or not name:
             raise HyperParameterError(f"{spec.describe()}: the name must be a non-empty string")
         if name in RESERVED:
+            compiled = name in ("learning_rate", "optimizer", "loss", "weight_decay")
             raise HyperParameterError(
                 f"build(hp) asks for {name!r} ({spec.describe()}), a name the space's training "
                 f"knobs use ({', '.join(RESERVED)}); rename it, e.g. 'model_{name}', or tune it "
                 "in the space file"
+                + (
+                    " (a Keras model's compile() may still take it from a renamed one: "
+                    "Adam(hp.Float('lr', ...)) tunes the rate where the space leaves "
+                    "learning_rate at its default)"
+                    if compiled
+                    else ""
+                )
             )
         old = self._specs.get(name)
         if old is not None and old != spec:

@@ -17,9 +17,10 @@ yet (:func:`prefer_torch_backend`); a Keras model of another backend is refused 
   (C*H*W,), the examples' values in the data's own order (a row as the data hold it).
 - outputs: dltune's losses read logits. A model whose output layer applies softmax (or sigmoid)
   gives probabilities, so its outputs are turned into logits: the log of the probabilities
-  (log p - log(1 - p) for sigmoid), clipped at 1e-7 as Keras's own cross-entropy clips them. A
-  subclassed model's output layer cannot be read; its outputs count as softmax probabilities
-  when they are, on a probe batch (non-negative, each row summing to 1).
+  (log p - log(1 - p) for sigmoid), clipped at 1e-7 as Keras's own cross-entropy clips them.
+  Where the output layer does not say (a subclassed model, keras.ops.softmax after the last
+  layer), the outputs count as softmax probabilities when they are, on a probe batch
+  (non-negative, each row summing to 1).
 - training: the model runs with ``training=self.training``, so that Dropout and
   BatchNormalization behave as in Keras's fit() and evaluate().
 - state: the model's trainable variables are this module's parameters, its non-trainable ones
@@ -251,9 +252,11 @@ class KerasNetwork(nn.Module):
 
     def _read_outputs(self, model: Any, n_outputs: int) -> str:
         """'softmax', 'sigmoid' (probabilities, made logits in forward) or 'logits'."""
-        layer = output_layer(model)
-        if layer is not None:
-            return output_activation(layer) or "logits"
+        read = output_activation(output_layer(model))
+        if read is not None:
+            return read
+        # the structure does not say (a subclassed model; keras.ops.softmax after the last
+        # layer): probabilities where its outputs are, on a probe batch
         probe = torch.randn(
             PROBE_ROWS, *self.input_shape, generator=torch.Generator().manual_seed(0)
         )
