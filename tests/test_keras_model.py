@@ -148,6 +148,10 @@ def test_one_channel_without_its_axis_and_flat_inputs_are_taken():
     no_axis = built(dense_on(keras.Input((8, 8))), (1, 8, 8))
     flat = built(dense_on(keras.Input((64,))), (1, 8, 8))
     assert (no_axis.model.layout, flat.model.layout) == ("no_channel_axis", "flat")
+    assert no_axis.model.describe() == [
+        "the examples (1, 8, 8) reach it without their channel axis, as (8, 8)"
+    ]
+    assert flat.model.describe() == ["the examples (1, 8, 8) reach it flat, as (64,)"]
     assert no_axis(torch.zeros(2, 64)).shape == flat(torch.zeros(2, 64)).shape == (2, 3)
 
 
@@ -258,6 +262,24 @@ def test_the_seed_decides_the_weights_and_the_state_round_trips_by_position():
     x = torch.randn(4, 8)
     a.eval(), c.eval()
     assert torch.equal(a(x), c(x))
+
+
+def test_a_keras_model_costs_what_its_torch_twin_costs():
+    from torch import nn
+
+    from dltune.nets.footprint import footprint_of
+
+    def keras_mlp(hp):
+        return keras.Sequential(
+            [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)]
+        )
+
+    def torch_mlp(hp):
+        return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+
+    builds = (keras_mlp, torch_mlp)
+    costs = [footprint_of(UserNetworks(b, (8,)), make_config(), 3, 8) for b in builds]
+    assert costs[0] == costs[1] == {"parameters": 195, "flops": 2 * (8 * 16 + 16 * 3)}
 
 
 def test_a_keras_model_of_another_backend_stops_the_run_with_what_to_do(monkeypatch):

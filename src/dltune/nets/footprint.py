@@ -10,7 +10,9 @@ networks and a user's build alike.
 - flops: 2 x the multiply-accumulates of the Linear and convolution layers for one example,
   counted by forward hooks on one pass. Activations, pooling and normalisation are left out,
   as the usual counters (fvcore, ptflops) leave them: they are a small share of these networks'
-  arithmetic.
+  arithmetic. A module whose forward runs no Linear or convolution module (a Keras model on
+  torch, a module of functional calls) is counted by torch's FLOP counter instead: its matrix
+  products and convolutions, the same arithmetic.
 - latency: the median wall time in milliseconds of `model(x)` for a batch of `batch` examples
   in evaluation mode without gradients, on the given device, after warm-up calls, with the
   process's torch threads; on CUDA each call is synchronised. The same procedure for every
@@ -63,6 +65,12 @@ def flops(model: nn.Module, n_features: int, device: torch.device | str = "cpu")
     finally:
         for hook in hooks:
             hook.remove()
+    if counted[0] == 0:  # no Linear or convolution module ran: the products the forward made
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:
+            _predict(model, torch.zeros(1, n_features, device=device))
+        return int(counter.get_total_flops())
     return counted[0]
 
 

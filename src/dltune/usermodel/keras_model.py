@@ -110,8 +110,8 @@ def check_backend(value: Any) -> None:
 def on_cpu() -> Iterator[None]:
     """Keras creates the variables of a model built here on the CPU (its default is a GPU
     where there is one), so that the same seed gives the same weights on any machine."""
-    keras = keras_module()
-    with keras.device("cpu") if keras is not None else nullcontext():
+    device = getattr(keras_module(), "device", None)  # none in Keras 2: check_backend says so
+    with device("cpu") if device is not None else nullcontext():
         yield
 
 
@@ -333,13 +333,14 @@ class KerasNetwork(nn.Module):
     def describe(self) -> list[str]:
         """What dltune does to the model's inputs and outputs, as notes say it."""
         said = []
-        if self.layout == "channels_last":
+        how = {
+            "channels_last": "channels last",
+            "no_channel_axis": "without their channel axis",
+            "flat": "flat",
+        }
+        if self.layout in how:
             shape = arranged_shape(self.input_shape, self.layout)
-            said.append(f"the examples {self.input_shape} reach it channels last, as {shape}")
-        elif self.layout == "no_channel_axis":
-            said.append(
-                f"the examples reach it without their channel axis, as {self.input_shape[1:]}"
-            )
+            said.append(f"the examples {self.input_shape} reach it {how[self.layout]}, as {shape}")
         if self.outputs != "logits":
             said.append(
                 f"its outputs are {self.outputs} probabilities, so dltune trains on their "
