@@ -304,6 +304,8 @@ def test_compile_gives_the_knobs_the_space_leaves_and_each_trial_its_own_rate(bl
         "optimizer adam (Adam), learning_rate 0.003, loss categorical_crossentropy "
         "(sparse_categorical_crossentropy) from compile(), as the space does not set them"
     ) in said
+    again, notes = training_space(space, compiled_adam, blobs)  # a worker's, a resumed run's
+    assert again == space and not any("instead of" in n for n in notes)
     study = optuna.create_study()
     asked = UserModelSpace(space, compiled_adam, (8,), 3)
     for lr in (0.01, 0.003):

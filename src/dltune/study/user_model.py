@@ -127,13 +127,16 @@ def _compile_fixed(
             f"compile()'s loss {found.written['loss']} (not for a {data.task} target)"
         )
         del taken["loss"]
-    said += _compile_notes(found, taken)
+    # a knob the space fixes at compile()'s own value (a worker's, a resumed run's stored
+    # space) is neither taken nor overridden
+    same = {k for k, v in found.values.items() if k not in taken and plain[k] == v}
+    said += _compile_notes(found, taken, same)
     if not taken:
         return space, said
     return SearchSpace.from_dict(space.to_dict() | taken, source=space.source), said
 
 
-def _compile_notes(found: Compiled, taken: dict[str, Any]) -> list[str]:
+def _compile_notes(found: Compiled, taken: dict[str, Any], same: set[str]) -> list[str]:
     """What compile() gave, what the space overrides, what dltune cannot use: one note."""
 
     def written(key: str) -> str:
@@ -147,7 +150,7 @@ def _compile_notes(found: Compiled, taken: dict[str, Any]) -> list[str]:
             f"{', '.join(written(k) for k in taken)} from compile(), as the space does not set "
             f"{'them' if len(taken) > 1 else 'it'}"
         )
-    overridden = [k for k in found.values if k not in taken]
+    overridden = [k for k in found.values if k not in taken and k not in same]
     if overridden:
         parts.append(
             f"the space's {', '.join(overridden)} instead of compile()'s "
