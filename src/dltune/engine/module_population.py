@@ -132,7 +132,9 @@ class ModulePopulation(StackedPopulation[ModuleBucket]):
         if cache_key not in self._architectures:
             module = self.build(config, seed=0)
             n_params = sum(p.numel() for p in module.parameters())
-            label = f"{type(module).__name__} of {n_params:,} parameters"
+            # the user's model, not a wrapper of dltune's (usermodel: `described`)
+            name = getattr(module, "described", type(module).__name__)
+            label = f"{name} of {n_params:,} parameters"
             if config.model:
                 label += " (" + ", ".join(f"{k}={v}" for k, v in config.model) + ")"
             self._architectures[cache_key] = Architecture(

@@ -305,7 +305,8 @@ PARAMETERS: tuple[Parameter, ...] = (
         name="model",
         none=True,
         metavar="FILE.py:build|MODULE:build",
-        help="Tune your own PyTorch model: a build(hp) function returning a torch.nn.Module "
+        help="Tune your own model: a build(hp) function returning a torch.nn.Module or a "
+        "Keras 3 model "
         "(hp.Int, hp.Float, hp.Choice, hp.Boolean, hp.Fixed as in Keras Tuner); SPACE then "
         "gives the training knobs [default: a continued study's own build, with "
         f"{param('trust_source')}].",

@@ -75,8 +75,9 @@ def tune(
     Args:
         space_or_build: The search space (a SearchSpace, a YAML file, a dict; default: the
             built-in one), or your own build function: ``tune(build, data=..., space=...)``,
-            where ``build(hp)`` returns a torch.nn.Module (Keras Tuner's hp.Int, hp.Float,
-            hp.Choice, hp.Boolean, hp.Fixed; see dltune.usermodel). Positional only.
+            where ``build(hp)`` returns a torch.nn.Module or a Keras 3 model (Keras Tuner's
+            hp.Int, hp.Float, hp.Choice, hp.Boolean, hp.Fixed; see dltune.usermodel).
+            Positional only.
         data: A Dataset, or a name or path load_data reads: "digits", "mnist", a folder of
             IDX files, a .csv/.parquet/.npz file.
         space: The search space, given by name (where the first argument is a build).

@@ -239,6 +239,11 @@ class KerasNetwork(nn.Module):
         if n_outputs > 1:  # classification: probabilities become logits
             self.outputs = self._read_outputs(model, n_outputs)
 
+    @property
+    def described(self) -> str:
+        """The user's model, as a note names it (not this wrapper)."""
+        return f"Keras {type(self.keras_model).__name__}"
+
     def _build(self, model: Any) -> None:
         """Create the variables of a model that has none yet (subclassed, or a Sequential
         without Input): Sequential by its input shape, others by a call on zeros."""

@@ -56,6 +56,11 @@ class ShapedInput(nn.Module):
         self.model = model
         self.input_shape = tuple(input_shape)
 
+    @property
+    def described(self) -> str:
+        """The user's model, as a note names it (not this wrapper)."""
+        return getattr(self.model, "described", type(self.model).__name__)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (n, F) -> (n, *shape); unflatten keeps the batch symbolic (ONNX takes any batch)
         return self.model(x.unflatten(1, self.input_shape))
