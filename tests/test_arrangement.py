@@ -190,7 +190,7 @@ def test_the_display_tags_each_workers_trials_and_keeps_the_better_best():
     from dltune.cli.display import LiveProgress, PlainProgress
     from dltune.engine.result import EpochReport
     from dltune.storage import TrialRecord
-    from dltune.study.run import StudyStart
+    from dltune.study.start import StudyStart
 
     from .helpers import make_config
 

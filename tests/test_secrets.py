@@ -74,7 +74,7 @@ def test_settings_repr_hides_every_password():
 
 
 def test_result_reprs_hide_the_password():
-    from dltune.study.run import StudyStart
+    from dltune.study.start import StudyStart
     from dltune.study.tuning import TuneResult
     from dltune.sweep.runner import SweepResult
 
@@ -234,7 +234,7 @@ def test_the_progress_lines_mask_the_storage_a_listener_is_given():
     from rich.console import Console
 
     from dltune.cli.display import LiveProgress, PlainProgress
-    from dltune.study.run import StudyStart
+    from dltune.study.start import StudyStart
 
     start = StudyStart("s", URL, "digits", "accuracy", 2, None, 0, "sequential", "none")
     object.__setattr__(start, "storage", URL)  # as a listener might be handed it by another caller
@@ -311,7 +311,8 @@ def test_the_model_card_shows_no_password(tuned, tmp_path, monkeypatch):
 
 def test_a_failed_run_stores_its_error_masked():
     """A run's error is kept as its trials' failure reason (shown by `dltune trials`)."""
-    from dltune.study.run import StudyStart, run_study
+    from dltune.study.run import run_study
+    from dltune.study.start import StudyStart
 
     reasons: list[str] = []
     seen: list[dict] = []

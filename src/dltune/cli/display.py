@@ -20,7 +20,7 @@ from ..sweep.values import label
 from .tables import config_text, fmt_value
 
 if TYPE_CHECKING:
-    from ..study.run import StudyStart
+    from ..study.start import StudyStart
 
 
 def _fmt_time(seconds: float) -> str:

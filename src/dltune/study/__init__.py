@@ -19,15 +19,16 @@ if TYPE_CHECKING:
     from .loop import Budget, StudyLoop
     from .progress import ProgressListener
     from .result import TuneResult
-    from .run import StudyStart, run_study
+    from .run import run_study
     from .settings import TuneSettings
+    from .start import StudyStart
     from .tuning import tune
 
 _EXPORTS = {
     "Budget": ".loop",
     "StudyLoop": ".loop",
     "ProgressListener": ".progress",
-    "StudyStart": ".run",
+    "StudyStart": ".start",
     "run_study": ".run",
     "TuneSettings": ".settings",
     "TuneResult": ".result",

@@ -25,7 +25,8 @@ from .front import pareto_front
 from .opening import open_study
 from .result import TuneResult
 from .roles import Ended, MainRole, Role, WorkerRole
-from .run import StudyStart, run_study
+from .run import run_study
+from .start import StudyStart
 from .stopping import StopRequest, on_sigterm
 from .workers import WorkerSummary, pack_state
 

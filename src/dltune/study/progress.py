@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..engine import EpochReport
     from ..storage import TrialRecord
-    from .run import StudyStart
+    from .start import StudyStart
 
 
 class ProgressListener:
@@ -22,7 +22,7 @@ class ProgressListener:
 
     def study_started(self, start: StudyStart) -> None:
         """Once, before the first trial: the study's name, storage, data, metric, budget,
-        engine, schedule and notes (dltune.study.run.StudyStart)."""
+        engine, schedule and notes (dltune.study.start.StudyStart)."""
 
     def trial_started(self, number: int, config: Config) -> None:
         """A trial is about to train."""

@@ -11,36 +11,16 @@ storage that went away mid-run becomes one StudyError that says so, not a traceb
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..storage.urls import display_url
+from .start import StudyStart
 from .stopping import Preempted
 
 if TYPE_CHECKING:
     from ..storage import Storage
     from .loop import StudyLoop
     from .progress import ProgressListener
-
-
-@dataclass(frozen=True)
-class StudyStart:
-    """What a study's run tells its listener before the first trial (ProgressListener's
-    study_started receives it as it is)."""
-
-    study: str
-    storage: str  # as it may be printed (password masked)
-    data: str  # the dataset's description
-    metric: str
-    trials: int | None  # trials this run may start, all workers together (None: no count)
-    timeout: float | None
-    existing_trials: int
-    engine: str
-    schedule: str  # the rungs, described, or "none"
-    notes: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:  # whoever made it, listeners never see a password
-        object.__setattr__(self, "storage", display_url(self.storage))
 
 
 def run_study(

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from ..engine import EpochReport
     from ..storage import TrialRecord
     from .plan import Plan
-    from .run import StudyStart
+    from .start import StudyStart
 
 
 @dataclass

@@ -37,7 +37,8 @@ from ..study import validation
 from ..study.lifecycle import TrialLifecycle
 from ..study.loop import Budget, StudyLoop
 from ..study.progress import ProgressListener
-from ..study.run import StudyStart, run_study
+from ..study.run import run_study
+from ..study.start import StudyStart
 from ..vocabulary import CONVOLUTIONAL, DEFAULT_METRIC, FINISHED_STATES, loss_applies
 from .estimate import TrainedMember, one_at_a_time
 from .plan import DEFAULT_SEED, DEFAULT_SEEDS, SweepPlan
