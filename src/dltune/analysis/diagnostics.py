@@ -12,30 +12,20 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..engine.divergence import AT_CHANCE, EXPLODING
+from .edges import edge_of_space
 from .effects import effect, top_trials
+from .findings import MAX_EVIDENCE, Diagnosis, capacity_knobs, has_dense_layers
+from .findings import evidence as _evidence
 from .trials import StudyTrials, TrialView
 
-EDGE_SHARE = 0.05  # within 5% of a range's width (log width for log ranges) of its end
+__all__ = ["Diagnosis", "diagnose", "edge_of_space"]
+
 WASTE_SHARE = 0.15  # a region that took 15% of all epochs ...
 OVERFIT_RISE = 0.05  # validation loss 5% above its minimum ...
 OVERFIT_AFTER = 2  # ... for at least 2 epochs after it, while the training loss kept falling
-MAX_EVIDENCE = 8
-
-
-@dataclass
-class Diagnosis:
-    kind: str  # diverged, overfit, underfit, slow, wasted, edge, linear, few_trials
-    title: str  # one sentence, the finding
-    explanation: str  # why it happens, in plain words
-    suggestion: str  # what to change
-    evidence: list[dict[str, Any]] = field(default_factory=list)  # trial, epoch, value, note
-    weight: float = 0.5  # 0..1: how much it matters, for ordering
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def diagnose(study: StudyTrials) -> list[Diagnosis]:
@@ -58,8 +48,23 @@ def diagnose(study: StudyTrials) -> list[Diagnosis]:
 # ---- divergence ----
 
 
+# How each way of diverging (engine.divergence) reads in a divergence's evidence
+DIVERGED_HOW = {
+    AT_CHANCE: "at chance, its training loss above a fresh network's",
+    EXPLODING: "its training loss exploded",
+}
+DIVERGED_WHY = (
+    "A step too large overshoots the minimum: the loss grows until it is no longer a number "
+    "(NaN or infinity), or the network is thrown to where it predicts no better than chance, "
+    "its training loss above that of a network that learnt nothing (batch normalization, mean "
+    "squared error on softmax outputs and saturating activations keep such a loss finite). "
+    "Those epochs are wasted."
+)
+
+
 def divergence(study: StudyTrials) -> list[Diagnosis]:
-    """Runs whose loss became NaN or infinite, and the learning rate above which they do."""
+    """Runs that diverged (engine.divergence's rule, whatever the family), and the learning
+    rate above which they do, per optimizer."""
     finished = [t for t in study.finished if t.params.get("learning_rate") is not None]
     diverged = [t for t in finished if t.state == "diverged"]
     if not diverged:
@@ -79,10 +84,6 @@ def divergence(study: StudyTrials) -> list[Diagnosis]:
         ]
         run = f"{optimizer} run" if optimizer else "run"
         share = "Every" if len(bad) == len(above) else f"{len(bad)} of {len(above)}"
-        title = (
-            f"{share} {run}{'' if share == 'Every' else 's'} with learning_rate ≥ {bound:.3g} "
-            f"diverged ({len(bad)} of {len(above)})"
-        )
         safe_text = (
             f" The highest learning rate that trained without diverging was {max(safe):.3g}."
             if safe
@@ -91,30 +92,33 @@ def divergence(study: StudyTrials) -> list[Diagnosis]:
         found.append(
             Diagnosis(
                 kind="diverged",
-                title=title,
-                explanation=(
-                    "A step too large overshoots the minimum and the loss grows until it is no "
-                    "longer a number (NaN or infinity); those epochs are wasted." + safe_text
+                title=(
+                    f"{share} {run}{'' if share == 'Every' else 's'} with learning_rate ≥ "
+                    f"{bound:.3g} diverged ({len(bad)} of {len(above)})"
                 ),
+                explanation=DIVERGED_WHY + safe_text,
                 suggestion=(
                     f"Cap learning_rate below {bound:.3g}"
                     + (f" for {optimizer}" if optimizer else "")
                     + " (or narrow the space's range), so the budget goes to runs that can learn."
                 ),
                 evidence=[
-                    _evidence(
-                        t,
-                        t.diverged_epoch,
-                        None,
-                        f"learning_rate {t.params['learning_rate']:.3g}"
-                        + (f", {t.params['optimizer']}" if by_optimizer else ""),
-                    )
+                    _evidence(t, t.diverged_epoch, None, _diverged_note(t, by_optimizer))
                     for t in sorted(bad, key=lambda t: t.params["learning_rate"])[:MAX_EVIDENCE]
                 ],
                 weight=min(1.0, 0.45 + len(bad) / max(1, len(study.finished))),
+                proposes={"learning_rate": bound},
             )
         )
     return found
+
+
+def _diverged_note(t: TrialView, by_optimizer: bool) -> str:
+    note = f"learning_rate {t.params['learning_rate']:.3g}"
+    if by_optimizer:
+        note += f", {t.params['optimizer']}"
+    how = DIVERGED_HOW.get(t.diverged_how or "")
+    return f"{note}; {how}" if how else note
 
 
 # ---- overfitting ----
@@ -170,11 +174,7 @@ def overfitting(study: StudyTrials) -> list[Diagnosis]:
                 "network began to memorise the training set instead of learning what carries "
                 "over to new data." + detail["text"] + best_note
             ),
-            suggestion=(
-                "Train fewer epochs (dltune keeps each trial's best epoch), raise dropout"
-                + (f" to at least {detail['dropout']:.2g}" if detail.get("dropout") else "")
-                + ", or use fewer units; set `patience` in the space to stop such runs early."
-            ),
+            suggestion=_overfit_fix(study, [t for t, _ in overfit], detail.get("dropout")),
             evidence=[
                 _evidence(
                     t,
@@ -187,8 +187,29 @@ def overfitting(study: StudyTrials) -> list[Diagnosis]:
                 for t, e in sorted(overfit, key=lambda p: p[1])[:MAX_EVIDENCE]
             ],
             weight=min(0.95, 0.4 + 0.5 * len(overfit) / len(long_runs) + (0.1 if best_note else 0)),
+            proposes={"dropout": detail["dropout"]} if detail.get("dropout") else {},
         )
     ]
+
+
+def _overfit_fix(study: StudyTrials, overfit: list[TrialView], dropout: float | None) -> str:
+    """What to change against overfitting, in the knobs the overfitting runs have: dropout
+    where they have Dense layers (or their build names it), fewer units or filters, else
+    weight decay (every family has it)."""
+    fixes = ["train fewer epochs (dltune keeps each trial's best epoch)"]
+    if any(_dropout_of(t) is not None for t in overfit):
+        fixes.append("raise dropout" + (f" to at least {dropout:.2g}" if dropout else ""))
+    fewer = [k for k in capacity_knobs(study, overfit) if k not in ("layers", "conv_layers")]
+    fixes.append(f"use fewer {' or '.join(fewer)}" if fewer else "raise weight_decay")
+    text = ", ".join(fixes[:-1]) + f", or {fixes[-1]}"
+    return text[0].upper() + text[1:] + "; set `patience` in the space to stop such runs early."
+
+
+def _dropout_of(t: TrialView) -> float | None:
+    """A trial's dropout where it acts: dltune's on its Dense layers (none without them), or
+    a user's build's own."""
+    value = t.params.get("dropout")
+    return value if has_dense_layers(t) or "dropout" in (t.config.get("model") or {}) else None
 
 
 def _overfit_contrast(
@@ -196,17 +217,18 @@ def _overfit_contrast(
 ) -> dict[str, Any]:
     """What set the overfitting runs apart: lower dropout, wider layers (when it is clear)."""
     out: dict[str, Any] = {"title": "", "text": ""}
-    if "dropout" in study.varied() and fine:
-        worst = max(t.params["dropout"] for t in overfit)
-        held = [t for t in fine if t.params["dropout"] > worst]
+    rates = {t.number: d for t in study.finished if (d := _dropout_of(t)) is not None}
+    if "dropout" in study.varied() and fine and all(t.number in rates for t in overfit):
+        worst = max(rates[t.number] for t in overfit)
+        held = [t for t in fine if rates.get(t.number, -1.0) > worst]
         if len(held) >= 2 and len(held) >= 0.5 * len(
             [
                 t
                 for t in study.finished
-                if t.params["dropout"] > worst and len(t.val_loss) >= OVERFIT_AFTER + 2
+                if rates.get(t.number, -1.0) > worst and len(t.val_loss) >= OVERFIT_AFTER + 2
             ]
         ):
-            cut = min(t.params["dropout"] for t in held)
+            cut = min(rates[t.number] for t in held)
             out["dropout"] = cut
             out["title"] = f"; none with dropout ≥ {cut:.2g} did"
             out["text"] = (
@@ -274,7 +296,11 @@ def underfitting(study: StudyTrials) -> list[Diagnosis]:
                 if ran_all
                 else "Give the study a larger budget (--timeout, --epoch-budget)"
             )
-            + (", or add capacity (units, layers) or a higher learning rate." if gap else "."),
+            + (
+                f", or add capacity ({_capacity(study, best)}) or a higher learning rate."
+                if gap
+                else "."
+            ),
             evidence=[
                 _evidence(
                     best,
@@ -287,6 +313,11 @@ def underfitting(study: StudyTrials) -> list[Diagnosis]:
             weight=0.6 if gap else 0.5,
         )
     ]
+
+
+def _capacity(study: StudyTrials, best: TrialView) -> str:
+    knobs = capacity_knobs(study, [best])
+    return ", ".join(knobs) if knobs else "a wider or deeper model"
 
 
 # ---- slow learning, saturation ----
@@ -398,98 +429,6 @@ def wasted_budget(study: StudyTrials) -> list[Diagnosis]:
             )
     found.sort(key=lambda d: -d.weight)
     return found[:2]
-
-
-# ---- the best on the edge of the space ----
-
-
-def edge_of_space(study: StudyTrials) -> list[Diagnosis]:
-    """The best value of a hyperparameter at an end of its range: the optimum may lie beyond."""
-    best = study.best()
-    if best is None or len(study.scored) < 5:
-        return []
-    top = top_trials(study)
-    found = []
-    for name, spec in study.space.items():
-        if name not in best.params or best.params.get(name) is None:
-            continue
-        if name == "units" and isinstance(spec, dict) and "per_layer" in spec:
-            spec = {k: v for k, v in spec.items() if k != "per_layer"}
-        end = _edge(spec, best.params[name], [t.params.get(name) for t in top])
-        if end is None or (end == "low" and name in ("dropout", "layers", "weight_decay")):
-            continue  # no dropout, no hidden layer, no decay: answers, not ranges to widen
-        low, high = _range(spec)
-        beyond = f"above {high:g}" if end == "high" else f"below {low:g}"
-        found.append(
-            Diagnosis(
-                kind="edge",
-                title=(
-                    f"The best {name}, {best.params[name]:g}, is at the "
-                    f"{'top' if end == 'high' else 'bottom'} of its range [{low:g}, {high:g}]"
-                ),
-                explanation=(
-                    "A best value at the end of a range means the optimum may lie beyond it: "
-                    "the search could not look there."
-                ),
-                suggestion=f"Widen the range of {name} {beyond}.",
-                evidence=[
-                    _evidence(t, t.best_epoch, t.score, f"{name} {t.params[name]:g}")
-                    for t in top
-                    if t.params.get(name) is not None
-                ][:MAX_EVIDENCE],
-                weight=0.55,
-            )
-        )
-    return found
-
-
-def _range(spec: Any) -> tuple[float, float]:
-    if isinstance(spec, dict):
-        if "choices" in spec:
-            spec = spec["choices"]
-        else:
-            return float(spec["low"]), float(spec["high"])
-    return float(min(spec)), float(max(spec))
-
-
-def _edge(spec: Any, value: Any, top: list[Any]) -> str | None:
-    """'low' or 'high' where `value` lies at an end of the range `spec`, else None."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return None
-    if isinstance(spec, dict) and _few_integers(spec):
-        spec = list(range(int(spec["low"]), int(spec["high"]) + 1))
-    if isinstance(spec, dict) and "low" in spec and "high" in spec:
-        low, high = float(spec["low"]), float(spec["high"])
-        if high <= low:
-            return None
-        scale = (lambda x: math.log(x)) if spec.get("log") and low > 0 else (lambda x: x)
-        width = scale(high) - scale(low)
-        if scale(value) >= scale(high) - EDGE_SHARE * width:
-            return "high"
-        if scale(value) <= scale(low) + EDGE_SHARE * width:
-            return "low"
-        return None
-    choices = spec.get("choices") if isinstance(spec, dict) else spec
-    if not isinstance(choices, list) or len(choices) < 3:
-        return None
-    numbers = [c for c in choices if isinstance(c, int | float) and not isinstance(c, bool)]
-    if len(numbers) != len(choices):
-        return None
-    # among a few choices, the end one is only telling when most of the best trials chose it
-    at = [v for v in top if v == value]
-    if len(at) < 0.5 * len(top):
-        return None
-    if value == max(numbers):
-        return "high"
-    if value == min(numbers):
-        return "low"
-    return None
-
-
-def _few_integers(spec: dict[str, Any]) -> bool:
-    """An integer range of a handful of values (layers 1-3) is judged like a list of choices."""
-    low, high = spec.get("low"), spec.get("high")
-    return isinstance(low, int) and isinstance(high, int) and high - low < 5
 
 
 # ---- the linear model against the networks ----
@@ -723,12 +662,3 @@ def _config_note(t: TrialView) -> str:
         f"{p.get('activation')}, {p.get('loss')}, {p.get('optimizer')}, "
         f"learning_rate {p.get('learning_rate') or 0:.3g}"
     )
-
-
-def _evidence(t: TrialView, epoch: int | None, value: float | None, note: str) -> dict[str, Any]:
-    return {
-        "trial": t.number,
-        "epoch": epoch,
-        "value": value if value is None or math.isfinite(value) else None,
-        "note": note,
-    }

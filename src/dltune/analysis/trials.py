@@ -7,6 +7,10 @@ A trial's *score* is the best validation value it reached, at whatever epoch it 
 successive halving most trials stop early, and leaving them out would hide exactly the regions
 that did not work. A diverged trial that never reported a finite value scores as the worst value
 seen in the study, so that it counts against its region instead of vanishing.
+
+A trial is diverged by the engines' one rule (dltune.engine.divergence, torch-free), applied here
+to the curves storage holds: a pruned trial that meets it (trained before the engines applied
+the whole rule, or stopped by the scheduler at the epoch it met it) counts as diverged.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from ..engine.divergence import NOT_FINITE, chance, divergence
+from ..space.rules import NETWORK_KEYS
 from ..storage import TrialRecord, directions, maximizes, objective_names, read_trials, schema
 from ..storage.records import current_choice
 from ..vocabulary import BOOLEAN, CATEGORICAL, HYPERPARAMETERS
@@ -29,6 +35,8 @@ class TrialView(TrialRecord):
     """A stored trial (storage's TrialRecord) with what the analysis adds: its score."""
 
     score: float | None = None  # the best finite validation value (see the module's note)
+    # How a diverged trial diverged (engine.divergence: "not finite", "at chance", "exploded")
+    diverged_how: str | None = None
 
     @cached_property
     def params(self) -> dict[str, Any]:
@@ -45,9 +53,13 @@ class TrialView(TrialRecord):
         params["filters"] = max(filters) if filters else None
         kernels = self.config.get("kernel_size")  # one int for every block, or one per block
         params["kernel_size"] = max(kernels) if isinstance(kernels, list) and kernels else kernels
-        # A user model's own hyperparameters, as its build(hp) named them (over the network
-        # keys, which such a study holds fixed)
-        params.update(self.config.get("model") or {})
+        # A user model's own hyperparameters, as its build(hp) named them. The network keys
+        # are dltune's placeholders there (layers 0, activation linear): none of them is the
+        # build's unless it names one itself.
+        own = self.config.get("model")
+        if own:
+            params.update(dict.fromkeys([k for k in NETWORK_KEYS if k in params], None))
+            params.update(own)
         return params
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,6 +73,7 @@ class TrialView(TrialRecord):
             "epochs": self.epochs,
             "best_epoch": self.best_epoch,
             "diverged_epoch": self.diverged_epoch,
+            "diverged_how": self.diverged_how,
             "seconds": self.seconds,
         }
 
@@ -143,6 +156,7 @@ def load_trials(study: optuna.Study) -> StudyTrials:
     if metric in METRICS:
         maximize = METRICS[metric][1] == "maximize"
     views = read_trials(study, TrialView)
+    _mark_diverged(views, meta.get("data", {}))
     _score(views, maximize)
     return StudyTrials(
         name=study.study_name,
@@ -161,6 +175,22 @@ def load_trials(study: optuna.Study) -> StudyTrials:
 def _chosen(attrs: Any, views: list[TrialView]) -> int | None:
     choice = current_choice(attrs, sum(v.state == "complete" for v in views))
     return None if choice is None else int(choice["trial"])
+
+
+def _mark_diverged(views: list[TrialView], data: dict[str, Any]) -> None:
+    """The divergence rule on each stopped trial's stored curves: a pruned trial that meets it
+    becomes diverged (from the epoch it met it), and each diverged trial says how."""
+    task, classes = data.get("task", "classification"), data.get("classes")
+    for view in views:
+        if view.state not in ("pruned", "diverged"):
+            continue
+        level = chance(str(view.config.get("loss", "")), task, classes)
+        found = divergence(view.train_loss, view.val_loss, view.curve, level)
+        if view.state == "diverged":
+            view.diverged_how = found[1] if found else NOT_FINITE
+        elif found is not None:
+            view.state = "diverged"
+            view.diverged_epoch, view.diverged_how = found
 
 
 def _score(views: list[TrialView], maximize: bool) -> None:

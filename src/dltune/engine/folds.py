@@ -204,7 +204,10 @@ class FoldEngine:
         histories = [state.folds.get(f, []) for f in range(self.k)]
         while all(len(h) > len(state.history) for h in histories):
             rows = [h[len(state.history)] for h in histories]
-            if any(not math.isfinite(r.train_loss) for r in rows):
+            if any(
+                r.status == "diverged" and r.diverged_epoch == rows[0].epoch
+                for r in state.ended.values()
+            ):
                 break  # a fold diverged there: the trial ends diverged, below
             report = mean_report(rows)
             state.history.append(report)

@@ -18,6 +18,7 @@ import torch
 from ..config import Config
 from ..nets import BuiltinNetworks, NetworkFactory
 from .device_data import DeviceData, check_fold
+from .divergence import diverged
 from .losses import Metric, loss_function
 from .optim import make_optimizer
 from .protocol import EpochCallback
@@ -289,7 +290,7 @@ class TrainingRun:
         result.history.append(report)
         result.seconds += seconds
         self.checkpoint_value = value
-        if not math.isfinite(train_loss):
+        if diverged(result.history, self.config.loss, self.trainer.tensors):
             result.status, result.diverged_epoch = "diverged", self.epoch
             return result.status
         improved = self.trainer.metric.improves(result.best_value, value)

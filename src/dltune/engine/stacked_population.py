@@ -23,6 +23,7 @@ import torch
 from ..config import Config
 from .bucket_base import Member, StackedBucket
 from .device_data import DeviceData
+from .divergence import diverged
 from .result import Checkpoint, EpochReport, TrainResult
 from .sequential import failed
 from .stacked_optim import UpdateKernel
@@ -271,7 +272,7 @@ class StackedPopulation(SubPopulation, Generic[B]):
         result = member.result
         result.history.append(report)
         result.seconds += report.seconds
-        if not math.isfinite(report.train_loss):
+        if diverged(result.history, member.config.loss, self.tensors):
             result.diverged_epoch = report.epoch
             return "diverged"
         improved = self.tensors.metric.improves(result.best_value, report.val_metric)
