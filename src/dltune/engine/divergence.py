@@ -6,16 +6,17 @@ pruned trial), so that both call the same runs diverged.
 A run has diverged at an epoch when
 
 - its training or validation loss is not a number (NaN) or infinite; or
-- its training loss over the epoch is ABOVE_CHANCE times (or more) the loss of a network that
-  learnt nothing (uniform outputs over the classes; the training targets' mean in regression),
-  and either its validation metric is at chance (accuracy within CHANCE_BAND of guessing; in
-  regression a validation loss no lower than the mean's) or its training loss rose EXPLODED
-  times above its lowest epoch before.
+- its training loss over the epoch is above what a fresh network costs (the loss of a network
+  that learnt nothing, uniform outputs over the classes or the training targets' mean, by
+  ABOVE_CHANCE or by what outputs of FRESH_SPREAD's spread add, whichever is more), and either
+  its validation metric is at chance (accuracy within CHANCE_BAND of guessing; in regression a
+  validation loss no lower than the mean's) or its training loss rose EXPLODED times above its
+  lowest epoch before.
 
 Why these and not "the loss became NaN" alone: a network whose steps are too large does not
 always overflow. Batch normalization rescales what would overflow; mean squared error on
-softmax outputs is bounded (a network sure of the wrong class scores twice the loss of one that
-learnt nothing, never more); sigmoid layers saturate. Such a run stays finite and ends where it
+softmax outputs is bounded (a network sure of the wrong class scores 2K / (K - 1) times the
+loss of one that learnt nothing, never more); sigmoid layers saturate. Such a run stays finite and ends where it
 predicts one class, its training loss above where it started. Where the loss does become huge
 with a metric still well above chance (Adam at a learning rate of 1 on digits: 144 times the
 starting loss, 94% accuracy), the network's few wrong answers are confidently wrong; it still
@@ -34,19 +35,25 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .result import EpochReport
 
-# A fresh network's training loss lies within about 10% of the loss of uniform outputs (its
-# outputs are not quite uniform: measured on digits for every family and loss, 1.00-1.06 times
-# it, 1.10 for binary cross-entropy after sigmoid layers), and an epoch's mean includes what the
-# network learnt in it, so a mean 20% above that loss means the steps made the network worse than
-# one that learnt nothing. Measured on digits (dense, convolutional, with and without batch
-# normalization; every loss; SGD and Adam from 1e-3 to 1e3; 3 epochs): no run that met the rule
-# at an epoch reached 30% accuracy afterwards; at 1.1 one did (a slow start at 1.11).
+# A fresh network does not output exactly uniform probabilities: its outputs (logits) spread
+# around zero, which costs a little more than the uniform outputs' loss. PyTorch's default
+# initialization on standardized inputs gives outputs of variance up to about 0.8 (measured: a
+# Linear, a Dense-ReLU and a Dense-sigmoid network, 30 seeds each, start at most 1.28 times ln 2
+# in cross-entropy for two classes, 1.16 times ln 3 for three, 1.09 times ln 10 for ten). The
+# rule allows for outputs of variance 1 (FRESH_SPREAD), and never less than ABOVE_CHANCE times
+# the uniform outputs' loss.
+FRESH_SPREAD = 1.0
+# An epoch's mean includes what the network learnt in it, so a mean 20% above a fresh network's
+# loss means the steps made it worse than one that learnt nothing. Measured on digits (dense,
+# convolutional, with and without batch normalization; every loss; SGD and Adam from 1e-3 to
+# 1e3; 3 epochs): no run that met the rule at an epoch reached 30% accuracy afterwards; at 1.1
+# one did (a slow start at 1.11 times ln 10, at 17% accuracy).
 ABOVE_CHANCE = 1.2
 # "At chance": an accuracy at most a tenth of the way from guessing (1/K) to perfect (0.19 for
 # ten classes): what a network that predicts one or two classes reaches by the luck of the split.
 CHANCE_BAND = 0.1
-# A training loss a hundred times its lowest earlier epoch's (and above the chance loss) is no
-# noise of the batches: the steps are throwing the network away.
+# A training loss a hundred times its lowest earlier epoch's (and above a fresh network's) is
+# no noise of the batches: the steps are throwing the network away.
 EXPLODED = 100.0
 
 # How a run diverged, as the analysis tells it
@@ -57,38 +64,60 @@ EXPLODING = "exploded"
 
 @dataclass(frozen=True)
 class Chance:
-    """What a network that learnt nothing scores: its training loss (None: unknown) and its
-    accuracy (None: a regression, whose metric is in the target's units; its validation loss
-    then says it)."""
+    """What a network that learnt nothing scores: its training loss (uniform outputs; the
+    targets' mean), the most a fresh network's may be (`fresh`), and its accuracy. None where
+    unknown: a loss of an older study with no number of classes; the accuracy of a regression,
+    whose metric is in the target's units (its validation loss then says it)."""
 
     loss: float | None
+    fresh: float | None
     accuracy: float | None
 
 
 def chance(loss: str, task: str, outputs: int | None) -> Chance:
     """The chance level of a run with loss `loss` on `task` with `outputs` classes (None where
     the number of classes is unknown: an older study's)."""
+    spread = FRESH_SPREAD
     if task == "regression":
         # Targets are standardized on the training rows: predicting their mean costs 1 in mean
         # squared error, at most 1 in absolute error and at most 1/2 in Huber (upper bounds:
-        # the rule asks the training loss to exceed it, so a bound too high only makes it
-        # stricter).
-        bounds = {"mean_squared_error": 1.0, "mean_absolute_error": 1.0, "huber": 0.5}
-        return Chance(bounds.get(loss), None)
-    if not outputs or outputs < 2:
-        return Chance(None, None)
+        # the rule asks the training loss to exceed them, so a bound too high only makes it
+        # stricter); outputs of variance s add s, at most sqrt(1 + s) - 1 and s / 2.
+        levels = {
+            "mean_squared_error": (1.0, 1.0 + spread),
+            "mean_absolute_error": (1.0, math.sqrt(1.0 + spread)),
+            "huber": (0.5, (1.0 + spread) / 2),
+        }
+        level, fresh = levels.get(loss, (None, None))
+        return Chance(level, fresh, None)
+    if not outputs or outputs < 2 or loss not in _UNIFORM:
+        return Chance(None, None, None)
     k = float(outputs)
-    # The losses of uniform outputs (zero logits) against one-hot targets, as engine.losses
-    # computes them: cross-entropy ln K; the vector losses on softmax outputs, averaged over
-    # the K classes; binary cross-entropy on each output's sigmoid (1/2), ln 2.
-    uniform = {
-        "categorical_crossentropy": math.log(k),
-        "mean_squared_error": (k - 1) / k**2,
-        "mean_absolute_error": 2 * (k - 1) / k**2,
-        "huber": (k - 1) / (2 * k**2),
-        "binary_crossentropy": math.log(2.0),
-    }
-    return Chance(uniform.get(loss), 1.0 / k)
+    uniform, added = _UNIFORM[loss](k), _SPREAD_COSTS[loss](k) * spread
+    return Chance(uniform, max(ABOVE_CHANCE * uniform, uniform + added), 1.0 / k)
+
+
+# The losses of uniform outputs (zero logits) against one-hot targets, as engine.losses
+# computes them: cross-entropy ln K; the vector losses on softmax outputs, averaged over the K
+# classes; binary cross-entropy on each output's sigmoid (1/2), ln 2.
+_UNIFORM = {
+    "categorical_crossentropy": math.log,
+    "mean_squared_error": lambda k: (k - 1) / k**2,
+    "mean_absolute_error": lambda k: 2 * (k - 1) / k**2,
+    "huber": lambda k: (k - 1) / (2 * k**2),
+    "binary_crossentropy": lambda k: math.log(2.0),
+}
+# What logits spread with variance 1 around zero add to it (to second order): half their
+# variance less its mean's share in cross-entropy, an eighth of it per sigmoid in binary
+# cross-entropy, (K - 1) / K^3 of it in squared error on softmax outputs (half in Huber, whose
+# errors here are under 1), nothing in absolute error (it moves linearly either way).
+_SPREAD_COSTS = {
+    "categorical_crossentropy": lambda k: (1 - 1 / k) / 2,
+    "mean_squared_error": lambda k: (k - 1) / k**3,
+    "mean_absolute_error": lambda k: 0.0,
+    "huber": lambda k: (k - 1) / (2 * k**3),
+    "binary_crossentropy": lambda k: 1 / 8,
+}
 
 
 def divergence(
@@ -123,7 +152,7 @@ def _epoch(train: float, val: float, metric: float, lowest: float, level: Chance
     """How one epoch meets the rule (`lowest`: the lowest training loss before it), or None."""
     if not math.isfinite(train) or not math.isfinite(val):
         return NOT_FINITE
-    if level.loss is None or train < ABOVE_CHANCE * level.loss:
+    if level.loss is None or level.fresh is None or train < level.fresh:
         return None
     if level.accuracy is not None:
         at_chance = math.isfinite(metric) and metric <= _chance_band(level.accuracy)
