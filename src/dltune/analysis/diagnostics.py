@@ -94,7 +94,8 @@ def divergence(study: StudyTrials) -> list[Diagnosis]:
                 kind="diverged",
                 title=(
                     f"{share} {run}{'' if share == 'Every' else 's'} with learning_rate ≥ "
-                    f"{bound:.3g} diverged ({len(bad)} of {len(above)})"
+                    f"{bound:.3g} diverged"
+                    + (f" ({len(bad)} of {len(above)})" if share == "Every" else "")
                 ),
                 explanation=DIVERGED_WHY + safe_text,
                 suggestion=(
@@ -491,11 +492,6 @@ def linear_model(study: StudyTrials) -> list[Diagnosis]:
             f"(the noise between the best trials), so its nonlinearity bought nothing the "
             "validation could see."
         )
-        suggestion = (
-            "Prefer the linear model: fewer parameters, faster, less to overfit. To spend the "
-            "budget on its optimizer, learning rate and weight decay, fix layers: 0 in the "
-            "space (and conv_layers: 0 for signals or images)."
-        )
         weight = 0.6
     else:
         gap = abs(net - lin)
@@ -512,11 +508,8 @@ def linear_model(study: StudyTrials) -> list[Diagnosis]:
             f"network did better by more than the noise between the best trials "
             f"({margin:.3g})."
         )
-        suggestion = (
-            "Keep the hidden layers (or convolutions). On a short budget the linear model can "
-            "leave the space (layers from 1) to give its trials to the networks."
-        )
         weight = 0.3
+    suggestion, proposes = _linear_advice(study, tie, networks[0])
     evidence = [
         _evidence(t, t.best_epoch, t.score, "linear model (no hidden layer)") for t in linear[:3]
     ] + [_evidence(t, t.best_epoch, t.score, _network_note(t)) for t in networks[:3]]
@@ -528,8 +521,39 @@ def linear_model(study: StudyTrials) -> list[Diagnosis]:
             suggestion=suggestion,
             evidence=evidence,
             weight=weight,
+            proposes=proposes,
         )
     ]
+
+
+def _linear_advice(
+    study: StudyTrials, tie: bool, best_network: TrialView
+) -> tuple[str, dict[str, Any]]:
+    """What to do after the linear-model finding, and the values it proposes: fix the linear
+    model, or leave it out by the key that keeps the best network's family (conv_layers from
+    1 where that network has convolutions: layers from 1 would also leave out convolutional
+    networks without Dense layers)."""
+    shaped = "conv_layers" in study.space
+    if tie:
+        return (
+            "Prefer the linear model: fewer parameters, faster, less to overfit. To spend the "
+            "budget on its optimizer, learning rate and weight decay, fix layers: 0 in the "
+            "space" + (" and conv_layers: 0." if shaped else "."),
+            {"layers": 0, **({"conv_layers": 0} if shaped else {})},
+        )
+    if best_network.params.get("conv_layers"):
+        return (
+            "Keep the convolutions. On a short budget, conv_layers from 1 leaves the linear "
+            "model (and the dense network) out of the space, to give their trials to the "
+            "convolutional networks.",
+            {"conv_layers": 1},
+        )
+    others = " (and convolutional networks without Dense layers)" if shaped else ""
+    return (
+        "Keep the hidden layers. On a short budget, layers from 1 leaves the linear model"
+        f"{others} out of the space, to give its trials to the networks.",
+        {"layers": 1},
+    )
 
 
 def _linear_margin(study: StudyTrials, net: float) -> float:

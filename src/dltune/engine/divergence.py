@@ -16,11 +16,11 @@ A run has diverged at an epoch when
 Why these and not "the loss became NaN" alone: a network whose steps are too large does not
 always overflow. Batch normalization rescales what would overflow; mean squared error on
 softmax outputs is bounded (a network sure of the wrong class scores 2K / (K - 1) times the
-loss of one that learnt nothing, never more); sigmoid layers saturate. Such a run stays finite and ends where it
-predicts one class, its training loss above where it started. Where the loss does become huge
-with a metric still well above chance (Adam at a learning rate of 1 on digits: 144 times the
-starting loss, 94% accuracy), the network's few wrong answers are confidently wrong; it still
-learns, and the rule leaves it be unless the loss keeps climbing (EXPLODED).
+loss of one that learnt nothing, never more); sigmoid layers saturate. Such a run stays finite
+and ends where it predicts one class, its training loss above where it started. Where the loss
+does become huge with a metric still well above chance (Adam at a learning rate of 1 on digits:
+144 times the starting loss, 94% accuracy), the network's few wrong answers are confidently
+wrong; it still learns, and the rule leaves it be unless the loss keeps climbing (EXPLODED).
 
 Torch-free: the analysis, which never imports torch, reads it too.
 """
