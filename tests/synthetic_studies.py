@@ -91,9 +91,11 @@ def write_study(
     space: dict[str, Any] | None = None,
     task: str = "classification",
     metric: str = "accuracy",
+    data: dict[str, Any] | None = None,
 ) -> optuna.Study:
     """A study in `storage` (a URL, or an Optuna storage such as InMemoryStorage()) holding
-    `runs` as dltune would have stored them."""
+    `runs` as dltune would have stored them; `data`: more of the data's description (e.g.
+    "classes", which a real study stores for the chance level)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -106,7 +108,7 @@ def write_study(
         "space": space or DEFAULT_SPACE,
         "metric": metric,
         "seed": 0,
-        "data": {"name": "synthetic", "task": task, "description": "synthetic"},
+        "data": {"name": "synthetic", "task": task, "description": "synthetic", **(data or {})},
     }
     study.set_user_attr(STUDY_META, _as_stored(meta))
     pick = max if direction == "maximize" else min

@@ -45,7 +45,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
   margin: .8rem 0; }
 .diagnosis.diverged { border-color: #d62728; background: #fff5f5; }
 .diagnosis.overfit { border-color: #ff7f0e; }
-.diagnosis.few_trials, .diagnosis.edge { border-color: #1f77b4; background: #f5f9ff; }
+.diagnosis.few_trials, .diagnosis.edge, .diagnosis.limit { border-color: #1f77b4;
+  background: #f5f9ff; }
 .diagnosis.front { border-color: #2ca02c; background: #f5fff5; }
 .suggestion { font-weight: 600; }
 .grid { display: flex; flex-wrap: wrap; gap: 1rem; }

@@ -1,0 +1,259 @@
+"""The divergence rule (dltune.engine.divergence), the one the engines and the analysis share:
+its chance levels against the losses the engines compute, the runs it calls diverged and the
+ones it leaves be, both engines ending such runs whatever the family, and real studies of each
+family (digits through convolutions with batch normalization, a signal set, a user's build) whose
+run summary and report say that trials diverged and from which learning rate."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dltune.engine import SequentialTrainer
+from dltune.engine.divergence import (
+    AT_CHANCE,
+    EXPLODING,
+    NOT_FINITE,
+    chance,
+    divergence,
+)
+from dltune.engine.losses import loss_function
+from dltune.engine.population import PopulationTrainer
+from dltune.vocabulary import LOSSES
+
+from .helpers import dltune, make_config
+
+LN10 = math.log(10)
+
+
+# ---- chance levels ----
+
+
+@pytest.mark.parametrize("classes", [2, 3, 10])
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_the_chance_loss_is_the_engines_loss_of_uniform_outputs(loss, classes):
+    targets = torch.arange(60) % classes
+    uniform = loss_function(loss, "classification", classes)(torch.zeros(60, classes), targets)
+    level = chance(loss, "classification", classes)
+    assert level.loss == pytest.approx(float(uniform), rel=1e-5)
+    assert level.accuracy == pytest.approx(1 / classes)
+    assert level.fresh is not None and level.fresh >= 1.2 * level.loss
+
+
+@pytest.mark.parametrize("loss", ["mean_squared_error", "mean_absolute_error", "huber"])
+def test_in_regression_the_chance_loss_bounds_the_mean_predictors(loss):
+    rng = np.random.default_rng(0)
+    target = rng.exponential(size=500)  # skewed, then standardized as the engines get it
+    standard = torch.tensor((target - target.mean()) / target.std(), dtype=torch.float32)
+    mean_loss = loss_function(loss, "regression", 1)(torch.zeros(500, 1), standard)
+    level = chance(loss, "regression", 1)
+    assert level.loss is not None and float(mean_loss) <= level.loss + 1e-6
+    assert level.accuracy is None
+
+
+@pytest.mark.parametrize("classes", [2, 3, 10])
+def test_a_fresh_network_starts_below_the_rules_limit(classes):
+    """The allowance for a fresh network's spread of outputs holds for PyTorch's defaults."""
+    rng = np.random.default_rng(classes)
+    x = torch.tensor(rng.normal(size=(400, 16)), dtype=torch.float32)
+    y = torch.tensor(rng.integers(0, classes, 400))
+    for seed in range(10):
+        torch.manual_seed(seed)
+        for net in (
+            nn.Linear(16, classes),
+            nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, classes)),
+            nn.Sequential(nn.Linear(16, 64), nn.Sigmoid(), nn.Linear(64, classes)),
+        ):
+            with torch.no_grad():
+                out = net(x)
+            for loss in ("categorical_crossentropy", "mean_squared_error"):
+                fresh = float(loss_function(loss, "classification", classes)(out, y))
+                limit = chance(loss, "classification", classes).fresh
+                assert limit is not None and fresh < limit
+
+
+# ---- the rule on curves ----
+
+TEN = chance("categorical_crossentropy", "classification", 10)
+
+
+def test_a_loss_that_is_not_a_number_diverges_where_it_became_one():
+    assert divergence([2.0, math.nan], [2.0, math.nan], [0.5, 0.1], TEN) == (2, NOT_FINITE)
+    assert divergence([2.0, 1.5], [2.0, math.inf], [0.5, 0.6], TEN) == (2, NOT_FINITE)
+
+
+def test_a_network_at_chance_with_its_loss_above_a_fresh_ones_diverged():
+    assert divergence([1.5 * LN10], [2.4], [0.1], TEN) == (1, AT_CHANCE)
+    # batch normalization keeps the loss finite however large the step: still diverged
+    assert divergence([0.5, 3e16], [0.6, 1e9], [0.8, 0.1], TEN) == (2, AT_CHANCE)
+
+
+def test_a_slow_start_and_a_confident_learner_are_not_divergence():
+    slow = divergence([LN10, 0.998 * LN10, 0.99 * LN10], [LN10] * 3, [0.1, 0.1, 0.12], TEN)
+    assert slow is None  # at chance, but its loss is where a fresh network's is
+    # Adam at a learning rate of 1: the loss far above chance, but it learns
+    assert divergence([144 * LN10, 263 * LN10], [300.0, 500.0], [0.88, 0.9], TEN) is None
+
+
+def test_a_loss_that_climbs_a_hundredfold_above_chance_exploded():
+    assert divergence([0.02, 0.05, 3.0], [0.1, 0.2, 5.0], [0.9, 0.8, 0.6], TEN) == (3, EXPLODING)
+
+
+def test_without_the_number_of_classes_only_a_broken_loss_counts():
+    unknown = chance("categorical_crossentropy", "classification", None)
+    assert divergence([50.0], [60.0], [0.1], unknown) is None
+    assert divergence([math.nan], [math.nan], [0.1], unknown) == (1, NOT_FINITE)
+
+
+def test_in_regression_chance_is_a_validation_loss_no_better_than_the_mean():
+    level = chance("mean_squared_error", "regression", 1)
+    assert divergence([3.0], [1.5], [40.0], level) == (1, AT_CHANCE)
+    assert divergence([3.0], [0.5], [10.0], level) is None  # it predicts better than the mean
+
+
+# ---- both engines, every family ----
+
+
+@pytest.fixture(scope="module")
+def images():
+    """300 noisy 8x8 images of three classes (a bright row per class)."""
+    from dltune.data import from_arrays
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=300)
+    x = rng.normal(0, 1, size=(300, 1, 8, 8)).astype(np.float32)
+    x[np.arange(300), 0, 2 * y, :] += 2.0
+    return from_arrays(x, y, name="rows", seed=0)
+
+
+def batch_normed(config, n_outputs, *, seed, device):
+    """A user's module whose batch normalization keeps a huge step's loss finite."""
+    torch.manual_seed(seed)
+    layers = [nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(16, n_outputs)).to(device)
+
+
+CONV = {"layers": 0, "units": (), "conv_layers": 1, "filters": (8,), "pool": 2}
+FAMILIES = {
+    # sigmoid with mean squared error: a huge step saturates the softmax, the loss stays finite
+    "dense": ("blobs", None, {"activation": "sigmoid", "loss": "mean_squared_error"}, 100.0),
+    "conv": ("images", None, {**CONV, "batch_norm": True, "global_pool": True}, 100.0),
+    "user": ("images", batch_normed, {}, 100.0),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_both_engines_end_a_run_that_meets_the_rule_as_diverged(family, request):
+    source, network, changes, wild_rate = FAMILIES[family]
+    data = request.getfixturevalue(source)
+    base = {"optimizer": "sgd", "epochs": 2, **changes}
+    calm = make_config(**base, learning_rate=0.1)
+    wild = make_config(**base, learning_rate=wild_rate)
+    alone = SequentialTrainer(data, network=network).train(wild, seed=0)
+    assert alone.status == "diverged" and alone.diverged_epoch == 1
+    assert all(math.isfinite(r.train_loss) for r in alone.history)  # finite, yet diverged
+    stacked = PopulationTrainer(data, network=network).train([("wild", wild, 0), ("calm", calm, 1)])
+    assert stacked["wild"].status == "diverged" and stacked["wild"].diverged_epoch == 1
+    assert stacked["calm"].status == "complete"
+
+
+def test_a_cross_validated_trial_whose_fold_diverges_finitely_is_diverged(blobs):
+    import optuna
+
+    import dltune
+    from dltune.storage import read_trials
+
+    space = {
+        "optimizer": "sgd",
+        "activation": "sigmoid",
+        "loss": "mean_squared_error",
+        "learning_rate": [0.1, 100.0],
+        "layers": 1,
+        "units": 16,
+        "dropout": 0.0,
+        "batch_size": 64,
+        "epochs": 2,
+    }
+    result = dltune.tune(
+        space, data=blobs, storage=optuna.storages.InMemoryStorage(), trials=2, sampler="grid",
+        schedule="none", cv=3, choose="max", ensemble=False, baseline=False, seed=0,
+    )  # fmt: skip
+    states = {t.config["learning_rate"]: t.state for t in read_trials(result.study)}
+    assert states == {100.0: "diverged", 0.1: "complete"}
+
+
+# ---- real studies: the summary and the report say it ----
+
+SPACE = """\
+optimizer: sgd
+learning_rate: [0.1, 1.0, 100, 1000]
+loss: categorical_crossentropy
+activation: relu
+layers: 0
+units: 16
+dropout: 0.0
+batch_size: 128
+epochs: 2
+"""
+CONV_SPACE = SPACE + "conv_layers: 1\nfilters: 8\nkernel_size: 3\npool: 2\nbatch_norm: true\n"
+BUILD = """\
+from torch import nn
+
+
+def build(hp):
+    width = hp.Choice("width", [16])
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(64, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, 10)
+    )
+"""
+RUN = ("--sampler", "grid", "--trials", "4", "--schedule", "none", "--cv", "holdout")
+QUICK = ("--choose", "max", "--ensemble", "off", "--no-baseline", "--seed", "0")
+
+
+def _signals(path):
+    """400 signals of length 32 in four classes (a sine of 1 to 4 periods, noisy), as .npz."""
+    rng = np.random.default_rng(0)
+    y = np.arange(400) % 4
+    t = np.linspace(0, 1, 32)
+    x = np.sin(2 * np.pi * (y[:, None] + 1) * t + rng.uniform(0, 6.3, (400, 1)))
+    x = (x + rng.normal(0, 0.3, x.shape))[:, None, :].astype(np.float32)
+    np.savez(path, x=x, y=y)
+    return path
+
+
+def _says_it_diverged(folder, ran):
+    """The run's summary and the report both say every run from learning_rate 100 diverged."""
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    summary = ran.stdout.split("What the study shows")[1]
+    assert "Every run with learning_rate ≥ 100 diverged (2 of 2)" in summary
+    assert "Cap learning_rate below 100" in summary
+    assert "(2 complete, 2 diverged)" in ran.stdout
+    written = dltune("report", "-o", "r.html", cwd=folder)
+    assert written.returncode == 0, written.stderr
+    page = (folder / "r.html").read_text()
+    assert "Every run with learning_rate ≥ 100 diverged" in page
+    assert "The highest learning rate that trained without diverging was 1." in page
+
+
+def test_a_digits_study_of_convolutions_says_from_which_learning_rate_trials_diverged(tmp_path):
+    (tmp_path / "div.yaml").write_text(CONV_SPACE + "global_pool: true\n")
+    _says_it_diverged(tmp_path, dltune("run", "div.yaml", *RUN, *QUICK, cwd=tmp_path))
+
+
+def test_its_twin_on_signals_says_it_too(tmp_path):
+    (tmp_path / "div.yaml").write_text(CONV_SPACE + "global_pool: true\n")
+    data = str(_signals(tmp_path / "waves.npz"))
+    ran = dltune("run", "div.yaml", "--data", data, *RUN, *QUICK, cwd=tmp_path)
+    assert "1x32" in ran.stdout  # a signal: one channel of 32 steps
+    _says_it_diverged(tmp_path, ran)
+
+
+def test_its_twin_on_a_users_build_says_it_too(tmp_path):
+    (tmp_path / "div.yaml").write_text(SPACE)
+    (tmp_path / "net.py").write_text(BUILD)
+    ran = dltune("run", "div.yaml", "--model", "net.py:build", *RUN, *QUICK, cwd=tmp_path)
+    _says_it_diverged(tmp_path, ran)
