@@ -17,7 +17,13 @@ from typing import Any
 from ..engine.divergence import AT_CHANCE, EXPLODING
 from .edges import edge_of_space
 from .effects import effect, top_trials
-from .findings import MAX_EVIDENCE, Diagnosis, capacity_knobs, has_dense_layers
+from .findings import (
+    MAX_EVIDENCE,
+    Diagnosis,
+    capacity_knobs,
+    has_dense_layers,
+    own_capacity_knobs,
+)
 from .findings import evidence as _evidence
 from .trials import StudyTrials, TrialView
 
@@ -175,7 +181,7 @@ def overfitting(study: StudyTrials) -> list[Diagnosis]:
                 "network began to memorise the training set instead of learning what carries "
                 "over to new data." + detail["text"] + best_note
             ),
-            suggestion=_overfit_fix(study, [t for t, _ in overfit], detail.get("dropout")),
+            suggestion=_overfit_fix([t for t, _ in overfit], detail.get("dropout")),
             evidence=[
                 _evidence(
                     t,
@@ -193,15 +199,21 @@ def overfitting(study: StudyTrials) -> list[Diagnosis]:
     ]
 
 
-def _overfit_fix(study: StudyTrials, overfit: list[TrialView], dropout: float | None) -> str:
+def _overfit_fix(overfit: list[TrialView], dropout: float | None) -> str:
     """What to change against overfitting, in the knobs the overfitting runs have: dropout
     where they have Dense layers (or their build names it), fewer units or filters, else
     weight decay (every family has it)."""
     fixes = ["train fewer epochs (dltune keeps each trial's best epoch)"]
     if any(_dropout_of(t) is not None for t in overfit):
         fixes.append("raise dropout" + (f" to at least {dropout:.2g}" if dropout else ""))
-    fewer = [k for k in capacity_knobs(study, overfit) if k not in ("layers", "conv_layers")]
-    fixes.append(f"use fewer {' or '.join(fewer)}" if fewer else "raise weight_decay")
+    fewer = [k for k in capacity_knobs(overfit) if k in ("units", "filters")]
+    own = [k for k in own_capacity_knobs(overfit) if k not in ("layers", "depth")]
+    if fewer:
+        fixes.append(f"use fewer {' or '.join(fewer)}")
+    elif own:
+        fixes.append(f"lower {' or '.join(own)}")
+    else:
+        fixes.append("raise weight_decay")
     text = ", ".join(fixes[:-1]) + f", or {fixes[-1]}"
     return text[0].upper() + text[1:] + "; set `patience` in the space to stop such runs early."
 
@@ -297,11 +309,7 @@ def underfitting(study: StudyTrials) -> list[Diagnosis]:
                 if ran_all
                 else "Give the study a larger budget (--timeout, --epoch-budget)"
             )
-            + (
-                f", or add capacity ({_capacity(study, best)}) or a higher learning rate."
-                if gap
-                else "."
-            ),
+            + (f", or add capacity ({_capacity(best)}) or a higher learning rate." if gap else "."),
             evidence=[
                 _evidence(
                     best,
@@ -316,8 +324,8 @@ def underfitting(study: StudyTrials) -> list[Diagnosis]:
     ]
 
 
-def _capacity(study: StudyTrials, best: TrialView) -> str:
-    knobs = capacity_knobs(study, [best])
+def _capacity(best: TrialView) -> str:
+    knobs = capacity_knobs([best]) or own_capacity_knobs([best])
     return ", ".join(knobs) if knobs else "a wider or deeper model"
 
 

@@ -85,16 +85,16 @@ def _reading(name: str, spec: Any, best: TrialView, top: list[TrialView]) -> Dia
     return Diagnosis(
         kind="edge",
         title=(
-            f"The best {name}, {value:g}, is at the {'top' if end == 'high' else 'bottom'} "
-            f"of its range [{low:g}, {high:g}]"
+            f"The best {name}, {_show(value)}, is at the {'top' if end == 'high' else 'bottom'} "
+            f"of its range [{_show(low)}, {_show(high)}]"
         ),
         explanation=(
             "A best value at the end of a range means the optimum may lie beyond it: the "
             "search could not look there."
         ),
         suggestion=(
-            f"Widen the range of {name} {'above' if end == 'high' else 'below'} {at:g} "
-            f"({'up' if end == 'high' else 'down'} to {beyond:g}{own_limit})."
+            f"Widen the range of {name} {'above' if end == 'high' else 'below'} {_show(at)} "
+            f"({'up' if end == 'high' else 'down'} to {_show(beyond)}{own_limit})."
         ),
         evidence=_evidence(name, top),
         weight=0.55,
@@ -117,9 +117,10 @@ def _at_limit(
     used, meaning, suggestion = LIMIT_MEANINGS.get(
         (name, end),
         (
-            f"{name} {value:g}",
-            f"the {'least' if end == 'low' else 'most'} {name} allows",
-            f"Keep {name} at {value:g}: fix it in the space to spend the trials on the other keys.",
+            f"{name} {_show(value)}",
+            f"the {'lowest' if end == 'low' else 'highest'} value {name} allows",
+            f"Keep {name} at {_show(value)}: fix it in the space to spend the trials on the other "
+            "keys.",
         ),
     )
     share = f"All {len(top)}" if len(there) == len(top) else f"{len(there)} of the {len(top)}"
@@ -127,7 +128,7 @@ def _at_limit(
         kind="limit",
         title=f"{share} best trials used {used}: {meaning}",
         explanation=(
-            f"{name} cannot go {'below' if end == 'low' else 'above'} {limit:g} (it must be "
+            f"{name} cannot go {'below' if end == 'low' else 'above'} {_show(limit)} (it must be "
             f"{rule.text()}), so there is no range to widen: the best trials chose the end of "
             "what the key allows."
         ),
@@ -257,13 +258,19 @@ def _rule(name: str) -> Any:
     return rule if rule.kind in ("int", "float") else None
 
 
+def _show(value: float) -> str:
+    """A value as a space file would write it: whole numbers whole, others to 12 figures (so
+    that a proposal never reads as the end it widens)."""
+    return str(int(value)) if float(value).is_integer() else f"{value:.12g}"
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _evidence(name: str, top: list[TrialView]) -> list[dict[str, Any]]:
     return [
-        evidence(t, t.best_epoch, t.score, f"{name} {t.params[name]:g}")
+        evidence(t, t.best_epoch, t.score, f"{name} {_show(t.params[name])}")
         for t in top
         if _number(t.params.get(name))
     ][:MAX_EVIDENCE]

@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .trials import StudyTrials, TrialView
+from .trials import TrialView
 
 MAX_EVIDENCE = 8
 
@@ -56,15 +56,22 @@ def has_convolutions(t: TrialView) -> bool:
     return not is_user_model(t) and bool(t.params.get("conv_layers"))
 
 
-def capacity_knobs(study: StudyTrials, trials: list[TrialView]) -> list[str]:
-    """The keys that set how much `trials`' networks can fit, as the study's trials have them:
-    units and layers for Dense layers, filters and conv_layers for convolutions, and a user
-    build's own keys of those names."""
+# A user's build's own keys that set its capacity, where it names them so
+OWN_CAPACITY = ("units", "filters", "width", "channels", "hidden", "layers", "depth")
+
+
+def capacity_knobs(trials: list[TrialView]) -> list[str]:
+    """dltune's keys that set how much `trials`' networks can fit: units and layers where they
+    have Dense layers, filters and conv_layers where they have convolutions."""
     knobs = []
     if any(has_dense_layers(t) for t in trials):
         knobs += ["units", "layers"]
     if any(has_convolutions(t) for t in trials):
         knobs += ["filters", "conv_layers"]
-    own = {k for t in trials if is_user_model(t) for k in t.config["model"]}
-    knobs += [k for k in ("units", "filters", "width", "layers") if k in own and k not in knobs]
     return knobs
+
+
+def own_capacity_knobs(trials: list[TrialView]) -> list[str]:
+    """A user build's own keys among OWN_CAPACITY, as `trials` named them."""
+    named = {k for t in trials if is_user_model(t) for k in t.config["model"]}
+    return [k for k in OWN_CAPACITY if k in named]
