@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import optuna
 import pytest
 import torch
 from torch import nn
 
+from dltune.analysis import load_trials
+from dltune.analysis.diagnostics import diagnose
 from dltune.engine import SequentialTrainer
 from dltune.engine.divergence import (
     AT_CHANCE,
@@ -23,6 +26,7 @@ from dltune.engine.divergence import (
 )
 from dltune.engine.losses import loss_function
 from dltune.engine.population import PopulationTrainer
+from dltune.space.rules import value_rule
 from dltune.vocabulary import LOSSES
 
 from .helpers import dltune, make_config
@@ -162,8 +166,6 @@ def test_both_engines_end_a_run_that_meets_the_rule_as_diverged(family, request)
 
 
 def test_a_cross_validated_trial_whose_fold_diverges_finitely_is_diverged(blobs):
-    import optuna
-
     import dltune
     from dltune.storage import read_trials
 
@@ -225,8 +227,10 @@ def _signals(path):
     return path
 
 
-def _says_it_diverged(folder, ran):
-    """The run's summary and the report both say every run from learning_rate 100 diverged."""
+def _says_it_diverged(folder, ran, lacks=(), safe="1"):
+    """The run's summary and the report both say every run from learning_rate 100 diverged;
+    every trial stored the curves the diagnostics read, and no diagnostic proposes a value its
+    key does not allow or names a knob the family lacks (`lacks`)."""
     assert ran.returncode == 0, ran.stdout + ran.stderr
     summary = ran.stdout.split("What the study shows")[1]
     assert "Every run with learning_rate ≥ 100 diverged (2 of 2)" in summary
@@ -236,12 +240,31 @@ def _says_it_diverged(folder, ran):
     assert written.returncode == 0, written.stderr
     page = (folder / "r.html").read_text()
     assert "Every run with learning_rate ≥ 100 diverged" in page
-    assert "The highest learning rate that trained without diverging was 1." in page
+    assert f"The highest learning rate that trained without diverging was {safe}." in page
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{folder / 'dltune.db'}")
+    trials = load_trials(study)
+    for t in trials.trials:
+        assert len(t.curve) == len(t.train_loss) == len(t.val_loss) == t.epochs >= 1
+    for d in diagnose(trials):
+        assert all(value_rule(key).allows(value) for key, value in d.proposes.items())
+        assert not [word for word in lacks if word in d.suggestion], d.suggestion
 
 
 def test_a_digits_study_of_convolutions_says_from_which_learning_rate_trials_diverged(tmp_path):
+    """The issue's study: batch normalization keeps the loss of a huge step finite, and such
+    trials ended at chance listed as complete or pruned, the summary silent about it."""
     (tmp_path / "div.yaml").write_text(CONV_SPACE + "global_pool: true\n")
-    _says_it_diverged(tmp_path, dltune("run", "div.yaml", *RUN, *QUICK, cwd=tmp_path))
+    ran = dltune("run", "div.yaml", *RUN, *QUICK, cwd=tmp_path)
+    _says_it_diverged(tmp_path, ran, lacks=("dropout", "units"))  # blocks straight to the output
+
+
+def test_its_twin_on_the_dense_network_says_it_as_before(tmp_path):
+    # every block key fixed: a grid crosses them, and the dense network would repeat its points
+    blocks = "conv_layers: 0\nfilters: 8\nkernel_size: 3\npool: 2\nbatch_norm: false\n"
+    blocks += "global_pool: false\n"
+    (tmp_path / "div.yaml").write_text(SPACE.replace("layers: 0", "layers: 1") + blocks)
+    ran = dltune("run", "div.yaml", *RUN, *QUICK, cwd=tmp_path)
+    _says_it_diverged(tmp_path, ran, lacks=("filters", "conv_layers"))
 
 
 def test_its_twin_on_signals_says_it_too(tmp_path):
@@ -249,11 +272,11 @@ def test_its_twin_on_signals_says_it_too(tmp_path):
     data = str(_signals(tmp_path / "waves.npz"))
     ran = dltune("run", "div.yaml", "--data", data, *RUN, *QUICK, cwd=tmp_path)
     assert "1x32" in ran.stdout  # a signal: one channel of 32 steps
-    _says_it_diverged(tmp_path, ran)
+    _says_it_diverged(tmp_path, ran, lacks=("dropout", "units"))
 
 
 def test_its_twin_on_a_users_build_says_it_too(tmp_path):
     (tmp_path / "div.yaml").write_text(SPACE)
     (tmp_path / "net.py").write_text(BUILD)
     ran = dltune("run", "div.yaml", "--model", "net.py:build", *RUN, *QUICK, cwd=tmp_path)
-    _says_it_diverged(tmp_path, ran)
+    _says_it_diverged(tmp_path, ran, lacks=("dropout", "units", "filters", "layers"))
