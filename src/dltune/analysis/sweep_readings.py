@@ -66,8 +66,9 @@ def _diverged(a: SweepAnalysis) -> list[Reading]:
     if every:
         where = _region(a, every)
         text = (
-            f"Training diverges at {where}: the loss became NaN or infinite in every seed, "
-            f"by epoch {epochs[-1]} at the latest."
+            f"Training diverges at {where} in every seed, by epoch {epochs[-1]} at the "
+            "latest: the loss became NaN or infinite, or the network fell to chance with its "
+            "training loss above a fresh network's."
         )
     if some:
         partly = ", ".join(f"{r.label} ({r.diverged} of {len(r.runs)} seeds)" for r in some)

@@ -24,8 +24,9 @@ class TrainResult:
     """The outcome of training one configuration.
 
     status: "complete" (ran its epochs or stopped on a plateau), "pruned" (stopped by the
-    scheduler), "diverged" (the training loss became NaN or infinite), "failed" (a user's
-    model raised while it trained: `error` says what).
+    scheduler), "diverged" (divergence.py's rule: the loss became NaN or infinite, or the
+    network fell to chance above a fresh network's loss), "failed" (a user's model raised
+    while it trained: `error` says what).
     """
 
     status: str

@@ -201,8 +201,8 @@ def _fold_network(
 ) -> Network:
     if result.status == "diverged" or result.last_state is None:
         raise ModelError(
-            f"fold {fold} of trial {record.number} diverged when retrained (training loss not "
-            f"finite at epoch {result.diverged_epoch}); try {param('on', shown='train+val')}"
+            f"fold {fold} of trial {record.number} diverged when retrained (at epoch "
+            f"{result.diverged_epoch}); try {param('on', shown='train+val')}"
         )
     assert folded.folds is not None
     # a fold member keeps its latest epoch (engine/folds.py): trained for its trial's best
@@ -268,8 +268,8 @@ def train_one(
         pass
     if run.result.status == "diverged":
         raise ModelError(
-            f"trial {record.number} diverged when retrained on {on} (training loss not finite "
-            f"at epoch {run.result.diverged_epoch}); try {param('on', shown='train')} or fewer "
+            f"trial {record.number} diverged when retrained on {on} (at epoch "
+            f"{run.result.diverged_epoch}); try {param('on', shown='train')} or fewer "
             f"{param('epochs')}"
         )
     state = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
