@@ -1,6 +1,10 @@
 """Plain-language diagnostics of a study, each with its evidence (trials, epochs, values) and a
 suggestion: what went wrong or could go better, in the terms people use when they tune.
 
+Each reads what every family stores (curves, losses, the configuration), so it holds for the
+dense network, convolutional networks and a user's build alike, and its advice names only the
+knobs the study's trials have (findings.py); the best value at an end of a range is edges.py's.
+
 Every check reads only the analysis' view of storage (StudyTrials) and returns zero or more
 Diagnosis objects; `diagnose` runs them all and orders them by weight, the most useful first.
 The thresholds are deliberately conservative: a diagnostic that fires on noise teaches the
@@ -689,8 +693,7 @@ def _spread(values: list[float]) -> float:
 
 
 def _config_note(t: TrialView) -> str:
+    """Activation (a user's build has none of dltune's), loss, optimizer, learning rate."""
     p = t.params
-    return (
-        f"{p.get('activation')}, {p.get('loss')}, {p.get('optimizer')}, "
-        f"learning_rate {p.get('learning_rate') or 0:.3g}"
-    )
+    names = [str(p[k]) for k in ("activation", "loss", "optimizer") if p.get(k) is not None]
+    return ", ".join([*names, f"learning_rate {p.get('learning_rate') or 0:.3g}"])
