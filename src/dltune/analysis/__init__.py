@@ -5,9 +5,11 @@ Reads storage (and a sweep's plan); never imports torch, the engines, the report
     analysis.diagnostics[:3]           # the three most important findings
     analysis.to_dict()                 # JSON-ready, for the report or your own plots
 
-trials.py reads the trials; importance.py, effects.py, interactions.py and curves.py summarise
-them; diagnostics.py turns them into findings with evidence; tradeoffs.py reads the Pareto
-front of a study of several objectives. report/ draws the result.
+trials.py reads the trials (a pruned trial that meets the engines' divergence rule reads as
+diverged); importance.py, effects.py, interactions.py and curves.py summarise them;
+diagnostics.py turns them into findings with evidence (findings.py: what a finding is; edges.py:
+the best value at an end of a range, checked against the key's rule); tradeoffs.py reads the
+Pareto front of a study of several objectives. report/ draws the result.
 """
 
 from __future__ import annotations
