@@ -43,11 +43,12 @@ if TYPE_CHECKING:
 # rule allows for outputs of variance 1 (FRESH_SPREAD), and never less than ABOVE_CHANCE times
 # the uniform outputs' loss.
 FRESH_SPREAD = 1.0
-# An epoch's mean includes what the network learnt in it, so a mean 20% above a fresh network's
-# loss means the steps made it worse than one that learnt nothing. Measured on digits (dense,
-# convolutional, with and without batch normalization; every loss; SGD and Adam from 1e-3 to
-# 1e3; 3 epochs): no run that met the rule at an epoch reached 30% accuracy afterwards; at 1.1
-# one did (a slow start at 1.11 times ln 10, at 17% accuracy).
+# An epoch's mean includes what the network learnt in it, so a mean 20% above the uniform
+# outputs' loss (and above what a fresh network's spread adds) means the steps made it worse
+# than one that learnt nothing. Measured on digits (dense, convolutional, with and without
+# batch normalization; every loss; SGD and Adam from 1e-3 to 1e3; 3 epochs): no run that met
+# the rule at an epoch reached 30% accuracy afterwards; at 1.1 one did (a slow start at 1.11
+# times ln 10, at 17% accuracy).
 ABOVE_CHANCE = 1.2
 # "At chance": an accuracy at most a tenth of the way from guessing (1/K) to perfect (0.19 for
 # ten classes): what a network that predicts one or two classes reaches by the luck of the split.
