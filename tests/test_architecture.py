@@ -217,6 +217,7 @@ RANKS = {
     "dltune.version": 0,
     "dltune.lazy": 0,
     "dltune.atomic": 0,  # whole-or-absent writes: any layer may write a file through it
+    "dltune.views": 0,  # a result's notebook views, provided from above (see its docstring)
     "dltune.data": 1,
     "dltune.space": 1,
     "dltune.schedule": 1,
@@ -232,6 +233,7 @@ RANKS = {
     "dltune.analysis": 7,
     "dltune.report": 8,
     "dltune.cli": 9,
+    "dltune.notebook": 9,  # a face, like the command line: results shown in a notebook
     "dltune": 10,  # the front door: offers everything, lazily
 }
 # Third-party packages a layer must not import, even lazily.

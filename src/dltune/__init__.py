@@ -6,6 +6,10 @@
     dltune.train_best(study=result.study).save("model")   # retrained, tested once, written
     model = dltune.load("model")                            # model.predict(x)
 
+In a Jupyter notebook, tune() shows its progress in the cell, the result displays itself (the
+best configuration, how it was chosen, what the study shows, its history) and
+`result.report()` shows the full report inline.
+
 Names are imported lazily, so that `import dltune` (and the command line) stays fast and does
 not load torch or optuna until they are needed.
 """
@@ -14,8 +18,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import views
 from .lazy import lazy_names
 from .version import __version__
+
+# How a result shows itself in a notebook (its HTML, its report inline): drawn by
+# dltune.notebook, which the results below it may not import (dltune/views.py says why).
+views.provide("dltune.notebook")
 
 _EXPORTS = {
     "tune": "dltune.study",

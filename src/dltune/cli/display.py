@@ -15,7 +15,7 @@ from rich.text import Text
 from ..config import Config
 from ..engine.result import EpochReport
 from ..storage import TrialRecord, display_url
-from ..study.progress import ProgressListener
+from ..study.progress import ProgressListener, ProgressTracker, RunningTrial, clock
 from ..sweep.values import label
 from .tables import config_text, fmt_value
 
@@ -23,94 +23,12 @@ if TYPE_CHECKING:
     from ..study.start import StudyStart
 
 
-def _fmt_time(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-class _Running:
-    """A trial in flight, as the display knows it: who trains it, its last epoch."""
-
-    def __init__(self, worker: int, config: Config) -> None:
-        self.worker, self.config = worker, config
-        self.epoch: EpochReport | None = None
-
-
-class _Tracker(ProgressListener):
-    """Counts shared by both displays, over every local worker's trials (the other workers'
-    events arrive through worker_event, tagged)."""
-
-    def __init__(self) -> None:
-        self.start: StudyStart | None = None  # what the study said before its first trial
-        self.started = time.perf_counter()
-        self.done = 0
-        self.counts: dict[str, int] = {}
-        self.best: dict[str, Any] | None = None
-        self.running: dict[int, _Running] = {}  # trial number -> in flight, in start order
-        self.workers_seen: set[int] = {0}
-        self.worker = 0  # whose event is being handled: 0 this process, 1.. the others
-
-    def study_started(self, start: StudyStart) -> None:
-        self.start = start
-        self.started = time.perf_counter()
-
-    def worker_event(self, worker: int, event: str, args: tuple[Any, ...]) -> None:
-        self.worker = worker
-        self.workers_seen.add(worker)
-        try:
-            super().worker_event(worker, event, args)
-        finally:
-            self.worker = 0
-
-    def trial_started(self, number: int, config: Config) -> None:
-        self.running[number] = _Running(self.worker, config)
-
-    def epoch_done(self, number: int, report: EpochReport) -> None:
-        if number in self.running:
-            self.running[number].epoch = report
-
-    def trial_finished(self, record: TrialRecord, best: dict[str, Any] | None) -> None:
-        self.done += 1
-        self.counts[record.state] = self.counts.get(record.state, 0) + 1
-        self.best = _better(self.best, best)
-        self.running.pop(record.number, None)
-
-    @property
-    def several(self) -> bool:
-        return len(self.workers_seen) > 1
+class _Tracker(ProgressTracker):
+    """The tracker's counts, and the tag of a worker's lines when several workers train."""
 
     def tag(self, worker: int | None) -> str:
         """`[w1] ` before a line of worker 1's when several workers train, else nothing."""
         return f"[w{worker or 0}] " if self.several else ""
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.started
-
-    def remaining(self) -> float | None:
-        timeout = self.start.timeout if self.start else None
-        budget = self.start.trials if self.start else None
-        left = []
-        if timeout:
-            left.append(timeout - self.elapsed())
-        if budget and self.done:
-            left.append(self.elapsed() / self.done * (budget - self.done))
-        return min(left) if left else None
-
-    def counts_text(self) -> str:
-        return ", ".join(f"{n} {state}" for state, n in sorted(self.counts.items()))
-
-
-def _better(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The better of two bests (each worker reports the study's best as it last read it: a
-    late report from one must not hide a better one from another)."""
-    if old is None or new is None:
-        return new if new is not None else old
-    if old["value"] is None or new["value"] is None:
-        return new if new["value"] is not None else old
-    if new["trial"] == old["trial"]:
-        return new
-    sign = -1 if new.get("direction") == "minimize" else 1
-    return new if sign * new["value"] >= sign * old["value"] else old
 
 
 class PlainProgress(_Tracker):
@@ -172,9 +90,9 @@ class LiveProgress(_Tracker):
                 (done, "bold"),
                 f"  ({self.counts_text() or 'none yet'})",
                 ("  elapsed ", "dim"),
-                _fmt_time(self.elapsed()),
+                clock(self.elapsed()),
                 ("  left ", "dim"),
-                "~" + _fmt_time(remaining) if remaining is not None else "?",
+                "~" + clock(remaining) if remaining is not None else "?",
             )
         )
         lines.extend(self._now_lines())
@@ -191,7 +109,7 @@ class LiveProgress(_Tracker):
 
     def _now_lines(self) -> list[Text]:
         """One line per worker: its latest trial in flight (and how many more it trains)."""
-        by_worker: dict[int, list[tuple[int, _Running]]] = {}
+        by_worker: dict[int, list[tuple[int, RunningTrial]]] = {}
         for number, run in self.running.items():
             by_worker.setdefault(run.worker, []).append((number, run))
         metric = self.start.metric if self.start else None

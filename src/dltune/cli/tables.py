@@ -51,22 +51,28 @@ def best_table(best: dict[str, Any], title: str, holdout_rows: int | None = None
     optimism = optimism_text(best)
     if optimism is not None:
         table.add_row("optimism", optimism)
-    params = dict(best["params"])
+    for key, value in param_rows(best["params"]):
+        table.add_row(key, value)
+    return table
+
+
+def param_rows(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """A configuration's hyperparameters as (name, value) text, dltune's in their usual order;
+    for a user's build(hp), its own hyperparameters instead of dltune's network keys."""
+    params = dict(params)
     model = params.pop("model", None)
-    if model:  # a user's build(hp): its own hyperparameters instead of dltune's network keys
+    if model:
         for key in ("layers", "units", "dropout", "activation"):
             params.pop(key, None)
+    rows = []
     for key in HYPERPARAMETERS:
         if key in params:
             value = params.pop(key)
-            if isinstance(value, float):
-                value = f"{value:.4g}"
-            table.add_row(key, str(value))
+            rows.append((key, f"{value:.4g}" if isinstance(value, float) else str(value)))
     for key, value in (model or {}).items():
-        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    for key, value in params.items():
-        table.add_row(key, str(value))
-    return table
+        rows.append((key, f"{value:.4g}" if isinstance(value, float) else str(value)))
+    rows.extend((key, str(value)) for key, value in params.items())
+    return rows
 
 
 def _figure(value: float) -> str:

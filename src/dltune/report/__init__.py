@@ -4,6 +4,7 @@ Draws only what analysis computed; never reads storage itself or imports the CLI
 from dltune.report import write_report
 write_report(study, "report.html")   # a sweep's study gets the sweep's page
 write_report(sweep_study, "sweep.png")   # a sweep's figures as one picture
+render_report(study)   # the same page as a string (a notebook shows it inline)
 """
 
 from __future__ import annotations
@@ -38,9 +39,16 @@ def write_report(study: optuna.Study, path: str | Path) -> Path:
         analysis = analyze_sweep(study)
         write_file(target, lambda temp: write_png(analysis, temp))
         return target
-    page = _sweep_page(study) if sweep else _study_page(study)
-    write_text(target, page)
+    write_text(target, render_report(study))
     return target
+
+
+def render_report(study: optuna.Study) -> str:
+    """The report page of `study` as an HTML string (a sweep's own page for a sweep's study),
+    as write_report writes it."""
+    from ..analysis.sweeps import is_sweep
+
+    return _sweep_page(study) if is_sweep(study) else _study_page(study)
 
 
 def _study_page(study: optuna.Study) -> str:

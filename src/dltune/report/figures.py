@@ -2,13 +2,16 @@
 
 SVG keeps the report one self-contained file that renders without JavaScript and without any
 network fetch; text stays text (svg.fonttype "none"), so figures are small and searchable.
-Every function takes plain data (see dltune.analysis) and returns an SVG string.
+Every function takes plain data (see dltune.analysis) and returns an SVG string; a notebook's
+view of a result takes the history as PNG (history_png: the same drawing).
 """
 
 from __future__ import annotations
 
 import io
 import math
+import os
+import sys
 from typing import Any
 
 STATE_STYLE = {  # colour and marker per trial state
@@ -28,7 +31,10 @@ WIDTH, HEIGHT = 6.4, 3.4  # inches: two figures fit side by side on a laptop scr
 def _pyplot() -> Any:
     import matplotlib
 
-    matplotlib.use("Agg")  # no display, no GUI toolkit
+    # No display, no GUI toolkit; but a backend already chosen stays: a notebook's (its kernel
+    # sets MPLBACKEND), where switching would close the user's figures and stop inline plots.
+    if "matplotlib.pyplot" not in sys.modules and "MPLBACKEND" not in os.environ:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     plt.rcParams.update(
@@ -51,6 +57,15 @@ def _svg(fig: Any) -> str:
     plt.close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg") :]  # drop the XML prologue and DOCTYPE: inline in HTML
+
+
+def _png(fig: Any, dpi: int = 110) -> bytes:
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
 
 
 def importance_bars(values: dict[str, float]) -> str:
@@ -143,6 +158,16 @@ def epoch_plot(epochs: dict[str, Any], metric: str) -> str:
 
 
 def history_plot(history: list[dict[str, Any]], metric: str) -> str:
+    return _svg(_history_figure(history, metric))
+
+
+def history_png(history: list[dict[str, Any]], metric: str) -> bytes:
+    """The history as a PNG, for a notebook: an image that every notebook viewer shows."""
+    return _png(_history_figure(history, metric))
+
+
+def _history_figure(history: list[dict[str, Any]], metric: str) -> Any:
+    """Each trial's score in the order trials started, by state, and the best so far."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
     for state, (colour, marker) in STATE_STYLE.items():
@@ -168,7 +193,7 @@ def history_plot(history: list[dict[str, Any]], metric: str) -> str:
     ax.set_xlabel("trial")
     ax.set_ylabel(metric)
     ax.legend(fontsize=7, frameon=False, loc="best")
-    return _svg(fig)
+    return fig
 
 
 def curves_plot(curves: list[dict[str, Any]], metric: str) -> str:

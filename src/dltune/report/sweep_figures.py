@@ -1,7 +1,7 @@
 """A sweep's figures: the score against the swept value, and each value's learning curves.
 
 Drawn with matplotlib from a SweepAnalysis, as inline SVG for the sweep's page or as one PNG
-(`-o sweep.png`). The drawing functions fill axes they are given, so the page's two figures and
+(`-o sweep.png`; the score alone as PNG for a notebook's view). The drawing functions fill axes they are given, so the page's two figures and
 the PNG's one picture are the same drawings.
 
 Curves of diverged runs hold NaN (and a value may have no runs yet, in an interrupted sweep):
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..analysis.sweep_data import mean_of
 from ..vocabulary import BOOLEAN, CATEGORICAL, LOG_SCALE
-from .figures import HEIGHT, WIDTH, _pyplot, _svg
+from .figures import HEIGHT, WIDTH, _png, _pyplot, _svg
 
 if TYPE_CHECKING:
     from ..analysis.sweep_data import Row, Run, SweepAnalysis
@@ -45,10 +45,19 @@ DPI = 110
 
 def metric_vs_value(a: SweepAnalysis) -> str:
     """The score per value: mean over seeds, min..max band, each seed; final and train means."""
+    return _svg(_metric_figure(a))
+
+
+def metric_png(a: SweepAnalysis) -> bytes:
+    """The same figure as a PNG, for a notebook's view of the sweep."""
+    return _png(_metric_figure(a), DPI)
+
+
+def _metric_figure(a: SweepAnalysis) -> Any:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
     draw_metric(ax, a)
-    return _svg(fig)
+    return fig
 
 
 def curves_grid(a: SweepAnalysis) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import views
 from ..config import Config
 from ..storage.urls import masked_repr
 
@@ -49,3 +51,14 @@ class TuneResult:
 
     def __repr__(self) -> str:  # a notebook shows it: no password of a storage URL
         return masked_repr(self)
+
+    def _repr_html_(self) -> str:
+        """What Jupyter shows of the result: the best configuration, its validation and test
+        figures, how it was chosen, the top diagnostics and the optimization history
+        (dltune.notebook draws it, from what storage holds)."""
+        return str(views.view("result_html")(self))
+
+    def report(self, path: str | Path | None = None) -> Any:
+        """The study's full report (the page `dltune report` writes): a notebook shows it
+        inline; `.save(path)` writes it, as does giving `path` here."""
+        return views.view("report_of")(self.study, path)

@@ -13,6 +13,7 @@ from ..devices import DEFAULT_DEVICE
 from ..errors import DLTuneError, param
 from ..storage.urls import DEFAULT_STORAGE
 from . import choice, execute
+from .notebook_progress import default_progress
 from .progress import ProgressListener
 from .result import TuneResult
 from .settings import DEFAULT_CHECKPOINT_EVERY, DEFAULT_SLOTS, TuneSettings
@@ -127,7 +128,8 @@ def tune(
         ray: "auto" or HOST:PORT of a Ray cluster's head: trials are trained by Ray actors
             there, each a population of `population` trials, one per node or per GPU (one per
             CPU, a trial at a time, with engine "sequential"), fed from this process's study.
-        progress: A ProgressListener told of the study's start, each trial and epoch, its end.
+        progress: A ProgressListener told of the study's start, each trial and epoch, its end
+            (default: in a Jupyter notebook, a display in the cell; elsewhere none).
         shape: The shape of one example ("C,L", "C,H,W" or a tuple), for data that do not
             carry it (a table) or to reshape them; a continued study keeps the shape it was
             run on.
@@ -195,7 +197,7 @@ def tune(
         ensemble=ensemble,
         trust_source=trust_source,
     )
-    return execute.run_main(settings.validate(), progress or ProgressListener())
+    return execute.run_main(settings.validate(), progress or default_progress())
 
 
 def _space_and_model(first: Any, space: Any, model: Any) -> tuple[Any, ModelSource | None]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import errors
+from .. import errors, views
 from ..config import Config
 from ..devices import DEFAULT_DEVICE
 from ..errors import DLTuneError, StudyError
@@ -36,6 +36,7 @@ from ..storage.urls import masked_repr
 from ..study import validation
 from ..study.lifecycle import TrialLifecycle
 from ..study.loop import Budget, StudyLoop
+from ..study.notebook_progress import default_progress
 from ..study.progress import ProgressListener
 from ..study.run import run_study
 from ..study.start import StudyStart
@@ -68,6 +69,16 @@ class SweepResult:
 
     def __repr__(self) -> str:  # a notebook shows it: no password of a storage URL
         return masked_repr(self)
+
+    def _repr_html_(self) -> str:
+        """What Jupyter shows of the sweep: the readings, the score against the value and a
+        row per value (dltune.notebook draws it, from what storage holds)."""
+        return str(views.view("sweep_html")(self))
+
+    def report(self, path: str | Path | None = None) -> Any:
+        """The sweep's page (as `dltune report` writes it): a notebook shows it inline;
+        `.save(path)` writes it, as does giving `path` here."""
+        return views.view("report_of")(self.study, path)
 
 
 def sweep(
@@ -109,7 +120,7 @@ def sweep(
     from .values import parameter_name
 
     started = time.perf_counter()
-    progress = progress or ProgressListener()
+    progress = progress or default_progress()
     param = parameter_name(param)
     _check_options(values, value_range, from_study, base, seeds)
     opened_storage = resolve_storage(storage)
