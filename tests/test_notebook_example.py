@@ -1,0 +1,118 @@
+"""examples/tune_digits.ipynb executed by a real Jupyter kernel (nbclient, ipykernel), as a user
+runs it: every cell without an error, the run's progress shown in its cell, the results and
+the report shown as HTML."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "tune_digits.ipynb"
+# The notebook's Keras cells carry this tag. They run once dltune takes a Keras model from
+# build(hp) (dltune.usermodel.keras_model); until then they are left out, and their test skips.
+KERAS_TAG = "keras"
+KERAS_MODELS = importlib.util.find_spec("dltune.usermodel.keras_model") is not None
+PNG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+# A kernel, two small studies, their reports: about 30-60 s; one worker runs them all (make
+# test distributes by group), so that the notebook is executed once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("notebook_example")]
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The notebook as a kernel left it, run in a folder of its own (its notebook.db there)."""
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    if not KERAS_MODELS:
+        notebook.cells = [c for c in notebook.cells if KERAS_TAG not in _tags(c)]
+    # First, where the kernel runs from: this Python, and dltune from this checkout.
+    notebook.cells.insert(
+        0, nbformat.v4.new_code_cell("import sys, dltune\nprint(sys.executable, dltune.__file__)")
+    )
+    folder = tmp_path_factory.mktemp("notebook")
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",  # its spec says "python": jupyter_client runs sys.executable
+        resources={"metadata": {"path": str(folder)}},
+    )
+    client.execute()  # the kernel inherits this environment (PYTHONPATH: dltune's sources)
+    return notebook
+
+
+def _tags(cell: Any) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def _outputs(cell: Any, kind: str) -> list[Any]:
+    return [o for o in cell.outputs if o.output_type == kind]
+
+
+def _html(cell: Any) -> list[str]:
+    return [o.data["text/html"] for o in cell.outputs if "text/html" in o.get("data", {})]
+
+
+def _cell_running(notebook: Any, text: str) -> Any:
+    (cell,) = [c for c in notebook.cells if c.cell_type == "code" and text in c.source]
+    return cell
+
+
+def test_the_kernel_runs_this_python_and_this_checkouts_dltune(executed):
+    import dltune
+
+    (printed,) = _outputs(executed.cells[0], "stream")
+    python, package = printed.text.split()
+    assert Path(python).resolve() == Path(sys.executable).resolve()
+    assert Path(package).resolve() == Path(dltune.__file__).resolve()
+
+
+def test_every_cell_ran_without_an_error(executed):
+    code = [c for c in executed.cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code)
+    assert [o for c in code for o in _outputs(c, "error")] == []
+
+
+def _check_tuned(cell: Any, study: str) -> None:
+    """A tune() cell: its progress display, closed with a final line; its result as HTML."""
+    (progress, result) = _html(cell)
+    assert _outputs(cell, "display_data")[0].data["text/html"] == progress
+    assert f"<b>{study}</b> in sqlite:///notebook.db" in progress
+    assert "4 of 4 done" in progress and "Search finished: 4 trials" in progress
+    assert _outputs(cell, "execute_result")[0].data["text/html"] == result
+    assert f"<h3>dltune: study {study}</h3>" in result
+    for part in ("Best configuration", "How it was chosen", "Optimization history"):
+        assert f"<h4>{part}</h4>" in result
+    assert re.search(r"test accuracy</td><td>0\.\d{4}</td>", result)
+    (image,) = PNG.findall(result)
+    assert base64.b64decode(image).startswith(b"\x89PNG")
+
+
+def test_the_pytorch_study_shows_its_progress_and_its_result(executed):
+    cell = _cell_running(executed, 'study_name="torch-digits"')
+    _check_tuned(cell, "torch-digits")
+    # build(hp)'s own hyperparameters are the configuration's
+    result = _html(cell)[1]
+    assert '<td class="key">units</td>' in result and '<td class="key">dropout</td>' in result
+
+
+def test_the_report_shows_inline(executed):
+    cell = _cell_running(executed, "result.report()")
+    (page,) = _html(cell)
+    assert page.startswith("<iframe srcdoc=") and "dltune report: study torch-digits" in page
+
+
+@pytest.mark.skipif(not KERAS_MODELS, reason="dltune does not take a Keras model yet")
+def test_the_keras_study_shows_its_progress_and_its_result(executed):
+    cell = _cell_running(executed, 'study_name="keras-digits"')
+    _check_tuned(cell, "keras-digits")
+    assert '<td class="key">activation</td>' in _html(cell)[1]
