@@ -27,9 +27,10 @@ install-dev: $(VENV)/.installed-dev
 demo: install
 	$(BIN)/dltune run --trials 80 --timeout 100 --seed 0
 
+# examples/ too: its Python files and its notebook (ruff reads a notebook's code cells)
 lint: install-dev
-	$(BIN)/ruff check src tests $(wildcard benchmarks)
-	$(BIN)/ruff format --check src tests $(wildcard benchmarks)
+	$(BIN)/ruff check src tests $(wildcard benchmarks) examples
+	$(BIN)/ruff format --check src tests $(wildcard benchmarks) examples
 	$(BIN)/mypy
 
 # The report's browser test drives Debian's chromium; installed here where we may (root, apt),
@@ -40,7 +41,8 @@ browser:
 	  || echo "note: chromium could not be installed; the report's browser test will be skipped"
 
 # -n auto: a worker per core; loadgroup keeps the tests of one xdist_group together on one
-# worker, so that what they share (the session's trained study) is made once.
+# worker, so that what they share (the session's trained study, the example notebook executed
+# by a real Jupyter kernel) is made once.
 test: lint browser
 	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
+import nbclient
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "tune_digits.ipynb"
 # The notebook's Keras cells carry this tag. They run once dltune takes a Keras model from
@@ -42,12 +43,24 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
     folder = tmp_path_factory.mktemp("notebook")
     client = nbclient.NotebookClient(
         notebook,
+        km=_kernel_of_this_python(tmp_path_factory.mktemp("kernels")),
         timeout=600,
-        kernel_name="python3",  # its spec says "python": jupyter_client runs sys.executable
         resources={"metadata": {"path": str(folder)}},
     )
     client.execute()  # the kernel inherits this environment (PYTHONPATH: dltune's sources)
     return notebook
+
+
+def _kernel_of_this_python(folder: Path) -> KernelManager:
+    """An ipykernel run by this Python, whatever kernels the machine has registered (a user's
+    "python3" may point at another Python)."""
+    spec = folder / "dltune-test"
+    spec.mkdir()
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    kernel = {"argv": argv, "display_name": "dltune test", "language": "python"}
+    (spec / "kernel.json").write_text(json.dumps(kernel))
+    specs = KernelSpecManager(kernel_dirs=[str(folder)], ensure_native_kernel=False)
+    return KernelManager(kernel_name="dltune-test", kernel_spec_manager=specs)
 
 
 def _tags(cell: Any) -> list[str]:

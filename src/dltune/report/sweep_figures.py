@@ -1,8 +1,8 @@
 """A sweep's figures: the score against the swept value, and each value's learning curves.
 
 Drawn with matplotlib from a SweepAnalysis, as inline SVG for the sweep's page or as one PNG
-(`-o sweep.png`; the score alone as PNG for a notebook's view). The drawing functions fill axes they are given, so the page's two figures and
-the PNG's one picture are the same drawings.
+(`-o sweep.png`; the score alone as PNG for a notebook's view). The drawing functions fill
+axes they are given, so the page's two figures and the PNG's one picture are the same drawings.
 
 Curves of diverged runs hold NaN (and a value may have no runs yet, in an interrupted sweep):
 matplotlib leaves a gap at a NaN, so every series is plotted with its non-finite points as NaN.

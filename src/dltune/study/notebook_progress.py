@@ -110,7 +110,8 @@ class NotebookProgress(ProgressTracker):
         start = self.start
         rows = []
         if start is not None:
-            rows.append(("study", f"<b>{esc(start.study)}</b> in {esc(display_url(start.storage))}"))
+            where = esc(display_url(start.storage))
+            rows.append(("study", f"<b>{esc(start.study)}</b> in {where}"))
             rows.append(("data", esc(start.data)))
         rows.append(("trials", esc(self._trials_text())))
         if self.running:
