@@ -41,8 +41,7 @@ browser:
 	  || echo "note: chromium could not be installed; the report's browser test will be skipped"
 
 # -n auto: a worker per core; loadgroup keeps the tests of one xdist_group together on one
-# worker, so that what they share (the session's trained study, the example notebook executed
-# by a real Jupyter kernel) is made once.
+# worker, so that what they share (the session's trained study) is made once.
 test: lint browser
 	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 

@@ -25,14 +25,26 @@ KERAS_TAG = "keras"
 KERAS_MODELS = importlib.util.find_spec("dltune.usermodel.keras_model") is not None
 PNG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
-# A kernel, two small studies, their reports: about 30-60 s; one worker runs them all (make
-# test distributes by group), so that the notebook is executed once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("notebook_example")]
+pytestmark = pytest.mark.slow  # a kernel, two small studies, their reports: about 30-60 s
 
 
-@pytest.fixture(scope="module")
-def executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The notebook as a kernel left it, run in a folder of its own (its notebook.db there)."""
+@pytest.fixture(scope="session")
+def executed(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Any:
+    """The notebook as a kernel left it, run in a folder of its own (its notebook.db there).
+    Under pytest-xdist one worker runs it and the others read what it wrote (the folder above
+    each worker's own is the session's): the notebook is executed once per session."""
+    if worker_id == "master":  # no xdist
+        return _execute(tmp_path_factory)
+    from filelock import FileLock  # torch's own dependency
+
+    done = tmp_path_factory.getbasetemp().parent / "tune_digits.executed.ipynb"
+    with FileLock(f"{done}.lock"):
+        if not done.exists():
+            nbformat.write(_execute(tmp_path_factory), done)
+    return nbformat.read(done, as_version=4)
+
+
+def _execute(tmp_path_factory: pytest.TempPathFactory) -> Any:
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     if not KERAS_MODELS:
         notebook.cells = [c for c in notebook.cells if KERAS_TAG not in _tags(c)]
