@@ -244,3 +244,11 @@ def test_a_sweep_shows_its_readings_figure_and_a_row_per_value(blobs, tmp_path):
     assert image.startswith(b"\x89PNG")
     assert "result.report()" in page
     assert swept.report()._repr_html_().startswith("<iframe srcdoc=")
+
+
+def test_where_a_view_shows_the_storage_or_a_note_a_password_is_masked():
+    from dltune.notebook.parts import notes, stored_in
+
+    url = "postgresql://me:hunter2@db.example/studies"
+    shown = stored_in(url, "s") + notes([f"opened {url}"])
+    assert "hunter2" not in shown and "db.example/studies" in shown
