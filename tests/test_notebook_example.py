@@ -1,11 +1,10 @@
 """examples/tune_digits.ipynb executed by a real Jupyter kernel (nbclient, ipykernel), as a user
-runs it: every cell without an error, the run's progress shown in its cell, the results and
-the report shown as HTML."""
+runs it: every cell without an error, each study's progress shown in its cell (a PyTorch and a
+Keras build), the results and the report shown as HTML."""
 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import re
 import sys
@@ -19,10 +18,6 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "tune_digits.ipynb"
-# The notebook's Keras cells carry this tag. They run once dltune takes a Keras model from
-# build(hp) (dltune.usermodel.keras_model); until then they are left out, and their test skips.
-KERAS_TAG = "keras"
-KERAS_MODELS = importlib.util.find_spec("dltune.usermodel.keras_model") is not None
 PNG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 pytestmark = pytest.mark.slow  # a kernel, two small studies, their reports: about 30-60 s
@@ -46,8 +41,6 @@ def executed(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Any:
 
 def _execute(tmp_path_factory: pytest.TempPathFactory) -> Any:
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    if not KERAS_MODELS:
-        notebook.cells = [c for c in notebook.cells if KERAS_TAG not in _tags(c)]
     # First, where the kernel runs from: this Python, and dltune from this checkout.
     notebook.cells.insert(
         0, nbformat.v4.new_code_cell("import sys, dltune\nprint(sys.executable, dltune.__file__)")
@@ -73,10 +66,6 @@ def _kernel_of_this_python(folder: Path) -> KernelManager:
     (spec / "kernel.json").write_text(json.dumps(kernel))
     specs = KernelSpecManager(kernel_dirs=[str(folder)], ensure_native_kernel=False)
     return KernelManager(kernel_name="dltune-test", kernel_spec_manager=specs)
-
-
-def _tags(cell: Any) -> list[str]:
-    return list(cell.get("metadata", {}).get("tags", []))
 
 
 def _outputs(cell: Any, kind: str) -> list[Any]:
@@ -136,7 +125,6 @@ def test_the_report_shows_inline(executed):
     assert page.startswith("<iframe srcdoc=") and "dltune report: study torch-digits" in page
 
 
-@pytest.mark.skipif(not KERAS_MODELS, reason="dltune does not take a Keras model yet")
 def test_the_keras_study_shows_its_progress_and_its_result(executed):
     cell = _cell_running(executed, 'study_name="keras-digits"')
     _check_tuned(cell, "keras-digits")
