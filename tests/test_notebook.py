@@ -17,7 +17,7 @@ from dltune.engine.result import EpochReport
 from dltune.storage import TrialRecord
 from dltune.study import ProgressListener, tune
 from dltune.study.notebook_progress import NotebookProgress, default_progress, in_notebook
-from dltune.study.run import StudyStart
+from dltune.study.start import StudyStart
 
 from .helpers import make_config
 

@@ -20,7 +20,7 @@ from .progress import ProgressListener, ProgressTracker, clock
 if TYPE_CHECKING:
     from ..engine import EpochReport
     from ..storage import TrialRecord
-    from .run import StudyStart
+    from .start import StudyStart
 
 # Redrawn at most this often: an epoch of a small population can end every few milliseconds,
 # and each redraw is a message to the browser.
