@@ -1,4 +1,5 @@
-# Two commands on a fresh machine: `make demo` (install, run a study) and `make test`.
+# Two commands on a fresh machine: `make demo` (install, run a study) and `make test` (lint, the
+# documentation site's strict build, the tests).
 # torch==2.13.0 (a CPU build) is installed before the package so that pip never pulls a
 # multi-gigabyte CUDA build to satisfy the package's torch range.
 PYTHON ?= python3
@@ -7,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test lint install install-dev browser clean
+.PHONY: demo test lint docs install install-dev browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,11 @@ lint: install-dev
 	$(BIN)/ruff format --check src tests $(wildcard benchmarks) examples
 	$(BIN)/mypy
 
+# The documentation site (docs/, mkdocs.yml), built strict: a broken link or anchor, a missing
+# snippet or a stale API name fails it. Into site/ (ignored by git); `mkdocs serve` to read it.
+docs: install-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 # The report's browser test drives Debian's chromium; installed here where we may (root, apt),
 # else that one test is skipped (CI sets DLTUNE_REQUIRE_BROWSER=1 to make it fail instead).
 browser:
@@ -42,8 +48,8 @@ browser:
 
 # -n auto: a worker per core; loadgroup keeps the tests of one xdist_group together on one
 # worker, so that what they share (the session's trained study) is made once.
-test: lint browser
+test: lint docs browser
 	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 clean:
-	rm -rf $(VENV) dltune.db .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) dltune.db site .pytest_cache .mypy_cache .ruff_cache
