@@ -209,7 +209,7 @@ def test_each_package_says_what_it_owns(package):
 
 
 # Who may import whom: a package (or top-level module) imports only ranks below its own (and
-# itself). The README's Layout section and each package's docstring say the same in words.
+# itself). docs/layout.md and each package's docstring say the same in words.
 RANKS = {
     "dltune.errors": 0,
     "dltune.vocabulary": 0,
