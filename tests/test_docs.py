@@ -82,3 +82,11 @@ def test_the_readme_keeps_its_two_commands_for_a_fresh_machine():
         assert f"make {target}" in readme
         assert re.search(rf"^{target}:", makefile, re.M), f"the Makefile has no {target} target"
     assert re.search(r"^test:.*\bdocs\b", makefile, re.M), "make test builds the docs"
+
+
+def test_the_readmes_links_reach_files_of_the_checkout():
+    # (mkdocs checks the links inside docs/; the README lies outside it)
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", (ROOT / "README.md").read_text())
+    local = [t for t in targets if "://" not in t]
+    assert local, "the README links to its documentation"
+    assert [t for t in local if not (ROOT / t).exists()] == []
