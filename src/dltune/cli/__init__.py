@@ -24,7 +24,8 @@ from .sweep import sweep
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dltune")
 def main() -> None:
-    """Tune the hyperparameters of dense neural networks, and explain the result."""
+    """Tune the hyperparameters of neural networks (dense, convolutional, your own PyTorch or
+    Keras model), and explain the result."""
 
 
 for command in (run, best, trials, studies, report, dashboard, space, train_best, export, predict):

@@ -1,6 +1,6 @@
 """Opening an Optuna storage from a URL, with errors that say what to fix.
 
-Which storage for what (README, "Storage: which one"):
+Which storage for what (docs/storage.md):
 
 - SQLite (``sqlite:///FILE.db``, the default): one process, or several workers on one machine
   (write-ahead log on a local file system).
