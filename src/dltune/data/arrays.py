@@ -139,6 +139,7 @@ def from_arrays(
     feature_names: Sequence[str] | None = None,
     source: str | None = None,
     input_shape: str | Sequence[int] | None = None,
+    scale: bool = True,
 ) -> Dataset:
     """Build a :class:`Dataset` from arrays: check, detect the task, encode, split, standardize.
 
@@ -151,6 +152,9 @@ def from_arrays(
     shape as ``x``); a missing one is carved from ``x`` (15%, stratified for classification,
     ``seed``); with neither, 70/15/15. ``task`` ("classification"/"regression") overrides
     detection. ``source`` (default ``name``) is what error messages and ``Dataset.source`` name.
+    ``scale=False`` keeps the features and a regression target as given (mean 0 and scale 1
+    recorded): a model then takes the user's own arrays, as Keras's fit() trains on them
+    (dltune.keras_tuner).
     """
     where = source or name
     given = parse_shape(input_shape)
@@ -182,6 +186,7 @@ def from_arrays(
         names=names,
         example=example,
         shape_given=given is not None,
+        scale=scale,
     )
 
 
@@ -198,14 +203,21 @@ def assemble(
     shape_given: bool = False,
     encoding: TableEncoding | None = None,
     notes: Sequence[str] = (),
+    scale: bool = True,
 ) -> Dataset:
     """The Dataset of raw splits (x_train, y_train, x_val, y_val, x_test, y_test): fingerprinted,
-    standardized with the training split's statistics. `example`: one example's shape if it was
-    asked for, else () (flat) or the data's own."""
+    standardized with the training split's statistics (`scale`; else kept as they are, with
+    mean 0 and scale 1). `example`: one example's shape if it was asked for, else () (flat) or
+    the data's own."""
     x_train, y_train, x_val, y_val, x_test, y_test = splits
     digest = digest_arrays(splits, classes)
     mean, std = feature_stats(x_train)
     target_mean, target_std = _target_stats(y_train, classes, where)
+    if not scale:  # the arrays as given (the checks above still ran)
+        mean, std = np.zeros_like(mean), np.ones_like(std)
+        target_mean, target_std = (None, None) if classes is not None else (0.0, 1.0)
+        # not the fingerprint of the same arrays standardized: a study of one refuses the other
+        digest = digest_arrays([np.frombuffer(bytes.fromhex(digest), np.uint8)], ["unscaled"])
     final_task: Task = "classification" if classes is not None else "regression"
     return Dataset(
         name=name,

@@ -24,7 +24,7 @@ from .checkpointing import Checkpointer, checkpoint_note
 from .front import pareto_front
 from .opening import open_study
 from .result import TuneResult
-from .roles import Ended, MainRole, Role, WorkerRole
+from .roles import Ended, MainRole, Role, WorkerRole, kept_models
 from .run import run_study
 from .start import StudyStart
 from .stopping import StopRequest, on_sigterm
@@ -204,7 +204,7 @@ def _result(
         checkpoints=(int(written), int(size), float(seconds)),
         best_state=lifecycle.best_state,
         front=pareto_front(study).to_json() if len(study.directions) > 1 else [],
-        kept=lifecycle.kept.states if lifecycle.kept is not None else {},
+        kept=kept_models(lifecycle.kept, others),  # the main process's: every worker's too
     )
 
 

@@ -42,7 +42,8 @@ class TuneResult:
     # Front.to_json: trial, values by objective, params); [] for a single objective.
     front: list[dict[str, Any]] = field(default_factory=list)
     # The best trials' weights this process trained (trial -> one state per fold member),
-    # for the delivered ensemble: a worker hands them to the main process.
+    # for the delivered ensemble: a worker hands them to the main process, whose result
+    # holds every process's (dltune.keras_tuner's get_best_models reads them).
     kept: dict[int, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     @property

@@ -149,7 +149,7 @@ class MainRole(Role):
         if not interrupted:
             interrupted = not choice.choose(study, trainer, plan.rule, reserve)
         if not interrupted:
-            kept = _kept_models(ended.lifecycle.kept, ended.others)
+            kept = kept_models(ended.lifecycle.kept, ended.others)
             ensemble_choice.deliver(study, dataset, trainer, kept, reserve, plan.settings.ensemble)
         if dataset.folds is None:
             mine = ended.lifecycle.best_state
@@ -186,7 +186,7 @@ def _enqueue_baseline(settings: TuneSettings, opened: OpenedStudy, dataset: Data
         stored.enqueue_baseline(study, params)
 
 
-def _kept_models(
+def kept_models(
     mine: KeptModels | None, others: list[WorkerSummary]
 ) -> dict[int, list[dict[str, Any]]]:
     """The best trials' weights every process of this run kept (the workers' unpacked)."""

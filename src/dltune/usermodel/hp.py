@@ -19,8 +19,9 @@ dropout, activation) are free, since they are not sampled for a user model.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -185,6 +186,12 @@ class HyperParameters:
         self._specs[name] = spec
         self._values[name] = value
         return value
+
+    @contextlib.contextmanager
+    def conditional_scope(self, parent_name: str, parent_values: Any) -> Iterator[None]:
+        """Keras Tuner's scope of a conditional hyperparameter, accepted: define-by-run, a
+        hyperparameter exists only where the build asked for it, so the scope adds nothing."""
+        yield
 
     # ---- the common path -------------------------------------------------------------------
 
