@@ -230,6 +230,7 @@ RANKS = {
     "dltune.study": 4,
     "dltune.export": 5,
     "dltune.sweep": 6,
+    "dltune.keras_tuner": 6,  # Keras Tuner's API on tune(), train-best's retraining
     "dltune.analysis": 7,
     "dltune.report": 8,
     "dltune.cli": 9,

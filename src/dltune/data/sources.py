@@ -282,6 +282,7 @@ def load_npz(path: Path, task: str | None, seed: int, shape: Shape | None = None
         source=str(path),
         feature_names=None if names is None else [str(n) for n in names],
         input_shape=shape,
+        scale=True,  # named: mypy reads **arrays as able to fill it
         **arrays,
     )
 

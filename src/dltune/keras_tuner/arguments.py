@@ -100,8 +100,10 @@ def _same(value: Any, default: Any) -> bool:
 
 
 def _shown(value: Any) -> str:
+    """A value as a message shows it: its repr, or <its type> where that is long or says
+    nothing (an object's default repr, an array)."""
     text = repr(value)
-    return text if len(text) <= 60 else f"<{type(value).__name__}>"
+    return text if len(text) <= 60 and not text.startswith("<") else f"<{type(value).__name__}>"
 
 
 def patience_of(callbacks: Any) -> tuple[int | None, str | None]:

@@ -105,9 +105,7 @@ def _labels(y: np.ndarray, what: str) -> np.ndarray:
 def _validation(validation_data: Any) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(validation_data, list | tuple) or len(validation_data) != 2:
         extra = " (sample weights are not supported)" if _triple(validation_data) else ""
-        raise KerasTunerError(
-            f"search(validation_data=...): give a pair (x_val, y_val){extra}"
-        )
+        raise KerasTunerError(f"search(validation_data=...): give a pair (x_val, y_val){extra}")
     x_val, y_val = validation_data
     return _array(x_val, "validation_data's x"), _labels(
         _array(y_val, "validation_data's y"), "validation_data's y"
@@ -130,7 +128,7 @@ def _split(
         )
     if len(x) != len(y):
         raise KerasTunerError(f"search(): x has {len(x)} rows but y has {len(y)}")
-    at = int(math.floor(len(x) * (1.0 - fraction)))  # as Keras's fit() splits
+    at = math.floor(len(x) * (1.0 - fraction))  # as Keras's fit() splits
     if at == 0 or at == len(x):
         raise KerasTunerError(
             f"search(): validation_split={fraction:g} of {len(x)} examples leaves one side empty"

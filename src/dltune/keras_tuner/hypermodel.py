@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..usermodel.hp import Value
 from ..usermodel.hp import HyperParameters as _DefineByRun
+from ..usermodel.hp import Value
 from .arguments import KerasTunerError
 
 
@@ -33,7 +33,7 @@ class HyperParameters(_DefineByRun):
 
     def get(self, name: str) -> Value:
         if name in self._stored and name not in super().values:
-            return self._stored[name]  # type: ignore[no-any-return]
+            return self._stored[name]
         return super().get(name)
 
     def __repr__(self) -> str:

@@ -191,10 +191,10 @@ class Tuner:
         progress: SearchProgress | None,
     ) -> TuneResult:
         """dltune.tune on the build, with this tuner's study, sampler, schedule and choice."""
-        import dltune
+        from ..study import tune
 
         try:
-            return dltune.tune(
+            return tune(
                 self._build, data=data, space=space, storage=self.storage_url,
                 study_name=self.study_name, trials=trials, timeout=timeout, seed=self.seed,
                 sampler=self._sampler(hp), schedule=self._schedule()[0], cv="holdout",
