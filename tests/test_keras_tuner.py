@@ -246,8 +246,15 @@ def test_bayesian_optimization_on_a_gaussian_process_with_keras_tuners_random_st
     )  # fmt: skip
     sampler = tuner._sampler(kt.HyperParameters())
     assert isinstance(sampler, optuna.samplers.GPSampler)
-    tuner.search(x, y, epochs=2, validation_data=(x_val, y_val), **QUIET)
-    assert len(tuner.result.study.trials) == 4
+
+    class Epochs(dltune.ProgressListener):  # dltune's own search() argument: its listener
+        count = 0
+
+        def epoch_done(self, number, report):
+            Epochs.count += 1
+
+    tuner.search(x, y, epochs=2, validation_data=(x_val, y_val), progress=Epochs(), **QUIET)
+    assert len(tuner.result.study.trials) == 4 and Epochs.count == 8
     assert tuner.result.best["value"] > 0.8
     assert isinstance(tuner.hypermodel, BlobHyperModel)
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .arguments import KerasTunerError
     from .hypermodel import HyperModel, HyperParameters
     from .objective import Objective
-    from .tuners import BayesianOptimization, Hyperband, RandomSearch, Tuner
+    from .tuners import BayesianOptimization, Hyperband, RandomSearch
 
 # Keras on PyTorch, where Keras is not imported yet: `from dltune import keras_tuner` before
 # `import keras` is all a script needs (Keras reads KERAS_BACKEND once, when first imported).
@@ -47,7 +47,6 @@ _EXPORTS = {
     "BayesianOptimization": ".tuners",
     "Hyperband": ".tuners",
     "RandomSearch": ".tuners",
-    "Tuner": ".tuners",
     "HyperModel": ".hypermodel",
     "HyperParameters": ".hypermodel",
     "Objective": ".objective",
@@ -55,6 +54,8 @@ _EXPORTS = {
 }
 # Keras Tuner's names that dltune does not offer, and what to use instead.
 _NOT_OFFERED = {
+    "Tuner": "a tuner of your own (run_trial) is Keras Tuner's; give dltune a build(hp): "
+    "kt.RandomSearch, kt.Hyperband, kt.BayesianOptimization or dltune.tune(build, ...)",
     "GridSearch": "use kt.RandomSearch (or dltune.tune(..., sampler='grid') on a space file)",
     "SklearnTuner": "use dltune.DLTuneClassifier or DLTuneRegressor",
     "Oracle": "dltune's samplers are Optuna's: dltune.tune(..., sampler=...)",
@@ -70,7 +71,6 @@ __all__ = [
     "KerasTunerError",
     "Objective",
     "RandomSearch",
-    "Tuner",
 ]
 
 

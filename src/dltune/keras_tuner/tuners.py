@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     import optuna
 
     from ..data import Dataset
-    from ..study import TuneResult
+    from ..study import ProgressListener, TuneResult
     from .hypermodel import HyperParameters
 
 DATABASE = "dltune.db"
@@ -154,10 +154,13 @@ class Tuner:
         validation_data: Any = None,
         *,
         timeout: float | None = None,
+        progress: ProgressListener | None = None,
         **fit_options: Any,
     ) -> None:
         """Tune: Keras's fit() arguments, as Keras Tuner's search() takes them (see the
-        module's notes); `timeout` seconds is dltune's own budget (Keras Tuner has none)."""
+        module's notes). dltune's own: `timeout` seconds (Keras Tuner has no time budget) and
+        `progress`, a dltune.ProgressListener told of every trial and epoch (instead of the
+        lines verbose prints)."""
         refuse("search()", fit_options, SEARCH)
         self._epochs = _whole(1 if epochs is None else epochs, "epochs", "search()")
         patience, monitor = patience_of(callbacks)
@@ -173,10 +176,11 @@ class Tuner:
             if verbose:
                 print(f"note: the study already ran its {existing} trial(s); nothing to add")
             return
-        progress = SearchProgress(self.objective, notes) if verbose else None
+        if progress is None and verbose:
+            progress = SearchProgress(self.objective, notes)
         with _quiet_optuna():
             self.result = self._tune(data, space, hp, trials, timeout, existing, progress)
-        if progress is not None and self.result.best:
+        if isinstance(progress, SearchProgress) and self.result.best:
             best = self.result.best
             print(f"Best {self.objective.name}: {best['value']:.4f} (trial {best['trial']})")
 
@@ -188,7 +192,7 @@ class Tuner:
         trials: int | None,
         timeout: float | None,
         existing: int,
-        progress: SearchProgress | None,
+        progress: ProgressListener | None,
     ) -> TuneResult:
         """dltune.tune on the build, with this tuner's study, sampler, schedule and choice."""
         from ..study import tune
