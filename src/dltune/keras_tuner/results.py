@@ -32,11 +32,11 @@ def ranked(study: optuna.Study, count: int | None = None) -> list[TrialRecord]:
     if best is None:
         return []
     sign = -1.0 if maximizes(study) else 1.0
+    complete = [r for r in read_trials(study) if r.state == "complete" and r.value is not None]
     others = sorted(
-        (r for r in read_trials(study) if r.state == "complete" and r.number != best.number),
-        key=lambda r: (sign * float(r.value if r.value is not None else -sign * float("inf")),
-                       r.number),
-    )  # fmt: skip
+        (r for r in complete if r.number != best.number),
+        key=lambda r: (sign * float(r.value or 0.0), r.number),
+    )
     return [best, *others][:count]
 
 
