@@ -15,7 +15,7 @@ from ..study.progress import ProgressListener
 
 if TYPE_CHECKING:
     from ..storage import TrialRecord
-    from ..study.run import StudyStart
+    from ..study.start import StudyStart
     from .hypermodel import HyperParameters
     from .objective import Objective
 
