@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ from dltune import keras_tuner as kt  # noqa: E402
 from dltune.keras_tuner.data import search_data  # noqa: E402
 from dltune.keras_tuner.objective import as_objective, metric_of  # noqa: E402
 from dltune.keras_tuner.tuners import hyperband_trials  # noqa: E402
-from dltune.storage import best_record, read_trials, study_meta  # noqa: E402
+from dltune.storage import read_trials, study_meta  # noqa: E402
 
 from .conftest import SHARED_MNIST  # noqa: E402
 from .helpers import dltune as dltune_cli  # noqa: E402
@@ -33,11 +35,12 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 
 
 def blob_arrays(n: int = 480, seed: int = 0) -> tuple[np.ndarray, ...]:
-    """Three separated Gaussian classes in 8 dimensions: (x, y, x_val, y_val)."""
+    """Three separated Gaussian classes in 8 dimensions, of about unit scale (the tuners train
+    on arrays as given): (x, y, x_val, y_val)."""
     rng = np.random.default_rng(seed)
-    centers = rng.normal(0, 3, size=(3, 8))
+    centers = rng.normal(0, 1, size=(3, 8))
     y = rng.integers(0, 3, size=n)
-    x = (centers[y] + rng.normal(0, 1, size=(n, 8))).astype(np.float32)
+    x = (centers[y] + rng.normal(0, 0.4, size=(n, 8))).astype(np.float32)
     cut = n * 3 // 4
     return x[:cut], y[:cut], x[cut:], y[cut:]
 
@@ -46,12 +49,12 @@ def blob_model(hp):
     model = keras.Sequential(
         [
             keras.Input((8,)),
-            keras.layers.Dense(hp.Int("width", 4, 16, step=4), activation="relu"),
+            keras.layers.Dense(hp.Int("width", 8, 16, step=4), activation="relu"),
             keras.layers.Dense(3, activation="softmax"),
         ]
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(hp.Choice("lr", [0.01, 0.03])),
+        optimizer=keras.optimizers.Adam(hp.Choice("lr", [0.03, 0.01])),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -106,6 +109,14 @@ def searched(tmp_path_factory):
 
 # ---- the getting-started tutorial ---------------------------------------------------------
 
+# Instead of keras.datasets.mnist.load_data(): a local copy (the tests have no internet).
+TUTORIAL_DATA = """\
+import numpy as np
+
+_mnist = np.load("mnist.npz")
+x_train, y_train, x_val, y_val = (_mnist[k] for k in ("x_train", "y_train", "x_val", "y_val"))
+x_test, y_test = _mnist["x_test"], _mnist["y_test"]
+"""
 TUTORIAL = """\
 import keras
 from keras import layers
@@ -166,42 +177,51 @@ x_all = np.concatenate((x_train, x_val))
 y_all = np.concatenate((y_train, y_val))
 model.fit(x=x_all, y=y_all, epochs=1)
 """
+TUTORIAL_CHECK = """
+import json
+_, _accuracy = best_model.evaluate(x_test, y_test, verbose=0)
+print("CHECK " + json.dumps({"models": len(models), "best_hps": len(best_hps),
+      "values": best_hps[0].values, "test_accuracy": _accuracy}))
+"""
 
 
-def test_the_getting_started_tutorial_runs_with_its_import_changed(tmp_path, capsys, monkeypatch):
+def test_the_getting_started_tutorial_runs_with_its_import_changed(tmp_path):
     """Keras Tuner's "Getting started" (keras-io guides/keras_tuner/getting_started.py), its
-    search and results, on MNIST images read from a local copy instead of downloaded, fewer
-    of them. Its line `best_model.build(input_shape=(None, 28, 28))` is left out: on Keras 3
-    it fails under Keras Tuner too (the model is already built for (None, 28, 28, 1))."""
+    search and results, run as a script, as a user runs it. Its MNIST images come from a
+    local copy, fewer of them (no download); its line `best_model.build(input_shape=(None,
+    28, 28))` is left out: on Keras 3 it fails under Keras Tuner too (the model is already
+    built for (None, 28, 28, 1)). A last line prints what the test checks."""
     from dltune.data import read_idx
 
     if not SHARED_MNIST.is_dir():
         pytest.skip(f"no MNIST images at {SHARED_MNIST}")
     images = read_idx(SHARED_MNIST / "t10k-images-idx3-ubyte.gz")
     labels = read_idx(SHARED_MNIST / "t10k-labels-idx1-ubyte.gz")
-    split = {
-        "x_train": images[:400], "y_train": labels[:400],
-        "x_val": images[400:600], "y_val": labels[400:600],
-        "x_test": images[600:800], "y_test": labels[600:800],
-    }  # fmt: skip
-    monkeypatch.chdir(tmp_path)  # the tutorial's directory="my_dir"
-    namespace: dict = dict(split)
-    exec(compile(TUTORIAL, "getting_started.py", "exec"), namespace)
-    printed = capsys.readouterr().out
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=images[:400], y_train=labels[:400], x_val=images[400:600],
+        y_val=labels[400:600], x_test=images[600:800], y_test=labels[600:800],
+    )  # fmt: skip
+    (tmp_path / "getting_started.py").write_text(TUTORIAL_DATA + TUTORIAL + TUTORIAL_CHECK)
+    ran = subprocess.run(
+        [sys.executable, "getting_started.py"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=600, env={**os.environ, "KERAS_BACKEND": "torch"},
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    printed = ran.stdout
     assert "Default search space size: 4" in printed and "units (Int)" in printed
     assert "Results summary" in printed and 'Objective(name="val_accuracy"' in printed
-    tuner, best_model = namespace["tuner"], namespace["best_model"]
-    assert len(namespace["models"]) == 2 and len(namespace["best_hps"]) == 3
-    assert set(namespace["best_hps"][0].values) == {"units", "activation", "dropout", "lr"}
-    # the model of the best trial, its weights trained: it scores on the held-out images as
-    # the study measured it on the validation images
-    _, accuracy = best_model.evaluate(namespace["x_test"], namespace["y_test"], verbose=0)
-    assert accuracy > 0.6
-    study = tuner.result.study
-    assert study.study_name == "helloworld"
-    assert (tmp_path / "my_dir" / "helloworld" / "dltune.db").is_file()
+    checked = json.loads(printed.rsplit("CHECK ", 1)[1])
+    assert checked["models"] == 2 and checked["best_hps"] == 3
+    assert set(checked["values"]) == {"units", "activation", "dropout", "lr"}
+    # the best trial's model, its weights trained: it scores on the held-out images
+    assert checked["test_accuracy"] > 0.6
+    # the study is dltune's, where Keras Tuner keeps its project: my_dir/helloworld
+    best = dltune_cli("best", "--json", cwd=tmp_path / "my_dir" / "helloworld")
+    record = json.loads(best.stdout)
+    assert record["study"] == "helloworld" and record["params"]["model"] == checked["values"]
     # executions_per_trial=2: the top 3 re-evaluated with 2 other seeds each
-    assert best_record(study)["choice"]["rule"] == "top3x2"
+    assert record["choice"]["rule"] == "top3x2"
 
 
 # ---- each tuner end to end ----------------------------------------------------------------
@@ -477,22 +497,22 @@ def test_images_one_hot_labels_and_validation_split_are_read_as_fit_reads_them()
 def test_a_sequential_model_with_an_input_of_one_channel_without_its_axis(tmp_path):
     """(n, A, B) arrays to a model declaring keras.Input((A, B)) reach it as given."""
     rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, size=120)
-    x = (rng.normal(size=(120, 4, 3)) + y[:, None, None]).astype(np.float32)
+    y = rng.integers(0, 2, size=400)
+    x = (rng.normal(0, 0.5, size=(400, 4, 3)) + y[:, None, None] - 0.5).astype(np.float32)
 
     tuner = kt.RandomSearch(
         matrix_model, objective="val_accuracy", max_trials=1, directory=str(tmp_path)
     )
-    tuner.search(x[:90], y[:90], epochs=2, validation_data=(x[90:], y[90:]), **QUIET)
+    tuner.search(x[:300], y[:300], epochs=2, validation_data=(x[300:], y[300:]), **QUIET)
     model = tuner.get_best_models(1)[0]
-    assert model.predict(x[90:], verbose=0).shape == (30, 2)
+    assert model.predict(x[300:], verbose=0).shape == (100, 2)
 
 
 def matrix_model(hp):
     model = keras.Sequential(
         [keras.Input((4, 3)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")]
     )
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.compile(optimizer=keras.optimizers.Adam(0.03), loss="sparse_categorical_crossentropy")
     return model
 
 
@@ -582,10 +602,10 @@ def test_builds_and_data_dltune_cannot_train_are_refused_with_what_to_do(tmp_pat
 
 def test_hyperparameters_as_keras_tuner_hands_them_back():
     hp = kt.HyperParameters()
-    assert blob_model(hp).layers[0].units == 4  # the defaults: min_value, the first choice
-    assert hp.values == {"width": 4, "lr": 0.01}
+    assert blob_model(hp).layers[0].units == 8  # the defaults: min_value, the first choice
+    assert hp.values == {"width": 8, "lr": 0.03}
     stored = kt.HyperParameters({"width": 12, "lr": 0.03})
     assert stored.values == {"width": 12, "lr": 0.03} and stored.get("width") == 12
     assert blob_model(stored).layers[0].units == 12
     with stored.conditional_scope("width", [12]):
-        assert stored.Int("width", 4, 16, step=4) == 12
+        assert stored.Int("width", 8, 16, step=4) == 12
