@@ -171,8 +171,7 @@ class Tuner:
         trials, existing = self._remaining(timeout)
         notes = self._notes(monitor, patience, epochs, existing)
         self._data_of_last_search = data
-        if trials == 0:
-            self.result = None
+        if trials == 0:  # as Keras Tuner's search() on a project that ran its max_trials
             if verbose:
                 print(f"note: the study already ran its {existing} trial(s); nothing to add")
             return
