@@ -61,6 +61,18 @@ def blob_model(hp):
     return model
 
 
+def learning_rate_model(hp):
+    """As TensorFlow's Keras Tuner tutorial names it: the rate as hp 'learning_rate'."""
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3, activation="softmax")])
+    rate = hp.Choice("learning_rate", values=[1e-2, 3e-2])
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
 def regression_model(hp):
     model = keras.Sequential(
         [
@@ -277,6 +289,20 @@ def test_bayesian_optimization_on_a_gaussian_process_with_keras_tuners_random_st
     assert len(tuner.result.study.trials) == 4 and Epochs.count == 8
     assert tuner.result.best["value"] > 0.8
     assert isinstance(tuner.hypermodel, BlobHyperModel)
+
+
+def test_a_build_may_name_its_rate_learning_rate_as_keras_tuners_users_do(tmp_path):
+    x, y, x_val, y_val = blob_arrays()
+    tuner = kt.RandomSearch(
+        learning_rate_model, objective="val_accuracy", max_trials=3, seed=0,
+        directory=str(tmp_path),
+    )  # fmt: skip
+    tuner.search(x, y, epochs=2, validation_data=(x_val, y_val), **QUIET)
+    records = read_trials(tuner.result.study)
+    assert {r.state for r in records} == {"complete"}
+    for record in records:  # each trial trained at the rate its build chose
+        assert record.config["learning_rate"] == record.config["model"]["learning_rate"]
+    assert {r.config["learning_rate"] for r in records} <= {1e-2, 3e-2}
 
 
 # ---- objectives --------------------------------------------------------------------------------

@@ -163,8 +163,6 @@ def test_a_name_asked_twice_differently_names_both_definitions():
 @pytest.mark.parametrize(
     ("ask", "words"),
     [
-        (lambda hp: hp.Float("learning_rate", 1e-4, 1e-1), "training knobs use"),
-        (lambda hp: hp.Int("batch_size", 8, 64), "rename it, e.g. 'model_batch_size'"),
         (lambda hp: hp.Int("a", 9, 2), "min_value is above max_value"),
         (lambda hp: hp.Float("a", 0.0, 1.0, sampling="log"), "needs min_value > 0"),
         (lambda hp: hp.Float("a", 0.1, 1.0, sampling="reverse_log"), "'reverse_log' is not"),
@@ -179,6 +177,27 @@ def test_a_name_asked_twice_differently_names_both_definitions():
 def test_hp_mistakes_say_what_to_fix(ask, words):
     with pytest.raises(HyperParameterError, match=words.replace("(", r"\(").replace(".", r"\.")):
         ask(HyperParameters())
+
+
+@pytest.mark.parametrize(
+    ("ask", "words"),
+    [
+        (lambda hp: hp.Float("learning_rate", 1e-4, 1e-1), "a training knob the space tunes"),
+        (lambda hp: hp.Int("batch_size", 8, 64), "rename it, e.g. 'model_batch_size'"),
+    ],
+)
+def test_a_training_knobs_name_is_refused_where_the_space_tunes_that_knob(ask, words):
+    import optuna
+
+    trial = optuna.create_study().ask()
+    trial.suggest_float("learning_rate", 1e-3, 1.0, log=True)  # the space's, first
+    trial.suggest_categorical("batch_size", [16, 32])
+    with pytest.raises(HyperParameterError, match=words.replace("(", r"\(").replace(".", r"\.")):
+        ask(HyperParameters.from_trial(trial))
+    # where the space fixes it (not an Optuna parameter), the name is the build's
+    free = optuna.create_study().ask()
+    assert 1e-4 <= ask(HyperParameters.from_trial(free)) <= 64
+    assert ask(HyperParameters()) in (1e-4, 8)  # a dry build: its default
 
 
 def test_the_dense_network_keys_are_free_for_a_user_model():

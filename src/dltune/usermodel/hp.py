@@ -12,9 +12,12 @@ The same build runs three ways:
 
 Optuna parameter names are the user's names, unprefixed, so that `best`, `trials` and the report
 show ``filters``, not ``model.filters``. The space's training knobs (loss, optimizer,
-learning_rate, ...) are Optuna parameters of the same trial, so those names are refused with a
-message that says to rename (:data:`RESERVED`); the dense network's keys (layers, units,
-dropout, activation) are free, since they are not sampled for a user model.
+learning_rate, ...) are Optuna parameters of the same trial where the space tunes them, so such
+a name is refused on a trial that already holds it, with a message that says to rename
+(:data:`RESERVED`); where the space fixes the knob (a Keras build's compile() gives it, as
+Keras Tuner's ``Adam(hp.Choice("learning_rate", ...))`` does) the name is the build's. The
+dense network's keys (layers, units, dropout, activation) are free, since they are not sampled
+for a user model.
 """
 
 from __future__ import annotations
@@ -210,12 +213,12 @@ class HyperParameters:
     def _check_name(self, name: str, spec: Spec) -> None:
         if not isinstance(name, str) or not name:
             raise HyperParameterError(f"{spec.describe()}: the name must be a non-empty string")
-        if name in RESERVED:
+        if name in RESERVED and self.trial is not None and name in self.trial.params:
             compiled = name in ("learning_rate", "optimizer", "loss", "weight_decay")
             raise HyperParameterError(
-                f"build(hp) asks for {name!r} ({spec.describe()}), a name the space's training "
-                f"knobs use ({', '.join(RESERVED)}); rename it, e.g. 'model_{name}', or tune it "
-                "in the space file"
+                f"build(hp) asks for {name!r} ({spec.describe()}), a training knob the space "
+                f"tunes too (its knobs: {', '.join(RESERVED)}); rename it, e.g. "
+                f"'model_{name}', or tune it in the space file"
                 + (
                     " (a Keras model's compile() may still take it from a renamed one: "
                     "Adam(hp.Float('lr', ...)) tunes the rate where the space leaves "
