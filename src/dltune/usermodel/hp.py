@@ -220,9 +220,8 @@ class HyperParameters:
                 f"tunes too (its knobs: {', '.join(RESERVED)}); rename it, e.g. "
                 f"'model_{name}', or tune it in the space file"
                 + (
-                    " (a Keras model's compile() may still take it from a renamed one: "
-                    "Adam(hp.Float('lr', ...)) tunes the rate where the space leaves "
-                    "learning_rate at its default)"
+                    " (or leave it out of the space: a Keras model's compile() then gives "
+                    "it, and Adam(hp.Float('learning_rate', ...)) tunes the rate that way)"
                     if compiled
                     else ""
                 )
