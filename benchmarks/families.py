@@ -3,12 +3,21 @@
     python benchmarks/families.py --data mnist --budget 300 --seeds 0 1 2 [--families default dense]
                                   [--out /tmp/families-mnist.json]
 
-For each family and seed, `dltune.tune` runs the default study (the default space fitted to the
-data's shape: conv_layers from 0 to 3) or the same space with `conv_layers: 0` (the dense
-network alone, today's ceiling) for `--budget` seconds on the data, SQLite storage in a
-temporary folder, one process. Printed per run: the chosen trial's validation and test
-accuracy (the test split used once, by dltune), its family, the trials and epochs trained.
-Then the median test accuracy per family over the seeds, next to each other.
+Issue 31 (defaults fitted to the budget), one command for both sets, both budgets and both
+families, interleaved (each seed's runs next to each other, so that a change in the machine's
+load falls on both families alike), about 45 minutes on the idle 2-core machine:
+
+    python benchmarks/families.py --data bumps digits --budget 30 180 --seeds 0 1 2 \
+        --families default dense --no-anytime-tests --out benchmarks/results/families-31.json
+
+For each data set, budget, seed and family, `dltune.tune` runs the default study (the default
+space fitted to the data's shape: conv_layers from 0 to 3, and to the budget: study/budget.py)
+or the same space with `conv_layers: 0` (the dense network alone, today's ceiling) for
+`--budget` seconds on the data, SQLite storage in a temporary folder, the default arrangement
+(one worker per core). Printed per run: the delivered test accuracy (the test split used once,
+by dltune), the chosen trial's family, the trials and epochs trained. Then per data set and
+budget the median test accuracy per family over the seeds, next to each other, and what the
+default study fitted to the budget (its note).
 
 The anytime curve (best validation so far, by time, and the test accuracy of that best trial) is
 logged as JSON: every time a trial beats the best so far its time and validation value are
@@ -18,7 +27,8 @@ outside the timed budget. A study's clock starts at `tune()`'s call (data alread
 
 Data: mnist = ../shared/data/mnist-10k (10,000 images, 7000/1500/1500), digits (8x8 images),
 gunpoint / italy / basicmotions / tecator = ../shared/data/ucr/*.npz (the archive's test split;
-validation 15% of the training part).
+validation 15% of the training part), bumps = benchmarks/bumps.py's flat (N, 40) signal set
+(6,000 series and 2,000 held out, written to a temporary file), read with shape 1,40.
 """
 
 from __future__ import annotations
@@ -42,7 +52,9 @@ SOURCES = {
     "italy": SHARED / "ucr" / "ItalyPowerDemand.npz",
     "basicmotions": SHARED / "ucr" / "BasicMotions.npz",
     "tecator": SHARED / "ucr" / "Tecator.npz",
+    "bumps": "bumps",  # written by benchmarks/bumps.py when asked for (data_source)
 }
+SHAPES = {"bumps": (1, 40)}  # flat rows read as signals
 FAMILIES = {"default": None, "dense": {"conv_layers": 0}}
 
 
@@ -111,13 +123,28 @@ def _test_of(study: Any, number: int, data: Any) -> float | None:
     return metric_on(mix, data, str(meta["metric"]))
 
 
+def data_source(name: str) -> Any:
+    """What `load_data` reads for the data set `name` (bumps: written first, once)."""
+    if name != "bumps":
+        return SOURCES[name]
+    from bumps import write
+
+    path = Path(tempfile.gettempdir()) / "dltune-bumps.npz"
+    return path if path.exists() else write(path)
+
+
 def run_one(
-    source: Any, family: str, seed: int, budget: float, anytime_tests: bool = True
+    source: Any,
+    family: str,
+    seed: int,
+    budget: float,
+    anytime_tests: bool = True,
+    shape: tuple[int, ...] | None = None,
 ) -> dict[str, Any]:
     import dltune
     from dltune.data import load_data
 
-    data = load_data(source, seed=0)
+    data = load_data(source, seed=0, shape=shape)
     space = FAMILIES[family]
     folder = tempfile.mkdtemp(prefix=f"families-{family}-{seed}-")
     storage = f"sqlite:///{folder}/study.db"
@@ -133,6 +160,7 @@ def run_one(
     return {
         "family": family,
         "seed": seed,
+        "budget": budget,
         "val": best.get("value"),
         "test": best.get("delivered_test"),  # what the study delivers (ensemble, bag, model)
         "single_test": best.get("test"),
@@ -144,6 +172,7 @@ def run_one(
         "trials": result.trials_run,
         "epochs": round(result.epochs_trained, 1),
         "seconds": round(result.seconds, 1),
+        "fitted": next((n for n in result.notes if n.startswith("fitted to the budget")), None),
         "anytime": anytime.points,
         "data": data.describe(),
         "storage": storage,  # for benchmarks/ties.py
@@ -152,8 +181,8 @@ def run_one(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", choices=sorted(SOURCES), default="mnist")
-    parser.add_argument("--budget", type=float, default=300.0)
+    parser.add_argument("--data", nargs="+", choices=sorted(SOURCES), default=["mnist"])
+    parser.add_argument("--budget", type=float, nargs="+", default=[300.0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--families", nargs="+", choices=sorted(FAMILIES), default=["default"])
     parser.add_argument("--out", type=Path, default=None)
@@ -167,26 +196,39 @@ def main(argv: list[str] | None = None) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     runs = []
-    for seed in args.seeds:
-        for family in args.families:
-            run = run_one(SOURCES[args.data], family, seed, args.budget, not args.no_anytime_tests)
-            runs.append(run)
-            print(
-                f"{args.data} {family:7s} seed {seed}: val {run['val']:.4f} test "
-                f"{run['test']:.4f} conv_layers {run['conv_layers']} trials {run['trials']} "
-                f"epochs {run['epochs']} ({run['seconds']} s)",
-                flush=True,
-            )
-            if args.out:
-                args.out.write_text(json.dumps(runs, indent=1))
-    print(f"\n{args.data}, {args.budget:g} s per study, seeds {args.seeds}:")
+    for name in args.data:
+        source, shape = data_source(name), SHAPES.get(name)
+        for budget in args.budget:
+            for seed in args.seeds:
+                for family in args.families:
+                    run = run_one(source, family, seed, budget, not args.no_anytime_tests, shape)
+                    runs.append({"dataset": name, **run})
+                    print(
+                        f"{name} {budget:g} s {family:7s} seed {seed}: val {run['val']:.4f} "
+                        f"test {run['test']:.4f} conv_layers {run['conv_layers']} trials "
+                        f"{run['trials']} epochs {run['epochs']} ({run['seconds']} s)",
+                        flush=True,
+                    )
+                    if args.out:
+                        args.out.write_text(json.dumps(runs, indent=1))
+    for name in args.data:
+        for budget in args.budget:
+            _summary([r for r in runs if r["dataset"] == name and r["budget"] == budget], args)
+    return 0
+
+
+def _summary(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """Per family: the median test over the seeds, each seed's, how often convolutions won;
+    and what the default study fitted to the budget (its first seed's note)."""
+    print(f"\n{runs[0]['dataset']}, {runs[0]['budget']:g} s per study, seeds {args.seeds}:")
     for family in args.families:
         tests = [r["test"] for r in runs if r["family"] == family and r["test"] is not None]
         shown = ", ".join(f"{t:.4f}" for t in tests)
         median = statistics.median(tests) if tests else math.nan
         conv = sum(r["conv_layers"] > 0 for r in runs if r["family"] == family)
         print(f"  {family:7s} median test {median:.4f} ({shown}); convolutional chosen {conv}x")
-    return 0
+    fitted = next((r["fitted"] for r in runs if r["family"] == "default" and r["fitted"]), None)
+    print(f"  default: {fitted or 'nothing fitted to the budget'}")
 
 
 if __name__ == "__main__":

@@ -107,6 +107,9 @@ from .yamlfile import _read_yaml
 # counts several passes. 512 and 256 measured on GunPoint, ItalyPowerDemand and Tecator at
 # 30 s (benchmarks/RESULTS.md, issue 27): 256 as good on the signals, better on Tecator.
 EPOCH_EXAMPLES = 256
+# The source of the built-in space (SearchSpace.default), which a short budget may narrow
+# (study/budget.py): a space the user gives never is.
+DEFAULT_SOURCE = "<default>"
 
 if TYPE_CHECKING:  # optuna is only needed for types here; importing it costs ~0.5 s at start-up
     import optuna
@@ -202,7 +205,7 @@ class SearchSpace:
 
     @classmethod
     def default(cls) -> SearchSpace:
-        return cls._build({}, "<default>", "default")
+        return cls._build({}, DEFAULT_SOURCE, "default")
 
     # ---- reading it ----
 
@@ -258,22 +261,30 @@ class SearchSpace:
         return self._config(self._values(lambda param, name: param.suggest(trial, name)))
 
     def baseline_params(
-        self, input_shape: tuple[int, ...] | None = None, *, width: float = 1.0
+        self,
+        input_shape: tuple[int, ...] | None = None,
+        *,
+        width: float = 1.0,
+        dense: bool = False,
     ) -> dict[str, Any]:
         """A new study's first trial, projected into this space, as the Optuna params of a
         trial (fixed values left out: they are not sampled; see baseline.py).
 
         For signals (an example of shape (C, L): `input_shape`, or the shape this space was
-        fitted to by for_input) the fully convolutional network of Wang et al. 2017, its
-        filters scaled by `width` (0.25: a quarter of 128/256/128, for a short budget); for
-        anything else the textbook configuration (for images, Keras' MNIST convnet), which
-        `width` does not change.
+        fitted to by for_input) in a space with convolutional blocks, the fully convolutional
+        network of Wang et al. 2017, its filters scaled by `width` (0.25: a quarter of
+        128/256/128, for a short budget); for anything else the textbook configuration (for
+        images, Keras' MNIST convnet), which `width` does not change. `dense`: the textbook
+        dense network, without blocks, whatever the data (a short budget's first trial:
+        study/first_trial.py).
         """
-        from .baseline import TEXTBOOK, nearest, signal_baseline, wanted
+        from .baseline import TEXTBOOK, TEXTBOOK_DENSE, nearest, signal_baseline, wanted
+        from .narrowing import has_blocks
 
         shape = input_shape if input_shape is not None else self.input_shape
-        signal = shape is not None and len(shape) == 2 and "conv_layers" in self.conv
+        signal = shape is not None and len(shape) == 2 and has_blocks(self)
         targets = signal_baseline(width) if signal else TEXTBOOK
+        targets = TEXTBOOK_DENSE if dense else targets
         params: dict[str, Any] = {}
 
         def value(param: Param, name: str) -> Any:

@@ -59,6 +59,10 @@ TEXTBOOK: dict[str, Any] = {
     "global_pool": False,
 }
 
+# The textbook's dense network alone: a signal's or an image's first trial where the budget
+# affords no convolutional one (study/first_trial.py)
+TEXTBOOK_DENSE: dict[str, Any] = {**TEXTBOOK, "conv_layers": 0}
+
 FCN_FILTERS = (128, 256, 128)
 FCN_KERNELS = (8, 5, 3)
 

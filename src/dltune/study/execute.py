@@ -148,11 +148,14 @@ def _execute(
     """This process's part of the plan, on its opened study: its loop run to its end, then
     its role's end of the run (the main process's: the choice, the delivery, the test)."""
     settings = plan.settings
+    role.begin(plan, opened)
     progress = role.listener(plan, progress)
     scheduler = factories.scheduler(settings, opened)
     helpers = role.start_helpers(plan, storage, progress)
     trainer = factories.sequential_trainer(dataset, opened, plan.device_of(role.index))
-    lifecycle = factories.lifecycle(settings, opened, dataset, trainer, progress, role.tag(plan))
+    searched = plan.fit.space(opened.space)  # the part of it fitted to the budget
+    tag = role.tag(plan)
+    lifecycle = factories.lifecycle(settings, opened, dataset, trainer, progress, tag, searched)
     checkpointer = Checkpointer(store, lifecycle, settings.checkpoint_every) if store else None
     budget = plan.budget(role.index)
     start = _study_start(plan, opened, storage, dataset, scheduler)

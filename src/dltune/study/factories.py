@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..engine import Engine, SequentialTrainer
     from ..engine.population import PopulationTrainer
     from ..schedule import Scheduler
+    from ..space import SearchSpace
     from .opening import OpenedStudy
     from .plan import Plan
     from .progress import ProgressListener
@@ -69,10 +70,12 @@ def lifecycle(
     trainer: SequentialTrainer,
     progress: ProgressListener,
     worker: int | None,
+    space: SearchSpace | None = None,
 ) -> TrialLifecycle:
     """The trials' life in storage, counting each network's size, keeping the predictions
-    and the best weights the delivered model is made of. `worker`: its trials' tag."""
-    asked = _trial_space(opened, dataset, trainer)
+    and the best weights the delivered model is made of. `worker`: its trials' tag; `space`:
+    the part of the study's space its trials are drawn from (the plan's: budget.py)."""
+    asked = _trial_space(opened, dataset, trainer, space or opened.space)
     made = TrialLifecycle(opened.study, asked, opened.base_seed, progress, worker=worker)
     made.footprint = _footprint(trainer, dataset, opened.space.costs)
     made.rows = ValidationRows(dataset)
@@ -102,7 +105,8 @@ def study_loop(
         patience=opened.space.patience,
         slots=slots,
         filler=filler,
-        protect_baseline=dataset.folds is not None,  # first_trial.py
+        # first_trial.py: where its whole training fits the budget (budget.py)
+        protect_baseline=dataset.folds is not None and plan.fit.protect_first,
     )
 
 
@@ -120,14 +124,16 @@ def _footprint(
     )
 
 
-def _trial_space(opened: OpenedStudy, dataset: Dataset, trainer: SequentialTrainer) -> Any:
-    """What a trial's configuration is asked of: the space, and a user model's own
+def _trial_space(
+    opened: OpenedStudy, dataset: Dataset, trainer: SequentialTrainer, space: SearchSpace
+) -> Any:
+    """What a trial's configuration is asked of: `space`, and a user model's own
     hyperparameters by a dry build on the same trial (study/user_model.py)."""
     if opened.model is None:
-        return opened.space
+        return space
     from .user_model import UserModelSpace
 
-    return UserModelSpace(opened.space, opened.model.build, dataset.input_shape, trainer.n_outputs)
+    return UserModelSpace(space, opened.model.build, dataset.input_shape, trainer.n_outputs)
 
 
 def _engine(

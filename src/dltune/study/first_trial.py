@@ -2,65 +2,94 @@
 
 For signals the first trial is the fully convolutional network of Wang et al. (2017), whose
 published size (128/256/128 filters) costs, on a CPU, more than a short budget holds once it
-trains the hundreds of steps it needs on small data. Its width is therefore chosen so that its
-whole training (every epoch of the schedule, every fold member) is predicted to take at most
-BASELINE_SHARE of the timeout: the cost is its flops per example (three times the forward's
-for the backward) times the rows it trains on, at a rate measured on this kind of machine.
-Halving the filters quarters the cost of the middle convolutions; the widths tried are the
-published one and its halves, down to an eighth.
+trains the hundreds of steps it needs. Its width is therefore the widest of the published one
+and its halves, down to an eighth, whose whole training (every epoch of the schedule, every
+fold member) is estimated (costs.py) to take at most FIRST_SHARE of the timeout, and whose
+filters the space, as fitted to the budget, allows (budget.py). Where even the eighth does not
+fit, the textbook dense network goes first: the FCN at an eighth of its width costs 2.2 ms a
+step on this CPU, its dispatch more than its arithmetic, so that on 5,100 signals of length 40
+one epoch takes 0.7 s and its 27 epochs about 20 s of a 30 s timeout (measured: the issue's
+study spent 24 s of its 30 in that first trial's first epoch on a loaded machine), where the
+textbook dense network trains all 27 in about 2.4 s. Images start from Keras' MNIST convnet,
+and tables from the textbook dense network, as they are.
 
 In a cross-validated study the first trial is not paused by successive halving: on small data
 its lowest rungs are a few dozen steps, where a network with batch normalization has not yet
-shown what it learns, and the first trial is the one configuration known to be good.
+shown what it learns, and the first trial is the one configuration known to be good. Where
+its whole training does not fit FIRST_SHARE of the budget (of the timeout, or of the epoch
+budget's member-epochs), successive halving judges it like any other (budget.py).
 """
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..space.baseline import FCN_FILTERS
 
 if TYPE_CHECKING:
-    from ..data import Dataset
+    from ..config import Config
     from ..space import SearchSpace
+    from .costs import Cost
 
-BASELINE_SHARE = 0.25  # of the timeout, for the first trial's whole training
-# Floating-point operations a second one worker process (one thread) trains a stacked
-# population of convolutional members at, on this 2-core machine (benchmarks/RESULTS.md,
-# issue 27: the FCN's 5 fold members on GunPoint)
-TRAINING_FLOPS_PER_SECOND = 5e10
-WIDTHS = (1.0, 0.5, 0.25, 0.125)
+FIRST_SHARE = 0.25  # of the timeout (or epoch budget), for the first trial's whole training
+WIDTHS = (1.0, 0.5, 0.25, 0.125)  # of the FCN's published filters, widest first
 
 
-def baseline_width(
-    space: SearchSpace, dataset: Dataset, timeout: float | None, members: int
-) -> tuple[float, str | None]:
-    """The width of the signal baseline whose training fits BASELINE_SHARE of `timeout`, and
-    a note when it is not the published one (1.0 and None without a timeout or a signal)."""
-    shape = dataset.input_shape
-    if timeout is None or len(shape) != 2 or "conv_layers" not in space.conv:
-        return 1.0, None
-    rows = len(dataset.y_train) * members * space.epochs
-    allowed = BASELINE_SHARE * timeout * TRAINING_FLOPS_PER_SECOND
-    for width in WIDTHS:
-        flops = _flops(space, dataset, width)
-        if 3 * flops * rows <= allowed or width == WIDTHS[-1]:
-            break
-    if width == 1.0:
-        return width, None
-    seconds = 3 * flops * rows / TRAINING_FLOPS_PER_SECOND
-    return width, (
-        f"first trial: Wang et al.'s fully convolutional network at {width:g} of its width, "
-        f"so that its {space.epochs} epochs x {members} member(s) fit a quarter of the "
-        f"timeout (about {seconds:.0f} s predicted of {timeout:g} s)"
+@dataclass(frozen=True)
+class FirstTrial:
+    """What a study's first trial is: the space's known-good configuration, the FCN at `width`
+    for signals, or the textbook dense network (`dense`) where the budget affords no FCN."""
+
+    width: float = 1.0
+    dense: bool = False
+    # Its whole training, estimated (None: not estimated, or no time to fit it to)
+    seconds: float | None = None
+    # Why it is not the space's own first trial (None: it is)
+    why: str | None = None
+
+    def params(self, space: SearchSpace) -> dict[str, Any]:
+        """Its Optuna params in `space` (fixed values left out)."""
+        return space.baseline_params(space.input_shape, width=self.width, dense=self.dense)
+
+    def config(self, space: SearchSpace) -> Config:
+        return space.config_from_params(self.params(space))
+
+
+def first_trial(
+    space: SearchSpace, cost: Cost | None, timeout: float | None, members: int
+) -> FirstTrial:
+    """The first trial of a study in `space` (fitted to the data and to the budget), given the
+    cost of a member-epoch on this machine (None: not known; nothing is sized to time)."""
+    from ..space.narrowing import filter_range, has_blocks
+
+    shape = space.input_shape
+    signal = shape is not None and len(shape) == 2 and has_blocks(space)
+    if not signal or timeout is None or cost is None:
+        return FirstTrial()
+    runs = space.epochs * members
+    allowed = FIRST_SHARE * timeout
+    most = filter_range(space)[1]
+    # the widths whose filters the space holds (a wider one, cut to it, is another network),
+    # and the narrowest, cut or not
+    widths = [w for w in WIDTHS[:-1] if max(FCN_FILTERS) * w <= most] + [WIDTHS[-1]]
+    for width in widths:
+        seconds = runs * cost(FirstTrial(width).config(space))
+        if seconds <= allowed:
+            why = None if width == 1.0 else _narrower(width, space.epochs, members, seconds)
+            return FirstTrial(width, seconds=seconds, why=why)
+    dense = FirstTrial(dense=True)
+    why = (
+        f"first trial the textbook dense network: Wang et al.'s fully convolutional network, "
+        f"even at {WIDTHS[-1]:g} of its width, would train about {seconds:.0f} s "
+        f"({space.epochs} epochs x {members} member(s)), more than {FIRST_SHARE:g} of the timeout"
     )
+    return FirstTrial(dense=True, seconds=runs * cost(dense.config(space)), why=why)
 
 
-def _flops(space: SearchSpace, dataset: Dataset, width: float) -> float:
-    """Flops of one prediction of the baseline at `width`, counted on its module."""
-    from ..nets import BuiltinNetworks
-    from ..nets.footprint import flops
-
-    config = space.config_from_params(space.baseline_params(dataset.input_shape, width=width))
-    outputs = dataset.n_classes or 1
-    model = BuiltinNetworks(dataset.input_shape)(config, outputs, seed=0, device="cpu")
-    return float(flops(model, math.prod(dataset.input_shape)))
+def _narrower(width: float, epochs: int, members: int, seconds: float) -> str:
+    return (
+        f"first trial Wang et al.'s fully convolutional network at {width:g} of its width, "
+        f"so that its {epochs} epochs x {members} member(s) fit {FIRST_SHARE:g} of the timeout "
+        f"(about {seconds:.0f} s)"
+    )

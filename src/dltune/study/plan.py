@@ -15,21 +15,24 @@ Each rule that turns what was asked into what runs is applied here, and nowhere 
   trials, or retraining an ensemble's members): the search ends that share of the timeout
   before the deadline, on the rest of the epoch budget; the end spends the share;
 - each worker's share of the trials and of the epochs (`share`);
-- the arrangement (arrangement.py): processes, engine, threads, devices.
+- the arrangement (arrangement.py): processes, engine, threads, devices;
+- what was fitted to a short budget (budget.py): the part of the default space the run samples,
+  its first trial, whether that trial is paused like the others, whether the choice keeps its
+  reserve (where it does not, the rule is the best single run and nothing is held back).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .choice import Reserve, held_back
+from .budget import BudgetFit
+from .choice import ChoiceRule, Reserve, held_back
 from .loop import Budget
 from .settings import DEFAULT_TRIALS
 
 if TYPE_CHECKING:
     from .arrangement import Arrangement
-    from .choice import ChoiceRule
     from .settings import TuneSettings
 
 
@@ -64,6 +67,8 @@ class Plan:
     #                            share held back)
     rule: ChoiceRule  # how the best trial is chosen at the end (choice.py)
     held: float = 0.0  # share of the timeout and of the epoch budget held back for the end
+    # What was fitted to a short budget (budget.py)
+    fit: BudgetFit = field(default_factory=BudgetFit)
 
     @property
     def workers(self) -> int:
@@ -122,10 +127,14 @@ def make_plan(
     *,
     continued: bool,
     began: float,
+    fit: BudgetFit | None = None,
 ) -> Plan:
     """The plan of a run that began at `began` (time.time()): its timeout turned into its
     deadline, here alone. `continued`: the study had complete trials before this run (an
-    ensemble's members may then need retraining: choice.held_back)."""
+    ensemble's members may then need retraining: choice.held_back). `fit`: what was fitted
+    to its budget (budget.py; a reserve it drops leaves the best single run as the rule)."""
+    fit = fit if fit is not None else BudgetFit()
+    rule = rule if fit.reserve else ChoiceRule()
     held = held_back(rule, ensemble=continued)
     timeout = settings.timeout
     deadline = search_ends = None
@@ -141,4 +150,5 @@ def make_plan(
         search_ends=search_ends,
         rule=rule,
         held=held,
+        fit=fit,
     )

@@ -1,6 +1,7 @@
 """What a run was asked, resolved once, in the main process: the space and the data from their
 names, the arrangement from this machine's facts, how the best trial is chosen from the data,
-and from them all the run's Plan (plan.py), which the main process and every worker execute.
+the defaults fitted to a short budget (budget.py), and from them all the run's Plan (plan.py),
+which the main process and every worker execute.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import arrangement as arrangements
+from . import budget, costs
 from .choice import ChoiceRule, rule_for
 from .plan import Plan, make_plan, trial_count
 
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from ..space import SearchSpace
     from ..storage import Storage
     from .arrangement import Arrangement
+    from .budget import BudgetFit
     from .opening import OpenedStudy
     from .settings import TuneSettings
 
@@ -102,10 +105,14 @@ def plan_run(
 ) -> Plan:
     """The run's plan, once its study is open and its data validated as the study says
     (`dataset`, with its folds in k-fold): the settings with every name resolved, for the
-    workers; the choice rule (its note in `opened.notes`); what is held back for the end,
-    which depends on whether the study had complete trials before (a continued study's
-    delivered members may need retraining: benchmarks/RESULTS.md)."""
+    workers; the choice rule and what was fitted to the budget (their notes in
+    `opened.notes`); what is held back for the end, which depends on whether the study had
+    complete trials before (a continued study's delivered members may need retraining:
+    benchmarks/RESULTS.md)."""
     rule = choice_rule(settings, dataset, opened.notes)
+    fit = fit_to_budget(settings, opened, dataset, arrangement, rule)
+    if fit.note:
+        opened.notes.append(fit.note)
     study = opened.study
     continued = any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
     resolved = settings.replace(
@@ -115,4 +122,31 @@ def plan_run(
         study_name=study.study_name,
         model=opened.model,  # its record: each worker imports the build again
     )
-    return make_plan(resolved, arrangement, rule, continued=continued, began=began)
+    return make_plan(resolved, arrangement, rule, continued=continued, began=began, fit=fit)
+
+
+def fit_to_budget(
+    settings: TuneSettings,
+    opened: OpenedStudy,
+    dataset: Dataset,
+    arrangement: Arrangement,
+    rule: ChoiceRule,
+) -> BudgetFit:
+    """The defaults fitted to the run's timeout or epoch budget (budget.py): the default space
+    narrowed (never a space the user gave, nor a user model's), the first trial, the choice's
+    reserve (where "auto" chose the rule), with costs estimated for a CPU run alone."""
+    from ..space import DEFAULT_SOURCE
+
+    if settings.timeout is None and settings.epoch_budget is None:
+        return budget.BudgetFit()
+    facts = budget.Facts(
+        timeout=settings.timeout,
+        epoch_budget=settings.epoch_budget,
+        workers=arrangement.workers,
+        members=dataset.folds.k if dataset.folds is not None else 1,
+        timed=arrangement.devices == ("cpu",) and settings.ray is None,
+        narrow=opened.space.source == DEFAULT_SOURCE and opened.model is None,
+        rule=rule,
+        rule_auto=str(settings.choose).strip().lower() == "auto",
+    )
+    return budget.fit_budget(facts, opened.space, costs.for_data(dataset))

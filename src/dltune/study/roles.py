@@ -4,7 +4,8 @@ worker 0) and a worker (a child it started: workers.py):
 
 - in its turn on the storage, the main process sweeps stray checkpoints and enqueues the
   continuations of interrupted trials (once: turns are one at a time); a worker does neither;
-- the main process records how the study is validated, and enqueues a new study's baseline;
+- the main process records how the study is validated, and, once the run is planned, enqueues
+  a new study's baseline (the plan's first trial: budget.py);
 - it starts the other workers, and relays their progress (one listener call at a time);
 - a second SIGTERM stops it at once; a worker leaves that to its parent (stopping.py);
 - at the end, once every worker has ended, it chooses the best trial, delivers the model and
@@ -21,7 +22,6 @@ from ..storage import best_trial
 from ..storage import schema as stored
 from . import choice, ensemble_choice
 from .checkpointing import enqueue_interrupted, sweep_strays
-from .first_trial import baseline_width
 from .held_out import evaluate_test
 from .workers import GuardedListener, LocalWorkers, WorkerSummary, WorkerTarget, unpack_state
 
@@ -66,6 +66,9 @@ class Role:
         self, settings: TuneSettings, opened: OpenedStudy, dataset: Dataset, how_validated: str
     ) -> None:
         """The study is open, its validation resolved (`how_validated` says how)."""
+
+    def begin(self, plan: Plan, opened: OpenedStudy) -> None:
+        """The run is planned; nothing has trained yet, no other worker started."""
 
     def start_helpers(
         self, plan: Plan, storage: Storage, progress: ProgressListener
@@ -119,9 +122,12 @@ class MainRole(Role):
     def prepare(
         self, settings: TuneSettings, opened: OpenedStudy, dataset: Dataset, how_validated: str
     ) -> None:
-        """How the study is validated, said first; a new study's baseline enqueued."""
+        """How the study is validated, said first."""
         opened.notes.insert(0, how_validated)
-        _enqueue_baseline(settings, opened, dataset)
+
+    def begin(self, plan: Plan, opened: OpenedStudy) -> None:
+        """A new study's baseline enqueued, before any worker starts."""
+        _enqueue_baseline(plan, opened)
 
     def start_helpers(
         self, plan: Plan, storage: Storage, progress: ProgressListener
@@ -169,16 +175,12 @@ class Ended:
     interrupted: bool
 
 
-def _enqueue_baseline(settings: TuneSettings, opened: OpenedStudy, dataset: Dataset) -> None:
+def _enqueue_baseline(plan: Plan, opened: OpenedStudy) -> None:
     """A new study's first trial: the textbook configuration, for signals sized to the
-    timeout (first_trial.py; not for a grid, which is its own plan)."""
-    study = opened.study
+    timeout, as the plan fitted it (first_trial.py; not for a grid, which is its own plan)."""
+    study, settings = opened.study, plan.settings
     if settings.baseline and settings.sampler != "grid" and not study.trials:
-        members = dataset.folds.k if dataset.folds is not None else 1
-        width, note = baseline_width(opened.space, dataset, settings.timeout, members)
-        if note:
-            opened.notes.append(note)
-        params = opened.space.baseline_params(dataset.input_shape, width=width)
+        params = plan.fit.first.params(plan.fit.space(opened.space))
         if opened.model is not None:  # and the build's own defaults
             from .user_model import default_params
 
