@@ -19,9 +19,11 @@ given:
   the space has no blocks (the dense network alone, as `conv_layers: 0` asks). A space the
   user gives is never narrowed. An epoch budget narrows nothing: it counts every network's
   epochs alike.
-- The first trial (first_trial.py): the FCN at the widest width whose whole training fits a
-  quarter of the timeout, or the textbook dense network; in k-fold it is not paused by
-  successive halving only where its whole training fits a quarter of the budget.
+- The first trial (first_trial.py): for signals the FCN at the widest width the space holds
+  whose whole training fits a quarter of the timeout (k-fold, where it is not paused) or
+  whose lowest rung fits 1/SEARCH_RUNGS of the training (holdout), else the textbook dense
+  network; in k-fold it is not paused by successive halving only where its whole training
+  fits a quarter of the budget.
 - The reserve of `choose="auto"`'s re-evaluation (choice.py): kept only where the whole of it
   (the top k retrained with m seeds each) fits in it at the first trial's cost; a reserve
   that cannot hold it is spent for a partial round, or for nothing (a round not finished
@@ -38,15 +40,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .choice import RESERVE, ChoiceRule
-from .first_trial import FIRST_SHARE, FirstTrial, first_trial
+from .first_trial import FIRST_SHARE, SEARCH_RUNGS, FirstTrial, first_trial
 
 if TYPE_CHECKING:
     from ..space import SearchSpace
     from .costs import Cost
-
-# The costliest convolutional trial's lowest rung takes at most this fraction of the training
-# a timeout gives (see the module's note).
-SEARCH_RUNGS = 30
 
 
 @dataclass(frozen=True)
@@ -98,7 +96,9 @@ def fit_budget(facts: Facts, space: SearchSpace, cost: Cost) -> BudgetFit:
     if timed and facts.narrow and has_blocks(space):
         filters, dense_only, why_space = _filters(facts, space, cost)
     searched = BudgetFit(filters=filters, dense_only=dense_only).space(space)
-    first = first_trial(searched, cost if timed else None, facts.timeout, facts.members)
+    first = first_trial(
+        searched, cost if timed else None, facts.timeout, facts.members, facts.training
+    )
     whole = first.seconds
     if timed and whole is None:
         whole = space.epochs * facts.members * cost(first.config(searched))

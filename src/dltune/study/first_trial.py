@@ -3,15 +3,21 @@
 For signals the first trial is the fully convolutional network of Wang et al. (2017), whose
 published size (128/256/128 filters) costs, on a CPU, more than a short budget holds once it
 trains the hundreds of steps it needs. Its width is therefore the widest of the published one
-and its halves, down to an eighth, whose whole training (every epoch of the schedule, every
-fold member) is estimated (costs.py) to take at most FIRST_SHARE of the timeout, and whose
-filters the space, as fitted to the budget, allows (budget.py). Where even the eighth does not
-fit, the textbook dense network goes first: the FCN at an eighth of its width costs 2.2 ms a
-step on this CPU, its dispatch more than its arithmetic, so that on 5,100 signals of length 40
-one epoch takes 0.7 s and its 27 epochs about 20 s of a 30 s timeout (measured: the issue's
-study spent 24 s of its 30 in that first trial's first epoch on a loaded machine), where the
-textbook dense network trains all 27 in about 2.4 s. Images start from Keras' MNIST convnet,
-and tables from the textbook dense network, as they are.
+and its halves, down to an eighth, that the space (as fitted to the budget: budget.py) holds
+and the budget affords, by the cost estimated for this CPU (costs.py):
+
+- in k-fold, where successive halving does not pause it (below), its whole training (every
+  epoch of the schedule, every fold member) must take at most FIRST_SHARE of the timeout;
+- on a holdout split, where successive halving pauses it like any other trial once others
+  beat it, its lowest rung must take at most 1/SEARCH_RUNGS of the training the timeout gives
+  (the bound budget.py puts on every trial of the default space).
+
+Where not even the eighth fits, the textbook dense network goes first. The FCN at an eighth of
+its width costs 2.2 ms a step on this CPU, its dispatch more than its arithmetic: on 6,000
+signals of length 40 one epoch takes 0.7 s, its 27 epochs about 20 s (a study of the default
+before this sizing spent 24 s of its 30 s in that trial's first epoch, on a loaded machine,
+where a count of its flops alone had predicted 3 s for all 27). Images start from Keras' MNIST
+convnet, and tables from the textbook dense network, as they are.
 
 In a cross-validated study the first trial is not paused by successive halving: on small data
 its lowest rungs are a few dozen steps, where a network with batch normalization has not yet
@@ -33,6 +39,8 @@ if TYPE_CHECKING:
     from .costs import Cost
 
 FIRST_SHARE = 0.25  # of the timeout (or epoch budget), for the first trial's whole training
+# Every trial's lowest rung at most 1/SEARCH_RUNGS of the training a timeout gives (budget.py)
+SEARCH_RUNGS = 30
 WIDTHS = (1.0, 0.5, 0.25, 0.125)  # of the FCN's published filters, widest first
 
 
@@ -57,39 +65,51 @@ class FirstTrial:
 
 
 def first_trial(
-    space: SearchSpace, cost: Cost | None, timeout: float | None, members: int
+    space: SearchSpace,
+    cost: Cost | None,
+    timeout: float | None,
+    members: int,
+    training: float | None = None,
 ) -> FirstTrial:
     """The first trial of a study in `space` (fitted to the data and to the budget), given the
-    cost of a member-epoch on this machine (None: not known; nothing is sized to time)."""
+    cost of a member-epoch on this machine (None: not known; nothing is sized to time), its
+    fold members (more than 1: k-fold, where it is not paused) and the seconds of training
+    the timeout gives all workers together (`training`: the timeout's where not given)."""
     from ..space.narrowing import filter_range, has_blocks
 
     shape = space.input_shape
     signal = shape is not None and len(shape) == 2 and has_blocks(space)
     if not signal or timeout is None or cost is None:
         return FirstTrial()
-    runs = space.epochs * members
-    allowed = FIRST_SHARE * timeout
     most = filter_range(space)[1]
     # the widths whose filters the space holds (a wider one, cut to it, is another network),
     # and the narrowest, cut or not
     widths = [w for w in WIDTHS[:-1] if max(FCN_FILTERS) * w <= most] + [WIDTHS[-1]]
+    whole = space.epochs * members  # member-epochs of its whole training
+    if members > 1:
+        runs, allowed, what = whole, FIRST_SHARE * timeout, f"{FIRST_SHARE:g} of the timeout"
+    else:
+        runs, allowed = space.min_epochs, (training or timeout) / SEARCH_RUNGS
+        what = f"1/{SEARCH_RUNGS} of {training or timeout:.0f} s of training"
     for width in widths:
         seconds = runs * cost(FirstTrial(width).config(space))
         if seconds <= allowed:
-            why = None if width == 1.0 else _narrower(width, space.epochs, members, seconds)
-            return FirstTrial(width, seconds=seconds, why=why)
+            fcn = FirstTrial(width)
+            why = _narrower(width, seconds, what, members, space.epochs) if width < 1 else None
+            return FirstTrial(width, seconds=whole * cost(fcn.config(space)), why=why)
     dense = FirstTrial(dense=True)
+    part = "its whole training" if members > 1 else "its first rung"
     why = (
-        f"first trial the textbook dense network: Wang et al.'s fully convolutional network, "
-        f"even at {WIDTHS[-1]:g} of its width, would train about {seconds:.0f} s "
-        f"({space.epochs} epochs x {members} member(s)), more than {FIRST_SHARE:g} of the timeout"
+        f"first trial the textbook dense network: {part} of Wang et al.'s fully convolutional "
+        f"network, even at {WIDTHS[-1]:g} of its width, would take about {seconds:.1f} s, "
+        f"more than {what}"
     )
-    return FirstTrial(dense=True, seconds=runs * cost(dense.config(space)), why=why)
+    return FirstTrial(dense=True, seconds=whole * cost(dense.config(space)), why=why)
 
 
-def _narrower(width: float, epochs: int, members: int, seconds: float) -> str:
+def _narrower(width: float, seconds: float, what: str, members: int, epochs: int) -> str:
+    part = f"its {epochs} epochs x {members} fold members" if members > 1 else "its first rung"
     return (
         f"first trial Wang et al.'s fully convolutional network at {width:g} of its width, "
-        f"so that its {epochs} epochs x {members} member(s) fit {FIRST_SHARE:g} of the timeout "
-        f"(about {seconds:.0f} s)"
+        f"so that {part} take about {seconds:.1f} s, at most {what}"
     )
