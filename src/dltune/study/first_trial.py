@@ -86,8 +86,9 @@ def first_trial(
     # and the narrowest, cut or not
     widths = [w for w in WIDTHS[:-1] if max(FCN_FILTERS) * w <= most] + [WIDTHS[-1]]
     whole = space.epochs * members  # member-epochs of its whole training
+    runs: float = whole  # member-epochs it must train within `allowed`
     if members > 1:
-        runs, allowed, what = whole, FIRST_SHARE * timeout, f"{FIRST_SHARE:g} of the timeout"
+        allowed, what = FIRST_SHARE * timeout, f"{FIRST_SHARE:g} of the timeout"
     else:
         runs, allowed = space.min_epochs, (training or timeout) / SEARCH_RUNGS
         what = f"1/{SEARCH_RUNGS} of {training or timeout:.0f} s of training"
