@@ -140,6 +140,7 @@ def run_one(
     budget: float,
     anytime_tests: bool = True,
     shape: tuple[int, ...] | None = None,
+    epochs: bool = False,
 ) -> dict[str, Any]:
     import dltune
     from dltune.data import load_data
@@ -149,9 +150,9 @@ def run_one(
     folder = tempfile.mkdtemp(prefix=f"families-{family}-{seed}-")
     storage = f"sqlite:///{folder}/study.db"
     anytime = Anytime(maximize=data.task == "classification")
-    result = dltune.tune(
-        space, data, storage=storage, timeout=budget, seed=seed, progress=anytime.listener
-    )
+    limit = {"epoch_budget": budget} if epochs else {"timeout": budget}
+    listener = anytime.listener
+    result = dltune.tune(space, data, storage=storage, seed=seed, progress=listener, **limit)
     best = result.best or {}
     config = best.get("params") or {}
     for point in anytime.points if anytime_tests else []:  # outside the budget
@@ -187,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--families", nargs="+", choices=sorted(FAMILIES), default=["default"])
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
+        "--epochs", action="store_true", help="the budgets are epoch budgets, not seconds"
+    )
+    parser.add_argument(
         "--no-anytime-tests",
         action="store_true",
         help="skip retraining each best-so-far trial for its test (k-fold: K models each)",
@@ -201,10 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         for budget in args.budget:
             for seed in args.seeds:
                 for family in args.families:
-                    run = run_one(source, family, seed, budget, not args.no_anytime_tests, shape)
+                    tests = not args.no_anytime_tests
+                    run = run_one(source, family, seed, budget, tests, shape, args.epochs)
                     runs.append({"dataset": name, **run})
+                    unit = "epochs" if args.epochs else "s"
                     print(
-                        f"{name} {budget:g} s {family:7s} seed {seed}: val {run['val']:.4f} "
+                        f"{name} {budget:g} {unit} {family:7s} seed {seed}: val {run['val']:.4f} "
                         f"test {run['test']:.4f} conv_layers {run['conv_layers']} trials "
                         f"{run['trials']} epochs {run['epochs']} ({run['seconds']} s)",
                         flush=True,
@@ -220,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
 def _summary(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
     """Per family: the median test over the seeds, each seed's, how often convolutions won;
     and what the default study fitted to the budget (its first seed's note)."""
-    print(f"\n{runs[0]['dataset']}, {runs[0]['budget']:g} s per study, seeds {args.seeds}:")
+    unit = "epochs" if args.epochs else "s"
+    print(f"\n{runs[0]['dataset']}, {runs[0]['budget']:g} {unit} a study, seeds {args.seeds}:")
     for family in args.families:
         tests = [r["test"] for r in runs if r["family"] == family and r["test"] is not None]
         shown = ", ".join(f"{t:.4f}" for t in tests)
