@@ -105,8 +105,7 @@ def study_loop(
         patience=opened.space.patience,
         slots=slots,
         filler=filler,
-        # first_trial.py: where its whole training fits the budget (budget.py)
-        protect_baseline=dataset.folds is not None and plan.fit.protect_first,
+        protect_baseline=dataset.folds is not None,  # first_trial.py
     )
 
 

@@ -21,9 +21,7 @@ convnet, and tables from the textbook dense network, as they are.
 
 In a cross-validated study the first trial is not paused by successive halving: on small data
 its lowest rungs are a few dozen steps, where a network with batch normalization has not yet
-shown what it learns, and the first trial is the one configuration known to be good. Where
-its whole training does not fit FIRST_SHARE of the budget (of the timeout, or of the epoch
-budget's member-epochs), successive halving judges it like any other (budget.py).
+shown what it learns, and the first trial is the one configuration known to be good.
 """
 
 from __future__ import annotations
@@ -38,7 +36,7 @@ if TYPE_CHECKING:
     from ..space import SearchSpace
     from .costs import Cost
 
-FIRST_SHARE = 0.25  # of the timeout (or epoch budget), for the first trial's whole training
+FIRST_SHARE = 0.25  # of the timeout, for a cross-validated first trial's whole training
 # Every trial's lowest rung at most 1/SEARCH_RUNGS of the training a timeout gives (budget.py)
 SEARCH_RUNGS = 30
 WIDTHS = (1.0, 0.5, 0.25, 0.125)  # of the FCN's published filters, widest first

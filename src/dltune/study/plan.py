@@ -17,8 +17,8 @@ Each rule that turns what was asked into what runs is applied here, and nowhere 
 - each worker's share of the trials and of the epochs (`share`);
 - the arrangement (arrangement.py): processes, engine, threads, devices;
 - what was fitted to a short budget (budget.py): the part of the default space the run samples,
-  its first trial, whether that trial is paused like the others, whether the choice keeps its
-  reserve (where it does not, the rule is the best single run and nothing is held back).
+  its first trial, whether the choice keeps its reserve (where it does not, the rule is the
+  best single run and nothing is held back).
 """
 
 from __future__ import annotations
