@@ -85,13 +85,15 @@ def test_a_timeout_too_short_for_any_block_leaves_the_dense_network_alone():
     assert "no convolutional blocks" in (fitted.note or "")
 
 
-def test_the_first_trial_goes_dense_where_not_even_the_narrowest_fcn_fits():
+def test_a_cross_validated_first_trial_fits_a_quarter_of_the_timeout_or_ends_within_it():
     # k-fold: the first trial is not paused, so its whole training must fit a quarter of the
     # timeout: 27 epochs x 5 members of the FCN at an eighth (0.096 s) take 13 s
     assert fit(100.0, members=5).first.width == 0.125
-    fitted = fit(40.0, members=5, rule=ChoiceRule())
-    assert fitted.first.dense and fitted.first.seconds == pytest.approx(27 * 5 * 0.01)
-    assert "first trial the textbook dense network" in (fitted.note or "")
+    late = fit(20.0, members=5, rule=ChoiceRule())  # more than 5 s, but it ends within 20 s
+    assert late.first.width == 0.125 and "which it ends within" in (late.note or "")
+    mine = fit(5.0, members=5, rule=ChoiceRule(), narrow=False)  # 13 s: not within 5 s
+    assert mine.first.dense and mine.first.seconds == pytest.approx(27 * 5 * 0.01)
+    assert "first trial the textbook dense network" in (mine.note or "")
 
 
 def test_the_reserve_is_kept_where_the_whole_reevaluation_fits_in_it():
@@ -158,10 +160,10 @@ def test_the_cost_estimate_counts_steps_and_flops(blobs):
         optimizer="adam", learning_rate=1e-3, weight_decay=0.0, batch_size=10, epochs=1,
     )  # fmt: skip
     seconds = costs.member_epoch_seconds(config, 9e10 / 3, 100)
-    assert seconds == pytest.approx(10 * costs.STEP_SECONDS + 100)
+    assert seconds == pytest.approx(10 * costs.STEP_SECONDS + 100 + costs.EPOCH_SECONDS)
     cnn = dataclasses.replace(config, conv_layers=2, filters=(4, 4), kernel_size=(3, 3))
     stacked = costs.member_epoch_seconds(cnn, 0.0, 100, stacked=True)
-    assert stacked == pytest.approx(10 * 3 * costs.STACKED_STEP_SECONDS)
+    assert stacked == pytest.approx(10 * 3 * costs.STACKED_STEP_SECONDS + costs.EPOCH_SECONDS)
     folded = blobs.with_folds(5, 0)
     flops = costs.prediction_flops(config, (8,), 3)
     assert flops == 2 * (8 * 4 + 4 * 3)
@@ -210,7 +212,10 @@ def test_a_run_fitted_to_its_budget_says_so_once_and_samples_the_fitted_space(mo
     assert first["filters"] == [16, 32, 16]  # the FCN at an eighth: its rung fits (0.096 s)
     for trial in trials:
         assert max(trial.user_attrs["config"].get("filters") or [0]) <= 32
-    # the stored space is the whole default: a later run, without a budget, samples it all
-    more = dltune.tune(None, _signals(), storage=storage, trials=2, seed=1, workers=1)
+    # the stored space is the whole default: a later run with a budget that narrows nothing
+    # (epochs count alike for every network) continues the study over all of it
+    more = dltune.tune(
+        None, _signals(), storage=storage, epoch_budget=3, seed=1, workers=1, choose="max"
+    )
     assert not [n for n in more.notes if n.startswith("fitted")]
-    assert len(more.study.trials) == len(trials) + 2
+    assert len(more.study.trials) > len(trials)
