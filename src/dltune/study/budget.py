@@ -92,10 +92,11 @@ def fit_budget(facts: Facts, space: SearchSpace, cost: Cost) -> BudgetFit:
     cost of a member-epoch of a configuration on this machine (costs.py)."""
     from ..space.narrowing import has_blocks
 
-    timed = facts.timed and facts.timeout is not None
+    training = facts.training if facts.timed else None
+    timed = training is not None
     filters, dense_only, why_space = None, False, None
-    if timed and facts.narrow and has_blocks(space):
-        filters, dense_only, why_space = _filters(facts, space, cost)
+    if training is not None and facts.narrow and has_blocks(space):
+        filters, dense_only, why_space = _filters(space, cost, training, facts.members)
     searched = BudgetFit(filters=filters, dense_only=dense_only).space(space)
     first = first_trial(
         searched, cost if timed else None, facts.timeout, facts.members, facts.training
@@ -109,41 +110,35 @@ def fit_budget(facts: Facts, space: SearchSpace, cost: Cost) -> BudgetFit:
     return BudgetFit(filters, dense_only, first, reserve, note)
 
 
-def _filters(facts: Facts, space: SearchSpace, cost: Cost) -> tuple[int | None, bool, str | None]:
-    """The most filters a block may have (None: as the space says), whether no block fits,
-    and why."""
+def _filters(
+    space: SearchSpace, cost: Cost, training: float, members: int
+) -> tuple[int | None, bool, str | None]:
+    """The most filters a block may have (None: as the space says), whether no block fits
+    (the dense network alone), and why, for `training` seconds of it."""
     from ..space.narrowing import costliest, filter_range
 
-    assert facts.training is not None
-    allowed = facts.training / SEARCH_RUNGS
-    rung = space.min_epochs * facts.members  # member-epochs of a trial's lowest rung
-    fewest, most = filter_range(space)
-    widest = most
-    while True:
-        seconds = rung * cost(costliest(space, most))
-        if seconds <= allowed or most <= fewest:
-            break
+    allowed = training / SEARCH_RUNGS
+    rung = space.min_epochs * members  # member-epochs of a trial's lowest rung
+    fewest, widest = filter_range(space)
+    most = widest
+    seconds = rung * cost(costliest(space, most))
+    while seconds > allowed and most > fewest:
         most = max(fewest, most // 2)
-    share = f"1/{SEARCH_RUNGS} of {facts.training:.0f} s of training"
+        seconds = rung * cost(costliest(space, most))
+    share = f"1/{SEARCH_RUNGS} of {training:.0f} s of training"
     if seconds > allowed:
-        return (
-            None,
-            True,
-            (
-                f"no convolutional blocks: even with {fewest} filters the costliest convolutional "
-                f"trial's first rung would train about {seconds:.1f} s, more than {share}"
-            ),
+        why = (
+            f"no convolutional blocks: even with {fewest} filters the costliest convolutional "
+            f"trial's first rung would train about {seconds:.1f} s, more than {share}"
         )
+        return None, True, why
     if most == widest:
         return None, False, None
-    return (
-        most,
-        False,
-        (
-            f"convolutional blocks of at most {most} filters (not {widest}), so that the costliest "
-            f"convolutional trial's first rung trains about {seconds:.1f} s, at most {share}"
-        ),
+    why = (
+        f"convolutional blocks of at most {most} filters (not {widest}), so that the costliest "
+        f"convolutional trial's first rung trains about {seconds:.1f} s, at most {share}"
     )
+    return most, False, why
 
 
 def _reserve(facts: Facts, epochs: int, seconds: float | None) -> tuple[bool, str | None]:

@@ -111,8 +111,9 @@ def first_trial(
 
 
 def _narrower(width: float, seconds: float, what: str, members: int, epochs: int) -> str:
-    part = f"its {epochs} epochs x {members} fold members" if members > 1 else "its first rung"
+    many = members > 1
+    part = f"its {epochs} epochs x {members} fold members take" if many else "its first rung takes"
     return (
         f"first trial Wang et al.'s fully convolutional network at {width:g} of its width, "
-        f"so that {part} take about {seconds:.1f} s, at most {what}"
+        f"so that {part} about {seconds:.1f} s, at most {what}"
     )
