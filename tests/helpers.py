@@ -75,6 +75,21 @@ def dltune_process(
     )
 
 
+def default_signals() -> None:
+    """Signals as a user's terminal gives them to a new process: SIGINT and SIGTERM at their
+    defaults, none blocked. A test process (an xdist worker) may have inherited them ignored or
+    blocked from whatever started it or ran in it before (a SIGINT blocked there, inherited
+    across fork and exec, made a Ctrl-C test's driver never see its Ctrl-C); the processes a
+    test starts and signals must not depend on that. Call it in the child (Popen's preexec_fn,
+    or first thing after a fork)."""
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # a forked child runs Python on: its KeyboardInterrupt handler; an exec'd one installs it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def dltune_command(*args: str) -> list[str]:
     """The argument list of `python -m dltune.cli ARGS`, to start with Popen."""
     return [sys.executable, "-m", "dltune.cli", *args]
@@ -182,6 +197,7 @@ def _forked_main(
 ) -> None:
     import torch
 
+    default_signals()
     if netns is not None:
         _join_network_namespace(netns)
     # One thread: the parent's OpenMP threads did not survive the fork, and a single-threaded

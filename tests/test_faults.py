@@ -141,7 +141,7 @@ def test_the_default_workers_stop_with_every_finished_trial_kept(tmp_path, stop)
 
     from dltune.study.arrangement import cpu_count
 
-    from .helpers import dltune_command
+    from .helpers import default_signals, dltune_command
 
     if cpu_count() < 2:
         pytest.skip("one core: the default is one worker")
@@ -156,6 +156,7 @@ def test_the_default_workers_stop_with_every_finished_trial_kept(tmp_path, stop)
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own group: Ctrl-C's signal reaches all of it
+            preexec_fn=default_signals,  # as a terminal starts it, whatever this one has
             env={**os.environ, "COLUMNS": "200", **beats},
         )
     try:
