@@ -349,13 +349,10 @@ class Hyperband(Tuner):
         if iterations is not None:
             iterations = _whole(iterations, "hyperband_iterations", "Hyperband()")
         self.hyperband_iterations = iterations
-        oracle = {
-            "hyperparameters": hyperparameters,
-            "tune_new_entries": tune_new_entries,
-            "allow_new_entries": allow_new_entries,
-            "max_retries_per_trial": max_retries_per_trial,
-            "max_consecutive_failed_trials": max_consecutive_failed_trials,
-        }
+        oracle = oracle_arguments(
+            hyperparameters, tune_new_entries, allow_new_entries, max_retries_per_trial,
+            max_consecutive_failed_trials,
+        )  # fmt: skip
         super().__init__(hypermodel, objective, seed, oracle, kwargs)
 
     def _schedule(self) -> tuple[str, dict[str, Any]]:
@@ -401,13 +398,10 @@ class RandomSearch(Tuner):
         **kwargs: Any,
     ) -> None:
         self.max_trials = _whole(max_trials, "max_trials", f"{type(self).__name__}()")
-        oracle = {
-            "hyperparameters": hyperparameters,
-            "tune_new_entries": tune_new_entries,
-            "allow_new_entries": allow_new_entries,
-            "max_retries_per_trial": max_retries_per_trial,
-            "max_consecutive_failed_trials": max_consecutive_failed_trials,
-        }
+        oracle = oracle_arguments(
+            hyperparameters, tune_new_entries, allow_new_entries, max_retries_per_trial,
+            max_consecutive_failed_trials,
+        )  # fmt: skip
         super().__init__(hypermodel, objective, seed, oracle, kwargs)
 
     def _trials(self) -> int | None:
@@ -454,6 +448,24 @@ class BayesianOptimization(RandomSearch):
         # a continued study's sampler moves on, so that it does not propose its start again
         seed = None if self.seed is None else self.seed + (len(study.trials) if study else 0)
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=start)
+
+
+def oracle_arguments(
+    hyperparameters: Any,
+    tune_new_entries: bool,
+    allow_new_entries: bool,
+    max_retries_per_trial: int,
+    max_consecutive_failed_trials: int,
+) -> dict[str, Any]:
+    """Keras Tuner's Oracle arguments every tuner takes, by name, for the refusal of those
+    dltune does not support (arguments.py)."""
+    return {
+        "hyperparameters": hyperparameters,
+        "tune_new_entries": tune_new_entries,
+        "allow_new_entries": allow_new_entries,
+        "max_retries_per_trial": max_retries_per_trial,
+        "max_consecutive_failed_trials": max_consecutive_failed_trials,
+    }
 
 
 def hyperband_brackets(max_epochs: int, factor: int) -> int:
