@@ -103,6 +103,17 @@ def test_a_slow_start_and_a_confident_learner_are_not_divergence():
     assert divergence([144 * LN10, 263 * LN10], [300.0, 500.0], [0.88, 0.9], TEN) is None
 
 
+def test_a_run_that_started_above_the_fresh_level_is_measured_from_its_own_start():
+    """Unstandardized inputs: the fresh network costs 40, far above ten classes' level."""
+    learning = ([1.5 * LN10, 1.2 * LN10], [2.4, 2.2], [0.12, 0.3])
+    assert divergence(*learning, TEN) == (1, AT_CHANCE)  # as if it had started at ln 10
+    assert divergence(*learning, TEN, start_loss=40.0) is None  # it fell from 40: it learns
+    assert divergence([50.0], [60.0], [0.1], TEN, start_loss=40.0) == (1, AT_CHANCE)
+    # a start below the level changes nothing; an unknown one (an older study) neither
+    assert divergence(*learning, TEN, start_loss=1.0) == (1, AT_CHANCE)
+    assert divergence(*learning, TEN, start_loss=math.nan) == (1, AT_CHANCE)
+
+
 def test_a_loss_that_climbs_a_hundredfold_above_chance_exploded():
     assert divergence([0.02, 0.05, 3.0], [0.1, 0.2, 5.0], [0.9, 0.8, 0.6], TEN) == (3, EXPLODING)
 
@@ -163,6 +174,28 @@ def test_both_engines_end_a_run_that_meets_the_rule_as_diverged(family, request)
     stacked = PopulationTrainer(data, network=network).train([("wild", wild, 0), ("calm", calm, 1)])
     assert stacked["wild"].status == "diverged" and stacked["wild"].diverged_epoch == 1
     assert stacked["calm"].status == "complete"
+
+
+def test_a_slow_run_on_inputs_far_from_standardized_is_measured_from_its_own_start(images):
+    """Inputs 30 times standardized: a fresh network costs 3.5, far above three classes' 1.43.
+    At a tiny rate the first epoch stays there, at chance, and then learns; a huge rate
+    still diverges."""
+    from dltune.data import from_arrays
+
+    raw = from_arrays(images.x_train.reshape(-1, 1, 8, 8) * 30, images.y_train, seed=0, scale=False)
+    base = {"layers": 1, "units": (16,), "optimizer": "sgd", "epochs": 3, "batch_size": 32}
+    slow, wild = make_config(**base, learning_rate=1e-4), make_config(**base, learning_rate=100.0)
+    alone = SequentialTrainer(raw).train(slow, seed=0)
+    stacked = PopulationTrainer(raw).train([("slow", slow, 0), ("wild", wild, 1)])
+    level = chance("categorical_crossentropy", "classification", 3)
+    for run in (alone, stacked["slow"]):
+        assert run.status == "complete" and run.epochs_run == 3
+        first = run.history[0]
+        assert first.train_loss > level.fresh and first.val_metric < 0.4  # the rule's level alone
+        assert run.start_loss > 2 * level.fresh  # what it cost fresh, before its first step
+        assert run.history[-1].train_loss < first.train_loss  # and it learns
+    assert stacked["slow"].start_loss == pytest.approx(alone.start_loss, rel=1e-5)
+    assert stacked["wild"].status == "diverged"
 
 
 def test_a_cross_validated_trial_whose_fold_diverges_finitely_is_diverged(blobs):

@@ -463,6 +463,75 @@ def test_a_subclassed_model_end_to_end_with_train_best_load_predict_and_exports(
     assert export(loaded, "onnx", folder / "model.onnx").max_difference < 1e-4
 
 
+@pytest.fixture(scope="module")
+def two_blobs():
+    """Two Gaussian classes in 8 dimensions, half a unit apart per feature."""
+    from dltune.data import from_arrays
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, size=400)
+    x = rng.normal(0, 1, size=(400, 8)) + y[:, None] * 0.8
+    return from_arrays(x.astype(np.float32), y, name="two", seed=0)
+
+
+def binary(hp):
+    """Keras's binary idiom: one sigmoid output, binary cross-entropy."""
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="binary_crossentropy")
+    return model
+
+
+def binary_logit(hp):
+    """One logit output, with a loss that says so (from_logits)."""
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    return model
+
+
+@pytest.mark.parametrize(("build", "kind"), [(binary, "one_sigmoid"), (binary_logit, "one_logit")])
+def test_one_output_of_two_classes_becomes_their_logits_with_kerass_own_loss(build, kind):
+    network = built(build, (8,), n_outputs=2)
+    assert network.model.outputs == kind
+    x = torch.randn(6, 8)
+    network.eval()
+    logits = network(x)
+    assert logits.shape == (6, 2) and bool((logits[:, 0] == 0).all())
+    keras_out = torch.as_tensor(keras.ops.convert_to_numpy(network.model.keras_model(x)))
+    p = keras_out if kind == "one_sigmoid" else torch.sigmoid(keras_out)
+    torch.testing.assert_close(torch.softmax(logits, dim=1)[:, 1:], p)
+    # categorical cross-entropy on the two logits is Keras's binary cross-entropy on p
+    targets = torch.tensor([0, 1, 1, 0, 1, 0])
+    ours = torch.nn.functional.cross_entropy(logits, targets)
+    theirs = keras.losses.BinaryCrossentropy()(targets.float()[:, None], p)
+    assert abs(float(ours) - float(keras.ops.convert_to_numpy(theirs))) < 1e-5
+
+
+def test_kerass_binary_idiom_tunes_end_to_end_and_exports(two_blobs, tmp_path):
+    storage = memory()
+    space = {k: v for k, v in SPACE.items() if k not in ("loss", "learning_rate", "optimizer")}
+    result = dltune.tune(binary, data=two_blobs, space=space, storage=storage, trials=1, **QUICK)
+    assert result.study.trials[0].state == optuna.trial.TrialState.COMPLETE
+    said = " ".join(result.notes)
+    assert "loss categorical_crossentropy (binary_crossentropy on its one output)" in said
+    assert "single output is the probability of the second class" in said
+    assert result.best["value"] > 0.85
+    trained = dltune.train_best(storage, result.study.study_name, data=two_blobs, trust_source=True)
+    folder = trained.save(tmp_path / "model")
+    loaded = dltune.load(folder, trust_source=True)
+    raw = two_blobs.x_test * two_blobs.x_std + two_blobs.x_mean  # a model takes raw features
+    proba = loaded.predict_proba(raw)
+    network = trained.model.network.model  # the KerasNetwork: the user's model's own sigmoid
+    own = keras.ops.convert_to_numpy(network.to_keras()(torch.as_tensor(two_blobs.x_test)))
+    np.testing.assert_allclose(proba[:, 1:], own, rtol=1e-4, atol=1e-6)
+
+    from dltune.export.formats import export, reference
+
+    export(loaded, "keras", folder / "model.keras")
+    again = keras.saving.load_model(folder / "model.keras")
+    probabilities = keras.ops.convert_to_numpy(again(raw, training=False))
+    np.testing.assert_allclose(probabilities, reference(loaded, raw), rtol=1e-4, atol=1e-5)
+
+
 def test_a_model_keras_cannot_load_back_is_not_exported_and_the_error_says_why(blobs, tmp_path):
     from dltune.export import Preprocessing, TunedModel
     from dltune.export.formats import export

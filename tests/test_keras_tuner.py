@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ import dltune  # noqa: E402
 from dltune import keras_tuner as kt  # noqa: E402
 from dltune.keras_tuner.data import search_data  # noqa: E402
 from dltune.keras_tuner.objective import as_objective, metric_of  # noqa: E402
-from dltune.keras_tuner.tuners import hyperband_trials  # noqa: E402
+from dltune.keras_tuner.tuners import DATABASE, hyperband_trials  # noqa: E402
 from dltune.storage import read_trials, study_meta  # noqa: E402
 
 from .conftest import SHARED_MNIST  # noqa: E402
@@ -425,24 +426,46 @@ def test_get_best_models_predict_as_dltune_load_of_the_same_trial(searched, tmp_
     assert accuracy == pytest.approx(tuner.result.best["value"], abs=1e-6)
 
 
-def test_a_reopened_project_retrains_its_models_from_their_seeds(searched):
+def test_a_reopened_project_gives_its_models_from_saved_weights_or_retrains_them(
+    searched, tmp_path
+):
     tuner, (x, y, x_val, y_val) = searched
-    again = kt.RandomSearch(
-        blob_model, objective="val_accuracy", max_trials=3, seed=0,
-        directory=tuner.directory, project_name="blobs",
-    )  # fmt: skip
-    with pytest.raises(kt.KerasTunerError, match="needs its data: call search"):
-        again.get_best_models(1)
+    kept = tuner.get_best_models(2)
+
+    def reopened(directory):
+        return kt.RandomSearch(
+            blob_model, objective="val_accuracy", max_trials=3, seed=0,
+            directory=directory, project_name="blobs",
+        )  # fmt: skip
+
+    def same(models):
+        for a, b in zip(kept[: len(models)], models, strict=True):
+            np.testing.assert_allclose(
+                a.predict(x_val, verbose=0), b.predict(x_val, verbose=0), rtol=1e-5, atol=1e-6
+            )
+
+    # a later process, as after a restart: the weights the search saved, no data needed (the
+    # best trial's: a search without an ensemble keeps its best model)
+    again = reopened(tuner.directory)
+    assert again.result is None
+    same(again.get_best_models(1))
+    with pytest.raises(kt.KerasTunerError, match=r"trial \d+ of project .* has no saved weights"):
+        again.get_best_models(2)
     assert [h.values for h in again.get_best_hyperparameters(3)] == [
         h.values for h in tuner.get_best_hyperparameters(3)
     ]
-    again.search(x, y, epochs=3, validation_data=(x_val, y_val), **QUIET)  # max_trials reached
-    assert again.result is None and len(again._study().trials) == 3
-    kept, retrained = tuner.get_best_models(2), again.get_best_models(2)
-    for a, b in zip(kept, retrained, strict=True):
-        np.testing.assert_allclose(
-            a.predict(x_val, verbose=0), b.predict(x_val, verbose=0), rtol=1e-5, atol=1e-6
-        )
+    # without them (a copy of the database alone): retrained from their seeds, on the data
+    copy = tmp_path / "blobs"
+    copy.mkdir()
+    for end in ("", "-wal", "-shm"):  # the database, as SQLite holds it
+        if (Path(tuner.project_dir) / f"{DATABASE}{end}").exists():
+            shutil.copy(Path(tuner.project_dir) / f"{DATABASE}{end}", copy / f"{DATABASE}{end}")
+    bare = reopened(str(tmp_path))
+    with pytest.raises(kt.KerasTunerError, match=r"no saved weights.*call search"):
+        bare.get_best_models(1)
+    bare.search(x, y, epochs=3, validation_data=(x_val, y_val), **QUIET)  # max_trials reached
+    assert bare.result is None and len(bare._study().trials) == 3
+    same(bare.get_best_models(2))
 
 
 def test_best_hyperparameters_rebuild_the_best_model(searched):

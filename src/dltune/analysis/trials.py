@@ -185,7 +185,7 @@ def _mark_diverged(views: list[TrialView], data: dict[str, Any]) -> None:
         if view.state not in ("pruned", "diverged"):
             continue
         level = chance(str(view.config.get("loss", "")), task, classes)
-        found = divergence(view.train_loss, view.val_loss, view.curve, level)
+        found = divergence(view.train_loss, view.val_loss, view.curve, level, view.start_loss)
         if view.state == "diverged":
             view.diverged_how = found[1] if found else NOT_FINITE
         elif found is not None:

@@ -256,11 +256,23 @@ class StackedBucket(ABC, Generic[M]):
         for step in steps:
             start, end = batch_rows(step - 1, n, self.batch_size)
             rows = orders[:, start:end]  # (P, B)
-            loss_sums += self._step(x_train[rows], y_train[rows], active) * rows.shape[1]
+            losses = self._step(x_train[rows], y_train[rows], active)
+            if step == 1:
+                self._keep_start_losses(losses)
+            loss_sums += losses * rows.shape[1]
             if step % DIVERGENCE_CHECK_EVERY == 0:
                 # A diverged member is frozen where it stopped, as the sequential trainer stops.
                 active &= torch.isfinite(loss_sums)
         return loss_sums
+
+    def _keep_start_losses(self, losses: torch.Tensor) -> None:
+        """Keep, for each member that has not trained yet, its loss on its first batch (taken
+        before the step): what it cost fresh (TrainResult.start_loss)."""
+        fresh = [i for i, m in enumerate(self.members) if m.epoch == 0 and m.segment == 0]
+        if fresh:
+            values = losses.detach().cpu().tolist()
+            for i in fresh:
+                self.members[i].result.start_loss = values[i]
 
     def evaluate(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(P,) loss and (P,) metric of every member on a split, in chunks of rows."""

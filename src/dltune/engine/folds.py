@@ -81,12 +81,13 @@ class FoldTrial:
         return folds_snapshot(parts, self.state.history, self.state.patience)
 
 
+def mean(values: list[float]) -> float:
+    """The mean of the folds' values; NaN if any is not a number (unknown or diverged)."""
+    return statistics.fmean(values) if all(math.isfinite(v) for v in values) else math.nan
+
+
 def mean_report(reports: list[EpochReport]) -> EpochReport:
     """One epoch of a trial from its folds' reports of it: means, and the folds' seconds."""
-
-    def mean(values: list[float]) -> float:
-        return statistics.fmean(values) if all(math.isfinite(v) for v in values) else math.nan
-
     return EpochReport(
         reports[0].epoch,
         mean([r.train_loss for r in reports]),
@@ -111,6 +112,7 @@ def combine(results: list[TrainResult], state: _Trial, status: str) -> TrainResu
         stopped_early=state.stopped_early,
         seconds=sum(r.seconds for r in results),
         folds=list(results),
+        start_loss=mean([r.start_loss for r in results]),
     )
     if diverged:
         epoch = min(r.diverged_epoch or r.epochs_run for r in diverged)

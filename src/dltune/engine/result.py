@@ -50,6 +50,12 @@ class TrainResult:
     last_outputs: Any = None
     # status "failed": what a user's model raised while it trained (the study goes on)
     error: str | None = None
+    # The training loss of the run's first batch before its first step: what this network
+    # cost fresh, on the inputs as given (divergence.py's rule measures a run against it, so
+    # that inputs far from standardized, whose fresh loss is high, do not read as diverged).
+    # NaN where unknown (a result from before it was kept); the mean of the folds' in a
+    # cross-validated trial.
+    start_loss: float = math.nan
 
     @property
     def epochs_run(self) -> int:

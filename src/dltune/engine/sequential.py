@@ -246,6 +246,8 @@ class TrainingRun:
             start, end = batch_rows(step, n, batch_size)
             batch = order[start:end]
             loss = self.loss_fn(self.model(x_train[batch]), y_train[batch])
+            if step == 0 and self.epoch == 0:  # before any step: what this network cost fresh
+                self.result.start_loss = float(loss.detach())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -290,7 +292,7 @@ class TrainingRun:
         result.history.append(report)
         result.seconds += seconds
         self.checkpoint_value = value
-        if diverged(result.history, self.config.loss, self.trainer.tensors):
+        if diverged(result, self.config.loss, self.trainer.tensors):
             result.status, result.diverged_epoch = "diverged", self.epoch
             return result.status
         improved = self.trainer.metric.improves(result.best_value, value)

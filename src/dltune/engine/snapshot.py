@@ -93,6 +93,7 @@ def progress_meta(
             "diverged_epoch": result.diverged_epoch,
             "stopped_early": result.stopped_early,
             "seconds": result.seconds,
+            "start_loss": as_json_number(result.start_loss),
             "has_best_state": result.best_state is not None,
         },
     }
@@ -136,6 +137,7 @@ def result_from(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Train
         diverged_epoch=stored["diverged_epoch"],
         stopped_early=bool(stored["stopped_early"]),
         seconds=float(stored["seconds"]),
+        start_loss=as_float(stored.get("start_loss")),  # absent (NaN) before it was kept
         best_state={k: v.clone() for k, v in best.items()} if best is not None else None,
         best_outputs=tensors["best_outputs"].numpy().copy() if "best_outputs" in tensors else None,
     )

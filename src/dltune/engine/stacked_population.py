@@ -272,7 +272,7 @@ class StackedPopulation(SubPopulation, Generic[B]):
         result = member.result
         result.history.append(report)
         result.seconds += report.seconds
-        if diverged(result.history, member.config.loss, self.tensors):
+        if diverged(result, member.config.loss, self.tensors):
             result.diverged_epoch = report.epoch
             return "diverged"
         improved = self.tensors.metric.improves(result.best_value, report.val_metric)

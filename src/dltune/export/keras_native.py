@@ -104,9 +104,11 @@ def _head(keras: Any, out: Any, kind: str, task: str, loss: str) -> Any:
     ops = keras.ops
     if kind == "softmax":
         out = ops.log(ops.clip(out, EPSILON, 1.0))
-    elif kind == "sigmoid":
+    elif kind in ("sigmoid", "one_sigmoid"):
         p = ops.clip(out, EPSILON, 1.0 - EPSILON)
         out = ops.log(p) - ops.log(1.0 - p)
+    if kind in ("one_sigmoid", "one_logit"):  # one output: the second class's; the first's 0
+        out = ops.concatenate([ops.zeros_like(out), out], axis=-1)
     if loss == "binary_crossentropy":
         p = ops.sigmoid(out)
         return p / ops.maximum(ops.sum(p, axis=-1, keepdims=True), 1e-12)

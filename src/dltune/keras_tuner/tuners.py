@@ -5,9 +5,10 @@ dltune study (arguments.py refuses the rest):
 
 - `objective` -> the space's metric (objective.py); `seed` -> tune's seed (sampler and weights);
 - `directory`/`project_name` -> the study `project_name` in SQLite at
-  directory/project_name/dltune.db; `overwrite=True` removes that file (and its checkpoints)
-  first, as Keras Tuner removes its project folder; otherwise a later search() continues the
-  study, as Keras Tuner reloads its project;
+  directory/project_name/dltune.db, and the best trials' weights beside it (results.py);
+  `overwrite=True` removes them (and the study's checkpoints) first, as Keras Tuner removes its
+  project folder; otherwise a later search() continues the study, and get_best_models() gives
+  its models, as Keras Tuner reloads its project;
 - Hyperband(max_epochs, factor, hyperband_iterations) -> schedule "hyperband" with the space's
   epochs = max_epochs, reduction = factor and min_epochs = max_epochs / factor**s (the lowest of
   Keras Tuner's rounds), TPE sampling in the brackets (a model of the results so far, as BOHB
@@ -44,7 +45,15 @@ from ..usermodel.keras_model import is_keras_model
 from .arguments import CONSTRUCTOR, SEARCH, KerasTunerError, patience_of, refuse
 from .hypermodel import build_of, default_space
 from .objective import as_objective, metric_of
-from .results import hyperparameters_of, ranked, trained_model
+from .results import (
+    WEIGHTS,
+    hyperparameters_of,
+    ranked,
+    retrained,
+    save_weights,
+    saved_weights,
+    trained_model,
+)
 from .summaries import SearchProgress, results_summary, search_space_summary
 
 if TYPE_CHECKING:
@@ -179,6 +188,7 @@ class Tuner:
             progress = SearchProgress(self.objective, notes)
         with _quiet_optuna():
             self.result = self._tune(data, space, hp, trials, timeout, existing, progress)
+        save_weights(Path(self.project_dir), self.result.study, self.result.kept)
         if isinstance(progress, SearchProgress) and self.result.best:
             best = self.result.best
             print(f"Best {self.objective.name}: {best['value']:.4f} (trial {best['trial']})")
@@ -303,20 +313,32 @@ class Tuner:
 
     def get_best_models(self, num_models: int = 1) -> list[Any]:
         """The best trials' models, best first, with the weights of each one's best epoch
-        (results.py: kept from the search, or retrained from its seed)."""
+        (results.py: kept from the search, saved in the project folder by a search, or
+        retrained from its seed on the last search's data)."""
+        from ..storage import study_meta
+        from ..storage.schema import read_input_shape
+
         study = self._study()
         data = self._data_of_last_search
-        if data is None:
-            raise KerasTunerError(
-                f"get_best_models() on project {self.project_dir} needs its data: call "
-                "search(...) with the same arrays first (it continues the study, and trains "
-                "nothing more where max_trials is reached)"
-            )
+        meta = study_meta(study)
+        shape = data.input_shape if data is not None else read_input_shape(meta)
+        classes = data.n_classes if data is not None else meta.get("data", {}).get("classes")
         kept = self.result.kept if self.result is not None else {}
-        return [
-            trained_model(study, record, self._build, data, kept.get(record.number))
-            for record in ranked(study, num_models)
-        ]
+        models = []
+        for record in ranked(study, num_models):
+            found = kept.get(record.number)
+            state = found[0] if found else saved_weights(Path(self.project_dir), record.number)
+            if state is None:
+                if data is None:
+                    raise KerasTunerError(
+                        f"get_best_models(): trial {record.number} of project "
+                        f"{self.project_dir} has no saved weights, and retraining it needs its "
+                        "data: call search(...) with the same arrays first (it continues the "
+                        "study, and trains nothing more where max_trials is reached)"
+                    )
+                state = retrained(study, record, self._build, data)
+            models.append(trained_model(record, self._build, shape, classes or 1, state))
+        return models
 
     def results_summary(self, num_trials: int = 10) -> None:
         print(results_summary(ranked(self._study()), self.project_dir, self.objective, num_trials))
@@ -524,3 +546,4 @@ def _remove_study(project: Path) -> None:
     for path in (database, *(Path(f"{database}{end}") for end in ("-journal", "-wal", "-shm"))):
         path.unlink(missing_ok=True)
     shutil.rmtree(Path(f"{database}{CHECKPOINTS_SUFFIX}"), ignore_errors=True)
+    shutil.rmtree(project / WEIGHTS, ignore_errors=True)

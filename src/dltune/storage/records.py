@@ -50,6 +50,7 @@ class TrialRecord:
     curve: list[float] = field(default_factory=list)  # validation metric after epoch 1, 2, ...
     partial: float | None = None  # a value measured inside the first epoch (sub-epoch rung)
     train_loss: list[float] = field(default_factory=list)
+    start_loss: float = math.nan  # the first batch's training loss, before any step; NaN: unknown
     val_loss: list[float] = field(default_factory=list)
     train_metric: list[float] = field(default_factory=list)  # when tracked (sweeps)
     epoch_seconds: list[float] = field(default_factory=list)
@@ -140,6 +141,7 @@ def read_trial(trial: FrozenTrial, as_type: type[Any] = TrialRecord) -> Any:
         curve=[_float(points[step]) for step in steps],
         partial=_float(partial) if partial is not None else None,
         train_loss=[_float(v) for v in attrs.get(schema.TRAIN_LOSS, [])],
+        start_loss=_float(attrs.get(schema.START_LOSS, math.nan)),
         val_loss=[_float(v) for v in attrs.get(schema.VAL_LOSS, [])],
         train_metric=[_float(v) for v in attrs.get(schema.TRAIN_METRIC, [])],
         epoch_seconds=[float(v) for v in attrs.get(schema.EPOCH_SECONDS, [])],

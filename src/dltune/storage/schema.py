@@ -96,6 +96,7 @@ STATE = "dltune_state"  # "paused", "running", "diverged", "failed", "interrupte
 STOPPED = "stopped"  # "budget": the budget, not the scheduler, ended it
 ERROR = "error"
 TRAIN_LOSS = "train_loss"
+START_LOSS = "start_loss"  # the training loss of its first batch, before its first step
 VAL_LOSS = "val_loss"
 TRAIN_METRIC = "train_metric"
 EPOCH_SECONDS = "epoch_seconds"
@@ -379,6 +380,8 @@ def write_trial_end(trial: optuna.Trial, result: TrainResult) -> None:
     as Optuna's intermediate values, one report per epoch)."""
     history = result.history
     trial.set_user_attr(TRAIN_LOSS, [r.train_loss for r in history])
+    if math.isfinite(result.start_loss):
+        trial.set_user_attr(START_LOSS, result.start_loss)
     trial.set_user_attr(VAL_LOSS, [r.val_loss for r in history])
     trial.set_user_attr(EPOCH_SECONDS, [round(r.seconds, 4) for r in history])
     if any(math.isfinite(r.train_metric) for r in history):  # tracked (sweeps)

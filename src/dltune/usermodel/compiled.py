@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..vocabulary import OPTIMIZERS, canonical
-from .keras_model import is_keras_model
+from .keras_model import is_keras_model, single_output
 
 KEYS = ("optimizer", "learning_rate", "weight_decay", "loss")
 MOMENTUM = 0.9  # dltune's momentum and nesterov optimizers (engine.optim)
@@ -33,16 +33,16 @@ class Compiled:
 def compiled(model: Any) -> Compiled | None:
     """compile()'s training knobs of a Keras model, or None where there is no Keras model or it
     was not compiled."""
-    model = getattr(model, "keras_model", model)  # a KerasNetwork: its Keras model
-    if not is_keras_model(model) or not getattr(model, "compiled", False):
+    keras_model = getattr(model, "keras_model", model)  # a KerasNetwork: its Keras model
+    if not is_keras_model(keras_model) or not getattr(keras_model, "compiled", False):
         return None
     found = Compiled()
-    optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(keras_model, "optimizer", None)
     if optimizer is not None:
         _read_optimizer(optimizer, found)
-    loss = getattr(model, "loss", None)
+    loss = getattr(keras_model, "loss", None)
     if loss is not None:
-        _read_loss(loss, found)
+        _read_loss(loss, found, single_output(model))
     return found
 
 
@@ -93,7 +93,10 @@ def _loss_name(loss: Any) -> str | None:
     return function if isinstance(function, str) else None
 
 
-def _read_loss(loss: Any, found: Compiled) -> None:
+def _read_loss(loss: Any, found: Compiled, single: bool) -> None:
+    """compile()'s loss; `single`: the model gives one output (Keras's binary idiom), whose
+    binary cross-entropy is dltune's categorical cross-entropy on the two classes' logits
+    (keras_model's notes)."""
     name = _loss_name(loss)
     if name is None:
         found.unused.append(f"compile()'s loss {loss!r} (dltune trains one output, one loss)")
@@ -102,5 +105,7 @@ def _read_loss(loss: Any, found: Compiled) -> None:
     if known is None:
         found.unused.append(f"compile()'s loss {name!r} (no dltune loss of that name)")
         return
+    if single and known == "binary_crossentropy":
+        known, name = "categorical_crossentropy", f"{name} on its one output"
     found.values["loss"] = known
     found.written["loss"] = name

@@ -20,7 +20,11 @@ yet (:func:`prefer_torch_backend`); a Keras model of another backend is refused 
   (log p - log(1 - p) for sigmoid), clipped at 1e-7 as Keras's own cross-entropy clips them.
   Where the output layer does not say (a subclassed model, keras.ops.softmax after the last
   layer), the outputs count as softmax probabilities when they are, on a probe batch
-  (non-negative, each row summing to 1).
+  (non-negative, each row summing to 1). Two classes with a single output, Keras's binary
+  idiom (``Dense(1, activation="sigmoid")`` with binary cross-entropy), become the two
+  classes' logits (0, z), z the output's log-odds (or the output itself where it is a logit):
+  their softmax is (1 - p, p), so categorical cross-entropy on them is Keras's binary
+  cross-entropy on p, exactly (compiled.py reads that compile() loss as categorical).
 - training: the model runs with ``training=self.training``, so that Dropout and
   BatchNormalization behave as in Keras's fit() and evaluate().
 - state: the model's trainable variables are this module's parameters, its non-trainable ones
@@ -192,6 +196,19 @@ def output_layer(model: Any) -> Any | None:
     return nested if nested is not None else last
 
 
+def single_output(model: Any) -> bool:
+    """Whether a model gives one output per example (Keras's binary idiom, Dense(1)): a
+    KerasNetwork by what it read, a Keras model by its declared output (False where it declares
+    none: a subclassed model not yet wrapped)."""
+    if isinstance(model, KerasNetwork):
+        return model.outputs in ("one_sigmoid", "one_logit")
+    try:
+        outputs = model.outputs
+    except (AttributeError, ValueError):
+        return False
+    return bool(outputs) and len(outputs) == 1 and tuple(outputs[0].shape)[1:] == (1,)
+
+
 def output_activation(layer: Any) -> str | None:
     """'softmax' or 'sigmoid' where `layer` ends in one, else None (its outputs are logits)."""
     keras = keras_module()
@@ -256,25 +273,38 @@ class KerasNetwork(nn.Module):
                 model(torch.zeros(PROBE_ROWS, *shape), training=False)
 
     def _read_outputs(self, model: Any, n_outputs: int) -> str:
-        """'softmax', 'sigmoid' (probabilities, made logits in forward) or 'logits'."""
-        read = output_activation(output_layer(model))
+        """How forward makes the model's outputs logits: 'logits' (as they are), 'softmax' or
+        'sigmoid' (probabilities: their log, their log-odds); with two classes and a single
+        output, 'one_sigmoid' or 'one_logit' (the second class's probability or logit)."""
+        layer = output_layer(model)
+        read = output_activation(layer)
+        out = self._probe()
+        if n_outputs == 2 and out is not None and tuple(out.shape) == (PROBE_ROWS, 1):
+            # where the structure does not say, a probability is what lies in (0, 1)
+            unsaid = layer is None and bool(((out > 0) & (out < 1)).all())
+            return "one_sigmoid" if read == "sigmoid" or unsaid else "one_logit"
         if read is not None:
             return read
         # the structure does not say (a subclassed model; keras.ops.softmax after the last
-        # layer): probabilities where its outputs are, on a probe batch
+        # layer): probabilities where its outputs are, on the probe batch
+        if out is None or tuple(out.shape) != (PROBE_ROWS, n_outputs):
+            return "logits"
+        sums = out.sum(dim=1)
+        softmax = bool((out >= 0).all()) and bool(torch.allclose(sums, torch.ones_like(sums)))
+        return "softmax" if softmax else "logits"
+
+    def _probe(self) -> torch.Tensor | None:
+        """The model's outputs on a probe batch in evaluation mode; None where its forward
+        fails (check_output's probe reports that) or gives no tensor."""
         probe = torch.randn(
             PROBE_ROWS, *self.input_shape, generator=torch.Generator().manual_seed(0)
         )
         try:
             with torch.no_grad():
                 out = self._call(probe, training=False)
-        except Exception:  # the probe of check_output reports a forward that fails
-            return "logits"
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (PROBE_ROWS, n_outputs):
-            return "logits"
-        sums = out.sum(dim=1)
-        softmax = bool((out >= 0).all()) and bool(torch.allclose(sums, torch.ones_like(sums)))
-        return "softmax" if softmax else "logits"
+        except Exception:
+            return None
+        return out if isinstance(out, torch.Tensor) else None
 
     # ---- the forward ----
 
@@ -315,9 +345,11 @@ class KerasNetwork(nn.Module):
         out = self._call(x, training=self.training)
         if self.outputs == "softmax":
             return torch.log(out.clamp(EPSILON, 1.0))
-        if self.outputs == "sigmoid":
+        if self.outputs in ("sigmoid", "one_sigmoid"):
             p = out.clamp(EPSILON, 1.0 - EPSILON)
-            return torch.log(p) - torch.log1p(-p)
+            out = torch.log(p) - torch.log1p(-p)
+        if self.outputs in ("one_sigmoid", "one_logit"):  # the first class's logit is 0
+            return torch.cat([torch.zeros_like(out), out], dim=1)
         return out
 
     # ---- Keras again ----
@@ -346,11 +378,17 @@ class KerasNetwork(nn.Module):
         if self.layout in how:
             shape = arranged_shape(self.input_shape, self.layout)
             said.append(f"the examples {self.input_shape} reach it {how[self.layout]}, as {shape}")
-        if self.outputs != "logits":
+        if self.outputs in ("softmax", "sigmoid"):
             said.append(
                 f"its outputs are {self.outputs} probabilities, so dltune trains on their "
                 f"{'log' if self.outputs == 'softmax' else 'log-odds'} as logits (clipped at "
                 f"{EPSILON:g}, as Keras's cross-entropy clips them)"
+            )
+        if self.outputs in ("one_sigmoid", "one_logit"):
+            what = "the probability" if self.outputs == "one_sigmoid" else "the logit"
+            said.append(
+                f"its single output is {what} of the second class, so dltune trains on the two "
+                "classes' logits (0, its log-odds): their cross-entropy is binary cross-entropy"
             )
         return said
 
