@@ -1,6 +1,6 @@
 """What several test files share: the command line run in this process or as a real one, the
-tiny space the CLI tests train, a configuration maker, and the require-or-skip rule for what a
-machine may lack (a browser, Ray, PostgreSQL)."""
+tiny space the CLI tests train (and its dict for tune()), small image data, a configuration
+maker, and the require-or-skip rule for what a machine may lack (a browser, Ray, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,36 @@ lr: {low: 1.0e-3, high: 0.3, log: true}
 batch_size: [32, 64]
 epochs: 3
 """
+
+
+# The same space as tune() takes it (a dict), with `changes` (its epochs, say)
+def small_space(**changes: Any) -> dict[str, Any]:
+    return {
+        "layers": [1, 2],
+        "units": [16, 32],
+        "activation": ["relu", "tanh"],
+        "optimizer": ["adam", "sgd"],
+        "loss": "categorical_crossentropy",
+        "learning_rate": {"low": 1e-3, "high": 0.3, "log": True},
+        "batch_size": [32, 64],
+        "epochs": 3,
+        **changes,
+    }
+
+
+def bright_rows(n: int, seed: int) -> Any:
+    """`n` noisy 8x8 images (1x8x8) of three classes, a bright row per class."""
+    import numpy as np
+
+    from dltune.data import from_arrays
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, size=n)
+    x = rng.normal(0, 1, size=(n, 1, 8, 8)).astype(np.float32)
+    x[np.arange(n), 0, 2 * y, :] += 2.0
+    data = from_arrays(x.reshape(n, -1), y, name="rows", seed=0)
+    data.set_input_shape((1, 8, 8))
+    return data
 
 
 @dataclass

@@ -29,7 +29,7 @@ from dltune.engine.population import PopulationTrainer
 from dltune.space.rules import value_rule
 from dltune.vocabulary import LOSSES
 
-from .helpers import dltune, make_config
+from .helpers import bright_rows, dltune, make_config
 
 LN10 = math.log(10)
 
@@ -135,14 +135,8 @@ def test_in_regression_chance_is_a_validation_loss_no_better_than_the_mean():
 
 @pytest.fixture(scope="module")
 def images():
-    """300 noisy 8x8 images of three classes (a bright row per class)."""
-    from dltune.data import from_arrays
-
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, size=300)
-    x = rng.normal(0, 1, size=(300, 1, 8, 8)).astype(np.float32)
-    x[np.arange(300), 0, 2 * y, :] += 2.0
-    return from_arrays(x, y, name="rows", seed=0)
+    """Noisy 8x8 images of three classes (helpers.bright_rows)."""
+    return bright_rows(300, seed=0)
 
 
 def batch_normed(config, n_outputs, *, seed, device):

@@ -19,18 +19,9 @@ from dltune.study import ProgressListener, tune
 from dltune.study.notebook_progress import NotebookProgress, default_progress, in_notebook
 from dltune.study.start import StudyStart
 
-from .helpers import make_config
+from .helpers import make_config, small_space
 
-SMALL = {
-    "layers": [1, 2],
-    "units": [16, 32],
-    "activation": ["relu", "tanh"],
-    "optimizer": ["adam", "sgd"],
-    "loss": "categorical_crossentropy",
-    "learning_rate": {"low": 1e-3, "high": 0.3, "log": True},
-    "batch_size": [32, 64],
-    "epochs": 3,
-}
+SMALL = small_space()
 QUICK = {"seed": 0, "schedule": "none", "cv": "holdout", "choose": "max", "workers": 1}
 PNG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 

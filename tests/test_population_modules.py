@@ -17,7 +17,7 @@ from dltune.engine.module_bucket import ModuleBucket
 from dltune.engine.population import PopulationTrainer
 from dltune.nets.dense import SeededDropout, dropout_generator
 
-from .helpers import make_config
+from .helpers import bright_rows, make_config
 from .test_population import _run_with_pauses, assert_same_curve
 
 CONV = make_config(conv_layers=2, filters=(4, 6), pool=2, units=(16,), epochs=3)
@@ -25,16 +25,8 @@ CONV = make_config(conv_layers=2, filters=(4, 6), pool=2, units=(16,), epochs=3)
 
 @pytest.fixture(scope="module")
 def images():
-    """300 noisy 8x8 images of three classes (a bright row per class)."""
-    from dltune.data import from_arrays
-
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, size=300)
-    x = rng.normal(0, 1, size=(300, 1, 8, 8)).astype(np.float32)
-    x[np.arange(300), 0, 2 * y, :] += 2.0
-    data = from_arrays(x.reshape(300, -1), y, name="rows", seed=0)
-    data.set_input_shape((1, 8, 8))
-    return data
+    """Noisy 8x8 images of three classes (helpers.bright_rows)."""
+    return bright_rows(300, seed=0)
 
 
 def assert_same_state(a: dict, b: dict, atol: float = 1e-5) -> None:

@@ -4,7 +4,6 @@ error."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -15,7 +14,7 @@ from dltune.engine.population import PopulationTrainer
 from dltune.engine.snapshot import Snapshot
 from dltune.engine.subpopulation import NoMember, SubPopulation
 
-from .helpers import make_config
+from .helpers import bright_rows, make_config
 from .test_population_modules import CONV, ItemNet
 
 DENSE = make_config(epochs=2)
@@ -23,16 +22,8 @@ DENSE = make_config(epochs=2)
 
 @pytest.fixture(scope="module")
 def images():
-    """120 noisy 8x8 images of three classes (a bright row per class)."""
-    from dltune.data import from_arrays
-
-    rng = np.random.default_rng(1)
-    y = rng.integers(0, 3, size=120)
-    x = rng.normal(0, 1, size=(120, 1, 8, 8)).astype(np.float32)
-    x[np.arange(120), 0, 2 * y, :] += 2.0
-    data = from_arrays(x.reshape(120, -1), y, name="rows", seed=0)
-    data.set_input_shape((1, 8, 8))
-    return data
+    """Noisy 8x8 images of three classes (helpers.bright_rows)."""
+    return bright_rows(120, seed=1)
 
 
 def item_factory(config, n_outputs, *, seed, device):

@@ -36,18 +36,9 @@ from dltune.storage.schema import HEARTBEAT as HEARTBEAT_ATTR
 from dltune.storage.schema import TEST_PREFIX
 from dltune.study import tune
 
-from .helpers import SMALL_SPACE, Forked, dltune, require_or_skip
+from .helpers import SMALL_SPACE, Forked, dltune, require_or_skip, small_space
 
-SMALL = {
-    "layers": [1, 2],
-    "units": [16, 32],
-    "activation": ["relu", "tanh"],
-    "optimizer": ["adam", "sgd"],
-    "loss": "categorical_crossentropy",
-    "learning_rate": {"low": 1e-3, "high": 0.3, "log": True},
-    "batch_size": [32, 64],
-    "epochs": 2,
-}
+SMALL = small_space(epochs=2)
 
 
 QUICK = 15  # seconds: a bad storage must be reported within this (connect timeout: 10 s)

@@ -12,18 +12,9 @@ from dltune.errors import StudyError
 from dltune.storage import best_record, trial_records
 from dltune.study import ProgressListener, tune
 
-from .helpers import SMALL_SPACE
+from .helpers import SMALL_SPACE, small_space
 
-SMALL = {
-    "layers": [1, 2],
-    "units": [16, 32],
-    "activation": ["relu", "tanh"],
-    "optimizer": ["adam", "sgd"],
-    "loss": "categorical_crossentropy",
-    "learning_rate": {"low": 1e-3, "high": 0.3, "log": True},
-    "batch_size": [32, 64],
-    "epochs": 3,
-}
+SMALL = small_space()
 
 
 # Under pytest-xdist, with the CLI tests: the session's trained study is then trained once.
