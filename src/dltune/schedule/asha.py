@@ -109,17 +109,24 @@ class Scheduler:
 
     def record(self, number: int, value: float, seconds_per_epoch: float | None = None) -> Decision:
         """The trial reached its target rung with `value`: go on, pause, or it is complete."""
-        trial = self.trials[number]
-        rung = trial.promoted + 1
-        trial.values[rung] = value
-        if seconds_per_epoch is not None:
-            trial.seconds_per_epoch = seconds_per_epoch
+        trial, rung = self._reached(number, value, seconds_per_epoch)
         if rung == len(self.ladder(number)) - 1:
             return "complete"
         if number in self._top(trial.bracket, rung) or number in self.protected:
             trial.promoted = rung
             return "continue"
         return "pause"
+
+    def _reached(
+        self, number: int, value: float, seconds_per_epoch: float | None
+    ) -> tuple[RungRecord, int]:
+        """Note the trial's `value` at its target rung (and its pace): its record, that rung."""
+        trial = self.trials[number]
+        rung = trial.promoted + 1
+        trial.values[rung] = value
+        if seconds_per_epoch is not None:
+            trial.seconds_per_epoch = seconds_per_epoch
+        return trial, rung
 
     def promotion(self, held: Iterable[int], *, draining: bool = False) -> int | None:
         """A paused trial among `held` (those whose state this process keeps) that has earned

@@ -101,11 +101,7 @@ class RuleScheduler(Scheduler):
         self.direction: Literal["maximize", "minimize"] = direction
 
     def record(self, number: int, value: float, seconds_per_epoch: float | None = None) -> Decision:
-        trial = self.trials[number]
-        rung = trial.promoted + 1
-        trial.values[rung] = value
-        if seconds_per_epoch is not None:
-            trial.seconds_per_epoch = seconds_per_epoch
+        trial, rung = self._reached(number, value, seconds_per_epoch)
         if rung >= len(self.ladder(number)) - 1:
             return "complete"
         if number not in self.protected and self._stops(number):
