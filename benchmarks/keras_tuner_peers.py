@@ -2,6 +2,7 @@
 
     python benchmarks/keras_tuner_peers.py [--budget 300] [--seeds 0 1 2] [--batch-size 64]
                                            [--quick] [--out benchmarks/results/....json]
+    python benchmarks/keras_tuner_peers.py --from-json benchmarks/results/....json
 
 `--quick` is one seed of 45 s per tool (about 3 minutes in all, start-up and the final tests
 included). Needs `pip install keras keras-tuner six` (Keras Tuner is a benchmark-only
@@ -53,12 +54,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from peers import (  # this folder's: the event log, the watchdog and the curves
+from peers import (  # this folder's: the event log, the watchdog, the curves, Keras Tuner's stop
     MNIST,
+    BudgetSpent,
     EventLog,
     best_at,
     best_over_time,
     fmt,
+    kerastuner_at_budget,
     machine,
     read_jsonl,
     time_marks,
@@ -70,6 +73,7 @@ TOOLS = ("kerastuner", "dltune")
 MAX_EPOCHS, FACTOR = 27, 3
 GRACE_S = 60.0  # past the budget: an epoch in flight, get_best_models and the test
 QUICK_BUDGET_S = 45.0
+LEVELS = (0.94, 0.95, 0.96, 0.965)  # validation accuracies whose times report_levels prints
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -136,7 +140,7 @@ def arm(tool: str, seed: int, budget: float, folder: Path, batch_size: int) -> N
     if tool == "dltune":
         trials = search_dltune(tuner, x["train"], y["train"], fit, log)
     else:
-        trials = search_kerastuner(kt, keras, tuner, x["train"], y["train"], fit, log)
+        trials = search_kerastuner(keras, tuner, x["train"], y["train"], fit, log)
     searched = log.elapsed()
     model = tuner.get_best_models(1)[0]
     _, test = model.evaluate(x["test"], y["test"], verbose=0)
@@ -156,39 +160,12 @@ def search_dltune(tuner: Any, x: Any, y: Any, fit: dict[str, Any], log: EventLog
 
 
 def search_kerastuner(
-    kt: Any, keras: Any, tuner: Any, x: Any, y: Any, fit: dict[str, Any], log: EventLog
+    keras: Any, tuner: Any, x: Any, y: Any, fit: dict[str, Any], log: EventLog
 ) -> int:
     """Keras Tuner's search, stopped at the budget (it has no timeout of its own)."""
-    current: dict[str, Any] = {"trial": "", "trials": 0}  # callbacks are deep-copied per trial
-
-    class BudgetSpent(Exception):
-        pass
-
-    def pre_create_trial() -> None:  # raised outside the per-trial error handling
-        if log.over():
-            raise BudgetSpent
-
-    began = tuner.on_trial_begin
-
-    def on_trial_begin(trial: Any) -> None:
-        current["trial"], current["trials"] = trial.trial_id, current["trials"] + 1
-        began(trial)
-
-    tuner.pre_create_trial, tuner.on_trial_begin = pre_create_trial, on_trial_begin
-
-    class Logger(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            if log.over():
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            if log.over():
-                self.model.stop_training = True
-                return
-            log.epoch(float((logs or {})["val_accuracy"]), current["trial"], epoch + 1)
-
+    logger, current = kerastuner_at_budget(keras, tuner, log)
     with contextlib.suppress(BudgetSpent):
-        tuner.search(x, y, callbacks=[Logger()], **fit)
+        tuner.search(x, y, callbacks=[logger], **fit)
     return int(current["trials"])
 
 
@@ -269,6 +246,8 @@ def report(results: dict[int, dict[str, Any]], rows: list[dict[str, Any]], budge
             f"{r['seed']:>4} {fmt(r['kerastuner_best_val']):>8} {fmt(r['kerastuner_s'], 1):>7} "
             f"{reached:>8} {ratio:>6} {fmt(r['kerastuner_test']):>8} {fmt(r['dltune_test']):>11}"
         )
+    report_levels(results)
+    report_epochs(results)
     if not rows:
         return {}
     ratios = [r["ratio"] if r["ratio"] is not None else float("inf") for r in rows]
@@ -285,6 +264,38 @@ def report(results: dict[int, dict[str, Any]], rows: list[dict[str, Any]], budge
     return medians
 
 
+def report_levels(results: dict[Any, dict[str, Any]]) -> None:
+    """When each tool first reached each of LEVELS, and dltune's time over Keras Tuner's."""
+    print("\nTime to each level of validation accuracy: Keras Tuner s / dltune s (ratio)")
+    print(f"{'level':>6} " + " ".join(f"{'seed ' + str(seed):>24}" for seed in results))
+    for level in LEVELS:
+        cells = []
+        for by_tool in results.values():
+            peer = time_to_reach(by_tool["kerastuner"]["curve"], level)
+            ours = time_to_reach(by_tool["dltune"]["curve"], level)
+            ratio = f"({ours / peer:.2f})" if peer and ours is not None else ""
+            cells.append(f"{fmt(peer, 1) if peer else 'never'} / "
+                         f"{fmt(ours, 1) if ours is not None else 'never'} {ratio}")  # fmt: skip
+        print(f"{level:>6} " + " ".join(f"{c:>24}" for c in cells))
+
+
+def report_epochs(results: dict[Any, dict[str, Any]]) -> None:
+    """Where each tool's epochs went: all it trained, the trials it ran to max_epochs, and
+    the median epoch at which those trials were best (late: their long runs paid)."""
+    print(f"\nEpochs trained, trials run to {MAX_EPOCHS} epochs, and those trials' median best "
+          "epoch")  # fmt: skip
+    for seed, by_tool in results.items():
+        for tool, run in by_tool.items():
+            curves: dict[Any, list[tuple[int, float]]] = {}
+            for e in run["events"]:
+                curves.setdefault(e["trial"], []).append((e["epoch"], e["val"]))
+            full = [c for c in curves.values() if max(epoch for epoch, _ in c) >= MAX_EPOCHS]
+            best = [max(c, key=lambda point: point[1])[0] for c in full]
+            middle = f"{statistics.median(best):g}" if best else "-"
+            print(f"{seed:>4} {tool:>10} {len(run['events']):>6} epochs, {len(full):>3} "
+                  f"full-length trials, median best epoch {middle}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=300.0, help="seconds per tool and seed")
@@ -292,12 +303,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="search()'s batch_size")
     parser.add_argument("--quick", action="store_true", help="45 s, one seed")
     parser.add_argument("--out", type=Path, help="all events and results (JSON)")
+    parser.add_argument("--from-json", type=Path, help="print the report of a saved --out file")
     parser.add_argument("--arm", choices=TOOLS, help=argparse.SUPPRESS)  # in a child process
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.arm:
         arm(args.arm, args.seed, args.budget, args.workdir, args.batch_size)
+        return
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        report(saved["results"], compare(saved["results"]), saved["budget"])
         return
     if args.quick:
         args.budget, args.seeds = QUICK_BUDGET_S, args.seeds[:1]

@@ -257,8 +257,6 @@ def arm_kerastuner(seed: int, budget: float, folder: Path) -> None:
     one_hot = {s: np.eye(n_classes, dtype=np.float32)[y[s]] for s in SPLITS}
     keras.utils.set_random_seed(seed)
     log = EventLog(folder / "events.jsonl", budget)
-    # Keras Tuner deep-copies the callbacks for every trial: shared state lives out here.
-    current: dict[str, Any] = {"trial": "", "trials": 0}
 
     class HyperModel(keras_tuner.HyperModel):
         def build(self, hp: Any) -> Any:
@@ -288,37 +286,7 @@ def arm_kerastuner(seed: int, budget: float, folder: Path) -> None:
         def fit(self, hp: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
             return model.fit(*args, batch_size=hp.Choice("batch_size", BATCH_SIZES), **kwargs)
 
-    class BudgetSpent(Exception):
-        pass
-
-    class Tuner(keras_tuner.Hyperband):
-        def pre_create_trial(self) -> None:
-            # Raised outside Keras Tuner's per-trial error handling, so search() ends here.
-            if log.over():
-                raise BudgetSpent
-
-        def on_trial_begin(self, trial: Any) -> None:
-            current["trial"], current["trials"] = trial.trial_id, current["trials"] + 1
-            super().on_trial_begin(trial)
-
-    class Logger(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            if log.over():
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            if log.over():
-                self.model.stop_training = True
-                return
-            value = float((logs or {})["val_accuracy"])
-            test = None
-            if log.is_new_best(value):
-                predicted = np.asarray(self.model.predict_on_batch(x["test"])).argmax(axis=1)
-                test = float((predicted == y["test"]).mean())
-            # epoch counts from the trial's start: Hyperband's continued trials resume there
-            log.epoch(value, current["trial"], epoch + 1, test)
-
-    tuner = Tuner(
+    tuner = keras_tuner.Hyperband(
         HyperModel(),
         objective="val_accuracy",
         max_epochs=MAX_EPOCHS,
@@ -331,16 +299,67 @@ def arm_kerastuner(seed: int, budget: float, folder: Path) -> None:
         project_name="peers",
         overwrite=True,
     )
+    logger, current = kerastuner_at_budget(keras, tuner, log, test=(x["test"], y["test"]))
     log.start(data=data.fingerprint())
     with contextlib.suppress(BudgetSpent):
         tuner.search(
             x["train"],
             one_hot["train"],
             validation_data=(x["val"], one_hot["val"]),
-            callbacks=[Logger()],
+            callbacks=[logger],
             verbose=0,
         )
     log.final(trials=current["trials"])
+
+
+class BudgetSpent(Exception):
+    """Raised by a Keras Tuner's pre_create_trial once the budget is spent: outside Keras
+    Tuner's per-trial error handling, so search() ends there."""
+
+
+def kerastuner_at_budget(
+    keras: Any, tuner: Any, log: EventLog, test: tuple[Any, Any] | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Make a Keras Tuner stop at the budget and log its epochs (it has no timeout): its
+    pre_create_trial raises BudgetSpent, and the callback returned (give it to search()) sets
+    model.stop_training at the budget (the epoch in progress ends after its current batch and
+    is not logged) and logs each epoch's val_accuracy, with the test accuracy of each new best
+    where `test` = (x, y labels) is given. Also returned: the current trial and the count of
+    trials begun (Keras Tuner deep-copies callbacks for every trial: shared state lives here)."""
+    import numpy as np
+
+    current: dict[str, Any] = {"trial": "", "trials": 0}
+
+    def pre_create_trial() -> None:
+        if log.over():
+            raise BudgetSpent
+
+    began = tuner.on_trial_begin
+
+    def on_trial_begin(trial: Any) -> None:
+        current["trial"], current["trials"] = trial.trial_id, current["trials"] + 1
+        began(trial)
+
+    tuner.pre_create_trial, tuner.on_trial_begin = pre_create_trial, on_trial_begin
+
+    class Logger(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if log.over():
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            if log.over():
+                self.model.stop_training = True
+                return
+            value = float((logs or {})["val_accuracy"])
+            tested = None
+            if test is not None and log.is_new_best(value):
+                predicted = np.asarray(self.model.predict_on_batch(test[0])).argmax(axis=1)
+                tested = float((predicted == test[1]).mean())
+            # epoch counts from the trial's start: Hyperband's continued trials resume there
+            log.epoch(value, current["trial"], epoch + 1, tested)
+
+    return Logger(), current
 
 
 def arm_dltune(seed: int, budget: float, folder: Path) -> None:
