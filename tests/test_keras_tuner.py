@@ -23,7 +23,8 @@ import dltune  # noqa: E402
 from dltune import keras_tuner as kt  # noqa: E402
 from dltune.keras_tuner.data import search_data  # noqa: E402
 from dltune.keras_tuner.objective import as_objective, metric_of  # noqa: E402
-from dltune.keras_tuner.tuners import DATABASE, hyperband_trials  # noqa: E402
+from dltune.keras_tuner.tuner import DATABASE  # noqa: E402
+from dltune.keras_tuner.tuners import hyperband_trials  # noqa: E402
 from dltune.storage import read_trials, study_meta  # noqa: E402
 
 from .conftest import SHARED_MNIST  # noqa: E402

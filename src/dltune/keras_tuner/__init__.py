@@ -19,7 +19,8 @@ objective.py     Objective, and Keras Tuner's objective names in dltune's metric
 arguments.py     the arguments refused (constructors, search, callbacks) and why
 hypermodel.py    HyperParameters (the hp of stored values) and HyperModel
 data.py          search()'s arrays as a Dataset: validation data, one-hot labels, layout
-tuners.py        Hyperband, RandomSearch, BayesianOptimization: search() and its budget
+tuner.py         the Tuner they share: the study, search() and its budget, the results
+tuners.py        Hyperband, RandomSearch, BayesianOptimization: schedule, sampler, trials
 results.py       the best trials, their hyperparameters, their trained Keras models
 summaries.py     results_summary(), search_space_summary() and the progress lines
 

@@ -149,3 +149,29 @@ def _early_stopping(stop: Any) -> tuple[int, str]:
     # Keras stops after `patience` epochs without improvement (patience 0: after the first);
     # dltune's patience is the same count, at least 1.
     return max(1, int(stop.patience)), str(getattr(stop, "monitor", "val_loss"))
+
+
+def oracle_arguments(
+    hyperparameters: Any,
+    tune_new_entries: bool,
+    allow_new_entries: bool,
+    max_retries_per_trial: int,
+    max_consecutive_failed_trials: int,
+) -> dict[str, Any]:
+    """Keras Tuner's Oracle arguments every tuner takes, by name, for the refusal of those
+    dltune does not support (`refuse`)."""
+    return {
+        "hyperparameters": hyperparameters,
+        "tune_new_entries": tune_new_entries,
+        "allow_new_entries": allow_new_entries,
+        "max_retries_per_trial": max_retries_per_trial,
+        "max_consecutive_failed_trials": max_consecutive_failed_trials,
+    }
+
+
+def whole_number(value: Any, name: str, call: str, low: int = 1) -> int:
+    """`value` where it is a whole number of at least `low`, else a KerasTunerError naming the
+    call and the argument."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise KerasTunerError(f"{call}: {name}={value!r}; give a whole number of at least {low}")
+    return value
