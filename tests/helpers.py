@@ -8,6 +8,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,7 +242,15 @@ def _forked_main(
         sys.stdout, sys.stderr = stdout, stderr
         from dltune.cli import main
 
-        main(args)
+        try:
+            main(args)
+        except SystemExit:
+            raise
+        except BaseException:
+            # into the err file: multiprocessing prints an escaping error only after this
+            # block has closed it, and the test would see an exit status of 1 and no reason
+            traceback.print_exc()
+            raise
 
 
 def assert_curves_unbroken(study: Any, threads: int | None = None) -> None:
